@@ -1,0 +1,1 @@
+"""Homing: a customer-service IM workbench for e-commerce shops."""

@@ -1,0 +1,1 @@
+"""Chat core: conversations, messages with gap-free sequence numbers, and the socket protocol."""

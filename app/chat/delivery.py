@@ -1,0 +1,39 @@
+"""What the real-time layer reads from the chat record: missed messages and current state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from app.chat import service
+from app.chat.models import Conversation
+from app.chat.schemas import message_public
+from app.db import Database
+from app.realtime.connection import Connection
+
+
+class ChatLoader:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def messages_after(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
+        async with self.db.read() as session:
+            return [message_public(m) for m in await service.messages_after(session, conversation_id, after_seq)]
+
+    async def current_conversations(self, conn: Connection) -> list[dict[str, Any]]:
+        """The connection's tracked conversations plus the open ones it should know of."""
+        tracked = list(conn.tracks)
+        ident = conn.identity
+        if conn.kind == "agent":
+            mine = (Conversation.agent_id == ident.id) & (Conversation.status == "assigned")
+        else:
+            mine = (
+                (Conversation.shop_id == ident.shop_id)
+                & (Conversation.buyer_id == ident.buyer_id)
+                & (Conversation.status != "closed")
+            )
+        cond = or_(mine, Conversation.id.in_(tracked)) if tracked else mine
+        async with self.db.read() as session:
+            convs = list((await session.execute(select(Conversation).where(cond))).scalars())
+            return await service.public_conversations(session, convs)

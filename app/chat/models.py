@@ -1,0 +1,88 @@
+"""Stored conversations and messages; `seq` numbers a conversation's messages without gaps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime, new_id
+
+MESSAGE_KINDS = (
+    "text",
+    "image",
+    "product_card",
+    "order_card",
+    "coupon_card",
+    "compensation_card",
+    "system",
+)
+CLIENT_KINDS = ("text", "image", "product_card", "order_card")
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # A buyer has at most one open conversation with a shop, whatever the races.
+        Index(
+            "uq_conversations_open_buyer",
+            "shop_id",
+            "buyer_id",
+            unique=True,
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
+        Index("ix_conversations_waiting", "shop_id", "queue", "status", "queued_at"),
+        Index("ix_conversations_agent_status", "agent_id", "status"),
+        Index("ix_conversations_buyer", "shop_id", "buyer_id", "assigned_at"),
+        Index("ix_conversations_status", "status"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    shop_id: str = Field(foreign_key="shops.id", max_length=32)
+    buyer_id: str = Field(sa_column=Column(String(128), nullable=False))
+    queue: str = Field(default="general", max_length=64)
+    status: str = Field(default="queued", max_length=16)
+    agent_id: str | None = Field(default=None, foreign_key="agents.id", max_length=32)
+    elder: bool = Field(default=False)
+    last_seq: int = Field(default=0)
+    buyer_read_seq: int = Field(default=0)
+    agent_read_seq: int = Field(default=0)
+    opened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    queued_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    assigned_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    close_reason: str | None = Field(default=None, max_length=32)
+    last_buyer_message_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+        # Idempotent sends: one stored message per sender and client message id.
+        Index(
+            "uq_messages_client_msg",
+            "shop_id",
+            "sender",
+            "sender_id",
+            "client_msg_id",
+            unique=True,
+            sqlite_where=text("client_msg_id IS NOT NULL"),
+            postgresql_where=text("client_msg_id IS NOT NULL"),
+        ),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    shop_id: str = Field(foreign_key="shops.id", max_length=32)
+    conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
+    seq: int
+    sender: str = Field(max_length=16)
+    sender_id: str | None = Field(default=None, sa_column=Column(String(128)))
+    kind: str = Field(default="text", max_length=32)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    client_msg_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

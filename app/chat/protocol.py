@@ -1,0 +1,92 @@
+"""Parsing and checking client frames (PROTOCOL.md), with exact error messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from app.chat.actions import Outgoing
+from app.errors import BadInput, TooLarge
+
+MAX_ID = 128
+
+
+def parse_frame(text: str | bytes) -> dict[str, Any]:
+    try:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"Expected a JSON object, but the frame is not valid JSON ({exc}).") from exc
+    if not isinstance(frame, dict):
+        raise BadInput(f"Expected a JSON object, but got {type(frame).__name__}.")
+    if not isinstance(frame.get("type"), str):
+        raise BadInput('Expected a string "type" field.')
+    return frame
+
+
+def get_str(frame: dict[str, Any], key: str, *, max_len: int = MAX_ID, required: bool = True) -> str:
+    value = frame.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value:
+        raise BadInput(f'Expected a non-empty string "{key}", but got {_kind(value)}.')
+    if len(value) > max_len:
+        raise BadInput(f'"{key}" is longer than {max_len} characters.')
+    return value
+
+
+def get_int(frame: dict[str, Any], key: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    value = frame.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadInput(f'Expected an integer "{key}", but got {_kind(value)}.')
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" to {maximum}" if maximum is not None else " or more"
+        raise BadInput(f'"{key}" must be {minimum}{upper}, but got {value}.')
+    return value
+
+
+def get_bool(frame: dict[str, Any], key: str) -> bool:
+    value = frame.get(key)
+    if not isinstance(value, bool):
+        raise BadInput(f'Expected true or false for "{key}", but got {_kind(value)}.')
+    return value
+
+
+def parse_outgoing(frame: dict[str, Any], *, max_chars: int) -> Outgoing:
+    """A `message.send` frame's message, checked for shape and size."""
+    client_msg_id = get_str(frame, "client_msg_id")
+    body = frame.get("body", "")
+    if not isinstance(body, str):
+        raise BadInput(f'Expected a string "body", but got {_kind(body)}.')
+    if len(body) > max_chars:
+        raise TooLarge(f"The message is {len(body)} characters; the limit is {max_chars}.")
+    kind = frame.get("kind", "text")
+    payload = frame.get("payload") or {}
+    if not isinstance(payload, dict):
+        raise BadInput(f'Expected an object "payload", but got {_kind(payload)}.')
+    if kind == "text":
+        if not body.strip():
+            raise BadInput("A text message needs a non-empty body.")
+        payload = {}
+    elif kind == "product_card":
+        payload = {
+            "product_id": get_str(payload, "product_id"),
+            "title": get_str(payload, "title", max_len=500),
+            "category": get_str(payload, "category", required=False) or None,
+            "price_cents": get_int(payload, "price_cents"),
+        }
+    elif kind == "order_card":
+        payload = {"order_id": get_str(payload, "order_id")}
+    else:
+        raise BadInput(
+            f'Expected "kind" one of text, product_card, order_card, but got {_kind(kind)}.'
+        )
+    return Outgoing(client_msg_id=client_msg_id, body=body, kind=kind, payload=payload)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return repr(value[:40])
+    return type(value).__name__

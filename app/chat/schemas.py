@@ -1,0 +1,47 @@
+"""Wire shapes of PROTOCOL.md: MSG and CONV as the clients see them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.chat.models import Conversation, Message
+
+
+def iso(dt: Any) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def message_public(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "seq": m.seq,
+        "sender": m.sender,
+        "sender_id": m.sender_id,
+        "kind": m.kind,
+        "body": m.body,
+        "payload": m.payload or {},
+        "created_at": iso(m.created_at),
+        "client_msg_id": m.client_msg_id,
+    }
+
+
+def conversation_public(
+    c: Conversation, *, shop_slug: str, agent_name: str | None
+) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "shop": shop_slug,
+        "buyer_id": c.buyer_id,
+        "queue": c.queue,
+        "status": c.status,
+        "agent_id": c.agent_id,
+        "agent_name": agent_name if c.agent_id else None,
+        "elder": c.elder,
+        "opened_at": iso(c.opened_at),
+        "assigned_at": iso(c.assigned_at),
+        "closed_at": iso(c.closed_at),
+        "last_seq": c.last_seq,
+        "buyer_read_seq": c.buyer_read_seq,
+        "agent_read_seq": c.agent_read_seq,
+    }

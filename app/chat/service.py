@@ -1,0 +1,94 @@
+"""Reads of conversations and messages (no state changes here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat.models import Conversation, Message
+from app.chat.schemas import conversation_public, message_public
+from app.shops.models import Agent, Shop
+
+SYNC_PAGE = 500
+
+
+async def messages_after(
+    session: AsyncSession, conversation_id: str, after_seq: int, limit: int = SYNC_PAGE
+) -> list[Message]:
+    rows = await session.execute(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.seq > after_seq)
+        .order_by(Message.seq)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def get_conversation(session: AsyncSession, conversation_id: str) -> Conversation | None:
+    return await session.get(Conversation, conversation_id)
+
+
+async def open_conversation_of_buyer(
+    session: AsyncSession, shop_id: str, buyer_id: str
+) -> Conversation | None:
+    row = await session.execute(
+        select(Conversation).where(
+            Conversation.shop_id == shop_id,
+            Conversation.buyer_id == buyer_id,
+            Conversation.status != "closed",
+        )
+    )
+    return row.scalars().first()
+
+
+async def public_conversations(
+    session: AsyncSession, conversations: list[Conversation]
+) -> list[dict[str, Any]]:
+    """CONV for each, with the shop slug and the assigned agent's display name."""
+    if not conversations:
+        return []
+    shop_ids = {c.shop_id for c in conversations}
+    agent_ids = {c.agent_id for c in conversations if c.agent_id}
+    # (A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.)
+    rows = await session.execute(select(Shop.id, Shop.slug).where(Shop.id.in_(shop_ids)))
+    slugs = {shop_id: slug for shop_id, slug in rows.tuples()}
+    names: dict[str, str] = {}
+    if agent_ids:
+        rows = await session.execute(select(Agent.id, Agent.display_name).where(Agent.id.in_(agent_ids)))
+        names = {agent_id: name for agent_id, name in rows.tuples()}
+    return [
+        conversation_public(c, shop_slug=slugs[c.shop_id], agent_name=names.get(c.agent_id or ""))
+        for c in conversations
+    ]
+
+
+async def public_conversation(session: AsyncSession, c: Conversation) -> dict[str, Any]:
+    return (await public_conversations(session, [c]))[0]
+
+
+async def conversations_for_agent(
+    session: AsyncSession, agent: Agent, *, status: str | None = None, whole_shop: bool = False
+) -> list[Conversation]:
+    """An agent's own conversations; supervisors and admins may ask for the whole shop's."""
+    q = select(Conversation).where(Conversation.shop_id == agent.shop_id)
+    if not whole_shop:
+        q = q.where(Conversation.agent_id == agent.id)
+    if status:
+        q = q.where(Conversation.status == status)
+    elif not whole_shop:
+        q = q.where(Conversation.status != "closed")
+    q = q.order_by(Conversation.opened_at.desc()).limit(500)
+    return list((await session.execute(q)).scalars())
+
+
+def agent_may_see(agent: Agent, conv: Conversation) -> bool:
+    """The assigned agent, and the shop's supervisors and admins."""
+    if conv.shop_id != agent.shop_id:
+        return False
+    return conv.agent_id == agent.id or agent.role in ("supervisor", "admin")
+
+
+def buyer_may_see(shop_id: str, buyer_id: str, conv: Conversation) -> bool:
+    return conv.shop_id == shop_id and conv.buyer_id == buyer_id

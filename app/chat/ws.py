@@ -1,0 +1,271 @@
+"""WebSocket endpoints `/ws/buyer` and `/ws/agent`: authenticate, then parse → act → reply.
+
+No rules here: each frame is parsed, handed to one action, and its errors are mapped
+to error frames. The socket stays open after any error in a frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from app.chat import actions, service
+from app.chat.protocol import get_bool, get_int, get_str, parse_frame, parse_outgoing
+from app.chat.schemas import message_public
+from app.context import AppContext
+from app.errors import BadInput, DomainError, NotAuthenticated, RateLimited, TooLarge
+from app.realtime.connection import Connection
+from app.realtime.ratelimit import TokenBucket
+from app.realtime.topics import agent_topic, buyer_topic
+from app.shops import actions as shop_actions
+from app.shops import service as shop_service
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+CLOSE_UNAUTHORIZED = 4401
+
+
+class Session:
+    """One authenticated socket: its connection, its identity and its frame handlers."""
+
+    def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.conn = conn
+        self.bucket = TokenBucket(ctx.settings.frames_per_second)
+        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+
+    def error(self, code: str, message: str, ref: Any = None) -> None:
+        self.conn.push({"type": "error", "code": code, "message": message, "ref": ref})
+
+    async def receive_forever(self) -> None:
+        limit = self.ctx.settings.max_frame_bytes
+        while True:
+            msg = await self.ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            text = msg.get("text")
+            if text is None:
+                data = msg.get("bytes") or b""
+                text = data.decode("utf-8", errors="replace")
+            ref = None
+            try:
+                if len(text) > limit:
+                    raise TooLarge(f"The frame is {len(text)} characters; the limit is {limit}.")
+                frame = parse_frame(text)
+                ref = frame.get("client_msg_id") if isinstance(frame.get("client_msg_id"), str) else None
+                if not self.bucket.take():
+                    raise RateLimited(
+                        f"More than {self.ctx.settings.frames_per_second:g} frames a second; slow down."
+                    )
+                handler = self.handlers.get(frame["type"])
+                if handler is None:
+                    raise DomainError(f"Unknown frame type {frame['type']!r}.", code="unknown_type")
+                await handler(frame)
+            except DomainError as exc:
+                self.error(exc.code, exc.message, ref)
+            except Exception:
+                log.exception("frame handler failed")
+                self.error("internal", "Something went wrong on our side; please retry.", ref)
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return await self.ctx.db.run(fn, *args)
+
+    def now(self) -> Any:
+        return self.ctx.clock.now()
+
+    def sync(self, conv_id: str, frame: dict[str, Any]) -> None:
+        self.conn.push_sync(conv_id, get_int(frame, "after_seq"))
+
+
+class BuyerSession(Session):
+    def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, buyer: actions.BuyerIdentity):
+        super().__init__(ctx, ws, conn)
+        self.buyer = buyer
+        self.handlers = {
+            "message.send": self.on_send,
+            "sync": self.on_sync,
+            "typing": self.on_typing,
+            "read": self.on_read,
+            "elder_mode": self.on_elder_mode,
+        }
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
+        sent = await self.run(actions.send_from_buyer, self.buyer, out, self.now())
+        self._ack(out.client_msg_id, sent)
+
+    def _ack(self, client_msg_id: str, sent: actions.Sent) -> None:
+        msg = message_public(sent.message)
+        conv = sent.conversation
+        if conv.id not in self.conn.tracks:
+            self.conn.follow(conv.id, 0, conv.status, conv.agent_id)
+        self.conn.mark_sent(msg)
+        self.conn.push({"type": "message.ack", "client_msg_id": client_msg_id, "message": msg})
+
+    async def _conv(self, frame: dict[str, Any]) -> Any:
+        return await self.run(actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id"))
+
+    async def on_sync(self, frame: dict[str, Any]) -> None:
+        conv = await self._conv(frame)
+        self.sync(conv.id, frame)
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        conv = await self._conv(frame)
+        if conv.agent_id:
+            await self.ctx.hub.publish(
+                [(agent_topic(conv.agent_id), {"type": "typing", "conversation_id": conv.id, "by": "buyer"})]
+            )
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        seq = get_int(frame, "seq")
+        conv = await self._conv(frame)
+        await self.run(actions.mark_read, conv, "buyer", seq)
+
+    async def on_elder_mode(self, frame: dict[str, Any]) -> None:
+        on = get_bool(frame, "on")
+        await self.ctx.db.run(
+            shop_actions.set_elder_mode, shop_id=self.buyer.shop_id, buyer_id=self.buyer.buyer_id, on=on
+        )
+        self.buyer = actions.BuyerIdentity(**{**self.buyer.__dict__, "elder_mode": on})
+        self.conn.identity = self.buyer
+        self.conn.push({"type": "elder_mode", "on": on})
+
+
+class AgentSession(Session):
+    def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, agent: Any):
+        super().__init__(ctx, ws, conn)
+        self.agent = agent
+        self.handlers = {
+            "message.send": self.on_send,
+            "sync": self.on_sync,
+            "typing": self.on_typing,
+            "read": self.on_read,
+            "agent.status": self.on_status,
+            "conversation.close": self.on_close,
+        }
+
+    async def _conv(self, frame: dict[str, Any]) -> Any:
+        return await self.run(actions.conversation_for_agent, self.agent, get_str(frame, "conversation_id"))
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        conv_id = get_str(frame, "conversation_id")
+        out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
+        sent = await self.run(actions.send_from_agent, self.agent, conv_id, out, self.now())
+        msg = message_public(sent.message)
+        self.conn.mark_sent(msg)
+        self.conn.push({"type": "message.ack", "client_msg_id": out.client_msg_id, "message": msg})
+
+    async def on_sync(self, frame: dict[str, Any]) -> None:
+        conv = await self._conv(frame)
+        self.sync(conv.id, frame)
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        conv = await self._conv(frame)
+        await self.ctx.hub.publish(
+            [(buyer_topic(conv.shop_id, conv.buyer_id), {"type": "typing", "conversation_id": conv.id, "by": "agent"})]
+        )
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        seq = get_int(frame, "seq")
+        conv = await self._conv(frame)
+        await self.run(actions.mark_read, conv, "agent", seq)
+
+    async def on_status(self, frame: dict[str, Any]) -> None:
+        status = frame.get("status")
+        if status not in ("online", "busy", "offline"):
+            raise BadInput(f'Expected "status" one of online, busy, offline, but got {status!r}.')
+        await self.run(actions.set_status, self.agent, status)
+
+    async def on_close(self, frame: dict[str, Any]) -> None:
+        await self.run(actions.agent_close, self.agent, get_str(frame, "conversation_id"), self.now())
+
+
+def _ctx(ws: WebSocket) -> AppContext:
+    return ws.app.state.ctx  # type: ignore[no-any-return]
+
+
+def _connection(ctx: AppContext, ws: WebSocket, kind: str, identity: Any, topics: list[str]) -> Connection:
+    async def close(code: int) -> None:
+        if ws.application_state == WebSocketState.CONNECTED:
+            await ws.close(code)
+
+    return Connection(
+        kind=kind,
+        identity=identity,
+        topics=topics,
+        send_text=ws.send_text,
+        close=close,
+        loader=ctx.loader,
+        gap_fill_s=ctx.settings.gap_fill_s,
+    )
+
+
+async def _serve(ctx: AppContext, session: Session) -> None:
+    try:
+        await session.receive_forever()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        ctx.hub.unregister(session.conn)
+        await session.conn.stop()
+
+
+@router.websocket("/ws/buyer")
+async def buyer_socket(ws: WebSocket) -> None:
+    ctx = _ctx(ws)
+    await ws.accept()
+    now = ctx.clock.now()
+    try:
+        async with ctx.db.read() as s:
+            buyer = await shop_service.buyer_for_token(s, ws.query_params.get("token"), now)
+    except NotAuthenticated:
+        await ws.close(CLOSE_UNAUTHORIZED)
+        return
+    await ctx.db.run(
+        shop_actions.touch_buyer, shop_id=buyer.shop_id, buyer_id=buyer.buyer_id,
+        name=buyer.name, age=buyer.age, vip=buyer.vip, now=now,
+    )
+    conn = _connection(ctx, ws, "buyer", buyer, [buyer_topic(buyer.shop_id, buyer.buyer_id)])
+    # Register before reading state, so nothing committed after the read is missed.
+    ctx.hub.register(conn)
+    async with ctx.db.read() as s:
+        conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
+        public = await service.public_conversation(s, conv) if conv else None
+    if conv is not None:
+        conn.follow(conv.id, conv.last_seq, conv.status, conv.agent_id)
+    conn.start({"type": "hello", "buyer_id": buyer.buyer_id, "elder_mode": buyer.elder_mode,
+                "conversation": public})
+    await _serve(ctx, BuyerSession(ctx, ws, conn, buyer))
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(ws: WebSocket) -> None:
+    ctx = _ctx(ws)
+    await ws.accept()
+    try:
+        async with ctx.db.read() as s:
+            agent = await shop_service.agent_for_token(s, ws.query_params.get("token"), ctx.clock.now())
+    except NotAuthenticated:
+        await ws.close(CLOSE_UNAUTHORIZED)
+        return
+    conn = _connection(ctx, ws, "agent", agent, [agent_topic(agent.id)])
+    ctx.hub.register(conn)
+    async with ctx.db.read() as s:
+        convs = await service.conversations_for_agent(s, agent)
+        public = await service.public_conversations(s, convs)
+    for c in convs:
+        conn.follow(c.id, c.last_seq, c.status, c.agent_id)
+    conn.start({
+        "type": "hello",
+        "agent": {"id": agent.id, "username": agent.username, "display_name": agent.display_name,
+                  "role": agent.role, "max_concurrent": agent.max_concurrent},
+        "status": agent.status,
+        "conversations": public,
+    })
+    await _serve(ctx, AgentSession(ctx, ws, conn, agent))

@@ -1,0 +1,112 @@
+"""The `homing` command line: serve, worker, shop create."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from app.clock import Clock
+from app.config import Settings
+from app.db import Database
+from app.migrate import upgrade
+from app.shops import actions as shop_actions
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="homing", description="Homing customer-service workbench")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (and its scheduled jobs)")
+    serve.add_argument("--demo", action="store_true", help="create the demo shop (idempotent)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-jobs", action="store_true", help="leave scheduled jobs to `homing worker`")
+    serve.add_argument("--log-level", default="info")
+
+    worker = sub.add_parser("worker", help="run scheduled jobs only")
+    worker.add_argument("--log-level", default="info")
+
+    shop = sub.add_parser("shop", help="manage shops")
+    shop_sub = shop.add_subparsers(dest="shop_command", required=True)
+    create = shop_sub.add_parser("create", help="create a shop and its admin")
+    create.add_argument("slug")
+    create.add_argument("--admin", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name")
+
+    args = parser.parse_args(argv)
+    settings = Settings()
+    if args.command == "serve":
+        _serve(settings, args)
+    elif args.command == "worker":
+        _worker(settings, args)
+    elif args.command == "shop":
+        _shop_create(settings, args)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from app.main import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upgrade(settings.database_url)
+    if args.demo:
+        asyncio.run(_seed_demo(settings))
+    app = create_app(settings, run_jobs=not args.no_jobs)
+    url = f"http://{args.host}:{args.port}"
+    print(f"Homing is running at {url}/  (workbench {url}/workbench, demo shop {url}/demo/shop)", flush=True)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ws_max_size=settings.max_frame_bytes * 4,
+        ws_ping_interval=20,
+        ws_ping_timeout=20,
+        proxy_headers=False,
+    )
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    from app.worker import run_worker
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    upgrade(settings.database_url)
+    asyncio.run(run_worker(settings))
+
+
+async def _seed_demo(settings: Settings) -> None:
+    db = Database(settings.async_database_url)
+    try:
+        created = await db.run(shop_actions.seed_demo, Clock().now())
+        print("demo shop created" if created else "demo shop already present", flush=True)
+    finally:
+        await db.dispose()
+
+
+def _shop_create(settings: Settings, args: argparse.Namespace) -> None:
+    upgrade(settings.database_url)
+
+    async def go() -> shop_actions.NewShop:
+        db = Database(settings.async_database_url)
+        try:
+            return await db.run(  # type: ignore[no-any-return]
+                shop_actions.create_shop, slug=args.slug, admin_username=args.admin,
+                admin_password=args.password, now=Clock().now(), name=args.name,
+            )
+        finally:
+            await db.dispose()
+
+    from app.errors import DomainError
+
+    try:
+        new = asyncio.run(go())
+    except DomainError as exc:
+        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
+        raise SystemExit(1) from exc
+    print(json.dumps({"shop": new.shop.slug, "shop_id": new.shop.id, "buyer_secret": new.buyer_secret,
+                      "api_key": new.api_key}))

@@ -1,0 +1,65 @@
+"""Settings read from the environment, checked once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HTMX_VERSION = "2.0.4"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str = Field(default="sqlite:///homing.db", alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+
+    # Chat limits (PRODUCT.md section 1).
+    max_body_chars: int = Field(default=4000, alias="HOMING_MAX_BODY_CHARS")
+    frames_per_second: float = Field(default=10.0, alias="HOMING_FRAMES_PER_SECOND")
+    max_frame_bytes: int = Field(default=64 * 1024, alias="HOMING_MAX_FRAME_BYTES")
+    upload_max_bytes: int = Field(default=5 * 1024 * 1024, alias="HOMING_UPLOAD_MAX_BYTES")
+
+    # Identities.
+    session_ttl_hours: int = Field(default=24 * 7, alias="HOMING_SESSION_TTL_HOURS")
+    login_max_failures: int = Field(default=5, alias="HOMING_LOGIN_MAX_FAILURES")
+    login_window_s: int = Field(default=300, alias="HOMING_LOGIN_WINDOW_S")
+    cookie_secure: bool = Field(default=False, alias="HOMING_COOKIE_SECURE")
+
+    # Pages: htmx from its CDN unless told to serve the copy under static/vendor.
+    htmx_local: bool = Field(default=False, alias="HOMING_HTMX_LOCAL")
+
+    # Background work: the routing sweep re-dispatches anything a crash left waiting.
+    dispatch_sweep_s: float = Field(default=2.0, alias="HOMING_DISPATCH_SWEEP_S")
+    # How long a connection waits for a missing sequence number before it reads the
+    # database itself (the bus is news, the database is the record).
+    gap_fill_s: float = Field(default=1.0, alias="HOMING_GAP_FILL_S")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, v: str) -> str:
+        if not (v.startswith("sqlite") or v.startswith("postgres")):
+            raise ValueError(f"DATABASE_URL must be sqlite:/// or postgresql://, got {v!r}")
+        return v
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def async_database_url(self) -> str:
+        """The SQLAlchemy URL with the async driver this project ships."""
+        url = self.database_url
+        if url.startswith("sqlite:"):
+            return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+        for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        return url
+
+
+def get_settings() -> Settings:
+    return Settings()

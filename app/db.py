@@ -1,0 +1,172 @@
+"""Database engine, sessions and the unit of work that publishes events after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import SQLModel
+
+log = logging.getLogger(__name__)
+
+# One naming convention, so Alembic names constraints the same on SQLite and PostgreSQL.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+
+def new_id() -> str:
+    """Opaque, unguessable string ids (PROTOCOL: IDs are strings)."""
+    return secrets.token_hex(12)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on SQLite (which stores naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# PostgreSQL errors after which the whole transaction may simply be run again.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return code in _RETRYABLE_SQLSTATES
+
+
+class UnitOfWork:
+    """One transaction plus the events to publish once it has committed.
+
+    Actions receive a UnitOfWork, change state through `session`, and call `emit` for
+    what clients should hear about. Nothing is published unless the commit succeeds.
+    """
+
+    def __init__(self, session: AsyncSession, dialect: str) -> None:
+        self.session = session
+        self.dialect = dialect
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.signals: list[tuple[str, Any]] = []
+
+    def emit(self, topic: str, frame: dict[str, Any]) -> None:
+        self.events.append((topic, frame))
+
+    def emit_many(self, topics: list[str], frame: dict[str, Any]) -> None:
+        for topic in topics:
+            self.events.append((topic, frame))
+
+    def signal(self, name: str, arg: Any) -> None:
+        """Ask for follow-up work after commit (e.g. "dispatch" a queue); see Database.on_signal."""
+        self.signals.append((name, arg))
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+
+class Database:
+    """Owns the engine. Created in the app's lifespan, never at import time."""
+
+    def __init__(self, async_url: str, *, echo: bool = False) -> None:
+        self.url = async_url
+        self.is_sqlite = async_url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(async_url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.dialect = self.engine.dialect.name
+        # SQLite has one writer at a time; serialising writers in-process avoids
+        # "database is locked" storms and keeps the ack latency predictable.
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self.publisher: Any = None  # set by the app: async callable(events)
+        self.on_signal: Any = None  # set by the app: callable(name, arg)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def _transaction_once(self) -> AsyncIterator[UnitOfWork]:
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock:  # type: ignore[attr-defined]
+            async with self.sessionmaker() as session:
+                uow = UnitOfWork(session, self.dialect)
+                async with session.begin():
+                    yield uow
+        # Committed: now, and only now, tell the world.
+        if uow.events and self.publisher is not None:
+            await self.publisher(uow.events)
+        if self.on_signal is not None:
+            for name, arg in uow.signals:
+                self.on_signal(name, arg)
+
+    async def run(self, fn: Any, *args: Any, attempts: int = 5, **kwargs: Any) -> Any:
+        """Run `fn(uow, *args)` in a transaction, retrying deadlocks and serialization failures."""
+        for attempt in range(attempts):
+            try:
+                async with self._transaction_once() as uow:
+                    return await fn(uow, *args, **kwargs)
+            except DBAPIError as exc:
+                if attempt + 1 < attempts and _is_retryable(exc):
+                    log.info("retrying transaction after %s", exc.orig)
+                    await asyncio.sleep(0.01 * (attempt + 1))
+                    continue
+                raise
+        raise AssertionError("unreachable")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, issue BEGIN, so SAVEPOINTs work (SQLAlchemy's
+    # documented recipe for pysqlite/aiosqlite).
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")

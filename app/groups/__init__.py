@@ -1,0 +1,1 @@
+"""Fan groups (issue 6); nothing is built here yet."""

@@ -1,0 +1,91 @@
+"""The ASGI application: resources built in the lifespan, routers, error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.chat import api as chat_api
+from app.chat import ws as chat_ws
+from app.chat.delivery import ChatLoader
+from app.clock import Clock
+from app.config import Settings, get_settings
+from app.context import AppContext
+from app.db import Database
+from app.errors import DomainError
+from app.realtime.bus import make_bus
+from app.realtime.hub import Hub
+from app.routing.dispatcher import Dispatcher
+from app.shops import api as shops_api
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, run_jobs: bool = True
+) -> FastAPI:
+    settings = settings or get_settings()
+    clock = clock or Clock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.async_database_url)
+        bus = make_bus(settings.redis_url)
+        hub = Hub(bus)
+        dispatcher = Dispatcher(db, clock, settings.dispatch_sweep_s)
+        db.publisher = hub.publish
+        db.on_signal = dispatcher.on_signal
+        await bus.start()
+        # Every node drains its own dispatch requests; the sweep is a scheduled job.
+        dispatcher.start(sweep=run_jobs)
+        app.state.ctx = AppContext(
+            settings=settings, clock=clock, db=db, bus=bus, hub=hub,
+            loader=ChatLoader(db), dispatcher=dispatcher,
+        )
+        try:
+            yield
+        finally:
+            await dispatcher.stop()
+            await bus.stop()
+            await db.dispose()
+
+    app = FastAPI(title="Homing", version="0.1.0", lifespan=lifespan)
+    app.include_router(shops_api.router)
+    app.include_router(chat_api.router)
+    app.include_router(chat_ws.router)
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> dict[str, Any]:
+        ctx: AppContext = request.app.state.ctx
+        async with ctx.db.read() as s:
+            await s.execute(text("SELECT 1"))
+        return {"ok": True, "db": ctx.db.dialect, "bus": ctx.bus.name, "bus_connected": ctx.bus.healthy}
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, "invalid", f"{where}: {first.get('msg', 'invalid input')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    return app
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)

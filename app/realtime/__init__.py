@@ -1,0 +1,1 @@
+"""Real-time delivery: connection registry per process and the bus between processes."""

@@ -1,0 +1,157 @@
+"""The bus between processes: in-process by default, Redis pub/sub when REDIS_URL is set.
+
+The bus carries news, never the record: a message is in the database before anyone
+hears of it, and anything the bus drops is recovered from the database (connections
+fill sequence gaps; after a Redis outage every node resyncs its connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "homing:events"
+# The envelope topic that tells every node to resync all its connections from the database.
+RESYNC = b"*"
+
+OnMessage = Callable[[bytes], None]
+OnReconnect = Callable[[], Awaitable[None]]
+
+
+class Bus(ABC):
+    name: str
+
+    def __init__(self) -> None:
+        self.on_message: OnMessage = lambda _data: None
+        self.on_reconnect: OnReconnect | None = None
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def publish(self, data: bytes) -> bool:
+        """Send an envelope to every node (this one included); False if it could not be sent."""
+
+    @property
+    def healthy(self) -> bool:
+        return True
+
+
+class MemoryBus(Bus):
+    """One process: publishing is a direct call."""
+
+    name = "memory"
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def publish(self, data: bytes) -> bool:
+        self.on_message(data)
+        return True
+
+
+class RedisBus(Bus):
+    """Redis pub/sub on one channel; resubscribes after Redis restarts and then resyncs."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, channel: str = CHANNEL) -> None:
+        super().__init__()
+        self.url = url
+        self.channel = channel
+        self._client: aioredis.Redis | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._dirty = False  # a publish failed: others may have missed news
+        self._connected = False
+
+    async def start(self) -> None:
+        self._client = aioredis.Redis.from_url(
+            self.url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
+        self._listener = asyncio.create_task(self._listen_forever(), name="redis-bus-listener")
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout=10)
+        except TimeoutError:
+            log.warning("Redis bus not subscribed yet at start-up; will keep trying")
+
+    async def stop(self) -> None:
+        if self._listener:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        if self._client:
+            await self._client.aclose()
+
+    @property
+    def healthy(self) -> bool:
+        return self._connected
+
+    async def publish(self, data: bytes) -> bool:
+        assert self._client is not None
+        try:
+            await self._client.publish(self.channel, data)
+            if self._dirty:
+                # We failed to send earlier: tell every node to read the record again.
+                self._dirty = False
+                await self._client.publish(self.channel, RESYNC + b"\n")
+            return True
+        except (RedisError, OSError) as exc:
+            self._dirty = True
+            log.warning("Redis publish failed (%s); receivers will resync from the database", exc)
+            return False
+
+    async def _listen_forever(self) -> None:
+        assert self._client is not None
+        backoff = 0.1
+        first = True
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                self._connected = True
+                self._subscribed.set()
+                backoff = 0.1
+                if not first and self.on_reconnect is not None:
+                    log.info("Redis bus resubscribed; resyncing connections")
+                    await self.on_reconnect()
+                first = False
+                while True:
+                    msg = await pubsub.get_message(timeout=5.0)
+                    if msg is not None and msg.get("type") == "message":
+                        try:
+                            self.on_message(msg["data"])
+                        except Exception:
+                            log.exception("bus message handler failed")
+            except asyncio.CancelledError:
+                await _quiet_close(pubsub)
+                raise
+            except (RedisError, OSError) as exc:
+                self._connected = False
+                log.warning("Redis bus connection lost (%s); retrying in %.1fs", exc, backoff)
+                await _quiet_close(pubsub)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+
+async def _quiet_close(pubsub: aioredis.client.PubSub) -> None:
+    try:
+        await pubsub.aclose()
+    except Exception:  # the connection is already gone; nothing to tidy
+        pass
+
+
+def make_bus(redis_url: str | None) -> Bus:
+    return RedisBus(redis_url) if redis_url else MemoryBus()

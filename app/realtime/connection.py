@@ -1,0 +1,228 @@
+"""One client socket's outgoing side: an ordered queue, a writer, and per-conversation tracking.
+
+Delivery rule: a connection writes each (conversation, seq) at most once, and fills
+any gap from the database, so frames lost or reordered on the bus still reach the
+client exactly once. Everything written goes through one queue, so hello comes first
+and history loaded after an assignment never overtakes what it should precede.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+
+log = logging.getLogger(__name__)
+
+MAX_BACKLOG = 5000
+
+
+class Loader(Protocol):
+    """What delivery needs from the record (implemented by the chat layer)."""
+
+    async def messages_after(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]: ...
+
+    async def current_conversations(self, conn: Connection) -> list[dict[str, Any]]: ...
+
+
+class SeqTrack:
+    """Which sequence numbers of one conversation this connection has written.
+
+    `floor`: at connect the client is told the conversation's `last_seq`; anything up
+    to it the client fetches itself (sync or HTTP), so live frames at or below it are
+    not pushed. `upto`: everything in (floor, upto] has been written.
+    """
+
+    __slots__ = ("floor", "upto", "sent")
+
+    def __init__(self, floor: int = 0) -> None:
+        self.floor = floor
+        self.upto = floor
+        self.sent: set[int] = set()
+
+    def is_live_new(self, seq: int) -> bool:
+        return seq > self.floor and seq not in self.sent
+
+    def mark(self, seq: int) -> None:
+        self.sent.add(seq)
+        while self.upto + 1 in self.sent:
+            self.upto += 1
+
+    @property
+    def has_gap(self) -> bool:
+        return any(s > self.upto for s in self.sent)
+
+
+class Connection:
+    def __init__(
+        self,
+        *,
+        kind: str,
+        identity: Any,
+        topics: list[str],
+        send_text: Callable[[str], Awaitable[None]],
+        close: Callable[[int], Awaitable[None]],
+        loader: Loader,
+        gap_fill_s: float,
+    ) -> None:
+        self.kind = kind  # "buyer" or "agent"
+        self.identity = identity
+        self.topics = topics
+        self._send_text = send_text
+        self._close = close
+        self._loader = loader
+        self._gap_fill_s = gap_fill_s
+        self._items: deque[tuple[str, Any]] = deque()
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self.closed = False
+        self.tracks: dict[str, SeqTrack] = {}
+        self.known: dict[str, tuple[str, str | None]] = {}  # conv id -> (status, agent id)
+
+    # ---- producers (never block) -------------------------------------------------
+    def start(self, hello: dict[str, Any]) -> None:
+        """Put hello ahead of anything queued since registration, then start writing."""
+        self._items.appendleft(("frame", hello))
+        self._wake.set()
+        self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.kind}")
+
+    def follow(self, conversation_id: str, last_seq: int, status: str, agent_id: str | None) -> None:
+        """Track a conversation the client was told about at `last_seq`."""
+        self.tracks.setdefault(conversation_id, SeqTrack(floor=last_seq))
+        self.known[conversation_id] = (status, agent_id)
+
+    def push(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
+        self._put(("frame", (frame, raw)) if raw is not None else ("frame", frame))
+
+    def push_sync(self, conversation_id: str, after_seq: int) -> None:
+        self._put(("sync", (conversation_id, after_seq)))
+
+    def push_backfill(self, conversation_id: str) -> None:
+        self._put(("backfill", conversation_id))
+
+    def push_resync(self) -> None:
+        self._put(("resync", None))
+
+    def mark_sent(self, message: dict[str, Any]) -> None:
+        """The handler acked this message itself; don't echo it back as message.new."""
+        track = self.tracks.setdefault(message["conversation_id"], SeqTrack())
+        track.mark(message["seq"])
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        if self.closed:
+            return
+        if len(self._items) >= MAX_BACKLOG:
+            # A client this far behind reconnects and syncs; don't hold memory for it.
+            log.warning("closing a %s connection with %d frames unsent", self.kind, len(self._items))
+            self.closed = True
+            asyncio.create_task(self._close(1013))
+            return
+        self._items.append(item)
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self.closed = True
+        if self._writer is not None:
+            self._writer.cancel()
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+    # ---- the writer ---------------------------------------------------------------
+    async def _write_forever(self) -> None:
+        try:
+            while not self.closed:
+                if not self._items:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                kind, value = self._items.popleft()
+                if kind == "frame":
+                    frame, raw = value if isinstance(value, tuple) else (value, None)
+                    await self._deliver(frame, raw)
+                elif kind == "sync":
+                    await self._sync(*value)
+                elif kind == "backfill":
+                    await self._backfill(value)
+                elif kind == "resync":
+                    await self._resync()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The socket is gone or broken; the client reconnects and syncs.
+            log.debug("writer stopped", exc_info=True)
+            self.closed = True
+
+    async def _write(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
+        await self._send_text((raw or orjson.dumps(frame)).decode())
+
+    async def _deliver(self, frame: dict[str, Any], raw: bytes | None) -> None:
+        ftype = frame.get("type")
+        if ftype == "message.new":
+            msg = frame["message"]
+            conv_id, seq = msg["conversation_id"], msg["seq"]
+            track = self.tracks.setdefault(conv_id, SeqTrack())
+            if not track.is_live_new(seq):
+                return
+            await self._write(frame, raw)
+            track.mark(seq)
+            if track.has_gap:
+                asyncio.get_running_loop().call_later(self._gap_fill_s, self.push_backfill, conv_id)
+            return
+        if ftype and ftype.startswith("conversation."):
+            self._note_state(frame)
+        await self._write(frame, raw)
+        if ftype == "conversation.assigned" and self.kind == "agent":
+            conv = frame["conversation"]
+            self.tracks.setdefault(conv["id"], SeqTrack())
+            await self._backfill(conv["id"])
+
+    def _note_state(self, frame: dict[str, Any]) -> None:
+        conv = frame.get("conversation")
+        if conv:
+            self.known[conv["id"]] = (conv["status"], conv.get("agent_id"))
+        elif frame.get("type") == "conversation.closed":
+            cid = frame["conversation_id"]
+            self.known[cid] = ("closed", self.known.get(cid, ("", None))[1])
+
+    async def _backfill(self, conversation_id: str) -> None:
+        track = self.tracks.setdefault(conversation_id, SeqTrack())
+        for msg in await self._loader.messages_after(conversation_id, track.upto):
+            if track.is_live_new(msg["seq"]):
+                await self._write({"type": "message.new", "message": msg})
+                track.mark(msg["seq"])
+
+    async def _sync(self, conversation_id: str, after_seq: int) -> None:
+        """The client asked for everything after `after_seq`; send what it has not had here."""
+        track = self.tracks.setdefault(conversation_id, SeqTrack())
+        while True:
+            batch = await self._loader.messages_after(conversation_id, after_seq)
+            for msg in batch:
+                if msg["seq"] not in track.sent:
+                    await self._write({"type": "message.new", "message": msg})
+                    track.mark(msg["seq"])
+            if len(batch) < 500:
+                break
+            after_seq = batch[-1]["seq"]
+        # The client now has everything up to here; live frames resume above it.
+        track.floor = min(track.floor, after_seq)
+        while track.upto + 1 in track.sent:
+            track.upto += 1
+
+    async def _resync(self) -> None:
+        """After a bus outage: state changes and messages we may have missed, from the record."""
+        for conv in await self._loader.current_conversations(self):
+            before = self.known.get(conv["id"])
+            now = (conv["status"], conv.get("agent_id"))
+            if before != now:
+                if conv["status"] == "assigned":
+                    await self._deliver({"type": "conversation.assigned", "conversation": conv}, None)
+                elif conv["status"] == "closed":
+                    await self._deliver(
+                        {"type": "conversation.closed", "conversation_id": conv["id"], "reason": "closed"},
+                        None,
+                    )
+            if conv["id"] in self.tracks:
+                await self._backfill(conv["id"])

@@ -1,0 +1,80 @@
+"""The per-process registry of connections, and the bridge between them and the bus."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+import orjson
+
+from app.realtime.bus import RESYNC, Bus
+from app.realtime.connection import Connection
+
+log = logging.getLogger(__name__)
+
+SEP = "\x1f"  # between topics in an envelope header; never in a topic (ids are printable)
+
+
+def encode(topics: list[str], frame: dict[str, Any]) -> bytes:
+    return SEP.join(topics).encode() + b"\n" + orjson.dumps(frame)
+
+
+class Hub:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.subs: dict[str, set[Connection]] = defaultdict(set)
+        self.connections: set[Connection] = set()
+        bus.on_message = self.on_bus_message
+        bus.on_reconnect = self.resync_all
+
+    def register(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        for t in conn.topics:
+            self.subs[t].add(conn)
+
+    def unregister(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        for t in conn.topics:
+            subs = self.subs.get(t)
+            if subs is not None:
+                subs.discard(conn)
+                if not subs:
+                    del self.subs[t]
+
+    def local(self, topic: str) -> set[Connection]:
+        return self.subs.get(topic, set())
+
+    async def publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send committed events; one envelope per frame, naming all its topics."""
+        grouped: dict[int, tuple[dict[str, Any], list[str]]] = {}
+        for topic, frame in events:
+            entry = grouped.setdefault(id(frame), (frame, []))
+            if topic not in entry[1]:
+                entry[1].append(topic)
+        for frame, topics in grouped.values():
+            await self.bus.publish(encode(topics, frame))
+
+    def on_bus_message(self, data: bytes) -> None:
+        header, _, body = data.partition(b"\n")
+        if header == RESYNC:
+            self._resync_local()
+            return
+        targets: set[Connection] = set()
+        for topic in header.decode().split(SEP):
+            subs = self.subs.get(topic)
+            if subs:
+                targets |= subs
+        if not targets:
+            return  # nobody here: don't even parse it
+        frame = orjson.loads(body)
+        for conn in targets:
+            conn.push(frame, body)
+
+    async def resync_all(self) -> None:
+        self._resync_local()
+
+    def _resync_local(self) -> None:
+        log.info("resyncing %d connections from the database", len(self.connections))
+        for conn in list(self.connections):
+            conn.push_resync()

@@ -1,0 +1,16 @@
+"""Names of the bus topics: who a frame is for. A connection listens to its own topics."""
+
+from __future__ import annotations
+
+
+def buyer_topic(shop_id: str, buyer_id: str) -> str:
+    return f"b:{shop_id}:{buyer_id}"
+
+
+def agent_topic(agent_id: str) -> str:
+    return f"a:{agent_id}"
+
+
+def shop_staff_topic(shop_id: str) -> str:
+    """Supervisors and admins watching the whole shop (console)."""
+    return f"s:{shop_id}"

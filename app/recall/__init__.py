@@ -1,0 +1,1 @@
+"""High-intent promo recall (issue 5); nothing is built here yet."""

@@ -1,0 +1,1 @@
+"""Routing: which queue a conversation joins and which agent gets it."""

@@ -1,0 +1,75 @@
+"""Pure routing decisions over plain values: which queue, and which agent first.
+
+No I/O here. The actions module loads the facts, asks these functions, and then makes
+the decision stick with conditional updates (an agent may fill up in the meantime).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+ELDER_AGE = 60
+GENERAL = "general"
+ELDERLY = "elderly"
+
+
+@dataclass(frozen=True)
+class BuyerFacts:
+    age: int | None = None
+    elder_mode: bool = False
+
+    @property
+    def is_elder(self) -> bool:
+        return self.elder_mode or (self.age is not None and self.age >= ELDER_AGE)
+
+
+@dataclass(frozen=True)
+class AgentCandidate:
+    id: str
+    active_count: int
+    max_concurrent: int
+    last_assigned_at: datetime | None = None
+
+    @property
+    def has_room(self) -> bool:
+        return self.active_count < self.max_concurrent
+
+    @property
+    def load(self) -> float:
+        return self.active_count / self.max_concurrent if self.max_concurrent else 1.0
+
+
+def choose_queue(
+    buyer: BuyerFacts,
+    *,
+    category: str | None = None,
+    category_queues: Mapping[str, str] | None = None,
+    existing_queues: Iterable[str] = (GENERAL, ELDERLY),
+) -> str:
+    """First rule that matches: elder → `elderly`; mapped category → its queue; else `general`."""
+    if buyer.is_elder:
+        return ELDERLY
+    if category and category_queues:
+        queue = category_queues.get(category)
+        if queue and queue in set(existing_queues):
+            return queue
+    return GENERAL
+
+
+def rank_agents(
+    candidates: Sequence[AgentCandidate], *, preferred_agent_id: str | None = None
+) -> list[AgentCandidate]:
+    """Agents with room, best first: the buyer's recent agent, then least loaded, then idle longest."""
+    with_room = [c for c in candidates if c.has_room]
+
+    def idle_key(c: AgentCandidate) -> float:
+        # Never assigned counts as idle since forever.
+        return c.last_assigned_at.timestamp() if c.last_assigned_at else float("-inf")
+
+    ranked = sorted(with_room, key=lambda c: (c.load, idle_key(c), c.id))
+    if preferred_agent_id:
+        preferred = [c for c in ranked if c.id == preferred_agent_id]
+        ranked = preferred + [c for c in ranked if c.id != preferred_agent_id]
+    return ranked

@@ -1,0 +1,1 @@
+"""Shops, their agents and buyers, and the identities that act for them."""

@@ -1,0 +1,89 @@
+"""Who is asking: agent sessions, signed buyer identities and shop API keys."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+
+import jwt
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat.actions import BuyerIdentity
+from app.errors import NotAuthenticated
+from app.shops.models import Agent, AgentSession, Buyer, Shop
+from app.shops.security import token_hash
+
+MAX_BUYER_ID = 128
+
+
+async def agent_for_token(session: AsyncSession, token: str | None, now: datetime) -> Agent:
+    if not token:
+        raise NotAuthenticated("Log in first.")
+    row = await session.execute(
+        select(Agent, AgentSession.expires_at)
+        .join(AgentSession, AgentSession.agent_id == Agent.id)
+        .where(AgentSession.token_hash == token_hash(token))
+    )
+    found = row.first()
+    if found is None or found[1] <= now:
+        raise NotAuthenticated("Your session has ended; log in again.")
+    return found[0]
+
+
+async def buyer_for_token(session: AsyncSession, token: str | None, now: datetime) -> BuyerIdentity:
+    """Verify a storefront-signed buyer JWT (HS256) with its shop's buyer secret."""
+    if not token:
+        raise NotAuthenticated("A signed buyer token is required.")
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise NotAuthenticated(f"Malformed buyer token: {exc}") from exc
+    if header.get("alg") != "HS256":
+        raise NotAuthenticated("Buyer tokens must be signed with HS256.")
+    slug = unverified.get("shop")
+    if not isinstance(slug, str):
+        raise NotAuthenticated("The buyer token names no shop.")
+    shop = (await session.execute(select(Shop).where(Shop.slug == slug))).scalars().first()
+    if shop is None:
+        raise NotAuthenticated("Unknown shop.")
+    try:
+        # PyJWT compares signatures with hmac.compare_digest (constant time).
+        claims = jwt.decode(
+            token,
+            shop.buyer_secret,
+            algorithms=["HS256"],
+            # `exp` is checked against our injected clock below, so tests can move time.
+            options={"require": ["sub", "shop", "exp"], "verify_exp": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise NotAuthenticated(f"Invalid buyer token: {exc}") from exc
+    if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= now.timestamp():
+        raise NotAuthenticated("The buyer token has expired.")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > MAX_BUYER_ID or not sub.isprintable():
+        raise NotAuthenticated("The buyer id (sub) must be 1-128 printable characters.")
+    age, vip = claims.get("age"), claims.get("vip")
+    elder_mode = (
+        await session.execute(select(Buyer.elder_mode).where(Buyer.shop_id == shop.id, Buyer.id == sub))
+    ).scalar()
+    return BuyerIdentity(
+        shop_id=shop.id,
+        shop_slug=shop.slug,
+        buyer_id=sub,
+        name=str(claims.get("name") or ""),
+        age=age if isinstance(age, int) else None,
+        vip=vip if isinstance(vip, int) else None,
+        elder_mode=bool(elder_mode),
+    )
+
+
+async def shop_for_api_key(session: AsyncSession, key: str | None) -> Shop:
+    if not key:
+        raise NotAuthenticated("The shop API key is required.")
+    digest = token_hash(key)
+    shop = (await session.execute(select(Shop).where(Shop.api_key_hash == digest))).scalars().first()
+    if shop is None or not hmac.compare_digest(shop.api_key_hash, digest):
+        raise NotAuthenticated("Unknown API key.")
+    return shop

@@ -1,0 +1,36 @@
+"""`homing worker`: the scheduled jobs without the HTTP server (for multi-node deployments)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from app.clock import Clock
+from app.config import Settings
+from app.db import Database
+from app.realtime.bus import make_bus
+from app.realtime.hub import Hub
+from app.routing.dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+
+
+async def run_worker(settings: Settings) -> None:
+    db = Database(settings.async_database_url)
+    bus = make_bus(settings.redis_url)
+    hub = Hub(bus)  # publishes what the jobs change; it serves no sockets itself
+    dispatcher = Dispatcher(db, Clock(), settings.dispatch_sweep_s)
+    db.publisher = hub.publish
+    db.on_signal = dispatcher.on_signal
+    await bus.start()
+    dispatcher.start(sweep=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker running (db %s, bus %s)", db.dialect, bus.name)
+    await stop.wait()
+    await dispatcher.stop()
+    await bus.stop()
+    await db.dispose()
