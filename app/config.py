@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     database_url: str = Field(default="sqlite:///homing.db", alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    # Nodes of one deployment share a channel; separate deployments (or test runs)
+    # on one Redis use separate channels.
+    bus_channel: str = Field(default="homing:events", alias="HOMING_BUS_CHANNEL")
 
     # Chat limits (PRODUCT.md section 1).
     max_body_chars: int = Field(default=4000, alias="HOMING_MAX_BODY_CHARS")

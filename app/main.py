@@ -38,7 +38,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.async_database_url)
-        bus = make_bus(settings.redis_url)
+        bus = make_bus(settings.redis_url, settings.bus_channel)
         hub = Hub(bus)
         dispatcher = Dispatcher(db, clock, settings.dispatch_sweep_s)
         db.publisher = hub.publish

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 async def run_worker(settings: Settings) -> None:
     db = Database(settings.async_database_url)
-    bus = make_bus(settings.redis_url)
+    bus = make_bus(settings.redis_url, settings.bus_channel)
     hub = Hub(bus)  # publishes what the jobs change; it serves no sockets itself
     dispatcher = Dispatcher(db, Clock(), settings.dispatch_sweep_s)
     db.publisher = hub.publish

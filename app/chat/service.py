@@ -53,11 +53,11 @@ async def public_conversations(
     agent_ids = {c.agent_id for c in conversations if c.agent_id}
     # (A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.)
     rows = await session.execute(select(Shop.id, Shop.slug).where(Shop.id.in_(shop_ids)))
-    slugs = {shop_id: slug for shop_id, slug in rows.tuples()}
+    slugs = {shop_id: slug for shop_id, slug in rows}
     names: dict[str, str] = {}
     if agent_ids:
         rows = await session.execute(select(Agent.id, Agent.display_name).where(Agent.id.in_(agent_ids)))
-        names = {agent_id: name for agent_id, name in rows.tuples()}
+        names = {agent_id: name for agent_id, name in rows}
     return [
         conversation_public(c, shop_slug=slugs[c.shop_id], agent_name=names.get(c.agent_id or ""))
         for c in conversations

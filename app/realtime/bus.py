@@ -153,5 +153,5 @@ async def _quiet_close(pubsub: aioredis.client.PubSub) -> None:
         pass
 
 
-def make_bus(redis_url: str | None) -> Bus:
-    return RedisBus(redis_url) if redis_url else MemoryBus()
+def make_bus(redis_url: str | None, channel: str = CHANNEL) -> Bus:
+    return RedisBus(redis_url, channel=channel) if redis_url else MemoryBus()

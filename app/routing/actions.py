@@ -140,7 +140,7 @@ async def _take_slot(
             Agent.active_count < Agent.max_concurrent,
         )
     )
-    candidates = [AgentCandidate(*r) for r in rows.tuples()]
+    candidates = [AgentCandidate(*r) for r in rows]
     if not candidates:
         return None
     preferred = await _recent_agent(uow, conv, now)
@@ -213,7 +213,7 @@ async def announce_positions(uow: UnitOfWork, shop_id: str, queue: str) -> None:
         )
         .order_by(Conversation.queued_at, Conversation.id)
     )
-    for position, (conv_id, buyer_id) in enumerate(rows.tuples(), start=1):
+    for position, (conv_id, buyer_id) in enumerate(rows, start=1):
         uow.emit(
             buyer_topic(shop_id, buyer_id),
             {"type": "conversation.queued", "conversation_id": conv_id, "queue": queue, "position": position},
@@ -255,7 +255,7 @@ async def waiting_queues(uow: UnitOfWork) -> list[tuple[str, str]]:
         .where(Conversation.status == "queued")
         .group_by(Conversation.shop_id, Conversation.queue)
     )
-    return list(rows.tuples())
+    return list(rows)
 
 
 async def set_agent_status(uow: UnitOfWork, agent: Agent, status: str) -> str:

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install Homing into .venv and run it on the embedded default (SQLite, in-process bus)
+# with the demo shop. Extra arguments go to `homing serve` (e.g. --port 9000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e .
+exec .venv/bin/homing serve --demo "$@"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install everything the tests need, make sure PostgreSQL and Redis are up, and run the
+# whole suite twice: on SQLite and on PostgreSQL. Extra arguments go to pytest.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+# Debian packages: Chromium for the browser tests; the database and cache servers.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "apt-get install ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || { echo "could not install ${missing[*]}" >&2; exit 1; }
+fi
+
+# Services: start them if they are not running (the commands the machine itself uses).
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  say "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 -q || { echo "PostgreSQL is not running on 127.0.0.1:5432" >&2; exit 1; }
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  say "starting Redis"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.5; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "Redis is not running on 127.0.0.1:6379" >&2; exit 1; }
+
+say "installing Python packages into .venv"
+python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e ".[test]" || exit 1
+
+# htmx for offline pages, from the npm registry, at the one pinned version.
+if [ -f scripts/vendor.sh ]; then bash scripts/vendor.sh || exit 1; fi
+
+export PYTHONDONTWRITEBYTECODE=1
+mkdir -p test-artifacts
+rc=0
+say "tests on SQLite"
+.venv/bin/python -m pytest --db sqlite "$@" || rc=1
+say "tests on PostgreSQL"
+.venv/bin/python -m pytest --db postgres "$@" || rc=1
+exit $rc
