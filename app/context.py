@@ -8,6 +8,7 @@ from app.chat.delivery import ChatLoader
 from app.clock import Clock
 from app.config import Settings
 from app.db import Database
+from app.jobs import JobRunner
 from app.realtime.bus import Bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
@@ -22,3 +23,4 @@ class AppContext:
     hub: Hub
     loader: ChatLoader
     dispatcher: Dispatcher
+    jobs: JobRunner

@@ -50,7 +50,13 @@ CurrentAdmin = Annotated[Agent, Depends(current_admin)]
 
 async def current_caller(request: Request, ctx: Ctx) -> Agent | BuyerIdentity:
     """An agent (token or cookie) or a buyer (signed JWT): whoever the credentials say."""
-    token = bearer(request)
+    return await caller_from_token(request, ctx)
+
+
+async def caller_from_token(
+    request: Request, ctx: AppContext, extra_token: str | None = None
+) -> Agent | BuyerIdentity:
+    token = bearer(request) or extra_token
     now = ctx.clock.now()
     async with ctx.db.read() as s:
         if token and token.count(".") == 2:

@@ -21,6 +21,7 @@ from app.config import Settings, get_settings
 from app.context import AppContext
 from app.db import Database
 from app.errors import DomainError
+from app.jobs import JobContext, JobRunner, registered_jobs
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
@@ -46,13 +47,17 @@ def create_app(
         await bus.start()
         # Every node drains its own dispatch requests; the sweep is a scheduled job.
         dispatcher.start(sweep=run_jobs)
+        jobs = JobRunner(JobContext(db=db, clock=clock, settings=settings), registered_jobs())
+        if run_jobs:
+            jobs.start()
         app.state.ctx = AppContext(
             settings=settings, clock=clock, db=db, bus=bus, hub=hub,
-            loader=ChatLoader(db), dispatcher=dispatcher,
+            loader=ChatLoader(db), dispatcher=dispatcher, jobs=jobs,
         )
         try:
             yield
         finally:
+            await jobs.stop()
             await dispatcher.stop()
             await bus.stop()
             await db.dispose()

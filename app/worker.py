@@ -9,6 +9,7 @@ import signal
 from app.clock import Clock
 from app.config import Settings
 from app.db import Database
+from app.jobs import JobContext, JobRunner, registered_jobs
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
@@ -25,12 +26,15 @@ async def run_worker(settings: Settings) -> None:
     db.on_signal = dispatcher.on_signal
     await bus.start()
     dispatcher.start(sweep=True)
+    jobs = JobRunner(JobContext(db=db, clock=Clock(), settings=settings), registered_jobs())
+    jobs.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker running (db %s, bus %s)", db.dialect, bus.name)
     await stop.wait()
+    await jobs.stop()
     await dispatcher.stop()
     await bus.stop()
     await db.dispose()

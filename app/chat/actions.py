@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app.chat.models import Conversation, Message
 from app.chat.schemas import message_public
 from app.chat.service import agent_may_see, buyer_may_see
+from app.chat.uploads import image_payload
 from app.db import UnitOfWork
 from app.errors import ConversationClosed, Forbidden, NotFound
 from app.realtime.topics import agent_topic, buyer_topic
@@ -139,6 +140,13 @@ async def append_message(
     return msg, False
 
 
+async def _checked_payload(uow: UnitOfWork, shop_id: str, out: Outgoing) -> dict[str, Any] | None:
+    """Cards are kept as sent; an image must name an upload of this shop."""
+    if out.kind == "image":
+        return await image_payload(uow, shop_id, str((out.payload or {}).get("upload_id")))
+    return out.payload
+
+
 async def send_from_buyer(
     uow: UnitOfWork, buyer: BuyerIdentity, out: Outgoing, now: datetime
 ) -> Sent:
@@ -148,6 +156,7 @@ async def send_from_buyer(
         conv = await uow.session.get(Conversation, dup.conversation_id)
         assert conv is not None
         return Sent(dup, conv, True)
+    payload = await _checked_payload(uow, buyer.shop_id, out)
     category = (out.payload or {}).get("category") if out.kind == "product_card" else None
     for _attempt in range(2):
         opened = await routing.open_conversation(
@@ -166,7 +175,7 @@ async def send_from_buyer(
                 sender_id=buyer.buyer_id,
                 kind=out.kind,
                 body=out.body,
-                payload=out.payload,
+                payload=payload,
                 now=now,
                 client_msg_id=out.client_msg_id,
             )
@@ -191,6 +200,7 @@ async def send_from_agent(
     conv = await conversation_for_agent(uow, agent, conversation_id)
     if conv.agent_id != agent.id:
         raise Forbidden("Only the agent serving this conversation can reply in it.")
+    payload = await _checked_payload(uow, agent.shop_id, out)
     msg, duplicate = await append_message(
         uow,
         conv,
@@ -198,7 +208,7 @@ async def send_from_agent(
         sender_id=agent.id,
         kind=out.kind,
         body=out.body,
-        payload=out.payload,
+        payload=payload,
         now=now,
         client_msg_id=out.client_msg_id,
     )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
 
-from app.chat import service
+from app.chat import service, uploads
+from app.chat.models import Upload
 from app.chat.actions import BuyerIdentity
 from app.chat.schemas import message_public
-from app.deps import CurrentAgent, CurrentCaller, Ctx
+from app.deps import CurrentAgent, CurrentCaller, Ctx, caller_from_token
 from app.errors import BadInput, NotFound
 
 router = APIRouter(prefix="/api/v1")
@@ -48,3 +51,31 @@ async def list_messages(
             raise NotFound("No such conversation.")
         msgs = await service.messages_after(s, conversation_id, after_seq, limit)
         return [message_public(m) for m in msgs]
+
+
+@router.post("/uploads", status_code=201)
+async def upload(file: UploadFile, caller: CurrentCaller, ctx: Ctx) -> JSONResponse:
+    limit = ctx.settings.upload_max_bytes
+    data = await file.read(limit + 1)
+    if isinstance(caller, BuyerIdentity):
+        shop_id, owner_kind, owner_id = caller.shop_id, "buyer", caller.buyer_id
+    else:
+        shop_id, owner_kind, owner_id = caller.shop_id, "agent", caller.id
+    stored = await ctx.db.run(
+        uploads.store_upload, shop_id=shop_id, owner_kind=owner_kind, owner_id=owner_id,
+        data=data, max_bytes=limit, now=ctx.clock.now(),
+    )
+    return JSONResponse({"upload_id": stored.id}, status_code=201)
+
+
+@router.get("/uploads/{upload_id}")
+async def get_upload(upload_id: str, request: Request, ctx: Ctx) -> Response:
+    """The image, to anyone of the same shop; `?token=` serves <img> tags in the widget."""
+    caller = await caller_from_token(request, ctx, request.query_params.get("token"))
+    async with ctx.db.read() as s:
+        row = (await s.execute(select(Upload.content_type, Upload.data).where(
+            Upload.id == upload_id, Upload.shop_id == caller.shop_id))).first()
+    if row is None:
+        raise NotFound("No such upload.")
+    return Response(row[1], media_type=row[0], headers={
+        "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, new_id
@@ -85,4 +85,20 @@ class Message(SQLModel, table=True):
     body: str = Field(default="", sa_column=Column(Text, nullable=False))
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     client_msg_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Upload(SQLModel, table=True):
+    """An image a buyer or agent uploaded; the bytes live in the database (the record)."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (Index("ix_uploads_owner_at", "shop_id", "owner_kind", "owner_id", "created_at"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    shop_id: str = Field(foreign_key="shops.id", max_length=32)
+    owner_kind: str = Field(max_length=16)
+    owner_id: str = Field(sa_column=Column(String(128), nullable=False))
+    content_type: str = Field(max_length=32)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

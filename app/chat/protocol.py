@@ -77,9 +77,11 @@ def parse_outgoing(frame: dict[str, Any], *, max_chars: int) -> Outgoing:
         }
     elif kind == "order_card":
         payload = {"order_id": get_str(payload, "order_id")}
+    elif kind == "image":
+        payload = {"upload_id": get_str(payload, "upload_id")}
     else:
         raise BadInput(
-            f'Expected "kind" one of text, product_card, order_card, but got {_kind(kind)}.'
+            f'Expected "kind" one of text, image, product_card, order_card, but got {_kind(kind)}.'
         )
     return Outgoing(client_msg_id=client_msg_id, body=body, kind=kind, payload=payload)
 

@@ -1,0 +1,69 @@
+"""Periodic jobs: each domain contributes `Job`s; `homing serve` (unless --no-jobs) and
+`homing worker` run them. A job must be safe to run on several processes at once and
+to be killed at any point: it resumes from durable state (the database), never from
+memory, and a failure is logged with context and retried on the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from app.clock import Clock
+from app.config import Settings
+from app.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    db: Database
+    clock: Clock
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    every_s: float
+    run: Callable[[JobContext], Awaitable[object]]
+
+
+def registered_jobs() -> list[Job]:
+    """Every domain's periodic jobs. Domains add theirs here."""
+    return []
+
+
+class JobRunner:
+    def __init__(self, ctx: JobContext, jobs: list[Job]) -> None:
+        self.ctx = ctx
+        self.jobs = jobs
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for job in self.jobs:
+            self._tasks.append(asyncio.create_task(self._loop(job), name=f"job-{job.name}"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def run_once(self, name: str) -> object:
+        """Run one job now (tests and the console's "run now")."""
+        job = next(j for j in self.jobs if j.name == name)
+        return await job.run(self.ctx)
+
+    async def _loop(self, job: Job) -> None:
+        while True:
+            try:
+                await job.run(self.ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s failed; will retry in %.0fs", job.name, job.every_s)
+            await asyncio.sleep(job.every_s)
