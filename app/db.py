@@ -107,10 +107,16 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(async_url, **kwargs)
+        # Writers on SQLite take the write lock at BEGIN (IMMEDIATE), so writers in other
+        # processes wait (busy_timeout) instead of failing mid-transaction; readers don't.
+        self.write_engine: AsyncEngine = self.engine
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            self.write_engine = create_async_engine(async_url, **kwargs)
+            for eng, begin in ((self.engine, _sqlite_begin), (self.write_engine, _sqlite_begin_immediate)):
+                event.listen(eng.sync_engine, "connect", _sqlite_pragmas)
+                event.listen(eng.sync_engine, "begin", begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.write_sessionmaker = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
         # SQLite has one writer at a time; serialising writers in-process avoids
         # "database is locked" storms and keeps the ack latency predictable.
@@ -120,6 +126,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -130,7 +138,7 @@ class Database:
     async def _transaction_once(self) -> AsyncIterator[UnitOfWork]:
         lock = self._write_lock or contextlib.nullcontext()
         async with lock:  # type: ignore[attr-defined]
-            async with self.sessionmaker() as session:
+            async with self.write_sessionmaker() as session:
                 uow = UnitOfWork(session, self.dialect)
                 async with session.begin():
                     yield uow
@@ -170,3 +178,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

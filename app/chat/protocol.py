@@ -60,6 +60,9 @@ def parse_outgoing(frame: dict[str, Any], *, max_chars: int) -> Outgoing:
         raise BadInput(f'Expected a string "body", but got {_kind(body)}.')
     if len(body) > max_chars:
         raise TooLarge(f"The message is {len(body)} characters; the limit is {max_chars}.")
+    if "\x00" in body:
+        # PostgreSQL text cannot hold NUL; refuse it the same way on every backend.
+        raise BadInput("The message contains a NUL character, which cannot be stored.")
     kind = frame.get("kind", "text")
     payload = frame.get("payload") or {}
     if not isinstance(payload, dict):

@@ -19,7 +19,7 @@ from app.chat.schemas import message_public
 from app.context import AppContext
 from app.errors import BadInput, DomainError, NotAuthenticated, RateLimited, TooLarge
 from app.realtime.connection import Connection
-from app.realtime.ratelimit import TokenBucket
+from app.realtime.ratelimit import SlidingWindowLimiter
 from app.realtime.topics import agent_topic, buyer_topic
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
@@ -37,7 +37,7 @@ class Session:
         self.ctx = ctx
         self.ws = ws
         self.conn = conn
-        self.bucket = TokenBucket(ctx.settings.frames_per_second)
+        self.limiter = SlidingWindowLimiter(int(ctx.settings.frames_per_second))
         self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
 
     def error(self, code: str, message: str, ref: Any = None) -> None:
@@ -59,7 +59,7 @@ class Session:
                     raise TooLarge(f"The frame is {len(text)} characters; the limit is {limit}.")
                 frame = parse_frame(text)
                 ref = frame.get("client_msg_id") if isinstance(frame.get("client_msg_id"), str) else None
-                if not self.bucket.take():
+                if not self.limiter.take():
                     raise RateLimited(
                         f"More than {self.ctx.settings.frames_per_second:g} frames a second; slow down."
                     )
@@ -79,8 +79,6 @@ class Session:
     def now(self) -> Any:
         return self.ctx.clock.now()
 
-    def sync(self, conv_id: str, frame: dict[str, Any]) -> None:
-        self.conn.push_sync(conv_id, get_int(frame, "after_seq"))
 
 
 class BuyerSession(Session):
@@ -112,8 +110,9 @@ class BuyerSession(Session):
         return await self.run(actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id"))
 
     async def on_sync(self, frame: dict[str, Any]) -> None:
+        after_seq = get_int(frame, "after_seq")  # shape first, then permission
         conv = await self._conv(frame)
-        self.sync(conv.id, frame)
+        self.conn.push_sync(conv.id, after_seq)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conv = await self._conv(frame)
@@ -162,8 +161,9 @@ class AgentSession(Session):
         self.conn.push({"type": "message.ack", "client_msg_id": out.client_msg_id, "message": msg})
 
     async def on_sync(self, frame: dict[str, Any]) -> None:
+        after_seq = get_int(frame, "after_seq")  # shape first, then permission
         conv = await self._conv(frame)
-        self.sync(conv.id, frame)
+        self.conn.push_sync(conv.id, after_seq)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conv = await self._conv(frame)

@@ -1,24 +1,24 @@
-"""A token bucket: `rate` events a second on average, bursts up to `rate`."""
+"""Per-connection frame limit: at most `limit` frames in any sliding one-second window."""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 
 
-class TokenBucket:
-    __slots__ = ("rate", "capacity", "tokens", "stamp")
+class SlidingWindowLimiter:
+    __slots__ = ("limit", "window", "stamps")
 
-    def __init__(self, rate: float, capacity: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = capacity if capacity is not None else rate
-        self.tokens = self.capacity
-        self.stamp = time.monotonic()
+    def __init__(self, limit: int, window: float = 1.0) -> None:
+        self.limit = max(1, limit)
+        self.window = window
+        self.stamps: deque[float] = deque()
 
     def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
+        while self.stamps and now - self.stamps[0] >= self.window:
+            self.stamps.popleft()
+        if len(self.stamps) >= self.limit:
+            return False
+        self.stamps.append(now)
+        return True

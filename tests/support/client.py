@@ -39,7 +39,7 @@ class WSClient:
         while True:
             for i in range(self._cursor, len(self.frames)):
                 f = self.frames[i]
-                if f.get("type") == ftype and (pred is None or pred(f)):
+                if not f.get("_taken") and f.get("type") == ftype and (pred is None or pred(f)):
                     self.frames[i] = {**f, "_taken": True}
                     self._advance()
                     return f

@@ -1,0 +1,287 @@
+"""Chat core over real sockets: durable acks, gap-free sequences, idempotent sends, resume."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from app.chat import actions as chat_actions
+from app.chat.models import Message
+from tests.conftest import buyer, online_agent
+from tests.support.factories import login, make_shop
+
+
+async def open_chat(server, kit, connect, sub="b-1"):
+    """An online agent and a buyer whose conversation is assigned to them."""
+    agent = await online_agent(server, kit, "agent1", connect)
+    b = await buyer(server, kit, connect, sub)
+    await b.send({"type": "message.send", "client_msg_id": f"{sub}-open", "body": "你好"})
+    await b.expect("message.ack")
+    conv = (await agent.expect("conversation.assigned"))["conversation"]
+    await agent.expect("message.new")
+    await b.expect("conversation.assigned")
+    return agent, b, conv["id"]
+
+
+async def stored(db, conv_id):
+    async with db.read() as s:
+        rows = await s.execute(select(Message).where(Message.conversation_id == conv_id).order_by(Message.seq))
+        return list(rows.scalars())
+
+
+async def test_ack_comes_after_the_message_is_stored(server, shop, connect):
+    agent, b, conv_id = await open_chat(server, shop, connect)
+    await b.send({"type": "message.send", "client_msg_id": "durable-1", "body": "订单什么时候发货?"})
+    ack = await b.expect("message.ack")
+    # Read through a separate database session the moment the ack arrives.
+    msgs = await stored(server.ctx.db, conv_id)
+    assert ack["message"]["id"] in {m.id for m in msgs}
+    assert ack["message"]["seq"] == 2 and ack["client_msg_id"] == "durable-1"
+
+
+async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):
+    agent, b, conv_id = await open_chat(server, shop, connect)
+    real_append = chat_actions.append_message
+
+    async def append_then_fail(uow, conv, **kw):
+        await real_append(uow, conv, **kw)
+        raise RuntimeError("disk full")  # the transaction must roll back
+
+    monkeypatch.setattr(chat_actions, "append_message", append_then_fail)
+    await b.send({"type": "message.send", "client_msg_id": "lost-1", "body": "这条存不进去"})
+    err = await b.expect("error")
+    assert err["code"] == "internal" and err["ref"] == "lost-1"
+    monkeypatch.setattr(chat_actions, "append_message", real_append)
+    assert [m.client_msg_id for m in await stored(server.ctx.db, conv_id)] == ["b-1-open"]
+    assert not [f for f in b.frames if f.get("type") == "message.ack" and f["client_msg_id"] == "lost-1"]
+    # Nothing was published for the failed message, and the next one takes seq 2.
+    await b.send({"type": "message.send", "client_msg_id": "ok-2", "body": "再试一次"})
+    assert (await b.expect("message.ack"))["message"]["seq"] == 2
+    assert (await agent.expect("message.new"))["message"]["client_msg_id"] == "ok-2"
+    assert [m["client_msg_id"] for m in agent.new_messages(conv_id)] == ["b-1-open", "ok-2"]
+
+
+async def test_sequence_numbers_have_no_gaps_under_concurrent_senders(start_server, connect):
+    srv = await start_server(HOMING_FRAMES_PER_SECOND="1000")
+    kit = await make_shop(srv.ctx.db)
+    agent, tab1, conv_id = await open_chat(srv, kit, connect, sub="busy-buyer")
+    tab2 = await buyer(srv, kit, connect, "busy-buyer")  # a second tab of the same buyer
+    n = 40
+
+    async def burst(client, who, extra):
+        for i in range(n):
+            await client.send({"type": "message.send", "client_msg_id": f"{who}-{i}", "body": f"{who} {i}", **extra})
+
+    await asyncio.gather(
+        burst(tab1, "tab1", {}), burst(tab2, "tab2", {}),
+        burst(agent, "agent", {"conversation_id": conv_id}),
+    )
+    for client in (tab1, tab2, agent):
+        for _ in range(n):
+            await client.expect("message.ack")
+    seqs = [m.seq for m in await stored(srv.ctx.db, conv_id)]
+    assert seqs == list(range(1, 3 * n + 2))
+    # Every live copy reached the agent once, in any interleaving, none twice.
+    await agent.drain()
+    got = [m["seq"] for m in agent.new_messages(conv_id)]
+    acked = [f["message"]["seq"] for f in agent.of_type("message.ack")]
+    assert sorted(got + acked) == list(range(1, 3 * n + 2))
+
+
+async def test_resend_with_same_client_msg_id_returns_the_original(server, shop, connect):
+    agent, b, conv_id = await open_chat(server, shop, connect)
+    frame = {"type": "message.send", "client_msg_id": "retry-me", "body": "第一次"}
+    await b.send(frame)
+    first = await b.expect("message.ack")
+    await b.send({**frame, "body": "ack 丢了,重发"})
+    again = await b.expect("message.ack")
+    assert again["message"] == first["message"]
+    # A second tab of the same buyer resending is the same message too.
+    other_tab = await buyer(server, shop, connect, "b-1")
+    await other_tab.send(frame)
+    assert (await other_tab.expect("message.ack"))["message"]["id"] == first["message"]["id"]
+    async with server.ctx.db.read() as s:
+        count = (await s.execute(select(func.count()).select_from(Message).where(
+            Message.conversation_id == conv_id, Message.client_msg_id == "retry-me"))).scalar()
+    assert count == 1
+    assert [m.seq for m in await stored(server.ctx.db, conv_id)] == [1, 2]
+
+
+async def test_concurrent_resends_store_one_message(start_server, connect):
+    srv = await start_server(HOMING_FRAMES_PER_SECOND="1000")
+    kit = await make_shop(srv.ctx.db)
+    agent, b, conv_id = await open_chat(srv, kit, connect, sub="flaky")
+    tabs = [b] + [await buyer(srv, kit, connect, "flaky") for _ in range(4)]
+    frame = {"type": "message.send", "client_msg_id": "same-id", "body": "弱网重发"}
+    await asyncio.gather(*(t.send(frame) for t in tabs))
+    acks = [await t.expect("message.ack") for t in tabs]
+    assert len({a["message"]["id"] for a in acks}) == 1
+    assert [m.seq for m in await stored(srv.ctx.db, conv_id)] == [1, 2]
+
+
+async def test_reconnect_and_sync_delivers_exactly_the_missed_messages(server, shop, connect):
+    agent, b, conv_id = await open_chat(server, shop, connect, sub="commuter")
+    await b.send({"type": "message.send", "client_msg_id": "c-2", "body": "我进地铁了"})
+    last_seen = (await b.expect("message.ack"))["message"]["seq"]
+    await b.close()
+    for i in range(5):
+        await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": f"while-away-{i}",
+                          "body": f"您离开时的第 {i} 条"})
+        await agent.expect("message.ack")
+    back = await connect(f"{server.ws}/ws/buyer?token={shop.buyer_token('commuter')}")
+    hello = await back.expect("hello")
+    assert hello["conversation"]["id"] == conv_id and hello["conversation"]["last_seq"] == last_seen + 5
+    await back.send({"type": "sync", "conversation_id": conv_id, "after_seq": last_seen})
+    missed = [(await back.expect("message.new"))["message"] for _ in range(5)]
+    assert [m["seq"] for m in missed] == list(range(last_seen + 1, last_seen + 6))
+    assert [m["client_msg_id"] for m in missed] == [f"while-away-{i}" for i in range(5)]
+    # Live delivery resumes above what was synced, once.
+    await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "welcome-back",
+                      "body": "欢迎回来"})
+    live = await back.expect("message.new")
+    assert live["message"]["seq"] == last_seen + 6
+    await back.drain()
+    seqs = [m["seq"] for m in back.new_messages(conv_id)]
+    assert seqs == list(range(last_seen + 1, last_seen + 7))
+
+
+async def test_sync_racing_live_messages_sends_each_once(start_server, connect):
+    srv = await start_server(HOMING_FRAMES_PER_SECOND="1000")
+    kit = await make_shop(srv.ctx.db)
+    agent, b, conv_id = await open_chat(srv, kit, connect, sub="racer")
+    await b.close()
+    back = await connect(f"{srv.ws}/ws/buyer?token={kit.buyer_token('racer')}")
+    await back.expect("hello")
+
+    async def agent_burst():
+        for i in range(20):
+            await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": f"r{i}",
+                              "body": str(i)})
+
+    await asyncio.gather(agent_burst(), back.send({"type": "sync", "conversation_id": conv_id, "after_seq": 0}))
+    for _ in range(20):
+        await agent.expect("message.ack")
+    await asyncio.sleep(0.5)
+    await back.drain()
+    seqs = sorted(m["seq"] for m in back.new_messages(conv_id))
+    assert seqs == list(range(1, 22))
+
+
+async def test_agent_gets_history_right_after_assignment(server, connect):
+    kit = await make_shop(server.ctx.db)
+    b = await buyer(server, kit, connect, "early-bird")
+    for i in range(3):
+        await b.send({"type": "message.send", "client_msg_id": f"e{i}", "body": f"有人吗 {i}"})
+        await b.expect("message.ack")
+    queued = await b.expect("conversation.queued")
+    assert queued["position"] == 1
+    agent = await online_agent(server, kit, "agent1", connect)
+    assigned = await agent.expect("conversation.assigned")
+    history = [(await agent.expect("message.new"))["message"]["body"] for _ in range(3)]
+    assert history == ["有人吗 0", "有人吗 1", "有人吗 2"]
+    assert (await b.expect("conversation.assigned"))["conversation"]["id"] == assigned["conversation"]["id"]
+
+
+async def test_typing_and_read_receipts_reach_the_other_side(server, shop, connect):
+    agent, b, conv_id = await open_chat(server, shop, connect)
+    await b.send({"type": "typing", "conversation_id": conv_id})
+    assert (await agent.expect("typing"))["by"] == "buyer"
+    await agent.send({"type": "typing", "conversation_id": conv_id})
+    assert (await b.expect("typing"))["by"] == "agent"
+    await agent.send({"type": "read", "conversation_id": conv_id, "seq": 1})
+    read = await b.expect("read")
+    assert read == {"type": "read", "conversation_id": conv_id, "seq": 1, "by": "agent"}
+
+
+async def test_close_frees_the_slot_and_tells_both(server, connect):
+    kit = await make_shop(server.ctx.db, max_concurrent=1)
+    agent, b1, conv1 = await open_chat(server, kit, connect, sub="first")
+    b2 = await buyer(server, kit, connect, "second")
+    await b2.send({"type": "message.send", "client_msg_id": "s1", "body": "排队中"})
+    assert (await b2.expect("conversation.queued"))["position"] == 1
+    await agent.send({"type": "conversation.close", "conversation_id": conv1})
+    assert (await b1.expect("conversation.closed"))["conversation_id"] == conv1
+    await agent.expect("conversation.closed")
+    # The freed slot goes to the waiting buyer.
+    assert (await agent.expect("conversation.assigned"))["conversation"]["buyer_id"] == "second"
+    await b2.expect("conversation.assigned")
+    # Writing into the closed conversation is refused; the buyer's next words open a new one.
+    await agent.send({"type": "message.send", "conversation_id": conv1, "client_msg_id": "late", "body": "?"})
+    assert (await agent.expect("error"))["code"] == "conversation_closed"
+    await b1.send({"type": "message.send", "client_msg_id": "again", "body": "还有个问题"})
+    ack = await b1.expect("message.ack")
+    assert ack["message"]["conversation_id"] != conv1 and ack["message"]["seq"] == 1
+
+
+async def test_waiting_buyers_are_served_in_order_with_positions(server, connect):
+    kit = await make_shop(server.ctx.db, max_concurrent=1)
+    buyers = []
+    for i in range(3):
+        b = await buyer(server, kit, connect, f"w{i}")
+        await b.send({"type": "message.send", "client_msg_id": "x", "body": "hi"})
+        assert (await b.expect("conversation.queued"))["position"] == i + 1
+        buyers.append(b)
+    agent = await online_agent(server, kit, "agent1", connect)
+    first = (await agent.expect("conversation.assigned"))["conversation"]
+    assert first["buyer_id"] == "w0"
+    # The others move up one place.
+    assert (await buyers[1].expect("conversation.queued", lambda f: f["position"] == 1))
+    assert (await buyers[2].expect("conversation.queued", lambda f: f["position"] == 2))
+    await agent.send({"type": "conversation.close", "conversation_id": first["id"]})
+    assert (await agent.expect("conversation.assigned"))["conversation"]["buyer_id"] == "w1"
+
+
+async def test_agent_status_is_kept_across_connections(server, shop, connect):
+    token = await login(server.http, shop, "agent1")
+    a = await connect(f"{server.ws}/ws/agent?token={token}")
+    assert (await a.expect("hello"))["status"] == "offline"
+    await a.send({"type": "agent.status", "status": "busy"})
+    assert (await a.expect("agent.status"))["status"] == "busy"
+    again = await connect(f"{server.ws}/ws/agent?token={token}")
+    assert (await again.expect("hello"))["status"] == "busy"
+
+
+async def test_image_messages_need_a_real_image_upload(server, shop, connect):
+    agent, b, conv_id = await open_chat(server, shop, connect)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    token = shop.buyer_token("b-1")
+    async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {token}"}) as c:
+        fake = await c.post("/api/v1/uploads", files={"file": ("cat.png", b"<svg onload=alert(1)>", "image/png")})
+        assert fake.status_code == 422 and fake.json()["error"]["code"] == "bad_image"
+        big = await c.post("/api/v1/uploads", files={"file": ("big.jpg", b"\xff\xd8\xff" + b"0" * (5 * 1024 * 1024))})
+        assert big.status_code == 413
+        ok = await c.post("/api/v1/uploads", files={"file": ("photo.bin", png, "application/octet-stream")})
+        assert ok.status_code == 201
+        upload_id = ok.json()["upload_id"]
+    await b.send({"type": "message.send", "client_msg_id": "img", "kind": "image", "body": "",
+                  "payload": {"upload_id": upload_id}})
+    msg = (await b.expect("message.ack"))["message"]
+    assert msg["kind"] == "image" and msg["payload"]["content_type"] == "image/png"
+    agent_token = await login(server.http, shop, "agent1")
+    async with httpx.AsyncClient(base_url=server.http) as c:
+        got = await c.get(msg["payload"]["url"], headers={"Authorization": f"Bearer {agent_token}"})
+        assert got.status_code == 200 and got.content == png and got.headers["content-type"] == "image/png"
+        other = await make_shop(server.ctx.db)
+        stranger = await c.get(msg["payload"]["url"], params={"token": other.buyer_token("x")})
+        assert stranger.status_code == 404
+    await b.send({"type": "message.send", "client_msg_id": "img2", "kind": "image", "body": "",
+                  "payload": {"upload_id": "nope"}})
+    assert (await b.expect("error"))["code"] == "not_found"
+
+
+@pytest.mark.parametrize("body", ["<img src=x onerror=alert(1)>", "emoji 👍 中文\ttab\r\nline &amp; ' \" \\"])
+async def test_text_is_stored_exactly_as_written(server, shop, connect, body):
+    agent, b, conv_id = await open_chat(server, shop, connect)
+    await b.send({"type": "message.send", "client_msg_id": "raw", "body": body})
+    assert (await b.expect("message.ack"))["message"]["body"] == body
+    assert (await agent.expect("message.new"))["message"]["body"] == body
+
+
+async def test_nul_characters_are_refused_clearly(server, shop, connect):
+    agent, b, conv_id = await open_chat(server, shop, connect)
+    await b.send({"type": "message.send", "client_msg_id": "nul", "body": "a\u0000b"})
+    err = await b.expect("error")
+    assert err["code"] == "bad_frame" and "NUL" in err["message"] and err["ref"] == "nul"
