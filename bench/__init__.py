@@ -1,0 +1,1 @@
+"""Homing's benchmarks: `python -m bench [--quick]` (see README, Performance)."""

@@ -1,0 +1,1 @@
+"""The stacks users would otherwise build on, kept tiny: same frames as Homing, relay only."""

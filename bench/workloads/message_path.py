@@ -1,0 +1,534 @@
+"""Message path: B buyers, A agents; buyer message -> agent receives -> agent reply -> buyer receives.
+
+Open-loop load: buyers send at an aggregate rate R (round-robin over buyers); every
+agent replies to every buyer message it receives at once. Latency is the full round
+trip seen by the buyer. A step passes when p99 <= the limit (50 ms) and nothing is
+lost (no reply within the grace period, or an error frame). The search halves R until a
+step passes, raises it by a factor until a step fails, then bisects between the last
+pass and the first failure; a failing step is run once more before it counts (the
+machine is shared).
+
+R counts buyer messages per second; each is answered by an agent, so a system
+carries 2R messages a second (and, with acks, 4R frames out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.clients import Client, close_all, connect_all
+from bench.common import Figure, cpu_seconds, percentile
+from bench.systems import Homing, SocketIORelay, System, WsRelay
+
+NAME = "message_path"
+TITLE = "message path rate search"
+
+SYSTEM_KEYS = ("homing", "ws", "sio", "sio-redis")
+
+
+def make_system(key: str, log_dir: Path, fps: int) -> System:
+    if key == "homing":
+        return Homing(log_dir, frames_per_second=fps)
+    if key == "ws":
+        return WsRelay(log_dir, frames_per_second=fps)
+    if key == "sio":
+        return SocketIORelay(log_dir, redis=False, frames_per_second=fps)
+    if key == "sio-redis":
+        return SocketIORelay(log_dir, redis=True, frames_per_second=fps)
+    raise SystemExit(f"unknown system {key!r}; choose from {', '.join(SYSTEM_KEYS)}")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("message path")
+    g.add_argument("--mp-buyers", type=int, help="buyers (default 1000; --quick 100)")
+    g.add_argument("--mp-agents", type=int, help="agents (default 50; --quick 10)")
+    g.add_argument(
+        "--mp-systems",
+        default=",".join(SYSTEM_KEYS),
+        help=f"comma-separated, from {', '.join(SYSTEM_KEYS)}",
+    )
+    g.add_argument("--mp-step-s", type=float, help="seconds per rate step (default 5; --quick 2)")
+    g.add_argument("--mp-start-rate", type=float, default=100.0, help="first rate, msg/s")
+    g.add_argument("--mp-factor", type=float, default=1.5, help="rate multiplier between steps")
+    g.add_argument(
+        "--mp-max-rate", type=float, default=30000.0, help="never ask for more than this"
+    )
+    g.add_argument("--mp-p99-ms", type=float, default=50.0, help="p99 round-trip limit")
+    g.add_argument(
+        "--mp-refine", type=int, default=2, help="bisection steps after the first failure"
+    )
+    g.add_argument(
+        "--mp-retries", type=int, default=1, help="re-runs of a failing step before it counts"
+    )
+    g.add_argument(
+        "--profile",
+        action="store_true",
+        help="record Homing's message path with py-spy (bench/results/profile-*.svg/.txt)",
+    )
+    g.add_argument("--profile-s", type=float, default=10.0, help="seconds per profile window")
+
+
+@dataclass
+class Step:
+    rate: float
+    duration: float
+    sent: int = 0
+    send_elapsed: float = 0.0
+    lat: list[float] = field(default_factory=list)
+    lost: int = 0
+    errors: int = 0
+    generator_limited: bool = False
+    passed: bool = False
+    gen_cpu: float = 0.0  # load generator CPU / wall time over the sending phase
+    srv_cpu: float = 0.0  # server CPU / wall time over the sending phase
+
+    def summary(self) -> dict[str, Any]:
+        p50, p99 = percentile(self.lat, 50), percentile(self.lat, 99)
+        return {
+            "rate": round(self.rate, 1),
+            "sent": self.sent,
+            "achieved_rate": round(self.sent / self.send_elapsed, 1) if self.send_elapsed else None,
+            "p50_ms": round(p50 * 1000, 2) if p50 is not None else None,
+            "p99_ms": round(p99 * 1000, 2) if p99 is not None else None,
+            "max_ms": round(max(self.lat) * 1000, 2) if self.lat else None,
+            "lost": self.lost,
+            "errors": self.errors,
+            "generator_limited": self.generator_limited,
+            "passed": self.passed,
+            "gen_cpu": round(self.gen_cpu, 2),
+            "srv_cpu": round(self.srv_cpu, 2),
+        }
+
+
+class Driver:
+    """Buyers and agents of one system, and the open-loop sender."""
+
+    def __init__(self, system: System, n_buyers: int, n_agents: int) -> None:
+        self.system = system
+        self.n_buyers = n_buyers
+        self.n_agents = n_agents
+        self.agents: list[Client] = []
+        self.buyers: list[Client] = []
+        self.pending: dict[str, tuple[float, Step | None]] = {}
+        self.error_codes: Counter[str] = Counter()
+        self.errors = 0
+        self.online = 0
+        self.rr = 0
+        self.step_no = 0
+        self.warm_replies = 0
+
+    # ---- frames --------------------------------------------------------------------
+    def on_agent(self, c: Client, f: dict[str, Any]) -> Any:
+        t = f.get("type")
+        if t == "message.new":
+            m = f["message"]
+            if m.get("sender") == "buyer":
+                body = m.get("body") or ""
+                return c.send(
+                    {
+                        "type": "message.send",
+                        "conversation_id": m["conversation_id"],
+                        "client_msg_id": "r" + body,
+                        "body": body,
+                    }
+                )
+        elif t == "agent.status":
+            self.online += 1
+        elif t == "error":
+            self._error(f)
+        return None
+
+    def on_buyer(self, c: Client, f: dict[str, Any]) -> None:
+        t = f.get("type")
+        if t == "message.new":
+            m = f["message"]
+            if m.get("sender") == "agent":
+                entry = self.pending.pop(m.get("body") or "", None)
+                if entry is not None:
+                    t0, step = entry
+                    if step is None:
+                        self.warm_replies += 1
+                    else:
+                        step.lat.append(time.perf_counter() - t0)
+        elif t == "error":
+            self._error(f)
+
+    def _error(self, f: dict[str, Any]) -> None:
+        self.errors += 1
+        self.error_codes[str(f.get("code"))] += 1
+
+    # ---- set-up --------------------------------------------------------------------
+    async def setup(self, say: Any) -> None:
+        s = self.system
+        urls = await s.agent_urls(self.n_agents, max_concurrent=50)
+        self.agents = [Client(s.proto, u, self.on_agent) for u in urls]
+        ok, bad, _ = await connect_all(self.agents, concurrency=25)
+        if bad:
+            raise RuntimeError(f"{bad} agents could not connect")
+        for a in self.agents:
+            await s.agent_ready(a)
+        if s.routes:
+            deadline = time.monotonic() + 10
+            while self.online < self.n_agents and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        self.buyers = [
+            Client(s.proto, s.buyer_url(i, self.n_agents), self.on_buyer)
+            for i in range(self.n_buyers)
+        ]
+        ok, bad, secs = await connect_all(self.buyers, concurrency=100)
+        say(f"    {ok} buyers connected in {secs:.1f}s ({bad} failed)")
+        if bad:
+            raise RuntimeError(f"{bad} buyers could not connect")
+        # Warm-up: each buyer's first message (on Homing it opens and routes a conversation).
+        t0 = time.perf_counter()
+        for i, b in enumerate(self.buyers):
+            key = f"w.{i}"
+            self.pending[key] = (time.perf_counter(), None)
+            await b.send({"type": "message.send", "client_msg_id": key, "body": key})
+            if i % 20 == 19:
+                await asyncio.sleep(0.05)  # ~400 openings a second: a warm-up, not a surge
+        deadline = time.monotonic() + 60 + self.n_buyers / 20
+        while self.warm_replies < self.n_buyers and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        say(
+            f"    warm-up: {self.warm_replies}/{self.n_buyers} round trips in {time.perf_counter() - t0:.1f}s"
+        )
+        if self.warm_replies < self.n_buyers:
+            raise RuntimeError(
+                f"warm-up incomplete: {self.warm_replies}/{self.n_buyers} replies "
+                f"(errors {dict(self.error_codes)})"
+            )
+        self.pending.clear()
+        gc.collect()
+        gc.freeze()  # the load generator's own GC pauses would show up as server latency
+
+    def healthy(self) -> bool:
+        return all(c.alive for c in self.agents) and all(c.alive for c in self.buyers)
+
+    async def drain(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return not self.pending
+
+    # ---- one step ------------------------------------------------------------------
+    async def step(
+        self, rate: float, duration: float, p99_limit: float, grace: float = 3.0
+    ) -> Step:
+        self.step_no += 1
+        st = Step(rate, duration)
+        errors0 = self.errors
+        n = max(1, int(rate * duration))
+        buyers, nb = self.buyers, len(self.buyers)
+        pending = self.pending
+        prefix = f"{self.step_no}."
+        t0 = time.perf_counter()
+        c0, s0 = time.process_time(), self._server_cpu()
+        i = 0
+        while i < n:
+            due = min(n, int((time.perf_counter() - t0) * rate) + 1)
+            while i < due:
+                b = buyers[self.rr % nb]
+                self.rr += 1
+                key = prefix + str(i)
+                pending[key] = (time.perf_counter(), st)
+                await b.send({"type": "message.send", "client_msg_id": key, "body": key})
+                i += 1
+            await asyncio.sleep(0.001)
+        st.sent = n
+        st.send_elapsed = time.perf_counter() - t0
+        st.gen_cpu = (time.process_time() - c0) / st.send_elapsed
+        st.srv_cpu = (self._server_cpu() - s0) / st.send_elapsed
+        st.generator_limited = st.send_elapsed > duration * 1.15 + 0.05
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(s is st for _k, (_t, s) in pending.items()):
+            await asyncio.sleep(0.02)
+        lost = [k for k, (_t, s) in pending.items() if s is st]
+        for k in lost:
+            del pending[k]
+        st.lost = len(lost)
+        st.errors = self.errors - errors0
+        p99 = percentile(st.lat, 99)
+        st.passed = (
+            st.lost == 0
+            and st.errors == 0
+            and p99 is not None
+            and p99 * 1000 <= p99_limit
+            and not st.generator_limited
+        )
+        return st
+
+    def _server_cpu(self) -> float:
+        try:
+            return cpu_seconds(self.system.pid)
+        except (OSError, AssertionError):
+            return 0.0
+
+    async def close(self) -> None:
+        gc.unfreeze()
+        await close_all(self.buyers + self.agents)
+
+
+async def search(
+    d: Driver,
+    ctx: Any,
+    *,
+    step_s: float,
+    start: float,
+    factor: float,
+    max_rate: float,
+    p99_ms: float,
+    refine: int,
+    retries: int,
+    min_rate: float = 5.0,
+) -> dict[str, Any]:
+    say = ctx.say
+    steps: list[Step] = []
+    best: Step | None = None
+    fail: Step | None = None
+    stop = ""
+    rate = start
+
+    async def run(r: float) -> Step:
+        st = await d.step(r, step_s, p99_ms)
+        steps.append(st)
+        s = st.summary()
+        flag = "ok" if st.passed else "FAIL"
+        lim = " (load generator could not keep up)" if st.generator_limited else ""
+        say(
+            f"    {r:9.0f}/s  sent {s['sent']:6d}  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
+            f"lost {st.lost}  errors {st.errors}  cpu gen/srv {st.gen_cpu:.0%}/{st.srv_cpu:.0%}  {flag}{lim}"
+        )
+        # Let late replies arrive before the next step so steps don't bleed into each other.
+        await d.drain(10.0)
+        await asyncio.sleep(0.3)
+        return st
+
+    async def judged(r: float) -> Step:
+        """A failing step is tried once more (the machine is shared, so one noisy step is not a verdict)."""
+        st = await run(r)
+        for _ in range(retries):
+            if st.passed or st.generator_limited or not d.healthy() or d.pending:
+                break
+            say("    (again, to tell noise from a limit)")
+            st = await run(r)
+        return st
+
+    # Down from the start rate until a step passes, then up by `factor` until one fails.
+    st = await judged(rate)
+    while not st.passed:
+        fail = st
+        if rate / 2 < min_rate or not d.healthy():
+            break
+        rate /= 2
+        st = await judged(rate)
+    if st.passed:
+        best = st
+    while best is not None and fail is None:
+        if rate >= max_rate:
+            stop = f"reached --mp-max-rate {max_rate:.0f}"
+            break
+        rate = min(max_rate, rate * factor)
+        st = await judged(rate)
+        if st.passed:
+            best = st
+        else:
+            fail = st
+    if fail is not None and best is not None:
+        for _ in range(refine):
+            if not d.healthy() or d.pending or fail.generator_limited:
+                break
+            if fail.rate / best.rate < 1.08:
+                break
+            st = await judged((best.rate * fail.rate) ** 0.5)
+            if st.passed:
+                best = st
+            else:
+                fail = st
+    if fail is not None:
+        s = fail.summary()
+        why = []
+        if fail.generator_limited:
+            why.append("load generator could not keep up")
+        if s["p99_ms"] is not None and s["p99_ms"] > p99_ms:
+            why.append(f"p99 {s['p99_ms']} ms")
+        if fail.lost:
+            why.append(f"{fail.lost} lost")
+        if fail.errors:
+            why.append(f"{fail.errors} error frames {dict(d.error_codes)}")
+        stop = f"at {fail.rate:.0f}/s: " + ", ".join(why or ["failed"])
+    return {
+        "best": best,
+        "fail": fail,
+        "stop": stop,
+        "steps": [s.summary() for s in steps],
+        "generator_limited": bool(fail and fail.generator_limited),
+    }
+
+
+async def profile(d: Driver, ctx: Any, rate: float, seconds: float) -> list[str]:
+    """py-spy on the Homing server while the driver holds `rate`: an SVG and a text summary."""
+    import shutil
+    import sys
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        ctx.say("    py-spy not installed (pip install -e '.[bench]'); no profile")
+        return []
+    out: list[str] = []
+    for fmt, suffix in (("raw", "txt.raw"), ("flamegraph", "svg")):
+        path = ctx.results_dir / f"profile-{ctx.stamp}.{suffix}"
+        cmd = [
+            spy,
+            "record",
+            "--pid",
+            str(d.system.pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "250",
+            "--nonblocking",
+            "--format",
+            fmt,
+            "-o",
+            str(path),
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: ASYNC220
+        try:
+            await asyncio.sleep(0.5)
+            await d.step(rate, seconds, 1e9)
+            await asyncio.to_thread(proc.wait, seconds + 30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        await d.drain(10.0)
+        if path.exists():
+            out.append(str(path))
+    raw = ctx.results_dir / f"profile-{ctx.stamp}.txt.raw"
+    if raw.exists():
+        from bench.profile_summary import summarize
+
+        text = summarize(raw.read_text(), top=20)
+        txt = ctx.results_dir / f"profile-{ctx.stamp}.txt"
+        txt.write_text(text)
+        out.append(str(txt))
+        ctx.say(text)
+    return out
+
+
+async def run(ctx: Any) -> list[Figure]:
+    a = ctx.args
+    n_buyers = a.mp_buyers or (100 if ctx.quick else 1000)
+    n_agents = a.mp_agents or (10 if ctx.quick else 50)
+    step_s = a.mp_step_s or (2.0 if ctx.quick else 5.0)
+    keys = [k.strip() for k in a.mp_systems.split(",") if k.strip()]
+    figures: list[Figure] = []
+    results: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        system = make_system(key, ctx.log_dir, a.frames_per_second)
+        ctx.say(f"  [{system.name}] {n_buyers} buyers, {n_agents} agents, {step_s:g}s steps")
+        d = Driver(system, n_buyers, n_agents)
+        try:
+            await system.start()
+            await d.setup(ctx.say)
+            res = await search(
+                d,
+                ctx,
+                step_s=step_s,
+                start=a.mp_start_rate,
+                factor=a.mp_factor,
+                max_rate=a.mp_max_rate,
+                p99_ms=a.mp_p99_ms,
+                refine=a.mp_refine,
+                retries=a.mp_retries,
+            )
+            if a.profile and key == "homing":
+                best = res["best"]
+                rate = best.rate if best else a.mp_start_rate
+                ctx.say(
+                    f"    profiling with py-spy at {rate:.0f}/s for {a.profile_s:g}s (x2: raw + svg)"
+                )
+                res["profile"] = await profile(d, ctx, rate, a.profile_s)
+        except Exception as exc:  # noqa: BLE001 - one system failing must not hide the others
+            ctx.say(f"    {system.name} failed: {type(exc).__name__}: {exc}")
+            res = {
+                "best": None,
+                "fail": None,
+                "stop": f"error: {exc}",
+                "steps": [],
+                "generator_limited": False,
+            }
+        finally:
+            await d.close()
+            system.stop()
+        results[system.name] = res
+        best = res["best"]
+        bs = best.summary() if best else {}
+        extra = {
+            "buyers": n_buyers,
+            "agents": n_agents,
+            "step_s": step_s,
+            "steps": res["steps"],
+            "profile": res.get("profile"),
+        }
+        rate_val = round(best.rate) if best else 0
+        figures += [
+            Figure(
+                NAME,
+                system.name,
+                "max sustainable rate",
+                rate_val,
+                "msg/s",
+                note=f"stop {res['stop']}",
+                extra=extra,
+            ),
+            Figure(NAME, system.name, "p50 at max rate", bs.get("p50_ms"), "ms"),
+            Figure(NAME, system.name, "p99 at max rate", bs.get("p99_ms"), "ms"),
+            Figure(
+                NAME,
+                system.name,
+                "loss at max rate",
+                (bs.get("lost", 0) + bs.get("errors", 0)) if bs else None,
+                "msgs",
+            ),
+        ]
+    figures += ratios(results)
+    return figures
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> list[Figure]:
+    out: list[Figure] = []
+    homing = results.get("Homing (SQLite)")
+    if not homing:
+        return out
+    h = homing["best"].rate if homing["best"] else 0.0
+    for peer, need in (("python-socketio", 1.0), ("websockets relay", 0.25)):
+        r = results.get(peer)
+        if not r or not r["best"]:
+            continue
+        ratio = h / r["best"].rate
+        note = ""
+        if r["generator_limited"]:
+            note = f"{peer} hit the load generator's limit: its real ceiling is higher, this ratio lower"
+        out.append(
+            Figure(
+                NAME,
+                "Homing (SQLite)",
+                f"rate vs {peer}",
+                round(ratio, 3),
+                "x",
+                target=f">= {need:g}x",
+                met=ratio >= need,
+                note=note,
+            )
+        )
+    return out
