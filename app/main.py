@@ -22,6 +22,7 @@ from app.context import AppContext
 from app.db import Database
 from app.errors import DomainError
 from app.jobs import JobContext, JobRunner, registered_jobs
+from app.pages import views as pages
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
@@ -66,6 +67,8 @@ def create_app(
     app.include_router(shops_api.router)
     app.include_router(chat_api.router)
     app.include_router(chat_ws.router)
+    app.include_router(pages.router)
+    app.mount("/static", pages.static_files(), name="static")
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:

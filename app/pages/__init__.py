@@ -1,0 +1,1 @@
+"""Server-rendered pages: landing, login, the agent workbench and the demo storefront."""

@@ -1,0 +1,177 @@
+"""HTML pages: landing, login and logout, the agent workbench, the demo storefront.
+
+Thin like the API: each view finds who is asking, reads what the page shows and
+renders a template. Login and logout go through the API's own handlers, so the page
+and `POST /api/v1/auth/login` share one path (throttle, session, cookie).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+
+from app.config import HTMX_VERSION, PROJECT_ROOT
+from app.deps import SESSION_COOKIE, Ctx
+from app.errors import NotAuthenticated, RateLimited
+from app.pages import demo
+from app.pages.i18n import LANG_COOKIE, STRINGS, pick_lang
+from app.shops import api as shops_api
+from app.shops import service as shop_service
+from app.shops.models import Agent
+
+STATIC_DIR = PROJECT_ROOT / "static"
+TEMPLATES_DIR = PROJECT_ROOT / "templates"
+HTMX_CDN = "https://unpkg.com/htmx.org@{version}/dist/htmx.min.js"
+HTMX_LOCAL = "/static/vendor/htmx.min.js"
+
+router = APIRouter(include_in_schema=False)
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def static_files() -> StaticFiles:
+    return StaticFiles(directory=STATIC_DIR)
+
+
+def asset(path: str) -> str:
+    """A static file's URL with its modification time, so browsers never run stale scripts."""
+    try:
+        stamp = int((STATIC_DIR / path).stat().st_mtime)
+    except OSError:
+        stamp = 0
+    return f"/static/{path}?v={stamp}"
+
+
+templates.globals["asset"] = asset
+
+
+def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: Any) -> Response:
+    lang, chosen = pick_lang(request)
+    htmx_src = HTMX_LOCAL if ctx.settings.htmx_local else HTMX_CDN.format(version=HTMX_VERSION)
+    html = templates.get_template(name).render(
+        request=request,
+        lang=lang,
+        t=STRINGS[lang],
+        htmx_src=htmx_src,
+        path=request.url.path,
+        **values,
+    )
+    response = Response(html, status_code=status, media_type="text/html; charset=utf-8")
+    if chosen:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
+    return response
+
+
+async def session_agent(request: Request, ctx: Ctx) -> Agent | None:
+    """The agent whose session cookie came with the request, or None."""
+    try:
+        async with ctx.db.read() as s:
+            return await shop_service.agent_for_token(
+                s, request.cookies.get(SESSION_COOKIE), ctx.clock.now()
+            )
+    except NotAuthenticated:
+        return None
+
+
+@router.get("/")
+async def landing(request: Request, ctx: Ctx) -> Response:
+    return render(request, ctx, "landing.html")
+
+
+@router.get("/login")
+async def login_page(request: Request, ctx: Ctx) -> Response:
+    return render(request, ctx, "login.html", error=None, form={"shop": "demo"})
+
+
+@router.post("/login")
+async def login_submit(request: Request, ctx: Ctx) -> Response:
+    """The login form: htmx gets a fragment or an HX-Redirect; a plain form post a page or a 303."""
+    t = STRINGS[pick_lang(request)[0]]
+    via_htmx = request.headers.get("hx-request") == "true"
+    form = await request.form()
+    fields = {k: str(form.get(k) or "").strip() for k in ("shop", "username")}
+    password = str(form.get("password") or "")
+
+    def failed(message: str, status: int) -> Response:
+        if via_htmx:
+            return render(request, ctx, "_login_error.html", status=status, error=message)
+        return render(request, ctx, "login.html", status=status, error=message, form=fields)
+
+    try:
+        body = shops_api.LoginIn(
+            shop=fields["shop"], username=fields["username"], password=password
+        )
+    except ValidationError:
+        return failed(t["login_incomplete"], 422)
+    response: Response = (
+        Response(status_code=200, headers={"HX-Redirect": "/workbench"})
+        if via_htmx
+        else RedirectResponse("/workbench", status_code=303)
+    )
+    try:
+        await shops_api.login(body, request, response, ctx)
+    except RateLimited:
+        return failed(t["login_throttled"], 429)
+    except NotAuthenticated:
+        return failed(t["login_bad"], 401)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, ctx: Ctx) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    agent = await session_agent(request, ctx)
+    if agent is None:
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+    await shops_api.logout(request, response, agent, ctx)
+    return response
+
+
+@router.get("/workbench")
+async def workbench(request: Request, ctx: Ctx) -> Response:
+    agent = await session_agent(request, ctx)
+    if agent is None:
+        return RedirectResponse("/login", status_code=303)
+    lang = pick_lang(request)[0]
+    # The session cookie is HttpOnly; the page gets the same credential here, for the socket.
+    boot = {
+        "token": request.cookies.get(SESSION_COOKIE),
+        "agent": {**shops_api.agent_public(agent), "status": agent.status},
+        "lang": lang,
+        "strings": STRINGS[lang],
+    }
+    response = render(request, ctx, "workbench.html", agent=agent, boot=boot)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/demo/shop")
+async def demo_shop(request: Request, ctx: Ctx) -> Response:
+    async with ctx.db.read() as s:
+        secret = await demo.demo_shop_secret(s)
+    if secret is None:
+        return render(request, ctx, "demo_shop.html", status=404, missing=True)
+    buyer = demo.demo_buyer(request.query_params.get("buyer"))
+    response = render(
+        request,
+        ctx,
+        "demo_shop.html",
+        missing=False,
+        buyers=demo.DEMO_BUYERS,
+        buyer=buyer,
+        buyer_token=demo.sign_demo_buyer(buyer, secret, ctx.clock.now()),
+        product=demo.DEMO_PRODUCT,
+        server=str(request.base_url).rstrip("/"),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,246 @@
+/* Homing client pieces shared by the workbench and the storefront widget:
+ * a WebSocket that reconnects with back-off, message cards built from text nodes
+ * (never innerHTML with data), client message ids and small formatters. */
+(function () {
+  "use strict";
+  if (window.Homing) return;
+
+  const CLOSE_UNAUTHORIZED = 4401;
+  // Back-off between reconnect attempts; jittered so a restarted server is not stampeded.
+  const DELAYS_MS = [500, 1000, 2000, 4000, 8000, 15000];
+  // The server allows 10 frames a second per socket; stay under it and queue the rest.
+  const FRAMES_PER_SECOND = 8;
+
+  /* One socket that comes back by itself. Handlers: onFrame(frame), onUp(), onDown(),
+   * onUnauthorized(). The owner sends `sync` for what it missed when hello arrives. */
+  class Socket {
+    constructor(url, handlers) {
+      this.url = url;
+      this.h = handlers;
+      this.ws = null;
+      this.attempt = 0;
+      this.timer = null;
+      this.stopped = false;
+      this.up = false;
+      this.outbox = []; // serialized frames waiting for room under the rate limit
+      this.stamps = []; // when the frames of the last second went out
+      this.flushTimer = null;
+      window.addEventListener("online", () => this.retryNow());
+    }
+
+    start() {
+      this.stopped = false;
+      this.open();
+    }
+
+    open() {
+      this.timer = null;
+      let ws;
+      try {
+        ws = new WebSocket(this.url);
+      } catch (err) {
+        this.scheduleRetry();
+        return;
+      }
+      this.ws = ws;
+      ws.onopen = () => {
+        this.up = true;
+        if (this.h.onUp) this.h.onUp();
+      };
+      ws.onmessage = (event) => {
+        this.attempt = 0; // a frame arrived: the server is really there
+        let frame;
+        try {
+          frame = JSON.parse(event.data);
+        } catch (err) {
+          return;
+        }
+        this.h.onFrame(frame);
+      };
+      ws.onclose = (event) => {
+        if (this.ws !== ws) return;
+        this.ws = null;
+        this.up = false;
+        // Unsent frames are dropped: owners resend what matters (messages) after hello.
+        this.outbox = [];
+        if (this.stopped) return;
+        if (event.code === CLOSE_UNAUTHORIZED) {
+          this.stopped = true;
+          if (this.h.onUnauthorized) this.h.onUnauthorized();
+          return;
+        }
+        if (this.h.onDown) this.h.onDown();
+        this.scheduleRetry();
+      };
+    }
+
+    scheduleRetry() {
+      const base = DELAYS_MS[Math.min(this.attempt, DELAYS_MS.length - 1)];
+      this.attempt += 1;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.open(), base * (0.8 + Math.random() * 0.4));
+    }
+
+    retryNow() {
+      if (this.stopped || this.ws) return;
+      clearTimeout(this.timer);
+      this.open();
+    }
+
+    /* Send now, or soon if the last second's budget is spent; false when not connected. */
+    send(frame) {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+      this.outbox.push(JSON.stringify(frame));
+      this.flush();
+      return true;
+    }
+
+    flush() {
+      const now = performance.now();
+      this.stamps = this.stamps.filter((t) => now - t < 1000);
+      while (this.outbox.length && this.stamps.length < FRAMES_PER_SECOND && this.ws) {
+        this.ws.send(this.outbox.shift());
+        this.stamps.push(now);
+      }
+      if (this.outbox.length && !this.flushTimer) {
+        const wait = 1000 - (now - this.stamps[0]) + 20;
+        this.flushTimer = setTimeout(() => {
+          this.flushTimer = null;
+          this.flush();
+        }, Math.max(20, wait));
+      }
+    }
+
+    stop() {
+      this.stopped = true;
+      clearTimeout(this.timer);
+      if (this.ws) this.ws.close(1000);
+      this.ws = null;
+    }
+  }
+
+  /* A client message id: random, and available outside secure contexts too. */
+  function newClientId() {
+    const bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return "c-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  /* document.createElement with properties and children; strings become text nodes. */
+  function el(tag, props, children) {
+    const node = document.createElement(tag);
+    if (props) {
+      for (const [key, value] of Object.entries(props)) {
+        if (value === undefined || value === null || value === false) continue;
+        if (key === "className") node.className = value;
+        else if (key === "text") node.textContent = value;
+        else if (key === "dataset") Object.assign(node.dataset, value);
+        else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+        else node.setAttribute(key, value === true ? "" : value);
+      }
+    }
+    for (const child of [].concat(children || [])) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function money(cents) {
+    if (typeof cents !== "number") return "";
+    return "¥" + (cents / 100).toFixed(2);
+  }
+
+  const CARD_WORDS = {
+    zh: {
+      product: "商品", order: "订单", coupon: "优惠券", compensation: "赔付", image: "图片",
+      min_spend: "满 {0} 可用", no_min: "无门槛", reasons: {
+        late_shipment: "晚发即赔", damaged: "坏了包退", price_protection: "价保差价",
+        shipping_fee: "运费补偿", goodwill: "安抚补偿",
+      },
+    },
+    en: {
+      product: "Product", order: "Order", coupon: "Coupon", compensation: "Compensation", image: "Image",
+      min_spend: "on orders over {0}", no_min: "no minimum", reasons: {
+        late_shipment: "late shipment", damaged: "damaged item", price_protection: "price protection",
+        shipping_fee: "shipping fee", goodwill: "goodwill",
+      },
+    },
+  };
+
+  /* The visible body of a message: text, or a card for the card kinds. */
+  function messageContent(msg, lang) {
+    const w = CARD_WORDS[lang] || CARD_WORDS.zh;
+    const p = msg.payload || {};
+    const caption = msg.body ? el("p", { className: "card-caption", text: msg.body }) : null;
+    switch (msg.kind) {
+      case "product_card":
+        return el("div", { className: "card card-product" }, [
+          el("span", { className: "card-label", text: w.product }),
+          el("strong", { className: "card-title", text: p.title || p.product_id || "" }),
+          el("span", { className: "card-price", text: money(p.price_cents) }),
+          p.category ? el("span", { className: "card-sub", text: p.category }) : null,
+          caption,
+        ]);
+      case "order_card":
+        return el("div", { className: "card card-order" }, [
+          el("span", { className: "card-label", text: w.order }),
+          el("strong", { className: "card-title", text: "#" + (p.order_id || "") }),
+          caption,
+        ]);
+      case "coupon_card": {
+        const c = p.coupon || {};
+        const rule = c.min_spend_cents ? w.min_spend.replace("{0}", money(c.min_spend_cents)) : w.no_min;
+        return el("div", { className: "card card-coupon" }, [
+          el("span", { className: "card-label", text: w.coupon }),
+          el("strong", { className: "card-price", text: money(c.amount_cents) }),
+          el("span", { className: "card-title", text: c.title || "" }),
+          el("span", { className: "card-sub", text: rule }),
+          caption,
+        ]);
+      }
+      case "compensation_card":
+        return el("div", { className: "card card-compensation" }, [
+          el("span", { className: "card-label", text: w.compensation }),
+          el("strong", { className: "card-price", text: money(p.amount_cents) }),
+          el("span", { className: "card-sub", text: w.reasons[p.reason] || p.reason || "" }),
+          caption,
+        ]);
+      case "image":
+        return el("div", { className: "card card-image" }, [
+          el("span", { className: "card-label", text: "🖼 " + w.image }),
+          caption,
+        ]);
+      default:
+        return el("p", { className: "text", text: msg.body || "" });
+    }
+  }
+
+  /* Where a message with `seq` goes among children that carry data-seq (unsent ones last). */
+  function insertBySeq(list, node, seq) {
+    for (const child of list.children) {
+      const s = child.dataset.seq ? Number(child.dataset.seq) : Infinity;
+      if (s > seq) {
+        list.insertBefore(node, child);
+        return;
+      }
+    }
+    list.append(node);
+  }
+
+  function clockTime(iso) {
+    const d = iso ? new Date(iso) : new Date();
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  /* "1:05" or "12:30:00" style elapsed time since an ISO instant. */
+  function elapsed(iso, now) {
+    const secs = Math.max(0, Math.floor(((now || Date.now()) - Date.parse(iso)) / 1000));
+    const h = Math.floor(secs / 3600);
+    const m = Math.floor((secs % 3600) / 60);
+    const s = String(secs % 60).padStart(2, "0");
+    return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+  }
+
+  window.Homing = { Socket, newClientId, el, money, messageContent, insertBySeq, clockTime, elapsed };
+})();

@@ -1,0 +1,109 @@
+"""Browser tests: Debian's Chromium driven by Playwright (async API), against real servers.
+
+The page servers use a database of their own with the demo shop seeded, so what these
+tests do to the demo shop never meets the rest of the suite. htmx comes from
+static/vendor (HOMING_HTMX_LOCAL): there is no internet here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, async_playwright, expect
+
+from app.clock import Clock
+from app.migrate import upgrade
+from app.shops.actions import seed_demo
+from tests.browser.helpers import DESKTOP, Tab
+from tests.conftest import PG_ADMIN, _pg_exec
+from tests.support.servers import ROOT, InProcessServer
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+
+expect.set_options(timeout=10_000)
+
+
+@pytest.fixture(scope="session")
+def vendored_htmx() -> Path:
+    """static/vendor/htmx.min.js, fetched by scripts/vendor.sh if this checkout lacks it."""
+    path = ROOT / "static" / "vendor" / "htmx.min.js"
+    if not path.exists():
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "vendor.sh")],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0 or not path.exists():
+            pytest.fail(f"scripts/vendor.sh could not fetch htmx: {done.stderr[-500:]}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pages_database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database for the page servers only (sync: runs outside the loop)."""
+    if backend == "postgres":
+        name = f"homing_pages_{secrets.token_hex(4)}"
+        asyncio.run(_pg_exec(f'CREATE DATABASE "{name}"'))
+        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+        upgrade(url)
+        yield url
+        asyncio.run(_pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('pages-db') / 'homing.db'}"
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+async def web(start_server: Any, pages_database_url: str, vendored_htmx: Path) -> InProcessServer:
+    """A server for the pages: local htmx, its own database, the demo shop seeded."""
+    srv: InProcessServer = await start_server(
+        database_url=pages_database_url, HOMING_HTMX_LOCAL="true"
+    )
+    await srv.ctx.db.run(seed_demo, Clock().now())
+    return srv
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+NewTab = Callable[..., Awaitable[Tab]]
+
+
+@pytest.fixture
+async def new_tab(browser: Browser) -> AsyncIterator[NewTab]:
+    """Open pages, each in its own context; fails the test on any script error."""
+    tabs: list[Tab] = []
+
+    async def open_(viewport: dict[str, int] | None = None) -> Tab:
+        context = await browser.new_context(viewport=viewport or DESKTOP, locale="zh-CN")
+        page = await context.new_page()
+        tab = Tab(page, context)
+
+        async def on_dialog(dialog: Any) -> None:
+            tab.dialogs.append(f"{dialog.type}: {dialog.message}")
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("pageerror", lambda exc: tab.errors.append(str(exc)))
+        tabs.append(tab)
+        return tab
+
+    yield open_
+    for tab in tabs:
+        await tab.context.close()
+    for tab in tabs:
+        assert not tab.errors, f"script errors on {tab.page.url}: {tab.errors}"
