@@ -152,7 +152,7 @@ class Connection:
             raise
         except Exception:
             # The socket is gone or broken; the client reconnects and syncs.
-            log.debug("writer stopped", exc_info=True)
+            log.warning("%s connection writer stopped", self.kind, exc_info=True)
             self.closed = True
 
     async def _write(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
