@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from app.clock import Clock
 from app.config import Settings
 from app.db import Database
+from app.payouts import jobs as payout_jobs
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ class Job:
 
 def registered_jobs() -> list[Job]:
     """Every domain's periodic jobs. Domains add theirs here."""
-    return []
+    return [
+        Job(payout_jobs.LATE_SHIPMENT_JOB, payout_jobs.LATE_SHIPMENT_EVERY_S, payout_jobs.issue_late_shipment_coupons),
+    ]
 
 
 class JobRunner:

@@ -1,0 +1,1 @@
+"""Orders as the storefront server reports them; the buyer panel and payouts read them."""

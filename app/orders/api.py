@@ -1,0 +1,60 @@
+"""HTTP: orders from the storefront server, and the buyer panel's view of them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StrictInt, field_validator
+
+from app.deps import Ctx, CurrentAgent, CurrentShop
+from app.errors import NotFound
+from app.orders import actions, service
+from app.orders.schemas import order_public
+
+router = APIRouter(prefix="/api/v1")
+
+
+class OrderIn(BaseModel):
+    order_id: str = Field(min_length=1, max_length=128)
+    buyer_id: str = Field(min_length=1, max_length=128)
+    amount_cents: StrictInt = Field(ge=0, le=10**12)
+    status: str = Field(max_length=16)
+    category: str | None = Field(default=None, max_length=64)
+    created_at: datetime
+    ship_by: datetime | None = None
+
+    @field_validator("created_at", "ship_by")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        # PROTOCOL times carry an offset; a storefront that leaves it out means UTC.
+        if v is not None and v.tzinfo is None:
+            return v.replace(tzinfo=UTC)
+        return v
+
+
+@router.post("/orders")
+async def put_order(body: OrderIn, shop: CurrentShop, ctx: Ctx) -> JSONResponse:
+    report = actions.OrderReport(**body.model_dump())
+    order, created = await ctx.db.run(actions.upsert_order, shop.id, report, ctx.clock.now())
+    return JSONResponse(order_public(order), status_code=201 if created else 200)
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: str, agent: CurrentAgent, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.db.read() as s:
+        order = await service.get_order(s, agent.shop_id, order_id)
+    if order is None:
+        raise NotFound("No such order.")
+    return order_public(order)
+
+
+@router.get("/buyers/{buyer_id}/orders")
+async def buyer_orders(
+    buyer_id: str, agent: CurrentAgent, ctx: Ctx, conversation_id: str | None = None
+) -> list[dict[str, Any]]:
+    async with ctx.db.read() as s:
+        rows = await service.buyer_panel(s, agent.shop_id, buyer_id, conversation_id)
+    return [order_public(o, linked=linked) for o, linked in rows]

@@ -1,0 +1,1 @@
+"""Limited direct-payout authority: compensation within limits, approvals, the fund, the ledger."""

@@ -1,0 +1,184 @@
+"""HTTP: payouts, their approval, the fund, the ledger (PROTOCOL.md "Payouts")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StrictInt
+
+from app.deps import Ctx, CurrentAdmin, CurrentAgent
+from app.errors import BadInput, Forbidden, NotFound
+from app.payouts import actions, service
+from app.payouts.models import LEDGER_ENTRIES, PAYOUT_STATUSES
+from app.payouts.schemas import coupon_public, ledger_public, payout_public
+
+router = APIRouter(prefix="/api/v1")
+
+STAFF = ("supervisor", "admin")
+# Wide enough for any amount the domain should judge itself (≤ 0 is its 422, not ours).
+AmountCents = Annotated[StrictInt, Field(ge=-(10**15), le=10**15)]
+
+
+class PayoutIn(BaseModel):
+    conversation_id: str = Field(min_length=1, max_length=64)
+    order_id: str | None = Field(default=None, min_length=1, max_length=128)
+    amount_cents: AmountCents
+    reason: str = Field(max_length=64)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class DecisionIn(BaseModel):
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class TopupIn(BaseModel):
+    amount_cents: AmountCents
+
+
+@router.post("/payouts")
+async def create_payout(
+    body: PayoutIn,
+    agent: CurrentAgent,
+    ctx: Ctx,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    req = actions.PayoutRequest(**body.model_dump())
+    outcome = await actions.submit_payout(
+        ctx.db,
+        agent_id=agent.id,
+        shop_id=agent.shop_id,
+        idempotency_key=idempotency_key,
+        req=req,
+        now=ctx.clock.now(),
+    )
+    return JSONResponse(payout_public(outcome.payout), status_code=201 if outcome.created else 200)
+
+
+@router.get("/payouts")
+async def list_payouts(
+    agent: CurrentAgent,
+    ctx: Ctx,
+    status: str | None = None,
+    agent_id: str | None = None,
+    order_id: str | None = None,
+    limit: int = Query(default=service.LIST_LIMIT, ge=1, le=service.LIST_LIMIT),
+) -> list[dict[str, Any]]:
+    """Agents see their own payouts; supervisors and admins the whole shop's."""
+    if status is not None and status not in PAYOUT_STATUSES:
+        raise BadInput(
+            f"Expected status one of {', '.join(PAYOUT_STATUSES)}, but got {status!r}.",
+            code="bad_request",
+        )
+    if agent.role not in STAFF:
+        if agent_id not in (None, agent.id):
+            raise Forbidden("Agents see only their own payouts.")
+        agent_id = agent.id
+    async with ctx.db.read() as s:
+        payouts = await service.list_payouts(
+            s, agent.shop_id, status=status, agent_id=agent_id, order_id=order_id, limit=limit
+        )
+    return [payout_public(p) for p in payouts]
+
+
+@router.get("/payouts/fund")
+async def get_fund(agent: CurrentAgent, ctx: Ctx) -> dict[str, int]:
+    async with ctx.db.read() as s:
+        return {"balance_cents": await service.fund_balance(s, agent.shop_id)}
+
+
+@router.post("/payouts/fund/topup")
+async def topup_fund(body: TopupIn, admin: CurrentAdmin, ctx: Ctx) -> dict[str, int]:
+    balance = await ctx.db.run(
+        actions.topup_fund, admin_id=admin.id, amount_cents=body.amount_cents, now=ctx.clock.now()
+    )
+    return {"balance_cents": balance}
+
+
+@router.get("/payouts/ledger")
+async def get_ledger(
+    agent: CurrentAgent,
+    ctx: Ctx,
+    payout_id: str | None = None,
+    entry: str | None = None,
+    agent_id: str | None = None,
+    order_id: str | None = None,
+    after_id: int = Query(default=0, ge=0),
+    limit: int = Query(default=service.LIST_LIMIT, ge=1, le=service.LIST_LIMIT),
+) -> list[dict[str, Any]]:
+    """The append-only ledger, oldest first (supervisors and admins)."""
+    if agent.role not in STAFF:
+        raise Forbidden("Only supervisors and admins read the payout ledger.")
+    if entry is not None and entry not in LEDGER_ENTRIES:
+        raise BadInput(
+            f"Expected entry one of {', '.join(LEDGER_ENTRIES)}, but got {entry!r}.",
+            code="bad_request",
+        )
+    async with ctx.db.read() as s:
+        lines = await service.ledger(
+            s,
+            agent.shop_id,
+            payout_id=payout_id,
+            entry=entry,
+            agent_id=agent_id,
+            order_id=order_id,
+            after_id=after_id,
+            limit=limit,
+        )
+    return [ledger_public(e) for e in lines]
+
+
+@router.get("/payouts/coupons")
+async def list_coupons(
+    agent: CurrentAgent, ctx: Ctx, order_id: str | None = None, buyer_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Late-shipment coupons issued (amount 0: the order was too small for one)."""
+    async with ctx.db.read() as s:
+        found = await service.coupons(s, agent.shop_id, order_id=order_id, buyer_id=buyer_id)
+    return [coupon_public(c) for c in found]
+
+
+@router.get("/payouts/{payout_id}")
+async def get_payout(payout_id: str, agent: CurrentAgent, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.db.read() as s:
+        payout = await service.get_payout(s, payout_id)
+    if payout is None:
+        raise NotFound("No such payout.")
+    if payout.shop_id != agent.shop_id:
+        raise Forbidden("This payout belongs to another shop.")
+    if agent.role not in STAFF and payout.agent_id != agent.id:
+        raise Forbidden("Agents see only their own payouts.")
+    return payout_public(payout)
+
+
+@router.post("/payouts/{payout_id}/approve")
+async def approve(
+    payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
+) -> dict[str, Any]:
+    payout = await actions.decide_payout(
+        ctx.db,
+        approver_id=agent.id,
+        shop_id=agent.shop_id,
+        payout_id=payout_id,
+        approve=True,
+        note=body.note if body else None,
+        now=ctx.clock.now(),
+    )
+    return payout_public(payout)
+
+
+@router.post("/payouts/{payout_id}/reject")
+async def reject(
+    payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
+) -> dict[str, Any]:
+    payout = await actions.decide_payout(
+        ctx.db,
+        approver_id=agent.id,
+        shop_id=agent.shop_id,
+        payout_id=payout_id,
+        approve=False,
+        note=body.note if body else None,
+        now=ctx.clock.now(),
+    )
+    return payout_public(payout)

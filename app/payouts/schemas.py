@@ -1,0 +1,58 @@
+"""Wire shapes: PAYOUT of PROTOCOL.md (plus a few fields), ledger lines, coupons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.chat.schemas import iso
+from app.payouts.models import LateShipmentCoupon, Payout, PayoutLedgerEntry
+
+
+def payout_public(p: Payout) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "conversation_id": p.conversation_id,
+        "order_id": p.order_id,
+        "buyer_id": p.buyer_id,
+        "agent_id": p.agent_id,
+        "amount_cents": p.amount_cents,
+        "reason": p.reason,
+        "status": p.status,
+        "approved_by": p.approved_by,
+        "created_at": iso(p.created_at),
+        "note": p.note,
+        "decided_at": iso(p.decided_at),
+        "paid_at": iso(p.paid_at),
+    }
+
+
+def ledger_public(e: PayoutLedgerEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": iso(e.at),
+        "entry": e.entry,
+        "payout_id": e.payout_id,
+        "actor_kind": e.actor_kind,
+        "actor_id": e.actor_id,
+        "agent_id": e.agent_id,
+        "approver_id": e.approver_id,
+        "order_id": e.order_id,
+        "conversation_id": e.conversation_id,
+        "buyer_id": e.buyer_id,
+        "amount_cents": e.amount_cents,
+        "reason": e.reason,
+        "code": e.code,
+        "note": e.note,
+    }
+
+
+def coupon_public(c: LateShipmentCoupon) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "order_id": c.order_id,
+        "buyer_id": c.buyer_id,
+        "amount_cents": c.amount_cents,
+        "conversation_id": c.conversation_id,
+        "message_id": c.message_id,
+        "issued_at": iso(c.issued_at),
+    }

@@ -1,0 +1,128 @@
+"""Reads of payouts, the fund, the ledger and late-shipment coupons (no state changes here)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.orders.models import Order
+from app.payouts.models import LateShipmentCoupon, Payout, PayoutFund, PayoutLedgerEntry
+
+LIST_LIMIT = 500
+
+
+async def get_payout(session: AsyncSession, payout_id: str) -> Payout | None:
+    return await session.get(Payout, payout_id)
+
+
+async def payout_by_key(session: AsyncSession, shop_id: str, idempotency_key: str) -> Payout | None:
+    row = await session.execute(
+        select(Payout)
+        .where(Payout.shop_id == shop_id, Payout.idempotency_key == idempotency_key)
+        .execution_options(populate_existing=True)
+    )
+    return row.scalars().first()
+
+
+async def list_payouts(
+    session: AsyncSession,
+    shop_id: str,
+    *,
+    status: str | None = None,
+    agent_id: str | None = None,
+    order_id: str | None = None,
+    limit: int = LIST_LIMIT,
+) -> list[Payout]:
+    q = select(Payout).where(Payout.shop_id == shop_id)
+    if status:
+        q = q.where(Payout.status == status)
+    if agent_id:
+        q = q.where(Payout.agent_id == agent_id)
+    if order_id:
+        q = q.where(Payout.order_id == order_id)
+    q = q.order_by(Payout.created_at.desc(), Payout.id).limit(limit)
+    return list((await session.execute(q)).scalars())
+
+
+async def fund_balance(session: AsyncSession, shop_id: str) -> int:
+    balance = await session.scalar(
+        select(PayoutFund.balance_cents).where(PayoutFund.shop_id == shop_id)
+    )
+    return int(balance or 0)
+
+
+async def paid_cents_by_agent(
+    session: AsyncSession, shop_id: str, start: datetime, end: datetime
+) -> dict[str, int]:
+    """Compensation paid in [start, end), by the agent who asked for it (for the metrics).
+
+    A payout counts when it was paid: at once, or when a supervisor approved it.
+    """
+    rows = await session.execute(
+        select(Payout.agent_id, func.sum(Payout.amount_cents))
+        .where(
+            Payout.shop_id == shop_id,
+            Payout.status == "paid",
+            Payout.paid_at >= start,
+            Payout.paid_at < end,
+        )
+        .group_by(Payout.agent_id)
+    )
+    return {agent_id: int(total) for agent_id, total in rows}
+
+
+async def ledger(
+    session: AsyncSession,
+    shop_id: str,
+    *,
+    payout_id: str | None = None,
+    entry: str | None = None,
+    agent_id: str | None = None,
+    order_id: str | None = None,
+    after_id: int = 0,
+    limit: int = LIST_LIMIT,
+) -> list[PayoutLedgerEntry]:
+    """Ledger lines in the order they were written (pages by `after_id`)."""
+    q = select(PayoutLedgerEntry).where(
+        PayoutLedgerEntry.shop_id == shop_id, PayoutLedgerEntry.id > after_id
+    )
+    if payout_id:
+        q = q.where(PayoutLedgerEntry.payout_id == payout_id)
+    if entry:
+        q = q.where(PayoutLedgerEntry.entry == entry)
+    if agent_id:
+        q = q.where(PayoutLedgerEntry.agent_id == agent_id)
+    if order_id:
+        q = q.where(PayoutLedgerEntry.order_id == order_id)
+    q = q.order_by(PayoutLedgerEntry.id).limit(limit)
+    return list((await session.execute(q)).scalars())
+
+
+async def late_orders_without_coupon(
+    session: AsyncSession, now: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """(shop_id, order_id) of paid orders past `ship_by` that no worker has decided on yet."""
+    decided = exists().where(
+        LateShipmentCoupon.shop_id == Order.shop_id, LateShipmentCoupon.order_id == Order.order_id
+    )
+    rows = await session.execute(
+        select(Order.shop_id, Order.order_id)
+        .where(Order.status == "paid", Order.ship_by.is_not(None), Order.ship_by <= now, ~decided)
+        .order_by(Order.ship_by)
+        .limit(limit)
+    )
+    return [(shop_id, order_id) for shop_id, order_id in rows]
+
+
+async def coupons(
+    session: AsyncSession, shop_id: str, *, order_id: str | None = None, buyer_id: str | None = None
+) -> list[LateShipmentCoupon]:
+    q = select(LateShipmentCoupon).where(LateShipmentCoupon.shop_id == shop_id)
+    if order_id:
+        q = q.where(LateShipmentCoupon.order_id == order_id)
+    if buyer_id:
+        q = q.where(LateShipmentCoupon.buyer_id == buyer_id)
+    q = q.order_by(LateShipmentCoupon.issued_at.desc()).limit(LIST_LIMIT)
+    return list((await session.execute(q)).scalars())
