@@ -76,6 +76,18 @@
     };
 
     // ---- the DOM (in a shadow root) ----------------------------------------------------
+    function chatIcon() {
+      const NS = "http://www.w3.org/2000/svg";
+      const svg = document.createElementNS(NS, "svg");
+      svg.setAttribute("viewBox", "0 0 24 24");
+      svg.setAttribute("class", "launcher-icon");
+      svg.setAttribute("aria-hidden", "true");
+      const path = document.createElementNS(NS, "path");
+      path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2h-9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+      svg.append(path);
+      return svg;
+    }
+
     const host = el("div", { id: "homing-widget" });
     host.style.visibility = "hidden"; // until our stylesheet is in
     const root = host.attachShadow({ mode: "open" });
@@ -86,7 +98,7 @@
     ui.badge = el("span", { className: "badge", hidden: true });
     ui.launcherText = el("span", { text: w("launcher") });
     ui.launcher = el("button", { type: "button", className: "launcher", "aria-expanded": "false" },
-      [el("span", { className: "launcher-icon", "aria-hidden": "true", text: "💬" }), ui.launcherText, ui.badge]);
+      [chatIcon(), ui.launcherText, ui.badge]);
     ui.title = el("strong", { className: "title", text: w("title") });
     ui.status = el("span", { className: "status-line", role: "status" });
     ui.elder = el("button", { type: "button", className: "elder-toggle", "aria-pressed": "false" });

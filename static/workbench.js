@@ -300,7 +300,7 @@
     if (!conv) return;
     ui.buyer.textContent = buyerName(conv);
     ui.badges.replaceChildren(...badgeNodes(conv));
-    ui.meta.textContent = `${T.wb_queue}: ${conv.data.queue}`;
+    ui.meta.textContent = `${T.wb_queue}: ${T[`wb_queue_${conv.data.queue}`] || conv.data.queue}`;
     const nodes = conv.sorted().map((m) => messageNode(conv, m));
     for (const [clientId, frame] of conv.pending) nodes.push(pendingNode(clientId, frame.body));
     if (!conv.open) nodes.push(el("li", { className: "msg from-system notice", text: T.wb_closed }));

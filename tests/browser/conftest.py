@@ -88,8 +88,14 @@ async def new_tab(browser: Browser) -> AsyncIterator[NewTab]:
     """Open pages, each in its own context; fails the test on any script error."""
     tabs: list[Tab] = []
 
-    async def open_(viewport: dict[str, int] | None = None) -> Tab:
-        context = await browser.new_context(viewport=viewport or DESKTOP, locale="zh-CN")
+    async def open_(viewport: dict[str, int] | None = None, *, embed: bool = False) -> Tab:
+        # A shop's page embedding the widget from a loopback server is a request into a
+        # more private address space; Chromium asks the user first, here granted up front.
+        context = await browser.new_context(
+            viewport=viewport or DESKTOP,
+            locale="zh-CN",
+            permissions=["local-network-access"] if embed else [],
+        )
         page = await context.new_page()
         tab = Tab(page, context)
 

@@ -69,8 +69,11 @@ async def widget_say(page: Page, text: str) -> None:
 async def embed_widget(
     page: Page, server: InProcessServer, token: str, *, lang: str = "zh"
 ) -> None:
-    """The widget on a page of another origin (a shop's own site), as its one script tag."""
-    shop_url = "http://shop.example/product/1"
+    """The widget on a page of another origin (a shop's own site), as its one script tag.
+
+    The page's tab must be opened with `embed=True` (local network access granted).
+    """
+    shop_url = "http://shop.localhost/product/1"
     html = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Some shop</title></head>"
         "<body style='font-family:sans-serif'><h1>Some shop's product</h1>"

@@ -1,0 +1,185 @@
+"""A buyer in the widget and an agent in the workbench, in Chromium, through a real server."""
+
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from app.pages.demo import DEMO_PRODUCT
+from app.pages.i18n import STRINGS
+from tests.browser.helpers import (
+    PHONE,
+    agent_online,
+    conversation_item,
+    embed_widget,
+    open_widget,
+    screenshot,
+    widget,
+    widget_say,
+)
+from tests.support.factories import PASSWORD, make_shop
+
+ZH = STRINGS["zh"]
+XSS = "<img src=x onerror=alert(1)>"
+
+
+async def test_widget_and_workbench_chat_both_ways(web, new_tab):
+    agent = (await new_tab()).page
+    await agent_online(agent, web.http, "demo", "alice")
+
+    buyer = (await new_tab()).page
+    await buyer.goto(web.http + "/demo/shop?buyer=lin")
+    await open_widget(buyer)
+    await widget_say(buyer, "你好,这个茶具有现货吗?")
+    await expect(widget(buyer, ".msg.from-buyer[data-seq='1']")).to_contain_text("有现货吗")
+
+    # The workbench lists it with an unread count and a waiting time; opening it reads it.
+    item = conversation_item(agent, "demo-lin")
+    await expect(item.locator(".unread")).to_have_text("1")
+    await expect(item.locator(".wait")).to_contain_text(ZH["wb_waiting"])
+    await expect(item.locator(".badge-elder")).to_have_count(0)
+    await item.click()
+    await expect(agent.locator("#messages .msg.from-buyer")).to_contain_text("有现货吗")
+    await expect(item.locator(".unread")).to_have_count(0)
+    await expect(widget(buyer, ".status-line")).to_have_text("客服 Alice 小艾 为您服务")
+    await expect(widget(buyer, ".msg.from-buyer[data-seq='1'] .receipt")).to_have_text("已读")
+
+    # A product card from the widget arrives as a card.
+    await widget(buyer, ".product-send").click()
+    card = agent.locator("#messages .msg.kind-product_card .card-product")
+    await expect(card.locator(".card-title")).to_have_text(DEMO_PRODUCT["title"])
+    await expect(card.locator(".card-price")).to_have_text("¥268.00")
+
+    # The buyer types: the agent sees it.
+    await widget(buyer, ".input").press_sequentially("还有")
+    await expect(agent.locator("#typing")).to_be_visible()
+    await widget(buyer, ".input").fill("")
+
+    # Shift+Enter is a new line, Enter sends.
+    box = agent.locator("#composer-input")
+    await box.click()
+    await box.press_sequentially("有的,现货")
+    await box.press("Shift+Enter")
+    await box.press_sequentially("今天下单明天发")
+    await box.press("Enter")
+    await expect(box).to_have_value("")
+    reply = widget(buyer, ".msg.from-agent .text")
+    await expect(reply).to_have_text("有的,现货\n今天下单明天发")
+    # The buyer's widget is open, so the agent's message shows as read.
+    await expect(agent.locator("#messages .msg.from-agent .receipt")).to_have_text(ZH["wb_read"])
+
+    # Canned replies go into the box.
+    await agent.locator(".canned-use").first.click()
+    await expect(box).not_to_have_value("")
+    await box.press("Enter")
+    await expect(widget(buyer, ".msg.from-agent")).to_have_count(2)
+    await screenshot(agent, "workbench")
+
+    # Closing asks once more, then the buyer is told.
+    await agent.click("#close-conv")
+    await expect(agent.locator("#close-conv")).to_have_text(ZH["wb_close_confirm"])
+    await agent.click("#close-conv")
+    await expect(agent.locator("#messages .notice")).to_have_text(ZH["wb_closed"])
+    await expect(widget(buyer, ".status-line")).to_have_text("本次会话已结束,发消息可以再次咨询")
+
+
+async def test_elder_buyer_of_72_lands_with_the_elderly_agent(web, new_tab):
+    bob = (await new_tab()).page
+    await agent_online(bob, web.http, "demo", "bob")
+
+    buyer = (await new_tab(PHONE)).page
+    await buyer.goto(web.http + "/demo/shop?buyer=wang")
+    await screenshot(buyer, "demo-shop-phone")
+    await open_widget(buyer)
+    await widget_say(buyer, "我想问问这个壶能不能用来泡红茶")
+    item = conversation_item(bob, "demo-wang")
+    await expect(item.locator(".badge-elder")).to_have_text(ZH["wb_elder"])
+    await item.click()
+    await expect(bob.locator("#chat-meta")).to_contain_text(ZH["wb_queue_elderly"])
+    await bob.locator("#composer-input").fill("可以的,奶奶,红茶绿茶都能泡。")
+    await bob.locator("#composer-input").press("Enter")
+    await expect(widget(buyer, ".msg.from-agent")).to_contain_text("红茶绿茶都能泡")
+    await expect(widget(buyer, ".status-line")).to_contain_text("Bob 老鲍")
+    await expect(widget(buyer, ".msg.from-buyer .receipt")).to_have_text("已读")
+    await expect(bob.locator("#messages .msg.from-agent .receipt")).to_have_text(ZH["wb_read"])
+    await expect(bob.locator("#typing")).to_be_hidden()
+    await screenshot(buyer, "widget")
+    await screenshot(bob, "workbench-elder")
+
+    await bob.click("#close-conv")
+    await bob.click("#close-conv")
+    await expect(widget(buyer, ".status-line")).to_have_text("本次会话已结束,发消息可以再次咨询")
+
+
+async def test_elder_mode_switch_routes_the_next_conversation_to_elderly(web, new_tab):
+    kit = await make_shop(
+        web.ctx.db, agents=(("gen", "agent", ("general",)), ("old", "agent", ("elderly",)))
+    )
+    old = (await new_tab()).page
+    await agent_online(old, web.http, kit.slug, "old", PASSWORD)
+
+    buyer = (await new_tab(PHONE, embed=True)).page
+    await embed_widget(buyer, web, kit.buyer_token("young-buyer", age=30))
+    await open_widget(buyer)
+    toggle = widget(buyer, ".elder-toggle")
+    await expect(toggle).to_have_text("长辈模式")
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+    await expect(widget(buyer, ".panel")).to_have_class("panel elder")
+    font_size = await widget(buyer, ".input").evaluate(
+        "e => parseFloat(getComputedStyle(e).fontSize)"
+    )
+    assert font_size >= 20
+    await widget_say(buyer, "有人吗")
+    item = conversation_item(old, "young-buyer")
+    await expect(item.locator(".badge-elder")).to_be_visible()
+    await item.click()
+    await old.locator("#composer-input").fill("您好,我在。")
+    await old.locator("#composer-input").press("Enter")
+    await expect(widget(buyer, ".status-line")).to_have_text("客服 old 客服 来帮您了")
+    await expect(widget(buyer, ".msg.from-agent")).to_contain_text("您好,我在。")
+    await expect(widget(buyer, ".msg.from-buyer .receipt")).to_have_text("已读")
+    await expect(widget(buyer, ".typing")).to_be_hidden()
+    await screenshot(buyer, "widget-elder")
+
+    # The switch is remembered: a reload comes back in elder mode.
+    await buyer.reload()
+    await open_widget(buyer)
+    await expect(widget(buyer, ".elder-toggle")).to_have_attribute("aria-pressed", "true")
+    await expect(widget(buyer, ".msg.from-agent")).to_contain_text("您好,我在。")
+
+
+async def test_markup_in_messages_is_shown_as_text_everywhere(web, new_tab):
+    kit = await make_shop(web.ctx.db, agents=(("gen", "agent", ("general",)),))
+    agent_tab = await new_tab()
+    agent = agent_tab.page
+    await agent_online(agent, web.http, kit.slug, "gen", PASSWORD)
+    buyer_tab = await new_tab(embed=True)
+    buyer = buyer_tab.page
+    await embed_widget(buyer, web, kit.buyer_token("xss-buyer", name=XSS))
+    await open_widget(buyer)
+
+    await widget_say(buyer, XSS)
+    await buyer.evaluate(
+        "p => window.HomingWidget.sendProduct(p)",
+        {
+            "product_id": "p<b>1</b>",
+            "title": "<script>alert(2)</script>",
+            "category": "x",
+            "price_cents": 1,
+        },
+    )
+    item = conversation_item(agent, "xss-buyer")
+    await item.click()
+    await expect(agent.locator("#messages .msg.from-buyer .text")).to_have_text(XSS)
+    await expect(agent.locator("#messages .card-title")).to_have_text("<script>alert(2)</script>")
+    await agent.locator("#composer-input").fill(f"回复 {XSS}")
+    await agent.locator("#composer-input").press("Enter")
+    await expect(widget(buyer, ".msg.from-agent .text")).to_have_text(f"回复 {XSS}")
+    await expect(widget(buyer, ".msg.from-buyer .text")).to_have_text(XSS)
+    await expect(agent.locator("#messages .msg.from-agent .text")).to_have_text(f"回复 {XSS}")
+
+    # No element came out of anyone's words, and no script ran.
+    assert await agent.locator("#messages img, #messages script, #messages b").count() == 0
+    assert await widget(buyer, ".messages img").count() == 0
+    await buyer.wait_for_timeout(300)
+    assert agent_tab.dialogs == [] and buyer_tab.dialogs == []
