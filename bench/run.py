@@ -46,6 +46,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--workload-timeout-s", type=float, default=1500.0, help="stop a workload after this long"
     )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="scheduling niceness for the load generator and the servers it starts (e.g. -10 on "
+        "a shared machine, as root); other work on the machine still makes figures noisy",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin the load generator to core 1")
     for m in WORKLOADS.values():
         m.add_arguments(p)
@@ -90,11 +97,17 @@ async def amain(args: argparse.Namespace) -> int:
     ctx = RunContext(args=args, quick=args.quick, log_dir=log_dir, results_dir=RESULTS, stamp=stamp)
     nofile = raise_nofile()
     pinned = False if args.no_pin else pin_self()
+    if args.nice:
+        try:
+            os.nice(args.nice)  # children (the servers) inherit it
+        except OSError as exc:
+            ctx.say(f"could not change niceness: {exc}")
     load0 = os.getloadavg()
     ctx.say(
         f"bench {stamp}: {'quick' if args.quick else 'full'} run; load generator "
         f"{'on core 1' if pinned else 'not pinned'}, servers on core 0; open files {nofile}; "
-        f"HOMING_FRAMES_PER_SECOND={args.frames_per_second}; load average {load0[0]:.2f}"
+        f"HOMING_FRAMES_PER_SECOND={args.frames_per_second}; niceness {os.nice(0)}; "
+        f"load average {load0[0]:.2f} (other work on the machine makes figures noisy)"
     )
     figures: list[Figure] = []
     names = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -127,6 +140,7 @@ async def amain(args: argparse.Namespace) -> int:
     if notes:
         ctx.say("\nnotes:\n  " + "\n  ".join(notes))
     out = RESULTS / f"{stamp}.json"
+    git = _git()
     out.write_text(
         json.dumps(
             {
@@ -139,9 +153,11 @@ async def amain(args: argparse.Namespace) -> int:
                     "load_avg_start": load0,
                     "load_avg_end": os.getloadavg(),
                     "loadgen_pinned": pinned,
+                    "niceness": os.nice(0),
                     "open_files": nofile,
                 },
                 "frames_per_second": args.frames_per_second,
+                "git": git,
                 "figures": [f.to_json() for f in figures],
                 "markdown": table(figures, markdown=True),
             },
@@ -151,6 +167,24 @@ async def amain(args: argparse.Namespace) -> int:
     )
     ctx.say(f"\nwrote {out.relative_to(ROOT)} (server logs in {log_dir.relative_to(ROOT)})")
     return 0
+
+
+def _git() -> dict[str, Any]:
+    """Which code was measured: the commit, and whether app/ had changes not yet committed."""
+    import subprocess
+
+    def out(*cmd: str) -> str:
+        try:
+            return subprocess.run(
+                cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    return {
+        "head": out("git", "rev-parse", "HEAD"),
+        "app_dirty": bool(out("git", "status", "--porcelain", "--", "app")),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

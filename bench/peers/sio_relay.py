@@ -10,11 +10,20 @@ to the other side.
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 import socketio
 import uvicorn
+
+
+def _show_redis_error(record: logging.LogRecord) -> bool:
+    err = getattr(record, "redis_exception", None)
+    if err and not getattr(record, "_shown", False):
+        record.msg = f"{record.msg} ({err})"
+        record._shown = True
+    return True
 
 
 def build(redis_url: str | None, channel: str) -> Any:
@@ -67,6 +76,11 @@ if __name__ == "__main__":
     p.add_argument("--redis")
     p.add_argument("--channel", default="bench-socketio")
     args = p.parse_args()
+    # python-socketio puts the Redis error in `extra`; show it in the log.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger().handlers[0].addFilter(_show_redis_error)
     # uvicorn's defaults, as Homing runs (uvloop and httptools when installed).
     uvicorn.run(
         build(args.redis, args.channel), host="127.0.0.1", port=args.port, log_level="warning"

@@ -2,8 +2,8 @@
 
 RSS is read from /proc/PID/status (VmRSS) after a few warm-up sockets and again once
 all N are connected and the server has settled. By default the load generator offers
-permessage-deflate as browsers do (`homing`), and Homing is measured once more with
-no compression offered (`homing:nodeflate`).
+permessage-deflate as browsers do (`homing`), and each system is measured once more
+with no compression offered (`homing:nodeflate`): deflate costs memory per socket.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--conn-systems",
-        default="homing,homing:nodeflate,ws,sio",
+        default="homing,homing:nodeflate,ws,ws:nodeflate,sio,sio:nodeflate",
         help="comma-separated from homing, ws, sio; ':nodeflate' offers no compression",
     )
     g.add_argument("--conn-concurrency", type=int, default=200, help="handshakes in flight")

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=10,
         help="each agent's max_concurrent (10: half of 2000 openers wait in the queue)",
     )
-    g.add_argument("--surge-timeout-s", type=float, default=60.0, help="give up after this long")
+    g.add_argument("--surge-timeout-s", type=float, default=180.0, help="give up after this long")
 
 
 class Surge:
