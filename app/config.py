@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     # Pages: htmx from its CDN unless told to serve the copy under static/vendor.
     htmx_local: bool = Field(default=False, alias="HOMING_HTMX_LOCAL")
 
+    # Conversation lifecycle (PRODUCT.md section 2).
+    agent_grace_s: float = Field(default=30.0, alias="HOMING_AGENT_GRACE_S")
+    presence_interval_s: float = Field(default=5.0, alias="HOMING_PRESENCE_INTERVAL_S")
+    auto_close_after_s: float = Field(default=1800.0, alias="HOMING_AUTO_CLOSE_AFTER_S")
+
     # Background work: the routing sweep re-dispatches anything a crash left waiting.
     dispatch_sweep_s: float = Field(default=2.0, alias="HOMING_DISPATCH_SWEEP_S")
     # How long a connection waits for a missing sequence number before it reads the

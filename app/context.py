@@ -12,6 +12,7 @@ from app.jobs import JobRunner
 from app.realtime.bus import Bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
+from app.routing.presence import PresenceHeartbeat
 
 
 @dataclass
@@ -24,3 +25,4 @@ class AppContext:
     loader: ChatLoader
     dispatcher: Dispatcher
     jobs: JobRunner
+    presence: PresenceHeartbeat

@@ -28,6 +28,7 @@ from app.payouts import api as payouts_api
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
+from app.routing.presence import PresenceHeartbeat
 from app.shops import api as shops_api
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,20 @@ def create_app(
         await bus.start()
         # Every node drains its own dispatch requests; the sweep is a scheduled job.
         dispatcher.start(sweep=run_jobs)
+        presence = PresenceHeartbeat(db, clock, hub, settings.presence_interval_s)
+        presence.start()
         jobs = JobRunner(JobContext(db=db, clock=clock, settings=settings), registered_jobs())
         if run_jobs:
             jobs.start()
         app.state.ctx = AppContext(
             settings=settings, clock=clock, db=db, bus=bus, hub=hub,
-            loader=ChatLoader(db), dispatcher=dispatcher, jobs=jobs,
+            loader=ChatLoader(db), dispatcher=dispatcher, jobs=jobs, presence=presence,
         )
         try:
             yield
         finally:
             await jobs.stop()
+            await presence.stop()
             await dispatcher.stop()
             await bus.stop()
             await db.dispose()

@@ -7,22 +7,26 @@ conversation, whether it is open, and what a message may contain.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.chat.models import Conversation, Message
+from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
 from app.chat.service import agent_may_see, buyer_may_see
 from app.chat.uploads import image_payload
 from app.db import UnitOfWork
-from app.errors import ConversationClosed, Forbidden, NotFound
+from app.errors import BadInput, Conflict, ConversationClosed, Forbidden, NotFound
+from app.orders import service as order_service
 from app.realtime.topics import agent_topic, buyer_topic
 from app.routing import actions as routing
-from app.routing.rules import BuyerFacts
+from app.routing.models import Queue
+from app.routing.rules import CSAT_SCORES, BuyerFacts, inactive
 from app.shops.models import Agent
+
+CSAT_INVITE = "本次服务已结束,请为我们的服务打分(1-5 星)。"
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,18 @@ async def _checked_payload(uow: UnitOfWork, shop_id: str, out: Outgoing) -> dict
     return out.payload
 
 
+async def _category_asked_about(uow: UnitOfWork, shop_id: str, out: Outgoing) -> str | None:
+    """The category of the product or order the buyer's message is about, if any."""
+    payload = out.payload or {}
+    if out.kind == "product_card":
+        category = payload.get("category")
+        return category if isinstance(category, str) else None
+    if out.kind == "order_card":
+        order = await order_service.get_order(uow.session, shop_id, str(payload.get("order_id")))
+        return order.category if order is not None else None
+    return None
+
+
 async def send_from_buyer(
     uow: UnitOfWork, buyer: BuyerIdentity, out: Outgoing, now: datetime
 ) -> Sent:
@@ -157,7 +173,7 @@ async def send_from_buyer(
         assert conv is not None
         return Sent(dup, conv, True)
     payload = await _checked_payload(uow, buyer.shop_id, out)
-    category = (out.payload or {}).get("category") if out.kind == "product_card" else None
+    category = await _category_asked_about(uow, buyer.shop_id, out)
     for _attempt in range(2):
         opened = await routing.open_conversation(
             uow,
@@ -165,7 +181,7 @@ async def send_from_buyer(
             buyer_id=buyer.buyer_id,
             buyer=buyer.facts,
             now=now,
-            category=category if isinstance(category, str) else None,
+            category=category,
         )
         try:
             msg, duplicate = await append_message(
@@ -251,9 +267,15 @@ async def mark_read(uow: UnitOfWork, conv: Conversation, side: str, seq: int) ->
 async def close_conversation(
     uow: UnitOfWork, conv: Conversation, *, reason: str, now: datetime
 ) -> bool:
-    """Close once; frees the agent's slot. Returns False if it was already closed."""
+    """Close once, inviting the buyer to rate; frees the agent's slot. False if already closed."""
     # Lock and re-read: the status decides whose slot to free.
     await uow.session.refresh(conv, with_for_update=True)
+    if conv.status == "closed":
+        return False
+    await append_message(
+        uow, conv, sender="system", sender_id=None, kind="system", body=CSAT_INVITE,
+        payload={"csat_invite": True, "close_reason": reason}, now=now,
+    )
     result = await uow.session.execute(
         update(Conversation)
         .where(Conversation.id == conv.id, Conversation.status != "closed")
@@ -270,7 +292,8 @@ async def close_conversation(
     elif conv.status == "queued":
         uow.signal("positions", (conv.shop_id, conv.queue))
     conv.status = "closed"
-    uow.emit_many(topics, {"type": "conversation.closed", "conversation_id": conv.id, "reason": reason})
+    uow.emit_many(topics, {"type": "conversation.closed", "conversation_id": conv.id, "reason": reason,
+                           "csat_invited": True})
     return True
 
 
@@ -279,9 +302,124 @@ async def agent_close(uow: UnitOfWork, agent: Agent, conversation_id: str, now: 
     return await close_conversation(uow, conv, reason="agent", now=now)
 
 
-async def set_status(uow: UnitOfWork, agent: Agent, status: str) -> str:
+async def set_status(uow: UnitOfWork, agent: Agent, status: str, now: datetime) -> str:
+    """Online takes new conversations; busy keeps its own; offline hands them back to the queues."""
+    if status == "offline":
+        await routing.requeue_agent(uow, agent.id, now)
+        agent.status = "offline"
+        return status
     result = await routing.set_agent_status(uow, agent, status)
     if status == "online":
         for queue in await routing.queues_of_agent(uow, agent.id):
             uow.signal("dispatch", (agent.shop_id, queue))
     return result
+
+
+async def transfer_conversation(
+    uow: UnitOfWork,
+    agent: Agent,
+    conversation_id: str,
+    *,
+    to_agent_id: str | None,
+    to_queue: str | None,
+    note: str,
+    now: datetime,
+) -> Conversation:
+    """Hand a conversation to a colleague (who must be online with room) or to a queue.
+
+    The note is posted in the conversation as a system message, so the buyer and both
+    agents see it.
+    """
+    if (to_agent_id is None) == (to_queue is None):
+        raise BadInput('Give exactly one of "to_agent_id" or "to_queue".')
+    conv = await conversation_for_agent(uow, agent, conversation_id)
+    await uow.session.refresh(conv, with_for_update=True)
+    if conv.status == "closed":
+        raise ConversationClosed("This conversation is closed.")
+    if conv.agent_id != agent.id and agent.role not in ("supervisor", "admin"):
+        raise Forbidden("Only the agent serving this conversation can transfer it.")
+    from_agent_id = conv.agent_id
+    target_name = None
+    if to_agent_id is not None:
+        target = await uow.session.get(Agent, to_agent_id)
+        if target is None or target.shop_id != agent.shop_id:
+            raise NotFound("No such agent.")
+        if to_agent_id == from_agent_id:
+            raise BadInput("The conversation is already with that agent.")
+        if not await routing.take_slot_of(uow, to_agent_id, now):
+            raise Conflict(f"{target.display_name} is not online or has no free slot.", code="agent_unavailable")
+        target_name = target.display_name
+        values: dict[str, Any] = {"status": "assigned", "agent_id": to_agent_id, "assigned_at": now}
+    else:
+        known = await uow.session.execute(
+            select(Queue.name).where(Queue.shop_id == conv.shop_id, Queue.name == to_queue)
+        )
+        if known.scalar() is None:
+            raise NotFound(f"No queue named {to_queue!r}.")
+        values = {"status": "queued", "agent_id": None, "queue": to_queue, "queued_at": now}
+    if from_agent_id and conv.status == "assigned":
+        await routing.release_slot(uow, from_agent_id)
+        for queue in await routing.queues_of_agent(uow, from_agent_id):
+            uow.signal("dispatch", (conv.shop_id, queue))
+    await uow.session.execute(
+        update(Conversation).where(Conversation.id == conv.id).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await uow.session.refresh(conv)
+    frame = {"type": "conversation.transferred", "conversation_id": conv.id, "from_agent_id": from_agent_id,
+             "to_agent_id": to_agent_id, "to_agent_name": target_name, "to_queue": to_queue, "note": note}
+    topics = conversation_topics(conv)
+    if from_agent_id:
+        topics.append(agent_topic(from_agent_id))
+    uow.emit_many(topics, frame)
+    body = f"会话已转接给 {target_name}" if target_name else f"会话已转入 {to_queue} 队列"
+    await append_message(
+        uow, conv, sender="system", sender_id=agent.id, kind="system",
+        body=f"{body}:{note}" if note else body,
+        payload={"transfer": {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}}, now=now,
+    )
+    if to_agent_id is not None:
+        await routing.announce_assignment(uow, conv)
+    else:
+        await routing.announce_position(uow, conv)
+        uow.signal("dispatch", (conv.shop_id, conv.queue))
+    return conv
+
+
+async def rate_conversation(
+    uow: UnitOfWork, buyer: BuyerIdentity, conversation_id: str, score: int, comment: str, now: datetime
+) -> Rating:
+    """The buyer's 1-5 rating of a closed conversation; once."""
+    if score not in CSAT_SCORES:
+        raise BadInput(f'"score" must be 1 to 5, but got {score}.')
+    conv = await conversation_for_buyer(uow, buyer, conversation_id)
+    if conv.status != "closed":
+        raise Conflict("Rate a conversation once it is closed.", code="not_closed")
+    rating = Rating(conversation_id=conv.id, shop_id=conv.shop_id, buyer_id=conv.buyer_id, agent_id=conv.agent_id,
+                    score=score, comment=comment, created_at=now)
+    try:
+        async with uow.session.begin_nested():
+            uow.session.add(rating)
+    except IntegrityError:
+        raise Conflict("This conversation has already been rated.", code="already_rated") from None
+    frame = {"type": "csat.received", "conversation_id": conv.id, "score": score}
+    uow.emit(buyer_topic(conv.shop_id, conv.buyer_id), frame)
+    if conv.agent_id:
+        uow.emit(agent_topic(conv.agent_id), frame)
+    return rating
+
+
+async def close_inactive(uow: UnitOfWork, now: datetime, after_s: float) -> list[str]:
+    """Close conversations whose buyer has been silent for `after_s` (auto-close)."""
+    cutoff = now - timedelta(seconds=after_s)
+    last_activity = func.coalesce(Conversation.last_buyer_message_at, Conversation.opened_at)
+    rows = await uow.session.execute(
+        select(Conversation).where(Conversation.status != "closed", last_activity <= cutoff).limit(200)
+    )
+    closed = []
+    for conv in rows.scalars().all():
+        if inactive(conv.last_buyer_message_at or conv.opened_at, now, after_s) and await close_conversation(
+            uow, conv, reason="inactive", now=now
+        ):
+            closed.append(conv.id)
+    return closed

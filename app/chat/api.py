@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 
 from app.chat import service, uploads
-from app.chat.models import Upload
 from app.chat.actions import BuyerIdentity
+from app.chat.models import Upload
 from app.chat.schemas import message_public
-from app.deps import CurrentAgent, CurrentCaller, Ctx, caller_from_token
+from app.deps import Ctx, CurrentAgent, CurrentCaller, caller_from_token
 from app.errors import BadInput, NotFound
 
 router = APIRouter(prefix="/api/v1")

@@ -102,3 +102,18 @@ class Upload(SQLModel, table=True):
     size: int
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Rating(SQLModel, table=True):
+    """The buyer's 1-5 rating of a closed conversation; one per conversation."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (Index("ix_ratings_shop_at", "shop_id", "created_at"),)
+
+    conversation_id: str = Field(foreign_key="conversations.id", primary_key=True, max_length=32)
+    shop_id: str = Field(foreign_key="shops.id", max_length=32)
+    buyer_id: str = Field(sa_column=Column(String(128), nullable=False))
+    agent_id: str | None = Field(default=None, max_length=32)
+    score: int
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.models import Conversation, Message
-from app.chat.schemas import conversation_public, message_public
+from app.chat.schemas import conversation_public
 from app.shops.models import Agent, Shop
 
 SYNC_PAGE = 500

@@ -91,6 +91,7 @@ class BuyerSession(Session):
             "typing": self.on_typing,
             "read": self.on_read,
             "elder_mode": self.on_elder_mode,
+            "csat.submit": self.on_csat,
         }
 
     async def on_send(self, frame: dict[str, Any]) -> None:
@@ -136,6 +137,15 @@ class BuyerSession(Session):
         self.conn.push({"type": "elder_mode", "on": on})
 
 
+    async def on_csat(self, frame: dict[str, Any]) -> None:
+        score = get_int(frame, "score", minimum=1, maximum=5)
+        comment = frame.get("comment") or ""
+        if not isinstance(comment, str) or len(comment) > 500:
+            raise BadInput('"comment" must be text of at most 500 characters.')
+        await self.run(actions.rate_conversation, self.buyer, get_str(frame, "conversation_id"), score, comment,
+                       self.now())
+
+
 class AgentSession(Session):
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, agent: Any):
         super().__init__(ctx, ws, conn)
@@ -147,6 +157,7 @@ class AgentSession(Session):
             "read": self.on_read,
             "agent.status": self.on_status,
             "conversation.close": self.on_close,
+            "conversation.transfer": self.on_transfer,
         }
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
@@ -180,10 +191,21 @@ class AgentSession(Session):
         status = frame.get("status")
         if status not in ("online", "busy", "offline"):
             raise BadInput(f'Expected "status" one of online, busy, offline, but got {status!r}.')
-        await self.run(actions.set_status, self.agent, status)
+        await self.run(actions.set_status, self.agent, status, self.now())
 
     async def on_close(self, frame: dict[str, Any]) -> None:
         await self.run(actions.agent_close, self.agent, get_str(frame, "conversation_id"), self.now())
+
+    async def on_transfer(self, frame: dict[str, Any]) -> None:
+        note = frame.get("note") or ""
+        if not isinstance(note, str) or len(note) > 500:
+            raise BadInput('"note" must be text of at most 500 characters.')
+        await self.ctx.db.run(
+            actions.transfer_conversation, self.agent, get_str(frame, "conversation_id"),
+            to_agent_id=get_str(frame, "to_agent_id", required=False) or None,
+            to_queue=get_str(frame, "to_queue", required=False, max_len=64) or None,
+            note=note, now=self.now(),
+        )
 
 
 def _ctx(ws: WebSocket) -> AppContext:
@@ -256,6 +278,7 @@ async def agent_socket(ws: WebSocket) -> None:
         return
     conn = _connection(ctx, ws, "agent", agent, [agent_topic(agent.id)])
     ctx.hub.register(conn)
+    await ctx.presence.beat()
     async with ctx.db.read() as s:
         convs = await service.conversations_for_agent(s, agent)
         public = await service.public_conversations(s, convs)

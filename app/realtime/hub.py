@@ -42,6 +42,9 @@ class Hub:
                 if not subs:
                     del self.subs[t]
 
+    def local_agent_ids(self) -> list[str]:
+        return sorted({c.identity.id for c in self.connections if c.kind == "agent"})
+
     def local(self, topic: str) -> set[Connection]:
         return self.subs.get(topic, set())
 

@@ -13,21 +13,30 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.chat.models import Conversation
 from app.chat.service import public_conversation
 from app.db import UnitOfWork
 from app.realtime.topics import agent_topic, buyer_topic
-from app.routing.models import AgentQueue, Queue
-from app.routing.rules import AgentCandidate, BuyerFacts, choose_queue, rank_agents
+from app.routing.models import AgentQueue, CategoryQueue, Queue
+from app.routing.rules import (
+    OVERFLOW_TO,
+    AgentCandidate,
+    BuyerFacts,
+    choose_queue,
+    overflow_due,
+    overflow_sources,
+    rank_agents,
+)
 from app.shops.models import Agent
 
 # How long a buyer's last agent stays their preferred agent (熟客优先).
 REGULAR_WINDOW = timedelta(hours=48)
 # Assignments made in one dispatch transaction, to keep transactions short.
 DISPATCH_BATCH = 25
+DEFAULT_OVERFLOW_S = 120
 
 
 @dataclass
@@ -55,7 +64,15 @@ async def open_conversation(
     if existing is not None:
         return Opened(existing, False)
     queues = [q for (q,) in (await s.execute(select(Queue.name).where(Queue.shop_id == shop_id)))]
-    queue = choose_queue(buyer, category=category, category_queues=None, existing_queues=queues)
+    category_queues: dict[str, str] = {}
+    if category:
+        mapped = await s.execute(
+            select(CategoryQueue.queue).where(CategoryQueue.shop_id == shop_id, CategoryQueue.category == category)
+        )
+        target = mapped.scalar()
+        if target:
+            category_queues[category] = target
+    queue = choose_queue(buyer, category=category, category_queues=category_queues, existing_queues=queues)
     conv = Conversation(
         shop_id=shop_id,
         buyer_id=buyer_id,
@@ -91,38 +108,51 @@ async def _open_of_buyer(uow: UnitOfWork, shop_id: str, buyer_id: str) -> Conver
 
 
 async def dispatch(uow: UnitOfWork, shop_id: str, queue: str, now: datetime) -> int:
-    """Assign the queue's waiting conversations, oldest first, while agents have room.
+    """Assign waiting conversations to agents serving `queue`, oldest first, while they have room.
 
+    Agents of `queue` also take conversations that have waited past their queue's
+    overflow time in a queue that overflows into `queue` (elderly → general).
     Returns how many were assigned. Waiting buyers whose position changed are told.
     """
     s = uow.session
     if uow.is_postgres:
         key = zlib.crc32(f"{shop_id}:{queue}".encode()) - 2**31
         await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    overflow: dict[str, int] = {}
+    for src in overflow_sources(queue):
+        after = await s.execute(select(Queue.overflow_after_s).where(Queue.shop_id == shop_id, Queue.name == src))
+        overflow[src] = after.scalar() or DEFAULT_OVERFLOW_S
     assigned = 0
+    touched: set[str] = set()
     for _ in range(DISPATCH_BATCH):
-        conv = (
-            await s.execute(
-                select(Conversation)
-                .where(
-                    Conversation.shop_id == shop_id,
-                    Conversation.queue == queue,
-                    Conversation.status == "queued",
-                )
-                .order_by(Conversation.queued_at, Conversation.id)
-                .limit(1)
-            )
-        ).scalars().first()
+        conv = await _next_waiting(uow, shop_id, queue, overflow, now)
         if conv is None:
             break
         agent_id = await _take_slot(uow, shop_id, queue, conv, now)
         if agent_id is None:
             break
-        await _assign(uow, conv, agent_id, now)
-        assigned += 1
-    if assigned:
-        await announce_positions(uow, shop_id, queue)
+        if await _assign(uow, conv, agent_id, now):
+            assigned += 1
+            touched.add(conv.queue)
+    for q in sorted(touched):
+        await announce_positions(uow, shop_id, q)
     return assigned
+
+
+async def _next_waiting(
+    uow: UnitOfWork, shop_id: str, queue: str, overflow: dict[str, int], now: datetime
+) -> Conversation | None:
+    """The oldest waiter this queue's agents may take: its own, or another queue's overdue ones."""
+    s = uow.session
+    base = select(Conversation).where(Conversation.shop_id == shop_id, Conversation.status == "queued")
+    order = (Conversation.queued_at, Conversation.id)
+    found = [(await s.execute(base.where(Conversation.queue == queue).order_by(*order).limit(1))).scalars().first()]
+    for src, after_s in overflow.items():
+        due_before = now - timedelta(seconds=after_s)
+        q = base.where(Conversation.queue == src, Conversation.queued_at <= due_before)
+        found.append((await s.execute(q.order_by(*order).limit(1))).scalars().first())
+    waiting = [c for c in found if c is not None and (c.queue == queue or overflow_due(c.queued_at, now, overflow[c.queue]))]
+    return min(waiting, key=lambda c: (c.queued_at, c.id)) if waiting else None
 
 
 async def _take_slot(
@@ -176,7 +206,7 @@ async def _recent_agent(uow: UnitOfWork, conv: Conversation, now: datetime) -> s
     return row.scalar()
 
 
-async def _assign(uow: UnitOfWork, conv: Conversation, agent_id: str, now: datetime) -> None:
+async def _assign(uow: UnitOfWork, conv: Conversation, agent_id: str, now: datetime) -> bool:
     s = uow.session
     result = await s.execute(
         update(Conversation)
@@ -187,11 +217,27 @@ async def _assign(uow: UnitOfWork, conv: Conversation, agent_id: str, now: datet
     if result.rowcount != 1:
         # Someone else took it between our read and now; give the slot back.
         await release_slot(uow, agent_id)
-        return
+        return False
     await s.refresh(conv)
-    public = await public_conversation(s, conv)
+    await announce_assignment(uow, conv)
+    return True
+
+
+async def announce_assignment(uow: UnitOfWork, conv: Conversation) -> None:
+    """The agent hears of the conversation (then gets its history); the buyer hears who serves them."""
+    public = await public_conversation(uow.session, conv)
     frame = {"type": "conversation.assigned", "conversation": public}
-    uow.emit_many([agent_topic(agent_id), buyer_topic(conv.shop_id, conv.buyer_id)], frame)
+    uow.emit_many([agent_topic(conv.agent_id or ""), buyer_topic(conv.shop_id, conv.buyer_id)], frame)
+
+
+async def take_slot_of(uow: UnitOfWork, agent_id: str, now: datetime) -> bool:
+    """Reserve a slot with this agent if they are online and have room (transfers)."""
+    result = await uow.session.execute(
+        update(Agent)
+        .where(Agent.id == agent_id, Agent.status == "online", Agent.active_count < Agent.max_concurrent)
+        .values(active_count=Agent.active_count + 1, last_assigned_at=now)
+    )
+    return result.rowcount == 1
 
 
 async def release_slot(uow: UnitOfWork, agent_id: str) -> None:
@@ -255,7 +301,11 @@ async def waiting_queues(uow: UnitOfWork) -> list[tuple[str, str]]:
         .where(Conversation.status == "queued")
         .group_by(Conversation.shop_id, Conversation.queue)
     )
-    return list(rows)
+    pairs = set(rows)
+    for shop_id, queue in list(pairs):
+        if queue in OVERFLOW_TO:
+            pairs.add((shop_id, OVERFLOW_TO[queue]))
+    return sorted(pairs)
 
 
 async def set_agent_status(uow: UnitOfWork, agent: Agent, status: str) -> str:
@@ -263,3 +313,68 @@ async def set_agent_status(uow: UnitOfWork, agent: Agent, status: str) -> str:
     agent.status = status
     uow.emit(agent_topic(agent.id), {"type": "agent.status", "status": status})
     return status
+
+
+async def touch_agents(uow: UnitOfWork, agent_ids: list[str], now: datetime) -> None:
+    """Presence heartbeat: these agents have a socket open on this node now."""
+    if agent_ids:
+        await uow.session.execute(update(Agent).where(Agent.id.in_(agent_ids)).values(last_seen_at=now))
+
+
+async def requeue_agent(
+    uow: UnitOfWork, agent_id: str, now: datetime, *, absent_since: datetime | None = None
+) -> list[str]:
+    """Put the agent's open conversations back at the front of their queues; agent goes offline.
+
+    With `absent_since`, only if no node has seen the agent since then (checked in the
+    same conditional UPDATE, so a reconnect racing the job wins). Returns the ids requeued.
+    """
+    s = uow.session
+    cond = [Agent.id == agent_id]
+    if absent_since is not None:
+        cond.append(or_(Agent.last_seen_at.is_(None), Agent.last_seen_at < absent_since))
+    shop_id = (
+        await s.execute(update(Agent).where(*cond).values(status="offline", active_count=0).returning(Agent.shop_id))
+    ).scalar()
+    if shop_id is None:
+        return []
+    uow.emit(agent_topic(agent_id), {"type": "agent.status", "status": "offline"})
+    convs = list(
+        (
+            await s.execute(
+                select(Conversation)
+                .where(Conversation.agent_id == agent_id, Conversation.status == "assigned")
+                .with_for_update()
+            )
+        ).scalars()
+    )
+    for conv in convs:
+        # Queued as of when it first opened: ahead of everyone who came later.
+        await s.execute(
+            update(Conversation)
+            .where(Conversation.id == conv.id, Conversation.status == "assigned")
+            .values(status="queued", agent_id=None, queued_at=conv.opened_at)
+            .execution_options(synchronize_session=False)
+        )
+        uow.emit(agent_topic(agent_id), {"type": "conversation.requeued", "conversation_id": conv.id,
+                                         "queue": conv.queue, "reason": "agent_offline"})
+        uow.signal("positions", (shop_id, conv.queue))
+        uow.signal("dispatch", (shop_id, conv.queue))
+        if conv.queue in OVERFLOW_TO:
+            uow.signal("dispatch", (shop_id, OVERFLOW_TO[conv.queue]))
+    return [c.id for c in convs]
+
+
+async def requeue_absent_agents(uow: UnitOfWork, now: datetime, grace_s: float) -> list[str]:
+    """Agents no node has seen for longer than the grace period lose their conversations."""
+    cutoff = now - timedelta(seconds=grace_s)
+    rows = await uow.session.execute(
+        select(Agent.id).where(
+            or_(Agent.status != "offline", Agent.active_count > 0),
+            or_(Agent.last_seen_at.is_(None), Agent.last_seen_at < cutoff),
+        ).limit(200)
+    )
+    requeued: list[str] = []
+    for (agent_id,) in rows.all():
+        requeued += await requeue_agent(uow, agent_id, now, absent_since=cutoff)
+    return requeued

@@ -73,3 +73,29 @@ def rank_agents(
         preferred = [c for c in ranked if c.id == preferred_agent_id]
         ranked = preferred + [c for c in ranked if c.id != preferred_agent_id]
     return ranked
+
+
+# Conversations waiting in the key queue may go to agents of the value queue once they
+# have waited the queue's overflow time (elder-care first, then any general agent).
+OVERFLOW_TO: dict[str, str] = {ELDERLY: GENERAL}
+
+
+def overflow_sources(queue: str) -> list[str]:
+    """Queues whose overdue waiters agents serving `queue` may also take."""
+    return [src for src, dst in OVERFLOW_TO.items() if dst == queue]
+
+
+def overflow_due(queued_at: datetime, now: datetime, overflow_after_s: int) -> bool:
+    return (now - queued_at).total_seconds() >= overflow_after_s
+
+
+def presence_lost(last_seen_at: datetime | None, now: datetime, grace_s: float) -> bool:
+    """No socket of the agent has been seen on any node for longer than the grace period."""
+    return last_seen_at is None or (now - last_seen_at).total_seconds() > grace_s
+
+
+def inactive(last_buyer_activity: datetime, now: datetime, after_s: float) -> bool:
+    return (now - last_buyer_activity).total_seconds() >= after_s
+
+
+CSAT_SCORES = range(1, 6)

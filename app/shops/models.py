@@ -40,6 +40,8 @@ class Agent(SQLModel, table=True):
     # Open conversations assigned now; changed only by conditional UPDATEs in routing.
     active_count: int = Field(default=0)
     last_assigned_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Presence: nodes stamp this for every agent with an open socket (heartbeat).
+    last_seen_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     payout_limit_cents: int = Field(default=5000)
     payout_daily_cents: int = Field(default=50000)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -1,0 +1,167 @@
+"""A shop's routing configuration: its queues and the category → skill-queue map.
+
+Reads take a session; changes take a UnitOfWork and run inside the caller's
+transaction. Uniqueness (a queue name per shop) is held by the primary key, not by a
+check before the insert, so two admins racing get one queue and one `409`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat.models import Conversation
+from app.db import UnitOfWork
+from app.errors import BadInput, Conflict, NotFound
+from app.routing.models import AgentQueue, CategoryQueue, Queue
+from app.shops.models import Agent, Shop
+
+NAME_MAX = 64
+OVERFLOW_MAX_S = 3600
+# A shop maps a handful of categories, not a catalogue; this bounds one request.
+CATEGORIES_MAX = 500
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    name: str
+    overflow_after_s: int
+    waiting: int
+    agents_online: int
+
+
+def check_name(value: object, what: str) -> str:
+    """A queue or category name: 1-64 printable characters, no surrounding spaces."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= NAME_MAX
+        or value != value.strip()
+        or not value.isprintable()
+    ):
+        raise BadInput(
+            f"A {what} name is 1-{NAME_MAX} printable characters without surrounding spaces, "
+            f"but got {value!r}.",
+            code=f"bad_{what}",
+        )
+    return value
+
+
+def check_overflow(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= OVERFLOW_MAX_S:
+        raise BadInput(
+            f"overflow_after_s must be a whole number from 0 to {OVERFLOW_MAX_S}, but got {value!r}.",
+            code="bad_overflow",
+        )
+    return value
+
+
+async def queue_names(session: AsyncSession, shop_id: str) -> set[str]:
+    rows = await session.execute(select(Queue.name).where(Queue.shop_id == shop_id))
+    return {name for (name,) in rows}
+
+
+async def check_queues_exist(session: AsyncSession, shop_id: str, names: Iterable[str]) -> None:
+    """Refuse names that are not queues of the shop (422 `unknown_queue`)."""
+    wanted = set(names)
+    missing = sorted(wanted - await queue_names(session, shop_id)) if wanted else []
+    if missing:
+        raise BadInput(f"No such queue in this shop: {', '.join(missing)}.", code="unknown_queue")
+
+
+async def list_queues(session: AsyncSession, shop_id: str) -> list[QueueSummary]:
+    """Every queue of the shop, with who waits in it and how many of its agents are online."""
+    waiting = {
+        queue: int(n)
+        for queue, n in await session.execute(
+            select(Conversation.queue, func.count())
+            .where(Conversation.shop_id == shop_id, Conversation.status == "queued")
+            .group_by(Conversation.queue)
+        )
+    }
+    online = {
+        queue: int(n)
+        for queue, n in await session.execute(
+            select(AgentQueue.queue, func.count())
+            .join(Agent, Agent.id == AgentQueue.agent_id)
+            .where(Agent.shop_id == shop_id, Agent.status == "online")
+            .group_by(AgentQueue.queue)
+        )
+    }
+    rows = await session.execute(
+        select(Queue.name, Queue.overflow_after_s).where(Queue.shop_id == shop_id).order_by(Queue.name)
+    )
+    return [
+        QueueSummary(name, overflow, waiting.get(name, 0), online.get(name, 0))
+        for name, overflow in rows
+    ]
+
+
+async def queue_summary(session: AsyncSession, shop_id: str, name: str) -> QueueSummary:
+    for summary in await list_queues(session, shop_id):
+        if summary.name == name:
+            return summary
+    raise NotFound(f"No queue {name!r} in this shop.")
+
+
+async def create_queue(
+    uow: UnitOfWork, shop_id: str, name: object, overflow_after_s: object = None
+) -> Queue:
+    """A new skill queue; without `overflow_after_s` it gets the model's default (120 s)."""
+    queue = Queue(shop_id=shop_id, name=check_name(name, "queue"))
+    if overflow_after_s is not None:
+        queue.overflow_after_s = check_overflow(overflow_after_s)
+    try:
+        async with uow.session.begin_nested():
+            uow.session.add(queue)
+    except IntegrityError as exc:
+        raise Conflict(f"The shop already has a queue {name!r}.", code="queue_exists") from exc
+    return queue
+
+
+async def set_overflow(uow: UnitOfWork, shop_id: str, name: str, overflow_after_s: object) -> Queue:
+    """Change how long the queue's waiters wait before other queues' agents may take them.
+
+    Routing reads the time on every dispatch, and its sweep re-dispatches waiting
+    queues, so waiters already overdue under the new time are picked up without a nudge.
+    """
+    seconds = check_overflow(overflow_after_s)
+    queue = await uow.session.get(Queue, (shop_id, name))
+    if queue is None:
+        raise NotFound(f"No queue {name!r} in this shop.")
+    queue.overflow_after_s = seconds
+    return queue
+
+
+async def category_map(session: AsyncSession, shop_id: str) -> dict[str, str]:
+    rows = await session.execute(
+        select(CategoryQueue.category, CategoryQueue.queue)
+        .where(CategoryQueue.shop_id == shop_id)
+        .order_by(CategoryQueue.category)
+    )
+    return {category: queue for category, queue in rows}
+
+
+async def replace_category_map(uow: UnitOfWork, shop_id: str, mapping: Mapping[str, object]) -> dict[str, str]:
+    """Make `mapping` the shop's whole category map; every target must be one of its queues."""
+    if len(mapping) > CATEGORIES_MAX:
+        raise BadInput(f"At most {CATEGORIES_MAX} categories, but got {len(mapping)}.", code="too_many")
+    clean: dict[str, str] = {}
+    for category, queue in mapping.items():
+        check_name(category, "category")
+        if not isinstance(queue, str):
+            raise BadInput(f"Category {category!r} must map to a queue name, but got {queue!r}.",
+                           code="unknown_queue")
+        clean[category] = queue
+    s = uow.session
+    # Concurrent replacements of one shop's map queue up behind this row lock, so one
+    # wins whole instead of the two interleaving their deletes and inserts.
+    await s.execute(select(Shop.id).where(Shop.id == shop_id).with_for_update())
+    await check_queues_exist(s, shop_id, clean.values())
+    await s.execute(delete(CategoryQueue).where(CategoryQueue.shop_id == shop_id))
+    s.add_all(CategoryQueue(shop_id=shop_id, category=c, queue=q) for c, q in clean.items())
+    await s.flush()
+    return dict(sorted(clean.items()))
