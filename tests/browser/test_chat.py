@@ -80,6 +80,30 @@ async def test_widget_and_workbench_chat_both_ways(web, new_tab):
     await agent.click("#close-conv")
     await expect(agent.locator("#messages .notice")).to_have_text(ZH["wb_closed"])
     await expect(widget(buyer, ".status-line")).to_have_text("本次会话已结束,发消息可以再次咨询")
+    await screenshot(buyer, "demo-shop")
+
+    # Writing again opens a new conversation, which goes back to the same agent (熟客优先).
+    await widget_say(buyer, "还有个问题")
+    await expect(widget(buyer, ".divider")).to_be_visible()
+    await expect(widget(buyer, ".msg.from-agent")).to_have_count(0)
+    await expect(widget(buyer, ".status-line")).to_have_text("客服 Alice 小艾 为您服务")
+    await expect(agent.locator(".conv-item")).to_have_count(2)
+    await expect(agent.locator(".conv-item.closed")).to_have_count(1)
+
+
+async def test_queue_position_then_the_agent_s_name(web, new_tab):
+    kit = await make_shop(web.ctx.db, agents=(("gen", "agent", ("general",)),))
+    buyer = (await new_tab(embed=True)).page
+    await embed_widget(buyer, web, kit.buyer_token("waiting-buyer"))
+    await open_widget(buyer)
+    await expect(widget(buyer, ".status-line")).to_have_text("您好,请问有什么可以帮您?")
+    await widget_say(buyer, "有人吗?")
+    await expect(widget(buyer, ".status-line")).to_have_text("正在排队,您是第 1 位")
+
+    agent = (await new_tab()).page
+    await agent_online(agent, web.http, kit.slug, "gen", PASSWORD)
+    await expect(widget(buyer, ".status-line")).to_have_text("客服 gen 客服 为您服务")
+    await expect(conversation_item(agent, "waiting-buyer").locator(".unread")).to_have_text("1")
 
 
 async def test_elder_buyer_of_72_lands_with_the_elderly_agent(web, new_tab):
