@@ -47,6 +47,18 @@ async def current_admin(agent: CurrentAgent) -> Agent:
 
 CurrentAdmin = Annotated[Agent, Depends(current_admin)]
 
+STAFF_ROLES = ("supervisor", "admin")
+
+
+async def current_staff(agent: CurrentAgent) -> Agent:
+    """A supervisor or the admin: who may watch the whole shop (agents, metrics)."""
+    if agent.role not in STAFF_ROLES:
+        raise Forbidden("Only the shop's supervisors and admins may do this.")
+    return agent
+
+
+CurrentStaff = Annotated[Agent, Depends(current_staff)]
+
 
 async def current_caller(request: Request, ctx: Ctx) -> Agent | BuyerIdentity:
     """An agent (token or cookie) or a buyer (signed JWT): whoever the credentials say."""

@@ -92,7 +92,9 @@ async def list_queues(session: AsyncSession, shop_id: str) -> list[QueueSummary]
         )
     }
     rows = await session.execute(
-        select(Queue.name, Queue.overflow_after_s).where(Queue.shop_id == shop_id).order_by(Queue.name)
+        select(Queue.name, Queue.overflow_after_s)
+        .where(Queue.shop_id == shop_id)
+        .order_by(Queue.name)
     )
     return [
         QueueSummary(name, overflow, waiting.get(name, 0), online.get(name, 0))
@@ -109,8 +111,12 @@ async def queue_summary(session: AsyncSession, shop_id: str, name: str) -> Queue
 
 async def create_queue(
     uow: UnitOfWork, shop_id: str, name: object, overflow_after_s: object = None
-) -> Queue:
-    """A new skill queue; without `overflow_after_s` it gets the model's default (120 s)."""
+) -> QueueSummary:
+    """A new skill queue; without `overflow_after_s` it gets the model's default (120 s).
+
+    Agents may have been given the queue's name before it existed, so the summary
+    counts them like any other queue's.
+    """
     queue = Queue(shop_id=shop_id, name=check_name(name, "queue"))
     if overflow_after_s is not None:
         queue.overflow_after_s = check_overflow(overflow_after_s)
@@ -119,10 +125,12 @@ async def create_queue(
             uow.session.add(queue)
     except IntegrityError as exc:
         raise Conflict(f"The shop already has a queue {name!r}.", code="queue_exists") from exc
-    return queue
+    return await queue_summary(uow.session, shop_id, queue.name)
 
 
-async def set_overflow(uow: UnitOfWork, shop_id: str, name: str, overflow_after_s: object) -> Queue:
+async def set_overflow(
+    uow: UnitOfWork, shop_id: str, name: str, overflow_after_s: object
+) -> QueueSummary:
     """Change how long the queue's waiters wait before other queues' agents may take them.
 
     Routing reads the time on every dispatch, and its sweep re-dispatches waiting
@@ -133,7 +141,8 @@ async def set_overflow(uow: UnitOfWork, shop_id: str, name: str, overflow_after_
     if queue is None:
         raise NotFound(f"No queue {name!r} in this shop.")
     queue.overflow_after_s = seconds
-    return queue
+    await uow.session.flush()
+    return await queue_summary(uow.session, shop_id, name)
 
 
 async def category_map(session: AsyncSession, shop_id: str) -> dict[str, str]:
@@ -145,16 +154,22 @@ async def category_map(session: AsyncSession, shop_id: str) -> dict[str, str]:
     return {category: queue for category, queue in rows}
 
 
-async def replace_category_map(uow: UnitOfWork, shop_id: str, mapping: Mapping[str, object]) -> dict[str, str]:
+async def replace_category_map(
+    uow: UnitOfWork, shop_id: str, mapping: Mapping[str, object]
+) -> dict[str, str]:
     """Make `mapping` the shop's whole category map; every target must be one of its queues."""
     if len(mapping) > CATEGORIES_MAX:
-        raise BadInput(f"At most {CATEGORIES_MAX} categories, but got {len(mapping)}.", code="too_many")
+        raise BadInput(
+            f"At most {CATEGORIES_MAX} categories, but got {len(mapping)}.", code="too_many"
+        )
     clean: dict[str, str] = {}
     for category, queue in mapping.items():
         check_name(category, "category")
         if not isinstance(queue, str):
-            raise BadInput(f"Category {category!r} must map to a queue name, but got {queue!r}.",
-                           code="unknown_queue")
+            raise BadInput(
+                f"Category {category!r} must map to a queue name, but got {queue!r}.",
+                code="unknown_queue",
+            )
         clean[category] = queue
     s = uow.session
     # Concurrent replacements of one shop's map queue up behind this row lock, so one

@@ -1,4 +1,4 @@
-"""Shop and agent state changes: create shops and agents, log in and out, seed the demo."""
+"""Shop and agent state changes: create shops, add and change agents, log in and out, seed the demo."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.db import UnitOfWork
-from app.errors import Conflict, NotAuthenticated, RateLimited
+from app.errors import BadInput, Conflict, NotAuthenticated, NotFound
+from app.routing import config as routing_config
 from app.routing.models import DEFAULT_QUEUES, AgentQueue, Queue
+from app.shops import service as shop_service
 from app.shops.models import ROLES, Agent, AgentSession, Buyer, LoginFailure, Shop
 from app.shops.security import hash_password, new_token, token_hash, verify_password
+from app.shops.service import AgentWithQueues
 
 DEMO_SLUG = "demo"
 DEMO_BUYER_SECRET = "demo-buyer-secret-0123456789abcdef"
@@ -71,6 +75,72 @@ async def create_shop(
     return NewShop(shop, buyer_secret, api_key)
 
 
+# Agent limits as stored (the payout columns are 32-bit integers).
+MAX_CONCURRENT_RANGE = (1, 50)
+PAYOUT_CENTS_MAX = 2**31 - 1
+USERNAME_MAX = 64
+DISPLAY_NAME_MAX = 100
+PASSWORD_MAX = 200
+
+
+@dataclass(frozen=True)
+class AgentFields:
+    """What an admin sets on an agent. None leaves a field as it is (or at its default)."""
+
+    username: str | None = None
+    password: str | None = None
+    display_name: str | None = None
+    role: str | None = None
+    queues: tuple[str, ...] | None = None
+    max_concurrent: int | None = None
+    payout_limit_cents: int | None = None
+    payout_daily_cents: int | None = None
+
+
+def check_agent_fields(fields: AgentFields) -> None:
+    """Refuse values no agent may have (422); queue names are checked against the shop separately."""
+    if fields.username is not None and not _is_name(fields.username, USERNAME_MAX):
+        raise BadInput(
+            f"A username is 1-{USERNAME_MAX} printable characters without spaces, "
+            f"but got {fields.username!r}.",
+            code="bad_username",
+        )
+    if fields.display_name is not None and not (
+        _is_name(fields.display_name, DISPLAY_NAME_MAX, spaces=True)
+    ):
+        raise BadInput(f"A display name is 1-{DISPLAY_NAME_MAX} printable characters.",
+                       code="bad_display_name")
+    if fields.password is not None and not 1 <= len(fields.password) <= PASSWORD_MAX:
+        raise BadInput(f"A password is 1-{PASSWORD_MAX} characters.", code="bad_password")
+    if fields.role is not None and fields.role not in ROLES:
+        raise BadInput(f"Expected role one of {', '.join(ROLES)}, but got {fields.role!r}.",
+                       code="bad_role")
+    low, high = MAX_CONCURRENT_RANGE
+    if fields.max_concurrent is not None and not _is_int_in(fields.max_concurrent, low, high):
+        raise BadInput(f"max_concurrent must be {low}-{high}, but got {fields.max_concurrent!r}.",
+                       code="bad_limit")
+    for name in ("payout_limit_cents", "payout_daily_cents"):
+        value = getattr(fields, name)
+        if value is not None and not _is_int_in(value, 0, PAYOUT_CENTS_MAX):
+            raise BadInput(f"{name} must be whole cents from 0 to {PAYOUT_CENTS_MAX}, but got {value!r}.",
+                           code="bad_payout_limit")
+
+
+def _is_name(value: object, max_len: int, *, spaces: bool = False) -> bool:
+    if not isinstance(value, str) or not 1 <= len(value) <= max_len or not value.isprintable():
+        return False
+    return value == value.strip() if spaces else not any(c.isspace() for c in value)
+
+
+def _is_int_in(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def default_payout_limits(role: str) -> tuple[int, int]:
+    """(per payout, per day) in cents: agent ¥50 / ¥500; supervisor and admin ¥2,000 / ¥20,000."""
+    return (200000, 2000000) if role in ("supervisor", "admin") else (5000, 50000)
+
+
 async def create_agent(
     uow: UnitOfWork,
     shop: Shop,
@@ -82,12 +152,14 @@ async def create_agent(
     queues: tuple[str, ...] | list[str],
     now: datetime,
     max_concurrent: int = 5,
+    payout_limit_cents: int | None = None,
+    payout_daily_cents: int | None = None,
 ) -> Agent:
-    if role not in ROLES:
-        raise Conflict(f"Expected role one of {ROLES}, but got {role!r}.", code="bad_role", status=422)
-    if not 1 <= max_concurrent <= 50:
-        raise Conflict("max_concurrent must be 1-50.", code="bad_limit", status=422)
-    limits = (200000, 2000000) if role in ("supervisor", "admin") else (5000, 50000)
+    """Store a new agent (password hashed off the event loop). Queue names are taken as given."""
+    check_agent_fields(AgentFields(role=role, max_concurrent=max_concurrent,
+                                   payout_limit_cents=payout_limit_cents,
+                                   payout_daily_cents=payout_daily_cents))
+    limits = default_payout_limits(role)
     agent = Agent(
         shop_id=shop.id,
         username=username,
@@ -95,8 +167,8 @@ async def create_agent(
         display_name=display_name,
         role=role,
         max_concurrent=max_concurrent,
-        payout_limit_cents=limits[0],
-        payout_daily_cents=limits[1],
+        payout_limit_cents=limits[0] if payout_limit_cents is None else payout_limit_cents,
+        payout_daily_cents=limits[1] if payout_daily_cents is None else payout_daily_cents,
         created_at=now,
     )
     uow.session.add(agent)
@@ -104,6 +176,115 @@ async def create_agent(
     for q in queues:
         uow.session.add(AgentQueue(agent_id=agent.id, queue=q))
     return agent
+
+
+async def add_agent(uow: UnitOfWork, shop_id: str, fields: AgentFields, now: datetime) -> AgentWithQueues:
+    """An admin adds an agent: every field checked, then stored; a taken username is `409 agent_exists`."""
+    if fields.username is None or fields.password is None:
+        raise BadInput("A new agent needs a username and a password.", code="bad_request")
+    check_agent_fields(fields)
+    s = uow.session
+    shop = await s.get(Shop, shop_id)
+    if shop is None:
+        raise NotFound("No such shop.")
+    queues = sorted(set(fields.queues or ()))
+    await routing_config.check_queues_exist(s, shop_id, queues)
+    role = fields.role or "agent"
+    try:
+        # The unique (shop, username) constraint decides races between two admins.
+        async with s.begin_nested():
+            agent = await create_agent(
+                uow, shop, username=fields.username, password=fields.password, role=role,
+                display_name=fields.display_name or fields.username, queues=queues, now=now,
+                max_concurrent=5 if fields.max_concurrent is None else fields.max_concurrent,
+                payout_limit_cents=fields.payout_limit_cents,
+                payout_daily_cents=fields.payout_daily_cents,
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"The shop already has an agent {fields.username!r}.", code="agent_exists") from exc
+    _ask_dispatch(uow, shop_id, queues)
+    return AgentWithQueues(agent, queues)
+
+
+async def update_agent(
+    uow: UnitOfWork,
+    shop_id: str,
+    agent_id: str,
+    fields: AgentFields,
+    *,
+    keep_token: str | None = None,
+) -> AgentWithQueues:
+    """An admin changes an agent of their shop; fields left None stay as they are.
+
+    A new password ends the agent's sessions, except `keep_token` (the admin's own,
+    when they change their own password). The shop never loses its last admin.
+    Status and active_count are routing's and are never written here.
+    """
+    check_agent_fields(fields)
+    s = uow.session
+    agent = await shop_service.agent_of_shop(s, shop_id, agent_id)
+    if fields.role is not None and fields.role != "admin" and agent.role == "admin":
+        await _keep_an_admin(uow, shop_id, agent.id)
+    for name in ("display_name", "role", "max_concurrent", "payout_limit_cents", "payout_daily_cents"):
+        value = getattr(fields, name)
+        if value is not None:
+            setattr(agent, name, value)
+    if fields.username is not None and fields.username != agent.username:
+        agent.username = fields.username
+        try:
+            async with s.begin_nested():
+                await s.flush()
+        except IntegrityError as exc:
+            raise Conflict(f"The shop already has an agent {fields.username!r}.", code="agent_exists") from exc
+    if fields.password is not None:
+        agent.password_hash = await asyncio.to_thread(hash_password, fields.password)
+        revoke = delete(AgentSession).where(AgentSession.agent_id == agent.id)
+        if keep_token:
+            revoke = revoke.where(AgentSession.token_hash != token_hash(keep_token))
+        await s.execute(revoke)
+    if fields.queues is not None:
+        queues = await set_agent_queues(uow, agent, fields.queues)
+    else:
+        queues = (await shop_service.queues_of_agents(s, [agent.id]))[agent.id]
+        if fields.max_concurrent is not None:
+            _ask_dispatch(uow, shop_id, queues)  # more room may serve someone waiting
+    await s.flush()
+    return AgentWithQueues(agent, queues)
+
+
+async def set_agent_queues(uow: UnitOfWork, agent: Agent, queues: tuple[str, ...] | list[str]) -> list[str]:
+    """Make `queues` exactly the ones the agent serves; unknown names are `422 unknown_queue`."""
+    s = uow.session
+    wanted = set(queues)
+    await routing_config.check_queues_exist(s, agent.shop_id, wanted)
+    current = set((await shop_service.queues_of_agents(s, [agent.id]))[agent.id])
+    if current - wanted:
+        await s.execute(
+            delete(AgentQueue).where(AgentQueue.agent_id == agent.id, AgentQueue.queue.in_(current - wanted))
+        )
+    s.add_all(AgentQueue(agent_id=agent.id, queue=q) for q in sorted(wanted - current))
+    await s.flush()
+    _ask_dispatch(uow, agent.shop_id, sorted(wanted - current))
+    return sorted(wanted)
+
+
+async def _keep_an_admin(uow: UnitOfWork, shop_id: str, leaving_id: str) -> None:
+    """Refuse to demote the shop's only admin (`409 last_admin`).
+
+    The shop's admin rows are locked, so two admins demoting each other at once
+    cannot both succeed: the second re-reads the first's change and is refused.
+    """
+    rows = await uow.session.execute(
+        select(Agent.id).where(Agent.shop_id == shop_id, Agent.role == "admin").with_for_update()
+    )
+    if not [a for (a,) in rows if a != leaving_id]:
+        raise Conflict("The shop must keep at least one admin.", code="last_admin")
+
+
+def _ask_dispatch(uow: UnitOfWork, shop_id: str, queues: list[str]) -> None:
+    """After commit, let routing hand waiting conversations to the agent's new room."""
+    for queue in queues:
+        uow.signal("dispatch", (shop_id, queue))
 
 
 async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:

@@ -1,15 +1,19 @@
-"""HTTP: agent login and logout."""
+"""HTTP: agent login and logout, and the admin's management of the shop's agents."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from app.deps import SESSION_COOKIE, CurrentAgent, Ctx, bearer
-from app.errors import NotAuthenticated, RateLimited
+from app.deps import SESSION_COOKIE, Ctx, CurrentAdmin, CurrentAgent, CurrentStaff, bearer
+from app.errors import BadInput, NotAuthenticated, RateLimited
 from app.shops import actions
+from app.shops import service as shop_service
+from app.shops.service import AgentWithQueues
 
 router = APIRouter(prefix="/api/v1")
 
@@ -56,3 +60,73 @@ async def logout(request: Request, response: Response, agent: CurrentAgent, ctx:
 @router.get("/me")
 async def me(agent: CurrentAgent) -> dict[str, object]:
     return {**agent_public(agent), "status": agent.status, "max_concurrent": agent.max_concurrent}
+
+
+# Bounds here only keep bodies small; the domain judges the values (and answers 422).
+TEXT_MAX = 1000
+
+
+class AgentPatchIn(BaseModel):
+    username: StrictStr | None = Field(default=None, max_length=TEXT_MAX)
+    password: StrictStr | None = Field(default=None, max_length=TEXT_MAX)
+    display_name: StrictStr | None = Field(default=None, max_length=TEXT_MAX)
+    role: StrictStr | None = Field(default=None, max_length=TEXT_MAX)
+    queues: list[StrictStr] | None = Field(default=None, max_length=200)
+    max_concurrent: StrictInt | None = None
+    payout_limit_cents: StrictInt | None = None
+    payout_daily_cents: StrictInt | None = None
+
+    def to_fields(self) -> actions.AgentFields:
+        nulls = sorted(k for k in self.model_fields_set if getattr(self, k) is None)
+        if nulls:
+            raise BadInput(f"{', '.join(nulls)} may be left out but not null.", code="invalid")
+        data = self.model_dump(exclude_unset=True)
+        if "queues" in data:
+            data["queues"] = tuple(data["queues"])
+        return actions.AgentFields(**data)
+
+
+class AgentIn(AgentPatchIn):
+    username: StrictStr = Field(max_length=TEXT_MAX)
+    password: StrictStr = Field(max_length=TEXT_MAX)
+
+
+def agent_detail(found: AgentWithQueues) -> dict[str, Any]:
+    """Agent JSON for the console; never the password hash."""
+    a = found.agent
+    return {
+        "id": a.id,
+        "username": a.username,
+        "display_name": a.display_name,
+        "role": a.role,
+        "status": a.status,
+        "queues": found.queues,
+        "max_concurrent": a.max_concurrent,
+        "active_count": a.active_count,
+        "payout_limit_cents": a.payout_limit_cents,
+        "payout_daily_cents": a.payout_daily_cents,
+    }
+
+
+@router.get("/agents")
+async def list_agents(staff: CurrentStaff, ctx: Ctx) -> list[dict[str, Any]]:
+    async with ctx.db.read() as s:
+        return [agent_detail(a) for a in await shop_service.agents_of_shop(s, staff.shop_id)]
+
+
+@router.post("/agents", status_code=201)
+async def add_agent(body: AgentIn, admin: CurrentAdmin, ctx: Ctx) -> JSONResponse:
+    added = await ctx.db.run(actions.add_agent, admin.shop_id, body.to_fields(), ctx.clock.now())
+    return JSONResponse(agent_detail(added), status_code=201)
+
+
+@router.patch("/agents/{agent_id}")
+async def update_agent(
+    agent_id: str, body: AgentPatchIn, request: Request, admin: CurrentAdmin, ctx: Ctx
+) -> dict[str, Any]:
+    # An admin changing their own password stays logged in on this session.
+    own_token = (bearer(request) or request.cookies.get(SESSION_COOKIE)) if agent_id == admin.id else None
+    updated = await ctx.db.run(
+        actions.update_agent, admin.shop_id, agent_id, body.to_fields(), keep_token=own_token
+    )
+    return agent_detail(updated)

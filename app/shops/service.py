@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.actions import BuyerIdentity
-from app.errors import NotAuthenticated
+from app.errors import NotAuthenticated, NotFound
+from app.routing.models import AgentQueue
 from app.shops.models import Agent, AgentSession, Buyer, Shop
 from app.shops.security import token_hash
 
 MAX_BUYER_ID = 128
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class AgentWithQueues:
+    """An agent as the admin console sees them: the stored row and the queues they serve."""
+
+    agent: Agent
+    queues: list[str]
 
 
 async def agent_for_token(session: AsyncSession, token: str | None, now: datetime) -> Agent:
@@ -87,3 +100,43 @@ async def shop_for_api_key(session: AsyncSession, key: str | None) -> Shop:
     if shop is None or not hmac.compare_digest(shop.api_key_hash, digest):
         raise NotAuthenticated("Unknown API key.")
     return shop
+
+
+async def queues_of_agents(session: AsyncSession, agent_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Each agent's queues, sorted; agents serving none map to []."""
+    ids = list(agent_ids)
+    found: dict[str, list[str]] = {agent_id: [] for agent_id in ids}
+    if ids:
+        rows = await session.execute(
+            select(AgentQueue.agent_id, AgentQueue.queue)
+            .where(AgentQueue.agent_id.in_(ids))
+            .order_by(AgentQueue.queue)
+        )
+        for agent_id, queue in rows:
+            found[agent_id].append(queue)
+    return found
+
+
+async def agents_of_shop(session: AsyncSession, shop_id: str) -> list[AgentWithQueues]:
+    rows = await session.execute(
+        select(Agent).where(Agent.shop_id == shop_id).order_by(Agent.created_at, Agent.username)
+    )
+    agents = list(rows.scalars())
+    queues = await queues_of_agents(session, (a.id for a in agents))
+    return [AgentWithQueues(a, queues[a.id]) for a in agents]
+
+
+async def agent_of_shop(session: AsyncSession, shop_id: str, agent_id: str) -> Agent:
+    """The shop's agent; another shop's id is answered as if it did not exist."""
+    agent = await session.get(Agent, agent_id)
+    if agent is None or agent.shop_id != shop_id:
+        raise NotFound("No such agent in this shop.")
+    return agent
+
+
+def shop_zone(shop: Shop) -> ZoneInfo:
+    """The shop's time zone; a name this machine does not know falls back to the default."""
+    try:
+        return ZoneInfo(shop.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TIMEZONE)

@@ -1,0 +1,58 @@
+"""HTTP: the shop's queues and its category → skill-queue map (PROTOCOL.md "Agents and configuration")."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from app.deps import Ctx, CurrentAdmin, CurrentAgent
+from app.routing import config
+
+router = APIRouter(prefix="/api/v1")
+
+
+class QueueIn(BaseModel):
+    # Loose bounds keep bodies small; `config` judges the values and answers 422.
+    name: StrictStr = Field(max_length=1000)
+    overflow_after_s: StrictInt | None = None
+
+
+class QueuePatchIn(BaseModel):
+    overflow_after_s: StrictInt
+
+
+@router.get("/queues")
+async def list_queues(agent: CurrentAgent, ctx: Ctx) -> list[dict[str, Any]]:
+    async with ctx.db.read() as s:
+        return [asdict(q) for q in await config.list_queues(s, agent.shop_id)]
+
+
+@router.post("/queues", status_code=201)
+async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> JSONResponse:
+    summary = await ctx.db.run(config.create_queue, admin.shop_id, body.name, body.overflow_after_s)
+    return JSONResponse(asdict(summary), status_code=201)
+
+
+@router.patch("/queues/{name}")
+async def update_queue(
+    name: str, body: QueuePatchIn, admin: CurrentAdmin, ctx: Ctx
+) -> dict[str, Any]:
+    return asdict(await ctx.db.run(config.set_overflow, admin.shop_id, name, body.overflow_after_s))
+
+
+@router.get("/routing/categories")
+async def get_categories(agent: CurrentAgent, ctx: Ctx) -> dict[str, str]:
+    async with ctx.db.read() as s:
+        return await config.category_map(s, agent.shop_id)
+
+
+@router.put("/routing/categories")
+async def replace_categories(
+    body: Annotated[dict[str, Any], Body()], admin: CurrentAdmin, ctx: Ctx
+) -> dict[str, str]:
+    mapping: dict[str, str] = await ctx.db.run(config.replace_category_map, admin.shop_id, body)
+    return mapping
