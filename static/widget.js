@@ -335,6 +335,13 @@
         }
       },
       "conversation.assigned"(f) { useConversation(f.conversation); },
+      "conversation.transferred"(f) {
+        // To an agent: conversation.assigned follows. To a queue: we wait again.
+        if (state.conv && state.conv.id === f.conversation_id && f.to_queue) {
+          Object.assign(state.conv, { status: "queued", agent_name: null, position: null, queue: f.to_queue });
+          renderStatus();
+        }
+      },
       "conversation.closed"(f) {
         if (state.conv && state.conv.id === f.conversation_id) {
           state.conv.status = "closed";

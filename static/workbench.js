@@ -31,10 +31,14 @@
       this.buyerRead = data.buyer_read_seq || 0; // the buyer's read mark
       this.typingUntil = 0;
       this.upto = 0; // every seq in 1..upto is here
+      this.gone = null; // why it left me while still open (transferred, back to its queue)
     }
 
+    /* What the list and the chat say about a conversation I can no longer answer. */
+    get endNote() { return this.gone || T.wb_closed; }
+
     get id() { return this.data.id; }
-    get open() { return this.data.status !== "closed"; }
+    get open() { return this.data.status !== "closed" && !this.gone; }
 
     add(msg) {
       if (this.msgs.has(msg.seq)) return false;
@@ -118,7 +122,10 @@
     "agent.status"(f) { setStatus(f.status); },
     "conversation.assigned"(f) {
       const known = convs.get(f.conversation.id);
-      if (known) known.data = { ...known.data, ...f.conversation };
+      if (known) {
+        known.data = { ...known.data, ...f.conversation };
+        known.gone = null;
+      }
       else convs.set(f.conversation.id, new Conv(f.conversation));
       if (!activeId) activeId = f.conversation.id;
       renderAll();
@@ -127,6 +134,25 @@
       const conv = convs.get(f.conversation_id);
       if (!conv) return;
       conv.data = { ...conv.data, status: "closed" };
+      conv.pending.clear();
+      renderAll();
+    },
+    "conversation.transferred"(f) {
+      const conv = convs.get(f.conversation_id);
+      if (!conv) return;
+      if (f.to_agent_id === boot.agent.id) {
+        conv.gone = null;
+        conv.data = { ...conv.data, status: "assigned", agent_id: boot.agent.id };
+      } else if (f.from_agent_id === boot.agent.id) {
+        conv.gone = T.wb_transferred;
+        conv.pending.clear();
+      }
+      renderAll();
+    },
+    "conversation.requeued"(f) {
+      const conv = convs.get(f.conversation_id);
+      if (!conv) return;
+      conv.gone = T.wb_requeued;
       conv.pending.clear();
       renderAll();
     },
@@ -259,7 +285,7 @@
           unread ? el("span", { className: "unread", text: String(unread), title: T.wb_unread }) : null,
         ]),
         el("div", { className: "row sub" }, [
-          el("span", { className: "preview", text: conv.open ? preview(conv.last) : T.wb_closed }),
+          el("span", { className: "preview", text: conv.open ? preview(conv.last) : conv.endNote }),
           el("span", { className: "wait", dataset: { id: conv.id } }),
         ]),
       ]));
@@ -303,7 +329,7 @@
     ui.meta.textContent = `${T.wb_queue}: ${T[`wb_queue_${conv.data.queue}`] || conv.data.queue}`;
     const nodes = conv.sorted().map((m) => messageNode(conv, m));
     for (const [clientId, frame] of conv.pending) nodes.push(pendingNode(clientId, frame.body));
-    if (!conv.open) nodes.push(el("li", { className: "msg from-system notice", text: T.wb_closed }));
+    if (!conv.open) nodes.push(el("li", { className: "msg from-system notice", text: conv.endNote }));
     ui.messages.replaceChildren(...nodes);
     ui.messages.scrollTop = ui.messages.scrollHeight;
     ui.input.disabled = ui.send.disabled = ui.close.disabled = !conv.open;

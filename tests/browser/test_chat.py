@@ -16,7 +16,8 @@ from tests.browser.helpers import (
     widget,
     widget_say,
 )
-from tests.support.factories import PASSWORD, make_shop
+from tests.support.client import WSClient
+from tests.support.factories import PASSWORD, login, make_shop
 
 ZH = STRINGS["zh"]
 XSS = "<img src=x onerror=alert(1)>"
@@ -207,3 +208,46 @@ async def test_markup_in_messages_is_shown_as_text_everywhere(web, new_tab):
     assert await widget(buyer, ".messages img").count() == 0
     await buyer.wait_for_timeout(300)
     assert agent_tab.dialogs == [] and buyer_tab.dialogs == []
+
+
+async def test_a_transfer_moves_the_conversation_out_of_my_list(web, new_tab):
+    agents = (
+        ("gen", "agent", ("general",)),
+        ("old", "agent", ("elderly",)),
+        ("sup", "supervisor", ()),
+    )
+    kit = await make_shop(web.ctx.db, agents=agents)
+    gen = (await new_tab()).page
+    await agent_online(gen, web.http, kit.slug, "gen", PASSWORD)
+    buyer = (await new_tab(embed=True)).page
+    await embed_widget(buyer, web, kit.buyer_token("moving-buyer"))
+    await open_widget(buyer)
+    await widget_say(buyer, "我爸爸想问问")
+    item = conversation_item(gen, "moving-buyer")
+    await item.click()
+    conv_id = await item.get_attribute("data-id")
+
+    # A supervisor sends it to the elder-care queue, where nobody is online yet.
+    sup = await WSClient.connect(f"{web.ws}/ws/agent?token={await login(web.http, kit, 'sup')}")
+    try:
+        await sup.expect("hello")
+        await sup.send(
+            {
+                "type": "conversation.transfer",
+                "conversation_id": conv_id,
+                "to_queue": "elderly",
+                "note": "长辈咨询",
+            }
+        )
+        await expect(item.locator(".preview")).to_have_text(ZH["wb_transferred"])
+        await expect(gen.locator("#composer-input")).to_be_disabled()
+        await expect(widget(buyer, ".status-line")).to_contain_text("正在排队")
+    finally:
+        await sup.close()
+
+    old = (await new_tab()).page
+    await agent_online(old, web.http, kit.slug, "old", PASSWORD)
+    await expect(widget(buyer, ".status-line")).to_have_text("客服 old 客服 为您服务")
+    await conversation_item(old, "moving-buyer").click()
+    await expect(old.locator("#messages .msg.from-buyer .text")).to_have_text("我爸爸想问问")
+    await expect(old.locator("#messages .msg.from-system")).to_contain_text("长辈咨询")
