@@ -14,6 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# Cheap password hashing for tests (set before the app is imported; also inherited by
+# the `homing serve` processes the multi-node tests start).
+os.environ.setdefault("HOMING_ARGON2_TIME_COST", "1")
+os.environ.setdefault("HOMING_ARGON2_MEMORY_KIB", "1024")
+
 import asyncpg
 import pytest
 import redis.asyncio as aioredis

@@ -372,15 +372,16 @@ async def transfer_conversation(
     if from_agent_id:
         topics.append(agent_topic(from_agent_id))
     uow.emit_many(topics, frame)
+    if to_agent_id is not None:
+        # First the assignment (the new agent then loads the history), then the note.
+        await routing.announce_assignment(uow, conv)
     body = f"会话已转接给 {target_name}" if target_name else f"会话已转入 {to_queue} 队列"
     await append_message(
         uow, conv, sender="system", sender_id=agent.id, kind="system",
         body=f"{body}:{note}" if note else body,
         payload={"transfer": {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}}, now=now,
     )
-    if to_agent_id is not None:
-        await routing.announce_assignment(uow, conv)
-    else:
+    if to_agent_id is None:
         await routing.announce_position(uow, conv)
         uow.signal("dispatch", (conv.shop_id, conv.queue))
     return conv

@@ -52,7 +52,7 @@ class Dispatcher:
         total = 0
         while self._pending or self._positions:
             pending, self._pending = self._pending, set()
-            positions, self._positions = self._positions - pending, set()
+            positions, self._positions = self._positions, set()
             for shop_id, queue in sorted(pending):
                 try:
                     n = await self.db.run(routing.dispatch, shop_id, queue, self.clock.now())
@@ -60,6 +60,8 @@ class Dispatcher:
                     log.exception("dispatch failed for shop %s queue %s", shop_id, queue)
                     continue
                 total += n
+                if n:
+                    positions.discard((shop_id, queue))  # dispatch told the waiters already
                 if n >= routing.DISPATCH_BATCH:
                     self._pending.add((shop_id, queue))  # more may fit: go round again
             for shop_id, queue in sorted(positions):
