@@ -150,7 +150,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "demo_shop_name": "Homing demo shop",
         "demo_missing": "The demo shop does not exist yet. Start the server with homing serve --demo.",
         "demo_buyer_as": "Browse as:",
-        "demo_age": "years",
+        "demo_age": " years",
         "demo_buy": "Buy now",
         "demo_cart": "Add to cart",
         "demo_contact": "Chat with us",

@@ -85,7 +85,7 @@ NewTab = Callable[..., Awaitable[Tab]]
 
 @pytest.fixture
 async def new_tab(browser: Browser) -> AsyncIterator[NewTab]:
-    """Open pages, each in its own context; fails the test on any script error."""
+    """Open pages, each in its own context; fails the test on any script or console error."""
     tabs: list[Tab] = []
 
     async def open_(viewport: dict[str, int] | None = None, *, embed: bool = False) -> Tab:
@@ -105,6 +105,7 @@ async def new_tab(browser: Browser) -> AsyncIterator[NewTab]:
 
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda exc: tab.errors.append(str(exc)))
+        page.on("console", lambda m: tab.errors.append(m.text) if m.type == "error" else None)
         tabs.append(tab)
         return tab
 
@@ -112,4 +113,4 @@ async def new_tab(browser: Browser) -> AsyncIterator[NewTab]:
     for tab in tabs:
         await tab.context.close()
     for tab in tabs:
-        assert not tab.errors, f"script errors on {tab.page.url}: {tab.errors}"
+        assert not tab.unexpected_errors, f"errors on {tab.page.url}: {tab.unexpected_errors}"

@@ -23,6 +23,11 @@ class Tab:
     context: BrowserContext
     dialogs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    expected_errors: list[str] = field(default_factory=list)  # substrings a test expects to see
+
+    @property
+    def unexpected_errors(self) -> list[str]:
+        return [e for e in self.errors if not any(x in e for x in self.expected_errors)]
 
 
 async def screenshot(page: Page, name: str) -> None:

@@ -33,6 +33,7 @@ async def test_login_failure_shows_the_error_and_throttle(
     )
     kit = await make_shop(web.ctx.db)
     tab = await new_tab()
+    tab.expected_errors += ["401", "429"]  # the browser logs the failed logins' answers
     page = tab.page
     await page.goto(web.http + "/login")
     error = page.locator("#login-error")
