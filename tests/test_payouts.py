@@ -9,16 +9,17 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from app.chat.models import Conversation
 from app.payouts import rules
 from app.payouts import service as payout_service
 from app.payouts.rules import PayoutAuthority
 from tests.conftest import buyer
-from tests.test_payouts_support import Desk, open_desk, paid_total
+from tests.test_payouts_support import Desk, assert_ledger_reconciles, open_desk, paid_total
 
 
 @pytest.fixture
 async def http(server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http, timeout=30) as c:
+    async with httpx.AsyncClient(base_url=server.http, timeout=60) as c:
         yield c
 
 
@@ -238,6 +239,7 @@ async def test_approval_rechecks_the_order_cap_and_the_fund(server, connect, htt
     assert (await desk.topup(500)).json() == {"balance_cents": 9500}
     assert (await desk.decide(big["id"], "approve")).json()["status"] == "paid"
     assert await desk.fund() == 0
+    await assert_ledger_reconciles(desk)
 
 
 async def test_an_approval_after_the_chat_closed_still_reaches_the_buyer(desk: Desk):
@@ -249,12 +251,11 @@ async def test_an_approval_after_the_chat_closed_still_reaches_the_buyer(desk: D
     await desk.buyer_ws.expect("conversation.closed")
     assert (await desk.decide(p["id"], "approve")).status_code == 200
     card = (await desk.buyer_ws.expect("message.new", card_for(p["id"])))["message"]
-    # A notice in a conversation of its own, closed at once: no agent is asked to take it.
-    assert card["conversation_id"] != desk.conversation_id
-    closed = await desk.buyer_ws.expect(
-        "conversation.closed", lambda f: f["conversation_id"] == card["conversation_id"]
-    )
-    assert closed["reason"] == "system"
+    # A notice in a conversation of its own, born closed: no agent is asked to take it.
+    assert card["conversation_id"] != desk.conversation_id and card["seq"] == 1
+    async with desk.db.read() as s:
+        notice = await s.get(Conversation, card["conversation_id"])
+    assert (notice.status, notice.agent_id, notice.close_reason) == ("closed", None, "system")
     r = await desk.http.get(
         f"/api/v1/conversations/{card['conversation_id']}/messages",
         headers={"Authorization": f"Bearer {desk.buyer_token}"},
@@ -491,6 +492,7 @@ async def test_the_ledger_records_requests_decisions_and_refusals(desk: Desk):
     )
     assert lines[2]["actor_id"] == desk.kit.agents["agent1"] and lines[2]["approver_id"] is None
     assert lines[7]["code"] == "order_cap_exceeded" and lines[7]["order_id"] == "O-1"
+    assert await assert_ledger_reconciles(desk) == {desk.kit.agents["agent1"]: 7000}
 
 
 async def test_the_ledger_cannot_be_changed(server, desk: Desk):
@@ -530,3 +532,4 @@ async def test_paid_cents_by_agent_feeds_the_metrics(server, desk: Desk):
     assert after == {desk.kit.agents["agent1"]: 10000, desk.kit.agents["sup"]: 500}
     assert empty == {}
     assert paid_total(await desk.payouts("sup", agent_id=desk.kit.agents["agent1"])) == 10000
+    assert await assert_ledger_reconciles(desk) == after

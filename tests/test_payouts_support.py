@@ -11,8 +11,11 @@ from unittest import mock
 
 import httpx
 from argon2 import PasswordHasher
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from app.orders.models import Order
+from app.payouts import service as payout_service
+from app.payouts.models import PayoutDailyTotal, PayoutFund, PayoutLedgerEntry
 from app.shops.models import Agent, AgentSession
 from app.shops.security import new_token, token_hash
 from tests.conftest import buyer, online_agent
@@ -264,3 +267,60 @@ async def open_desk(
 
 def paid_total(payouts: list[dict[str, Any]]) -> int:
     return sum(p["amount_cents"] for p in payouts if p["status"] == "paid")
+
+
+async def assert_ledger_reconciles(desk: Desk) -> dict[str, int]:
+    """Every total the shop reports agrees with the ledger's `paid` lines; returns paid per agent.
+
+    Per requesting agent: the ledger, GET /payouts and the metrics. Per order: the ledger, the
+    payouts and the order's own counter. Per authorising agent: the daily counters. And
+    the fund: top-ups less payouts is the balance.
+    """
+    paid_lines = await desk.ledger(entry="paid")
+    by_agent: dict[str, int] = {}
+    by_order: dict[str, int] = {}
+    by_authoriser: dict[str, int] = {}
+    for e in paid_lines:
+        by_agent[e["agent_id"]] = by_agent.get(e["agent_id"], 0) + e["amount_cents"]
+        by_order[e["order_id"]] = by_order.get(e["order_id"], 0) + e["amount_cents"]
+        by_authoriser[e["actor_id"]] = by_authoriser.get(e["actor_id"], 0) + e["amount_cents"]
+    payouts = [p for p in await desk.payouts("admin", status="paid")]
+    assert len(payouts) == len(paid_lines) == len({e["payout_id"] for e in paid_lines})
+    assert {p["id"] for p in payouts} == {e["payout_id"] for e in paid_lines}
+    for agent_id, total in by_agent.items():
+        assert paid_total(await desk.payouts("admin", agent_id=agent_id)) == total
+    start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    async with desk.db.read() as s:
+        assert await payout_service.paid_cents_by_agent(s, desk.kit.shop_id, start, end) == by_agent
+        orders = dict(
+            (
+                await s.execute(
+                    select(Order.order_id, Order.paid_out_cents).where(
+                        Order.shop_id == desk.kit.shop_id
+                    )
+                )
+            ).all()
+        )
+        daily = await s.execute(
+            select(PayoutDailyTotal.agent_id, PayoutDailyTotal.paid_cents).where(
+                PayoutDailyTotal.shop_id == desk.kit.shop_id
+            )
+        )
+        by_day_counter: dict[str, int] = {}
+        for agent_id, cents in daily:
+            by_day_counter[agent_id] = by_day_counter.get(agent_id, 0) + cents
+        balance = await s.scalar(
+            select(PayoutFund.balance_cents).where(PayoutFund.shop_id == desk.kit.shop_id)
+        )
+        topups = await s.scalar(
+            select(func.coalesce(func.sum(PayoutLedgerEntry.amount_cents), 0)).where(
+                PayoutLedgerEntry.shop_id == desk.kit.shop_id,
+                PayoutLedgerEntry.entry == "fund_topup",
+            )
+        )
+    assert {o: c for o, c in orders.items() if c} == by_order
+    for order_id, total in by_order.items():
+        assert paid_total(await desk.payouts("admin", order_id=order_id)) == total
+    assert {a: c for a, c in by_day_counter.items() if c} == by_authoriser
+    assert balance == topups - sum(by_agent.values())
+    return by_agent

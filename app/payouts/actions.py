@@ -25,7 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 from app.chat import actions as chat_actions
+from app.chat import service as chat_service
 from app.chat.models import Conversation, Message
+from app.chat.schemas import message_public
 from app.chat.service import agent_may_see
 from app.db import Database, UnitOfWork, new_id
 from app.errors import BadInput, Conflict, ConversationClosed, DomainError, Forbidden, NotFound
@@ -42,9 +44,8 @@ from app.payouts.models import (
     PayoutLedgerEntry,
 )
 from app.payouts.schemas import payout_public
-from app.realtime.topics import agent_topic, shop_staff_topic
-from app.routing import actions as routing
-from app.routing.rules import BuyerFacts
+from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
+from app.routing.rules import BuyerFacts, choose_queue
 from app.shops.models import Agent, Buyer, Shop
 
 log = logging.getLogger(__name__)
@@ -645,36 +646,21 @@ async def post_to_buyer(
     now: datetime,
 ) -> Message:
     """A system card in the buyer's chat: in the given conversation while it is open, else in
-    the buyer's open conversation, else in a new one that is closed at once (a notice for
-    the buyer, not a request for an agent, so it is never queued for routing)."""
+    the buyer's open conversation, else in a notice conversation of its own."""
     s = uow.session
+    candidates: list[Conversation] = []
     if conversation_id is not None:
-        conv = await s.get(Conversation, conversation_id)
-        if conv is not None and conv.status != "closed":
-            try:
-                msg, _ = await chat_actions.append_message(
-                    uow,
-                    conv,
-                    sender="system",
-                    sender_id=None,
-                    kind=kind,
-                    body=body,
-                    payload=payload,
-                    now=now,
-                )
-                return msg
-            except ConversationClosed:
-                pass  # closed a moment ago: fall through to the buyer's open one
-    buyer = await s.get(Buyer, (shop_id, buyer_id))
-    facts = BuyerFacts(age=buyer.age, elder_mode=buyer.elder_mode) if buyer else BuyerFacts()
-    for _attempt in range(2):
-        opened = await routing.open_conversation(
-            uow, shop_id=shop_id, buyer_id=buyer_id, buyer=facts, now=now
-        )
+        given = await s.get(Conversation, conversation_id)
+        if given is not None and given.status != "closed":
+            candidates.append(given)
+    current = await chat_service.open_conversation_of_buyer(s, shop_id, buyer_id)
+    if current is not None and current not in candidates:
+        candidates.append(current)
+    for conv in candidates:
         try:
             msg, _ = await chat_actions.append_message(
                 uow,
-                opened.conversation,
+                conv,
                 sender="system",
                 sender_id=None,
                 kind=kind,
@@ -682,14 +668,64 @@ async def post_to_buyer(
                 payload=payload,
                 now=now,
             )
+            return msg
         except ConversationClosed:
-            continue
-        if opened.created:
-            await chat_actions.close_conversation(
-                uow, opened.conversation, reason="system", now=now
-            )
-        return msg
-    raise ConversationClosed("The buyer's conversation keeps closing; try again.")
+            continue  # closed a moment ago: try the next place
+    return await _notice_conversation(
+        uow, shop_id=shop_id, buyer_id=buyer_id, kind=kind, body=body, payload=payload, now=now
+    )
+
+
+async def _notice_conversation(
+    uow: UnitOfWork,
+    *,
+    shop_id: str,
+    buyer_id: str,
+    kind: str,
+    body: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> Message:
+    """A conversation born closed, holding just this card, for a buyer who is not chatting.
+
+    A notice is not a request for help: opening a routed conversation would queue it for
+    an agent, and closing one through the chat core invites a rating of a service nobody
+    gave. So it is written here directly, as the one message (seq 1) of a closed
+    conversation; the buyer hears of it like any new message.
+    """
+    s = uow.session
+    buyer = await s.get(Buyer, (shop_id, buyer_id))
+    facts = BuyerFacts(age=buyer.age, elder_mode=buyer.elder_mode) if buyer else BuyerFacts()
+    conv = Conversation(
+        shop_id=shop_id,
+        buyer_id=buyer_id,
+        queue=choose_queue(facts),
+        status="closed",
+        elder=facts.is_elder,
+        last_seq=1,
+        opened_at=now,
+        closed_at=now,
+        close_reason="system",
+    )
+    s.add(conv)
+    await s.flush()
+    msg = Message(
+        shop_id=shop_id,
+        conversation_id=conv.id,
+        seq=1,
+        sender="system",
+        sender_id=None,
+        kind=kind,
+        body=body,
+        payload=payload,
+        created_at=now,
+    )
+    s.add(msg)
+    await s.flush()
+    uow.emit(
+        buyer_topic(shop_id, buyer_id), {"type": "message.new", "message": message_public(msg)}
+    )
+    return msg
 
 
 def _announce(uow: UnitOfWork, payout: Payout) -> None:
