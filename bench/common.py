@@ -102,6 +102,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 # ---- processes -----------------------------------------------------------------------
+_RUNNING: set[Proc] = set()
+
+
+def stop_all() -> None:
+    """Stop every child still running (the safety net behind each workload's own finally)."""
+    for p in list(_RUNNING):
+        p.stop()
+
+
 class Proc:
     """A child process pinned to the server core, in its own process group."""
 
@@ -135,6 +144,7 @@ class Proc:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        _RUNNING.add(self)
         return self
 
     def alive(self) -> bool:
@@ -147,6 +157,7 @@ class Proc:
             return ""
 
     def stop(self) -> None:
+        _RUNNING.discard(self)
         if not self.alive():
             return
         assert self.proc is not None

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.common import ROOT, Figure, pin_self, raise_nofile
+from bench.common import ROOT, Figure, pin_self, raise_nofile, stop_all
 from bench.workloads import WORKLOADS, RunContext
 
 RESULTS = ROOT / "bench" / "results"
@@ -189,6 +191,9 @@ def _git() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    # SIGTERM ends the run like Ctrl-C does: workloads unwind and stop their servers.
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    atexit.register(stop_all)
     try:
         import uvloop
 

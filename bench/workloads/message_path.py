@@ -32,6 +32,7 @@ NAME = "message_path"
 TITLE = "message path rate search"
 
 SYSTEM_KEYS = ("homing", "ws", "sio", "sio-redis")
+WARM_WINDOW = 20
 
 
 def make_system(key: str, log_dir: Path, fps: int) -> System:
@@ -87,6 +88,7 @@ class Step:
     errors: int = 0
     generator_limited: bool = False
     passed: bool = False
+    odd_frames: dict[str, int] = field(default_factory=dict)  # frames other than the message path's
     gen_cpu: float = 0.0  # load generator CPU / wall time over the sending phase
     srv_cpu: float = 0.0  # server CPU / wall time over the sending phase
 
@@ -103,6 +105,7 @@ class Step:
             "errors": self.errors,
             "generator_limited": self.generator_limited,
             "passed": self.passed,
+            "odd_frames": self.odd_frames,
             "gen_cpu": round(self.gen_cpu, 2),
             "srv_cpu": round(self.srv_cpu, 2),
         }
@@ -119,6 +122,7 @@ class Driver:
         self.buyers: list[Client] = []
         self.pending: dict[str, tuple[float, Step | None]] = {}
         self.error_codes: Counter[str] = Counter()
+        self.frames: Counter[str] = Counter()  # "agent message.new" -> count, for diagnosis
         self.errors = 0
         self.online = 0
         self.rr = 0
@@ -128,6 +132,7 @@ class Driver:
     # ---- frames --------------------------------------------------------------------
     def on_agent(self, c: Client, f: dict[str, Any]) -> Any:
         t = f.get("type")
+        self.frames["agent " + str(t)] += 1
         if t == "message.new":
             m = f["message"]
             if m.get("sender") == "buyer":
@@ -148,6 +153,7 @@ class Driver:
 
     def on_buyer(self, c: Client, f: dict[str, Any]) -> None:
         t = f.get("type")
+        self.frames["buyer " + str(t)] += 1
         if t == "message.new":
             m = f["message"]
             if m.get("sender") == "agent":
@@ -187,15 +193,16 @@ class Driver:
         say(f"    {ok} buyers connected in {secs:.1f}s ({bad} failed)")
         if bad:
             raise RuntimeError(f"{bad} buyers could not connect")
-        # Warm-up: each buyer's first message (on Homing it opens and routes a conversation).
+        # Warm-up: each buyer's first message (on Homing it opens and routes a conversation),
+        # at most WARM_WINDOW round trips in flight: a warm-up, not a surge (that is `surge`).
         t0 = time.perf_counter()
+        deadline = time.monotonic() + 60 + self.n_buyers / 5
         for i, b in enumerate(self.buyers):
+            while i - self.warm_replies >= WARM_WINDOW and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
             key = f"w.{i}"
             self.pending[key] = (time.perf_counter(), None)
             await b.send({"type": "message.send", "client_msg_id": key, "body": key})
-            if i % 20 == 19:
-                await asyncio.sleep(0.05)  # ~400 openings a second: a warm-up, not a surge
-        deadline = time.monotonic() + 60 + self.n_buyers / 20
         while self.warm_replies < self.n_buyers and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         say(
@@ -226,6 +233,7 @@ class Driver:
         self.step_no += 1
         st = Step(rate, duration)
         errors0 = self.errors
+        frames0 = Counter(self.frames)
         n = max(1, int(rate * duration))
         buyers, nb = self.buyers, len(self.buyers)
         pending = self.pending
@@ -256,6 +264,8 @@ class Driver:
             del pending[k]
         st.lost = len(lost)
         st.errors = self.errors - errors0
+        usual = {"agent message.new", "agent message.ack", "buyer message.new", "buyer message.ack"}
+        st.odd_frames = {k: v for k, v in (self.frames - frames0).items() if k not in usual}
         p99 = percentile(st.lat, 99)
         st.passed = (
             st.lost == 0
@@ -303,6 +313,8 @@ async def search(
         s = st.summary()
         flag = "ok" if st.passed else "FAIL"
         lim = " (load generator could not keep up)" if st.generator_limited else ""
+        if st.odd_frames:
+            lim += f" other frames {st.odd_frames}"
         say(
             f"    {r:9.0f}/s  sent {s['sent']:6d}  p50 {s['p50_ms']} ms  p99 {s['p99_ms']} ms  "
             f"lost {st.lost}  errors {st.errors}  cpu gen/srv {st.gen_cpu:.0%}/{st.srv_cpu:.0%}  {flag}{lim}"

@@ -54,6 +54,9 @@ class Surge:
         )  # (conv id, agent id) frames at agents
         self.conv_agents: dict[str, set[str]] = {}
         self.errors: Counter[str] = Counter()
+        self.agent_frames: Counter[str] = Counter()
+        self.requeued: set[str] = set()
+        self.buyer_conv: dict[int, str] = {}
 
     def on_buyer(self, c: Client, f: dict[str, Any]) -> None:
         i = c.tag
@@ -68,6 +71,7 @@ class Surge:
             self.answered.setdefault(i, now)
             self.assigned_at.setdefault(i, now)
             agent = (f.get("conversation") or {}).get("agent_id")
+            self.buyer_conv[i] = (f.get("conversation") or {}).get("id")
             if agent:
                 self.buyer_agents[i].add(agent)
         elif t == "error":
@@ -75,11 +79,15 @@ class Surge:
 
     def on_agent(self, c: Client, f: dict[str, Any]) -> None:
         t = f.get("type")
+        self.agent_frames[str(t)] += 1
         if t == "conversation.assigned":
             conv = f.get("conversation") or {}
             cid, agent = conv.get("id"), conv.get("agent_id")
             self.agent_assigned[(cid, agent)] += 1
             self.conv_agents.setdefault(cid, set()).add(agent)
+        elif t == "conversation.requeued":
+            # Taken back from an agent (presence lost): a later assignment elsewhere is no double.
+            self.requeued.add(f.get("conversation_id"))
         elif t == "agent.status":
             c.state["online"] = True
         elif t == "error":
@@ -201,8 +209,14 @@ async def run(ctx: Any) -> list[Figure]:
         first_assigned = min(sg.assigned_at.values()) - t0 if assigned else None
         rate = assigned / (max(sg.assigned_at.values()) - t0) if assigned else 0.0
         dup_agent_frames = sum(1 for n in sg.agent_assigned.values() if n > 1)
-        multi_agent_convs = sum(1 for s in sg.conv_agents.values() if len(s) > 1)
-        multi_agent_buyers = sum(1 for s in sg.buyer_agents.values() if len(s) > 1)
+        multi_agent_convs = sum(
+            1 for cid, s in sg.conv_agents.items() if len(s) > 1 and cid not in sg.requeued
+        )
+        multi_agent_buyers = sum(
+            1
+            for i, s in sg.buyer_agents.items()
+            if len(s) > 1 and sg.buyer_conv.get(i) not in sg.requeued
+        )
         check = await db_check(system, cap)
         doubles = (
             dup_agent_frames + multi_agent_convs + multi_agent_buyers + check["agents_over_limit"]
@@ -210,7 +224,7 @@ async def run(ctx: Any) -> list[Figure]:
         acks = [sg.ack[i] - sg.sent[i] for i in sg.ack]
         ctx.say(
             f"    sent in {send_done:.2f}s; answered {len(sg.answered)}/{n_buyers}; assigned {assigned}/"
-            f"{expect_assigned}; record: {check}; errors {dict(sg.errors)}"
+            f"{expect_assigned}; record: {check}; errors {dict(sg.errors)}; agents got {dict(sg.agent_frames)}"
         )
         extra = {
             "buyers": n_buyers,
@@ -220,6 +234,7 @@ async def run(ctx: Any) -> list[Figure]:
             "send_s": round(send_done, 3),
             "db": check,
             "errors": dict(sg.errors),
+            "agent_frames": dict(sg.agent_frames),
             "first_assigned_s": first_assigned,
         }
         met_time = all_answered is not None and all_answered <= TARGET_S and doubles == 0
@@ -255,7 +270,8 @@ async def run(ctx: Any) -> list[Figure]:
                 target="0",
                 met=doubles == 0,
                 note=f"agents over limit {check['agents_over_limit']}, "
-                f"active_count mismatches {check['active_count_mismatch']}",
+                f"active_count mismatches {check['active_count_mismatch']}, "
+                f"conversations requeued from live agents {len(sg.requeued)}",
             ),
             Figure(
                 NAME,
