@@ -57,10 +57,18 @@
     const tag = document.createElement("script");
     tag.src = `${server}/static/homing.js`;
     tag.onload = done;
-    document.head.append(tag);
+    (document.head || document.documentElement).append(tag);
   }
 
-  loadShared(() => mount(window.Homing));
+  function whenBodyReady(done) {
+    if (document.body) done();
+    else document.addEventListener("DOMContentLoaded", done, { once: true });
+  }
+
+  loadShared(() => whenBodyReady(() => {
+    // One widget per page, however many times the tag was pasted in.
+    if (!document.getElementById("homing-widget")) mount(window.Homing);
+  }));
 
   function mount(Homing) {
     const { Socket, el, newClientId, messageContent, insertBySeq, clockTime, money } = Homing;

@@ -57,12 +57,15 @@ templates.globals["asset"] = asset
 def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: Any) -> Response:
     lang, chosen = pick_lang(request)
     htmx_src = HTMX_LOCAL if ctx.settings.htmx_local else HTMX_CDN.format(version=HTMX_VERSION)
+    t = STRINGS[lang]
+    # The other language's link keeps the page's other query parameters (e.g. ?buyer=).
+    other = request.url.include_query_params(lang=t["switch_to"])
     html = templates.get_template(name).render(
         request=request,
         lang=lang,
-        t=STRINGS[lang],
+        t=t,
         htmx_src=htmx_src,
-        path=request.url.path,
+        switch_lang_url=f"{other.path}?{other.query}",
         **values,
     )
     response = Response(html, status_code=status, media_type="text/html; charset=utf-8")

@@ -91,6 +91,11 @@ async def test_english_switch_is_remembered(web, new_tab):
     await page.goto(web.http + "/")
     await expect(page.locator("html")).to_have_attribute("lang", "en")
     await expect(page.locator("h1")).to_have_text(STRINGS["en"]["brand"])
+    # Switching keeps the rest of the address: the demo buyer stays the same.
+    await page.goto(web.http + "/demo/shop?buyer=wang")
+    await page.click("a.lang")
+    await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    await expect(page.locator(".buyer-picker a.current")).to_contain_text("王奶奶")
 
 
 def test_every_page_string_exists_in_both_languages():
