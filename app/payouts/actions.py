@@ -85,9 +85,10 @@ async def submit_payout(
 ) -> Outcome:
     """Request a payout in one transaction; a refusal is then written to the ledger in another."""
     try:
-        return await db.run(  # type: ignore[no-any-return]
+        outcome: Outcome = await db.run(
             request_payout, agent_id=agent_id, idempotency_key=idempotency_key, req=req, now=now
         )
+        return outcome
     except DomainError as exc:
         await db.run(
             record_refusal,
@@ -271,7 +272,8 @@ async def _has_photo(uow: UnitOfWork, conv: Conversation) -> bool:
 
 
 async def _check_payable_later(uow: UnitOfWork, payout: Payout) -> None:
-    """A pending payout reserves nothing, but one the order or the fund could not cover now is refused."""
+    """A pending payout reserves nothing; but one the order or the fund could not cover even
+    now is refused rather than left for a supervisor to find unpayable."""
     s = uow.session
     row = (
         await s.execute(
@@ -300,9 +302,12 @@ async def decide_payout(
     now: datetime,
 ) -> Payout:
     """Approve or reject in one transaction; a refused decision is then written to the ledger."""
-    fn = approve_payout if approve else reject_payout
+    decide = approve_payout if approve else reject_payout
     try:
-        return await db.run(fn, approver_id=approver_id, payout_id=payout_id, note=note, now=now)  # type: ignore[no-any-return]
+        payout: Payout = await db.run(
+            decide, approver_id=approver_id, payout_id=payout_id, note=note, now=now
+        )
+        return payout
     except DomainError as exc:
         await db.run(
             record_refusal,
@@ -326,7 +331,7 @@ async def approve_payout(
     stays pending (for someone with more authority, or after a top-up).
     """
     approver = await _agent(uow, approver_id)
-    payout = await _claim_pending(uow, approver, payout_id, "paid", note, now)
+    payout = await _claim_pending(uow, approver, payout_id, "paid", now)
     authority = rules.PayoutAuthority(approver.payout_limit_cents, approver.payout_daily_cents)
     if not authority.within_payout_limit(payout.amount_cents):
         raise Conflict(
@@ -357,7 +362,7 @@ async def reject_payout(
     uow: UnitOfWork, *, approver_id: str, payout_id: str, note: str | None, now: datetime
 ) -> Payout:
     approver = await _agent(uow, approver_id)
-    payout = await _claim_pending(uow, approver, payout_id, "rejected", note, now)
+    payout = await _claim_pending(uow, approver, payout_id, "rejected", now)
     _ledger(
         uow, "rejected", payout, actor_id=approver.id, approver_id=approver.id, at=now, note=note
     )
@@ -366,7 +371,7 @@ async def reject_payout(
 
 
 async def _claim_pending(
-    uow: UnitOfWork, approver: Agent, payout_id: str, status: str, note: str | None, now: datetime
+    uow: UnitOfWork, approver: Agent, payout_id: str, status: str, now: datetime
 ) -> Payout:
     """Move a pending payout to `status`, once: concurrent deciders wait on the row and the
     later ones find it no longer pending."""
@@ -469,8 +474,9 @@ async def _take_from_fund(uow: UnitOfWork, shop_id: str, amount_cents: int, now:
 
 
 def _order_cap_exceeded(room_cents: int) -> Conflict:
+    left = rules.yuan(max(room_cents, 0))
     return Conflict(
-        f"Payouts on this order would pass its paid amount; at most {rules.yuan(max(room_cents, 0))} is left.",
+        f"Payouts on this order would pass its paid amount; at most {left} is left.",
         code="order_cap_exceeded",
     )
 

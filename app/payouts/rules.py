@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.errors import BadInput
@@ -82,17 +82,6 @@ def shop_day(now: datetime, timezone: str) -> date:
     except (ZoneInfoNotFoundError, ValueError):
         zone = ZoneInfo("UTC")
     return now.astimezone(zone).date()
-
-
-def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
-    """[start, end) of a shop day, in UTC."""
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    start = datetime(day.year, day.month, day.day, tzinfo=zone)
-    end = datetime.fromordinal(day.toordinal() + 1).replace(tzinfo=zone)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def request_fingerprint(
