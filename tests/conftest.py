@@ -115,8 +115,13 @@ async def start_server(database_url: str) -> AsyncIterator[ServerFactory]:
 
 @pytest.fixture(scope="session")
 async def server(database_url: str) -> AsyncIterator[InProcessServer]:
-    """The shared server: embedded bus, the backend under test. Tests make their own shops."""
-    srv = InProcessServer(make_settings(database_url), OffsetClock())
+    """The shared server: embedded bus, the backend under test. Tests make their own shops.
+
+    No periodic jobs: they sweep the whole database, and would act on other tests' shops
+    (e.g. the multi-node tests' conversations) outside the bus those tests listen to.
+    Tests that need a job run it by hand on a private server (`start_server`).
+    """
+    srv = InProcessServer(make_settings(database_url), OffsetClock(), run_jobs=False)
     await srv.start()
     yield srv
     await srv.stop()

@@ -21,15 +21,15 @@ N_EACH_WAY = 500
 
 def node_env(database_url: str, redis_url: str, channel: str) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "HOMING_BUS_CHANNEL": channel,
-            "HOMING_FRAMES_PER_SECOND": "2000", "HOMING_GAP_FILL_S": "0.5"}
+            "HOMING_FRAMES_PER_SECOND": "2000", "HOMING_GAP_FILL_S": "0.5", "HOMING_DISPATCH_SWEEP_S": "0.5"}
 
 
 @pytest.fixture
 async def nodes(request):
     started: list[NodeProcess] = []
 
-    async def start(env):
-        node = NodeProcess(env)
+    async def start(env, *, jobs=False):
+        node = NodeProcess(env, jobs=jobs)
         started.append(node)
         return await node.start()
 
@@ -84,7 +84,7 @@ async def two_node_chat(server, database_url, redis_url, nodes, connect):
 async def test_buyer_and_agent_on_different_nodes_exchange_1000_messages(
     server, database_url, redis_url, nodes, connect
 ):
-    node1, node2, kit, agent, b, conv_id = await two_node_chat(server, database_url, redis_url, nodes, connect)
+    _node1, _node2, _kit, agent, b, conv_id = await two_node_chat(server, database_url, redis_url, nodes, connect)
     stop = asyncio.Event()
     readers = [asyncio.create_task(pump(c, stop)) for c in (agent, b)]
 
@@ -116,7 +116,7 @@ async def test_buyer_and_agent_on_different_nodes_exchange_1000_messages(
 async def test_a_redis_restart_loses_and_duplicates_nothing(server, database_url, nodes, connect):
     redis = RedisServer().start()
     try:
-        node1, node2, kit, agent, b, conv_id = await two_node_chat(server, database_url, redis.url, nodes, connect)
+        _node1, _node2, _kit, agent, b, conv_id = await two_node_chat(server, database_url, redis.url, nodes, connect)
         stop = asyncio.Event()
         readers = [asyncio.create_task(pump(c, stop)) for c in (agent, b)]
 
@@ -195,3 +195,17 @@ async def test_two_nodes_never_assign_a_conversation_twice(server, database_url,
     assert len(assigned) == 12 == len(set(assigned)), "4 agents x 3 slots, each conversation once"
     for a in agents:
         assert len(a.of_type("conversation.assigned")) == 3
+
+
+async def test_a_sender_gets_its_ack_and_never_its_own_echo(server, database_url, redis_url, nodes, connect):
+    _node1, node2, kit, _agent, b, conv_id = await two_node_chat(server, database_url, redis_url, nodes, connect)
+    other_tab = await connect(f"{node2.ws}/ws/buyer?token={kit.buyer_token('cross-node')}")
+    await other_tab.expect("hello")
+    for i in range(20):
+        await b.send({"type": "message.send", "client_msg_id": f"e{i}", "body": f"echo? {i}"})
+    for i in range(20):
+        await b.expect("message.ack", lambda f, i=i: f["client_msg_id"] == f"e{i}")
+        await other_tab.expect("message.new", lambda f, i=i: f["message"]["client_msg_id"] == f"e{i}")
+    await asyncio.sleep(0.5)
+    await b.drain()
+    assert not [m for m in b.new_messages(conv_id) if m["sender"] == "buyer"], "no echo of my own sends"

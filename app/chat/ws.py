@@ -73,6 +73,18 @@ class Session:
                 log.exception("frame handler failed")
                 self.error("internal", "Something went wrong on our side; please retry.", ref)
 
+    async def send_and_ack(self, out: Any, fn: Any, *args: Any) -> None:
+        """Store the message, then ack it on this socket (its bus echo is not sent here)."""
+        self.conn.own_pending.add(out.client_msg_id)
+        try:
+            sent = await self.run(fn, *args)
+        finally:
+            self.conn.own_pending.discard(out.client_msg_id)
+        msg = message_public(sent.message)
+        self.conn.follow(sent.conversation.id, 0, sent.conversation.status, sent.conversation.agent_id)
+        self.conn.mark_sent(msg)
+        self.conn.push({"type": "message.ack", "client_msg_id": out.client_msg_id, "message": msg})
+
     async def run(self, fn: Any, *args: Any) -> Any:
         return await self.ctx.db.run(fn, *args)
 
@@ -96,16 +108,7 @@ class BuyerSession(Session):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
-        sent = await self.run(actions.send_from_buyer, self.buyer, out, self.now())
-        self._ack(out.client_msg_id, sent)
-
-    def _ack(self, client_msg_id: str, sent: actions.Sent) -> None:
-        msg = message_public(sent.message)
-        conv = sent.conversation
-        if conv.id not in self.conn.tracks:
-            self.conn.follow(conv.id, 0, conv.status, conv.agent_id)
-        self.conn.mark_sent(msg)
-        self.conn.push({"type": "message.ack", "client_msg_id": client_msg_id, "message": msg})
+        await self.send_and_ack(out, actions.send_from_buyer, self.buyer, out, self.now())
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
         return await self.run(actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id"))
@@ -166,10 +169,7 @@ class AgentSession(Session):
     async def on_send(self, frame: dict[str, Any]) -> None:
         conv_id = get_str(frame, "conversation_id")
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
-        sent = await self.run(actions.send_from_agent, self.agent, conv_id, out, self.now())
-        msg = message_public(sent.message)
-        self.conn.mark_sent(msg)
-        self.conn.push({"type": "message.ack", "client_msg_id": out.client_msg_id, "message": msg})
+        await self.send_and_ack(out, actions.send_from_agent, self.agent, conv_id, out, self.now())
 
     async def on_sync(self, frame: dict[str, Any]) -> None:
         after_seq = get_int(frame, "after_seq")  # shape first, then permission

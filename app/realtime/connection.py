@@ -82,6 +82,8 @@ class Connection:
         self.closed = False
         self.tracks: dict[str, SeqTrack] = {}
         self.known: dict[str, tuple[str, str | None]] = {}  # conv id -> (status, agent id)
+        # Sends in flight on this socket: their own echo must not overtake their ack.
+        self.own_pending: set[str] = set()
 
     # ---- producers (never block) -------------------------------------------------
     def start(self, hello: dict[str, Any]) -> None:
@@ -91,9 +93,9 @@ class Connection:
         self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.kind}")
 
     def follow(self, conversation_id: str, last_seq: int, status: str, agent_id: str | None) -> None:
-        """Track a conversation the client was told about at `last_seq`."""
+        """Track a conversation the client was told about at `last_seq` (first word wins)."""
         self.tracks.setdefault(conversation_id, SeqTrack(floor=last_seq))
-        self.known[conversation_id] = (status, agent_id)
+        self.known.setdefault(conversation_id, (status, agent_id))
 
     def push(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
         self._put(("frame", (frame, raw)) if raw is not None else ("frame", frame))
@@ -164,7 +166,9 @@ class Connection:
             msg = frame["message"]
             conv_id, seq = msg["conversation_id"], msg["seq"]
             track = self.tracks.setdefault(conv_id, SeqTrack())
-            if not track.is_live_new(seq):
+            if not track.is_live_new(seq) or (
+                msg.get("sender") == self.kind and msg.get("client_msg_id") in self.own_pending
+            ):
                 return
             await self._write(frame, raw)
             track.mark(seq)

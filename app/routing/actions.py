@@ -248,22 +248,37 @@ async def release_slot(uow: UnitOfWork, agent_id: str) -> None:
     )
 
 
-async def announce_positions(uow: UnitOfWork, shop_id: str, queue: str) -> None:
-    """Tell every waiting buyer of the queue where they stand (1 = next to be served)."""
-    rows = await uow.session.execute(
-        select(Conversation.id, Conversation.buyer_id)
-        .where(
-            Conversation.shop_id == shop_id,
-            Conversation.queue == queue,
-            Conversation.status == "queued",
+async def announce_positions(uow: UnitOfWork, shop_id: str, queue: str) -> int:
+    """Tell every waiting buyer of the queue where they stand (1 = next to be served).
+
+    Returns a fingerprint of the order announced, so callers can skip re-announcing it.
+    """
+    rows = (
+        await uow.session.execute(
+            select(Conversation.id, Conversation.buyer_id)
+            .where(
+                Conversation.shop_id == shop_id,
+                Conversation.queue == queue,
+                Conversation.status == "queued",
+            )
+            .order_by(Conversation.queued_at, Conversation.id)
         )
-        .order_by(Conversation.queued_at, Conversation.id)
-    )
+    ).all()
     for position, (conv_id, buyer_id) in enumerate(rows, start=1):
         uow.emit(
             buyer_topic(shop_id, buyer_id),
             {"type": "conversation.queued", "conversation_id": conv_id, "queue": queue, "position": position},
         )
+    return hash(tuple(conv_id for conv_id, _ in rows))
+
+
+async def waiting_order(uow: UnitOfWork, shop_id: str, queue: str) -> list[str]:
+    rows = await uow.session.execute(
+        select(Conversation.id)
+        .where(Conversation.shop_id == shop_id, Conversation.queue == queue, Conversation.status == "queued")
+        .order_by(Conversation.queued_at, Conversation.id)
+    )
+    return [conv_id for (conv_id,) in rows]
 
 
 async def position_of(uow: UnitOfWork, conv: Conversation) -> int:

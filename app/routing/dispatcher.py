@@ -3,6 +3,11 @@
 Requests for the same queue coalesce, so a surge of openers costs a few dispatch
 transactions, not one each. The periodic sweep re-dispatches whatever a crash, a lost
 request or another node left waiting, so no waiting buyer depends on one process.
+
+Queue positions are news sent from several transactions (and nodes), which the bus may
+deliver out of order; the sweep re-reads each waiting queue and re-announces it when
+its order differs from what this node last announced, and in full every
+`FULL_REFRESH_SWEEPS` sweeps, so every waiting buyer converges on the record.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from app.routing import actions as routing
 
 log = logging.getLogger(__name__)
 
+FULL_REFRESH_SWEEPS = 10
+
 
 class Dispatcher:
     def __init__(self, db: Database, clock: Clock, sweep_s: float) -> None:
@@ -26,6 +33,7 @@ class Dispatcher:
         self._positions: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._announced: dict[tuple[str, str], int] = {}  # (shop, queue) -> order fingerprint
 
     def start(self, *, sweep: bool) -> None:
         self._tasks.append(asyncio.create_task(self._drain_forever(), name="dispatch-drain"))
@@ -64,12 +72,21 @@ class Dispatcher:
                     positions.discard((shop_id, queue))  # dispatch told the waiters already
                 if n >= routing.DISPATCH_BATCH:
                     self._pending.add((shop_id, queue))  # more may fit: go round again
-            for shop_id, queue in sorted(positions):
-                try:
-                    await self.db.run(_announce, shop_id, queue)
-                except Exception:
-                    log.exception("position update failed for shop %s queue %s", shop_id, queue)
+            for pair in sorted(positions):
+                await self.refresh_positions(pair, force=True)
         return total
+
+    async def refresh_positions(self, pair: tuple[str, str], *, force: bool) -> None:
+        """Announce the queue's current order unless this node already announced exactly it."""
+        try:
+            async with self.db.read() as session:
+                order = await routing.waiting_order(UnitOfWork(session, self.db.dialect), *pair)
+            fingerprint = hash(tuple(order))
+            if not force and self._announced.get(pair) == fingerprint:
+                return
+            self._announced[pair] = await self.db.run(routing.announce_positions, *pair)
+        except Exception:
+            log.exception("position update failed for shop %s queue %s", *pair)
 
     async def _drain_forever(self) -> None:
         while True:
@@ -78,8 +95,10 @@ class Dispatcher:
             await self.run_once()
 
     async def _sweep_forever(self) -> None:
+        sweeps = 0
         while True:
             await asyncio.sleep(self.sweep_s)
+            sweeps += 1
             try:
                 async with self.db.read() as session:
                     uow = UnitOfWork(session, self.db.dialect)
@@ -89,7 +108,6 @@ class Dispatcher:
                 continue
             for pair in waiting:
                 self.on_signal("dispatch", pair)
-
-
-async def _announce(uow: UnitOfWork, shop_id: str, queue: str) -> None:
-    await routing.announce_positions(uow, shop_id, queue)
+            await self.run_once()
+            for pair in waiting:
+                await self.refresh_positions(pair, force=sweeps % FULL_REFRESH_SWEEPS == 0)
