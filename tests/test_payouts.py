@@ -360,6 +360,15 @@ async def test_an_elder_buyers_damaged_claim_needs_no_photo(server, connect, htt
     assert r.status_code == 201 and r.json()["status"] == "paid"
 
 
+async def test_a_buyer_who_turns_on_elder_mode_mid_chat_needs_no_photo(desk: Desk):
+    await desk.order("O-1", 5000)
+    assert (await desk.pay(1000, order_id="O-1", reason="damaged")).status_code == 422
+    await desk.buyer_ws.send({"type": "elder_mode", "on": True})
+    await desk.buyer_ws.expect("elder_mode")
+    r = await desk.pay(1000, order_id="O-1", reason="damaged")
+    assert r.status_code == 201 and r.json()["status"] == "paid"
+
+
 async def test_the_fund_is_topped_up_by_the_admin_and_never_goes_below_zero(server, connect, http):
     desk = await open_desk(server, connect, http, fund_cents=0)
     await desk.order("O-1", 50000)
