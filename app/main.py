@@ -22,11 +22,13 @@ from app.context import AppContext
 from app.db import Database
 from app.errors import DomainError
 from app.jobs import JobContext, JobRunner, registered_jobs
+from app.metrics import api as metrics_api
 from app.orders import api as orders_api
 from app.pages import views as pages
 from app.payouts import api as payouts_api
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
+from app.routing import api as routing_api
 from app.routing.dispatcher import Dispatcher
 from app.routing.presence import PresenceHeartbeat
 from app.shops import api as shops_api
@@ -75,6 +77,8 @@ def create_app(
     app.include_router(chat_ws.router)
     app.include_router(orders_api.router)
     app.include_router(payouts_api.router)
+    app.include_router(routing_api.router)
+    app.include_router(metrics_api.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")
 

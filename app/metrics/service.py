@@ -1,0 +1,144 @@
+"""Reads for the service metrics: a shop's conversations in a period, scored by `rules`.
+
+A conversation belongs to the period when it was opened in it, and to the agent it is
+assigned to (`conversations.agent_id`). Messages are streamed in (conversation, seq)
+order and scored one conversation at a time, so memory stays flat however busy the shop.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat.models import Conversation, Message, Rating
+from app.errors import NotFound
+from app.metrics.rules import Metrics, Said, Tally, resolve_period, score_conversation, summarize
+from app.payouts import service as payouts_service
+from app.shops import service as shop_service
+from app.shops.models import Agent, Shop
+
+# Roles whose work is measured one by one (admins configure; they are not on the desk).
+MEASURED_ROLES = ("agent", "supervisor")
+STREAM_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class AgentMetrics:
+    agent_id: str
+    username: str
+    display_name: str
+    role: str
+    metrics: Metrics
+
+
+@dataclass(frozen=True)
+class ShopMetrics:
+    start: datetime
+    end: datetime
+    shop: Metrics
+    agents: list[AgentMetrics]
+
+
+async def shop_metrics(
+    session: AsyncSession, shop_id: str, start_text: str | None, end_text: str | None, now: datetime
+) -> ShopMetrics:
+    """The shop's and each measured agent's metrics for the period `from`/`to` name."""
+    shop = await session.get(Shop, shop_id)
+    if shop is None:
+        raise NotFound("No such shop.")
+    start, end = resolve_period(start_text, end_text, now=now, tz=shop_service.shop_zone(shop))
+    return await metrics_between(session, shop_id, start, end)
+
+
+async def metrics_between(
+    session: AsyncSession, shop_id: str, start: datetime, end: datetime
+) -> ShopMetrics:
+    in_period = and_(
+        Conversation.shop_id == shop_id,
+        Conversation.agent_id.is_not(None),
+        Conversation.opened_at >= start,
+        Conversation.opened_at < end,
+    )
+    owners: dict[str, tuple[str, datetime | None]] = {
+        conv_id: (agent_id, assigned_at)
+        for conv_id, agent_id, assigned_at in await session.execute(
+            select(Conversation.id, Conversation.agent_id, Conversation.assigned_at).where(
+                in_period
+            )
+        )
+    }
+    ratings: dict[str, int] = {
+        conv_id: score
+        for conv_id, score in await session.execute(
+            select(Rating.conversation_id, Rating.score)
+            .join(Conversation, Conversation.id == Rating.conversation_id)
+            .where(in_period)
+        )
+    }
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    shop_tally = Tally()
+
+    def add(conv_id: str, messages: Sequence[Said]) -> None:
+        owner = owners.pop(conv_id, None)
+        if owner is None:
+            return  # assigned after we listed the period's conversations: next time
+        agent_id, assigned_at = owner
+        score = score_conversation(assigned_at, messages)
+        for tally in (tallies[agent_id], shop_tally):
+            tally.add(score, ratings.get(conv_id))
+
+    await _each_conversation_messages(session, in_period, add)
+    for conv_id in list(owners):  # conversations without a buyer or agent message
+        add(conv_id, ())
+
+    paid = await payouts_service.paid_cents_by_agent(session, shop_id, start, end)
+    agents = await session.execute(
+        select(Agent.id, Agent.username, Agent.display_name, Agent.role)
+        .where(Agent.shop_id == shop_id, Agent.role.in_(MEASURED_ROLES))
+        .order_by(Agent.created_at, Agent.username)
+    )
+    return ShopMetrics(
+        start=start,
+        end=end,
+        shop=summarize(shop_tally, sum(paid.values())),
+        agents=[
+            AgentMetrics(
+                agent_id,
+                username,
+                display_name,
+                role,
+                summarize(tallies.get(agent_id, Tally()), paid.get(agent_id, 0)),
+            )
+            for agent_id, username, display_name, role in agents
+        ],
+    )
+
+
+async def _each_conversation_messages(
+    session: AsyncSession,
+    in_period: ColumnElement[bool],
+    add: Callable[[str, Sequence[Said]], None],
+) -> None:
+    """Call `add(conversation_id, messages)` once per conversation that has any, in seq order."""
+    rows = await session.stream(
+        select(Message.conversation_id, Message.sender, Message.created_at)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(in_period, Message.sender.in_(("buyer", "agent")))
+        .order_by(Message.conversation_id, Message.seq)
+        .execution_options(yield_per=STREAM_BATCH)
+    )
+    current: str | None = None
+    messages: list[Said] = []
+    async for conv_id, sender, at in rows:
+        if conv_id != current:
+            if current is not None:
+                add(current, messages)
+            current, messages = conv_id, []
+        messages.append(Said(sender, at))
+    if current is not None:
+        add(current, messages)
