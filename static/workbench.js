@@ -76,7 +76,7 @@
   }
 
   const convs = new Map();
-  let activeId = null;
+  let activeId = null; // never set by itself: a read receipt means the agent opened it
   let myStatus = boot.agent.status;
   let lastTypingSent = 0;
   const readTimers = new Map();
@@ -116,7 +116,6 @@
       for (const conv of convs.values()) {
         if (!present.has(conv.id) && conv.open) conv.data = { ...conv.data, status: "closed" };
       }
-      if (!activeId && f.conversations.length) activeId = f.conversations[0].id;
       renderAll();
     },
     "agent.status"(f) { setStatus(f.status); },
@@ -127,7 +126,6 @@
         known.gone = null;
       }
       else convs.set(f.conversation.id, new Conv(f.conversation));
-      if (!activeId) activeId = f.conversation.id;
       renderAll();
     },
     "conversation.closed"(f) {
