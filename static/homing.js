@@ -168,8 +168,9 @@
     },
   };
 
-  /* The visible body of a message: text, or a card for the card kinds. */
-  function messageContent(msg, lang) {
+  /* The visible body of a message: text, or a card for the card kinds. `imageUrl(upload_id)`
+   * says where this page loads an uploaded image from (credentials differ per page). */
+  function messageContent(msg, lang, imageUrl) {
     const w = CARD_WORDS[lang] || CARD_WORDS.zh;
     const p = msg.payload || {};
     const caption = msg.body ? el("p", { className: "card-caption", text: msg.body }) : null;
@@ -206,11 +207,16 @@
           el("span", { className: "card-sub", text: w.reasons[p.reason] || p.reason || "" }),
           caption,
         ]);
-      case "image":
+      case "image": {
+        const src = p.upload_id && imageUrl ? imageUrl(p.upload_id) : null;
         return el("div", { className: "card card-image" }, [
-          el("span", { className: "card-label", text: "🖼 " + w.image }),
+          src
+            ? el("a", { href: src, target: "_blank", rel: "noopener" },
+              el("img", { className: "chat-image", src, alt: w.image, loading: "lazy" }))
+            : el("span", { className: "card-label", text: `[${w.image}]` }),
           caption,
         ]);
+      }
       default:
         return el("p", { className: "text", text: msg.body || "" });
     }

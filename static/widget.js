@@ -205,9 +205,14 @@
       const node = el("li", {
         className: `msg from-${msg.sender} kind-${msg.kind}`,
         dataset: { seq: String(msg.seq), conv: msg.conversation_id, client: msg.client_msg_id || "" },
-      }, [el("div", { className: "bubble" }, messageContent(msg, lang)), el("div", { className: "meta" }, meta)]);
+      }, [el("div", { className: "bubble" }, messageContent(msg, lang, imageUrl)), el("div", { className: "meta" }, meta)]);
       setReceipt(node);
       return node;
+    }
+
+    /* An <img> on the shop's page cannot send our headers: the buyer token goes in the URL. */
+    function imageUrl(uploadId) {
+      return `${server}/api/v1/uploads/${encodeURIComponent(uploadId)}?token=${encodeURIComponent(token || "")}`;
     }
 
     function pendingNode(frame) {

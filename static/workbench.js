@@ -343,9 +343,14 @@
     const node = el("li", {
       className: `msg from-${msg.sender} kind-${msg.kind}`,
       dataset: { seq: String(msg.seq), client: msg.client_msg_id || "" },
-    }, [el("div", { className: "bubble" }, messageContent(msg, LANG)), el("div", { className: "msg-meta" }, meta)]);
+    }, [el("div", { className: "bubble" }, messageContent(msg, LANG, imageUrl)), el("div", { className: "msg-meta" }, meta)]);
     setReceipt(node, conv);
     return node;
+  }
+
+  /* Uploaded images load with the session cookie (no token in the address). */
+  function imageUrl(uploadId) {
+    return `/api/v1/uploads/${encodeURIComponent(uploadId)}`;
   }
 
   function pendingNode(clientId, body) {

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
+import httpx
 from playwright.async_api import expect
 
 from app.pages.demo import DEMO_PRODUCT
@@ -253,3 +257,63 @@ async def test_a_transfer_moves_the_conversation_out_of_my_list(web, new_tab):
     await conversation_item(old, "moving-buyer").click()
     await expect(old.locator("#messages .msg.from-buyer .text")).to_have_text("我爸爸想问问")
     await expect(old.locator("#messages .msg.from-system")).to_contain_text("长辈咨询")
+
+
+def tiny_png(width: int = 24, height: int = 16) -> bytes:
+    """A real PNG (solid orange), made here so the test needs no files."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    rows = b"".join(b"\x00" + b"\xff\x88\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def test_photos_show_in_the_widget_and_the_workbench(web, new_tab):
+    kit = await make_shop(web.ctx.db, agents=(("gen", "agent", ("general",)),))
+    agent = (await new_tab()).page
+    await agent_online(agent, web.http, kit.slug, "gen", PASSWORD)
+    token = kit.buyer_token("photo-buyer")
+    buyer = (await new_tab(embed=True)).page
+    await embed_widget(buyer, web, token)
+    await open_widget(buyer)
+    await widget_say(buyer, "收到的杯子有裂纹")
+    item = conversation_item(agent, "photo-buyer")
+    await item.click()
+    await expect(agent.locator("#messages .msg.from-buyer")).to_have_count(1)
+
+    # The photo comes from the buyer's other device (the widget has no photo button yet).
+    async with httpx.AsyncClient(base_url=web.http) as c:
+        r = await c.post(
+            "/api/v1/uploads",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": ("crack.png", tiny_png(), "image/png")},
+        )
+        assert r.status_code == 201, r.text
+        upload_id = r.json()["upload_id"]
+    phone = await WSClient.connect(f"{web.ws}/ws/buyer?token={token}")
+    try:
+        await phone.expect("hello")
+        await phone.send(
+            {
+                "type": "message.send",
+                "client_msg_id": "photo-1",
+                "kind": "image",
+                "body": "",
+                "payload": {"upload_id": upload_id},
+            }
+        )
+        await phone.expect("message.ack")
+    finally:
+        await phone.close()
+    for img in (agent.locator("#messages img.chat-image"), widget(buyer, "img.chat-image")):
+        await expect(img).to_be_visible()
+        assert await img.evaluate("i => i.decode().then(() => i.naturalWidth)") == 24
