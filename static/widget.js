@@ -26,6 +26,7 @@
       placeholder: "请输入消息,Enter 发送", send: "发送", sendProduct: "发送商品", browsing: "您正在看",
       typing: "客服正在输入…", read: "已读", unread: "未读", sending: "发送中…", failed: "发送失败",
       badToken: "身份验证失败,请刷新页面", newConversation: "新的会话",
+      rate: "为本次服务打分", stars: "{n} 星", thanks: "感谢您的评价!",
     },
     en: {
       launcher: "Chat with us", title: "Customer service", close: "Close", elderOn: "Easy mode",
@@ -35,6 +36,7 @@
       placeholder: "Type a message; Enter sends", send: "Send", sendProduct: "Send product", browsing: "You are viewing",
       typing: "Agent is typing…", read: "Read", unread: "Unread", sending: "Sending…", failed: "Not sent",
       badToken: "Could not verify you; please reload the page", newConversation: "New conversation",
+      rate: "Rate this chat", stars: "{n} stars", thanks: "Thank you for your rating!",
     },
   };
   // 长辈模式: the same screens in fewer, simpler words.
@@ -42,13 +44,13 @@
     zh: {
       hello: "您好,有事请说", connecting: "正在找客服,请稍等", queued: "请稍等,您排在第 {n} 位",
       assigned: "客服 {name} 来帮您了", closed: "聊天结束了。有事再打字就行", placeholder: "在这里打字",
-      typing: "客服在打字…", offline: "网络断了,正在连接…",
+      typing: "客服在打字…", offline: "网络断了,正在连接…", rate: "给客服打个分",
     },
     en: {
       hello: "Hello, just type your question", connecting: "Finding someone to help, please wait",
       queued: "Please wait: you are number {n}", assigned: "{name} is here to help",
       closed: "The chat has ended. Type again any time", placeholder: "Type here",
-      typing: "Typing…", offline: "No connection, trying again…",
+      typing: "Typing…", offline: "No connection, trying again…", rate: "How did we do?",
     },
   };
 
@@ -207,7 +209,35 @@
         dataset: { seq: String(msg.seq), conv: msg.conversation_id, client: msg.client_msg_id || "" },
       }, [el("div", { className: "bubble" }, messageContent(msg, lang, imageUrl)), el("div", { className: "meta" }, meta)]);
       setReceipt(node);
+      if (msg.kind === "system" && msg.payload && msg.payload.csat_invite) node.append(ratingRow(msg.conversation_id));
       return node;
+    }
+
+    /* 1-5 stars under the closing notice; the server answers csat.received (once per conversation). */
+    function ratingRow(conversationId) {
+      const row = el("div", { className: "csat", dataset: { conv: conversationId } }, [
+        el("span", { className: "csat-label", text: w("rate") }),
+      ]);
+      const stars = el("div", { className: "stars", role: "group" });
+      for (let n = 1; n <= 5; n += 1) {
+        stars.append(el("button", {
+          type: "button", className: "star", text: "★", dataset: { score: String(n) },
+          "aria-label": w("stars", { n }),
+          onclick: () => {
+            if (socket.send({ type: "csat.submit", conversation_id: conversationId, score: n })) {
+              for (const b of stars.children) b.classList.toggle("on", Number(b.dataset.score) <= n);
+            }
+          },
+        }));
+      }
+      row.append(stars);
+      return row;
+    }
+
+    function thankForRating(conversationId) {
+      for (const row of ui.messages.querySelectorAll(`.csat[data-conv="${CSS.escape(conversationId)}"]`)) {
+        row.replaceChildren(el("span", { className: "csat-thanks", text: w("thanks") }));
+      }
     }
 
     /* An <img> on the shop's page cannot send our headers: the buyer token goes in the URL. */
@@ -376,7 +406,9 @@
         state.elder = Boolean(f.on);
         renderWords();
       },
+      "csat.received"(f) { thankForRating(f.conversation_id); },
       error(f) {
+        if (f.code === "already_rated" && state.conv) thankForRating(state.conv.id);
         if (f.ref && state.pending.has(f.ref)) {
           state.pending.delete(f.ref);
           markFailed(f.ref, f.message);

@@ -154,6 +154,12 @@
       conv.pending.clear();
       renderAll();
     },
+    "csat.received"(f) {
+      const conv = convs.get(f.conversation_id);
+      if (!conv) return;
+      conv.rating = f.score;
+      renderAll();
+    },
     "message.new"(f) { receive(f.message); },
     "message.ack"(f) { receive(f.message); },
     typing(f) {
@@ -328,6 +334,9 @@
     const nodes = conv.sorted().map((m) => messageNode(conv, m));
     for (const [clientId, frame] of conv.pending) nodes.push(pendingNode(clientId, frame.body));
     if (!conv.open) nodes.push(el("li", { className: "msg from-system notice", text: conv.endNote }));
+    if (conv.rating) {
+      nodes.push(el("li", { className: "msg from-system notice rating", text: `${T.wb_rating} ${"★".repeat(conv.rating)}${"☆".repeat(5 - conv.rating)}` }));
+    }
     ui.messages.replaceChildren(...nodes);
     ui.messages.scrollTop = ui.messages.scrollHeight;
     ui.input.disabled = ui.send.disabled = ui.close.disabled = !conv.open;

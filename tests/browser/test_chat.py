@@ -85,6 +85,10 @@ async def test_widget_and_workbench_chat_both_ways(web, new_tab):
     await agent.click("#close-conv")
     await expect(agent.locator("#messages .notice")).to_have_text(ZH["wb_closed"])
     await expect(widget(buyer, ".status-line")).to_have_text("本次会话已结束,发消息可以再次咨询")
+    # The buyer is asked to rate; the agent sees the rating.
+    await widget(buyer, ".csat .star[data-score='5']").click()
+    await expect(widget(buyer, ".csat-thanks")).to_have_text("感谢您的评价!")
+    await expect(agent.locator("#messages .rating")).to_have_text(f"{ZH['wb_rating']} ★★★★★")
     await screenshot(buyer, "demo-shop")
 
     # Writing again opens a new conversation, which goes back to the same agent (熟客优先).
