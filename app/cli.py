@@ -11,6 +11,7 @@ import sys
 from app.clock import Clock
 from app.config import Settings
 from app.db import Database
+from app.demo import seed_demo
 from app.migrate import upgrade
 from app.shops import actions as shop_actions
 
@@ -82,7 +83,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
 async def _seed_demo(settings: Settings) -> None:
     db = Database(settings.async_database_url)
     try:
-        created = await db.run(shop_actions.seed_demo, Clock().now())
+        created = await db.run(seed_demo, Clock().now())
         print("demo shop created" if created else "demo shop already present", flush=True)
     finally:
         await db.dispose()

@@ -285,3 +285,37 @@ async def test_nul_characters_are_refused_clearly(server, shop, connect):
     await b.send({"type": "message.send", "client_msg_id": "nul", "body": "a\u0000b"})
     err = await b.expect("error")
     assert err["code"] == "bad_frame" and "NUL" in err["message"] and err["ref"] == "nul"
+
+
+async def test_recipients_come_from_the_row_as_locked_not_as_read(server, connect):
+    """A message written with a conversation read before its assignment still reaches the agent."""
+    from sqlalchemy import update
+
+    from app.chat.models import Conversation
+    from app.routing import actions as routing
+    from app.routing.rules import BuyerFacts
+    from app.shops.models import Agent
+
+    kit = await make_shop(server.ctx.db)
+    db, now = server.ctx.db, server.clock.now()
+    opened = await db.run(routing.open_conversation, shop_id=kit.shop_id, buyer_id="racer", buyer=BuyerFacts(),
+                          now=now)
+    stale = opened.conversation
+    assert stale.status == "queued" and stale.agent_id is None
+
+    async def agent_online(uow):
+        await uow.session.execute(update(Agent).where(Agent.id == kit.agents["agent1"]).values(status="online"))
+
+    await db.run(agent_online)
+    assert await db.run(routing.dispatch, kit.shop_id, "general", now) == 1  # committed elsewhere
+
+    async def write_with_stale_copy(uow):
+        await chat_actions.append_message(uow, stale, sender="buyer", sender_id="racer", kind="text",
+                                          body="抢在分配时发出", payload=None, now=now, client_msg_id="race-1")
+        return list(uow.events)
+
+    events = await db.run(write_with_stale_copy)
+    topics = {topic for topic, frame in events if frame["type"] == "message.new"}
+    assert f"a:{kit.agents['agent1']}" in topics
+    async with db.read() as s:
+        assert (await s.get(Conversation, stale.id)).last_seq == 1

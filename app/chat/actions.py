@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
@@ -107,17 +108,20 @@ async def append_message(
         values["last_buyer_message_at"] = now
     try:
         async with s.begin_nested():
-            seq = (
+            # Who hears of it is decided by the row as locked here, not as read earlier:
+            # an assignment may have committed in between.
+            row = (
                 await s.execute(
                     update(Conversation)
                     .where(Conversation.id == conv.id, Conversation.status != "closed")
                     .values(**values)
-                    .returning(Conversation.last_seq)
+                    .returning(Conversation.last_seq, Conversation.agent_id, Conversation.status)
                     .execution_options(synchronize_session=False)
                 )
-            ).scalar()
-            if seq is None:
+            ).first()
+            if row is None:
                 raise ConversationClosed("This conversation is closed.")
+            seq, agent_id, status = row
             msg = Message(
                 shop_id=conv.shop_id,
                 conversation_id=conv.id,
@@ -139,7 +143,9 @@ async def append_message(
         if existing is None:
             raise
         return existing, True
-    conv.last_seq = seq
+    # Refresh our copy without marking it dirty (the row is already written).
+    for key, value in (("last_seq", seq), ("agent_id", agent_id), ("status", status)):
+        set_committed_value(conv, key, value)
     uow.emit_many(conversation_topics(conv), {"type": "message.new", "message": message_public(msg)})
     return msg, False
 

@@ -14,7 +14,7 @@ import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.shops.actions import DEMO_SLUG
+from app.demo import DEMO_SLUG
 from app.shops.models import Shop
 
 TOKEN_TTL = timedelta(hours=12)

@@ -19,24 +19,13 @@ from app.shops.models import ROLES, Agent, AgentSession, Buyer, LoginFailure, Sh
 from app.shops.security import hash_password, new_token, token_hash, verify_password
 from app.shops.service import AgentWithQueues
 
-DEMO_SLUG = "demo"
-DEMO_BUYER_SECRET = "demo-buyer-secret-0123456789abcdef"
-DEMO_API_KEY = "demo-api-key"
-DEMO_PASSWORD = "demo"
-# (username, display name, role, queues)
-DEMO_AGENTS = (
-    ("alice", "Alice 小艾", "agent", ("general",)),
-    ("bob", "Bob 老鲍 (长辈专席)", "agent", ("elderly",)),
-    ("sam", "Sam 主管", "supervisor", ("general", "elderly")),
-    ("admin", "店铺管理员", "admin", ()),
-)
-
 
 @dataclass
 class NewShop:
     shop: Shop
     buyer_secret: str
     api_key: str
+    admin_id: str
 
 
 async def create_shop(
@@ -68,11 +57,11 @@ async def create_shop(
     await s.flush()
     for q in DEFAULT_QUEUES:
         s.add(Queue(shop_id=shop.id, name=q))
-    await create_agent(
+    admin = await create_agent(
         uow, shop, username=admin_username, password=admin_password, role="admin",
         display_name=admin_username, queues=(), now=now,
     )
-    return NewShop(shop, buyer_secret, api_key)
+    return NewShop(shop, buyer_secret, api_key, admin.id)
 
 
 # Agent limits as stored (the payout columns are 32-bit integers).
@@ -285,24 +274,6 @@ def _ask_dispatch(uow: UnitOfWork, shop_id: str, queues: list[str]) -> None:
     """After commit, let routing hand waiting conversations to the agent's new room."""
     for queue in queues:
         uow.signal("dispatch", (shop_id, queue))
-
-
-async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
-    """Create the demo shop of PROTOCOL.md once; later calls change nothing."""
-    if (await uow.session.execute(select(Shop.id).where(Shop.slug == DEMO_SLUG))).first():
-        return False
-    new = await create_shop(
-        uow, slug=DEMO_SLUG, name="Homing 演示店", admin_username="admin",
-        admin_password=DEMO_PASSWORD, now=now, buyer_secret=DEMO_BUYER_SECRET, api_key=DEMO_API_KEY,
-    )
-    for username, display, role, queues in DEMO_AGENTS:
-        if username == "admin":
-            continue
-        await create_agent(
-            uow, new.shop, username=username, password=DEMO_PASSWORD, role=role,
-            display_name=display, queues=queues, now=now,
-        )
-    return True
 
 
 @dataclass

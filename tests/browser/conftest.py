@@ -19,7 +19,7 @@ from playwright.async_api import Browser, async_playwright, expect
 
 from app.clock import Clock
 from app.migrate import upgrade
-from app.shops.actions import seed_demo
+from app.demo import seed_demo
 from tests.browser.helpers import DESKTOP, Tab
 from tests.conftest import PG_ADMIN, _pg_exec
 from tests.support.servers import ROOT, InProcessServer

@@ -26,7 +26,8 @@ class ShopKit:
     api_key: str
     agents: dict[str, str] = field(default_factory=dict)  # username -> agent id
 
-    def buyer_token(self, sub: str | None = None, *, exp_in: int = 3600, secret: str | None = None,
+    # Long-lived by default: tests move the shared server's clock forward (days, sometimes).
+    def buyer_token(self, sub: str | None = None, *, exp_in: int = 90 * 86400, secret: str | None = None,
                     **claims: Any) -> str:
         body = {"sub": sub or f"buyer-{secrets.token_hex(4)}", "shop": self.slug, "name": "测试买家",
                 "exp": int(time.time()) + exp_in, **claims}

@@ -1,0 +1,41 @@
+"""The demo shop of PROTOCOL.md (`homing serve --demo`): one shop, four agents, a funded payout fund."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.db import UnitOfWork
+from app.payouts import actions as payout_actions
+from app.shops import actions as shop_actions
+from app.shops.models import Shop
+
+DEMO_SLUG = "demo"
+DEMO_BUYER_SECRET = "demo-buyer-secret-0123456789abcdef"
+DEMO_API_KEY = "demo-api-key"
+DEMO_PASSWORD = "demo"
+DEMO_FUND_CENTS = 1_000_000  # ¥10,000
+# (username, display name, role, queues)
+DEMO_AGENTS = (
+    ("alice", "Alice 小艾", "agent", ("general",)),
+    ("bob", "Bob 老鲍 (长辈专席)", "agent", ("elderly",)),
+    ("sam", "Sam 主管", "supervisor", ("general", "elderly")),
+)
+
+
+async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
+    """Create the demo shop once (its recall window is the whole day); later calls change nothing."""
+    if (await uow.session.execute(select(Shop.id).where(Shop.slug == DEMO_SLUG))).first():
+        return False
+    new = await shop_actions.create_shop(
+        uow, slug=DEMO_SLUG, name="Homing 演示店", admin_username="admin",
+        admin_password=DEMO_PASSWORD, now=now, buyer_secret=DEMO_BUYER_SECRET, api_key=DEMO_API_KEY,
+    )
+    for username, display, role, queues in DEMO_AGENTS:
+        await shop_actions.create_agent(
+            uow, new.shop, username=username, password=DEMO_PASSWORD, role=role,
+            display_name=display, queues=queues, now=now,
+        )
+    await payout_actions.topup_fund(uow, admin_id=new.admin_id, amount_cents=DEMO_FUND_CENTS, now=now)
+    return True
