@@ -18,5 +18,8 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str) -> None:
-    """Bring the schema to the newest revision; concurrent starters wait on a lock (PostgreSQL)."""
-    command.upgrade(alembic_config(database_url), "head")
+    """Bring the schema to the newest revisions; concurrent starters wait on a lock (PostgreSQL).
+
+    "heads": domains may add migrations side by side from the same parent (branches).
+    """
+    command.upgrade(alembic_config(database_url), "heads")
