@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, v: str) -> str:
-        if not (v.startswith("sqlite") or v.startswith("postgres")):
+        if not v.startswith(("sqlite", "postgres")):
             raise ValueError(f"DATABASE_URL must be sqlite:/// or postgresql://, got {v!r}")
         return v
 

@@ -12,7 +12,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
@@ -137,11 +142,10 @@ class Database:
     @contextlib.asynccontextmanager
     async def _transaction_once(self) -> AsyncIterator[UnitOfWork]:
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock:  # type: ignore[attr-defined]
-            async with self.write_sessionmaker() as session:
-                uow = UnitOfWork(session, self.dialect)
-                async with session.begin():
-                    yield uow
+        async with lock, self.write_sessionmaker() as session:  # type: ignore[attr-defined]
+            uow = UnitOfWork(session, self.dialect)
+            async with session.begin():
+                yield uow
         # Committed: now, and only now, tell the world.
         if uow.events and self.publisher is not None:
             await self.publisher(uow.events)

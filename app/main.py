@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -72,6 +73,13 @@ def create_app(
             await db.dispose()
 
     app = FastAPI(title="Homing", version="0.1.0", lifespan=lifespan)
+    # The storefront widget runs on shops' own origins and calls the API with a bearer
+    # token (never cookies), so any origin may call it.
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_credentials=False,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+    )
     app.include_router(shops_api.router)
     app.include_router(chat_api.router)
     app.include_router(chat_ws.router)

@@ -9,6 +9,8 @@ say() { printf '\n== %s\n' "$*"; }
 # Debian packages: Chromium for the browser tests; the database and cache servers.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Chinese text in the screenshots the browser tests save.
+[ -d /usr/share/fonts/opentype/noto ] || missing+=(fonts-noto-cjk)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -319,3 +319,29 @@ async def test_recipients_come_from_the_row_as_locked_not_as_read(server, connec
     assert f"a:{kit.agents['agent1']}" in topics
     async with db.read() as s:
         assert (await s.get(Conversation, stale.id)).last_seq == 1
+
+
+async def test_hello_tells_a_waiting_buyer_their_place_and_conv_names_the_buyer(server, connect):
+    kit = await make_shop(server.ctx.db)
+    for i in range(2):
+        b = await buyer(server, kit, connect, f"queue-{i}", name=f"买家{i}", vip=3)
+        await b.send({"type": "message.send", "client_msg_id": "q", "body": "排队"})
+        await b.expect("message.ack")
+        await b.close()
+    back = await connect(f"{server.ws}/ws/buyer?token={kit.buyer_token('queue-1', name='买家1', vip=3)}")
+    hello = await back.expect("hello")
+    assert hello["position"] == 2 and hello["conversation"]["status"] == "queued"
+    assert hello["conversation"]["buyer_name"] == "买家1" and hello["conversation"]["buyer_vip"] == 3
+    agent = await online_agent(server, kit, "agent1", connect)
+    conv = (await agent.expect("conversation.assigned"))["conversation"]
+    assert conv["buyer_id"] == "queue-0" and conv["buyer_name"] == "买家0" and conv["buyer_vip"] == 3
+    assert (await back.expect("conversation.assigned"))["conversation"]["buyer_name"] == "买家1"
+
+
+async def test_the_api_answers_other_origins_for_the_widget(server):
+    async with httpx.AsyncClient(base_url=server.http) as c:
+        pre = await c.options("/api/v1/uploads", headers={
+            "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
+        assert "authorization" in pre.headers["access-control-allow-headers"].lower()

@@ -27,12 +27,14 @@ def message_public(m: Message) -> dict[str, Any]:
 
 
 def conversation_public(
-    c: Conversation, *, shop_slug: str, agent_name: str | None
+    c: Conversation, *, shop_slug: str, agent_name: str | None, buyer: tuple[str, int | None] = ("", None)
 ) -> dict[str, Any]:
     return {
         "id": c.id,
         "shop": shop_slug,
         "buyer_id": c.buyer_id,
+        "buyer_name": buyer[0],
+        "buyer_vip": buyer[1],
         "queue": c.queue,
         "status": c.status,
         "agent_id": c.agent_id,

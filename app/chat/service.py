@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.models import Conversation, Message
 from app.chat.schemas import conversation_public
-from app.shops.models import Agent, Shop
+from app.shops.models import Agent, Buyer, Shop
 
 SYNC_PAGE = 500
 
@@ -51,6 +51,13 @@ async def public_conversations(
         return []
     shop_ids = {c.shop_id for c in conversations}
     agent_ids = {c.agent_id for c in conversations if c.agent_id}
+    buyers: dict[tuple[str, str], tuple[str, int | None]] = {}
+    for shop_id in shop_ids:
+        ids = {c.buyer_id for c in conversations if c.shop_id == shop_id}
+        rows = await session.execute(
+            select(Buyer.id, Buyer.name, Buyer.vip).where(Buyer.shop_id == shop_id, Buyer.id.in_(ids))
+        )
+        buyers.update({(shop_id, bid): (name, vip) for bid, name, vip in rows})
     # (A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.)
     rows = await session.execute(select(Shop.id, Shop.slug).where(Shop.id.in_(shop_ids)))
     slugs = {shop_id: slug for shop_id, slug in rows}
@@ -59,7 +66,10 @@ async def public_conversations(
         rows = await session.execute(select(Agent.id, Agent.display_name).where(Agent.id.in_(agent_ids)))
         names = {agent_id: name for agent_id, name in rows}
     return [
-        conversation_public(c, shop_slug=slugs[c.shop_id], agent_name=names.get(c.agent_id or ""))
+        conversation_public(
+            c, shop_slug=slugs[c.shop_id], agent_name=names.get(c.agent_id or ""),
+            buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
+        )
         for c in conversations
     ]
 
@@ -92,3 +102,19 @@ def agent_may_see(agent: Agent, conv: Conversation) -> bool:
 
 def buyer_may_see(shop_id: str, buyer_id: str, conv: Conversation) -> bool:
     return conv.shop_id == shop_id and conv.buyer_id == buyer_id
+
+
+async def queue_position(session: AsyncSession, conv: Conversation) -> int:
+    """Where a waiting conversation stands in its queue (1 = next to be served)."""
+    ahead = await session.execute(
+        select(func.count())
+        .select_from(Conversation)
+        .where(
+            Conversation.shop_id == conv.shop_id,
+            Conversation.queue == conv.queue,
+            Conversation.status == "queued",
+            (Conversation.queued_at < conv.queued_at)
+            | ((Conversation.queued_at == conv.queued_at) & (Conversation.id < conv.id)),
+        )
+    )
+    return int(ahead.scalar() or 0) + 1

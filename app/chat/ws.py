@@ -20,7 +20,7 @@ from app.context import AppContext
 from app.errors import BadInput, DomainError, NotAuthenticated, RateLimited, TooLarge
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
-from app.realtime.topics import agent_topic, buyer_topic
+from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
 
@@ -259,10 +259,11 @@ async def buyer_socket(ws: WebSocket) -> None:
     async with ctx.db.read() as s:
         conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
         public = await service.public_conversation(s, conv) if conv else None
+        position = await service.queue_position(s, conv) if conv and conv.status == "queued" else None
     if conv is not None:
         conn.follow(conv.id, conv.last_seq, conv.status, conv.agent_id)
     conn.start({"type": "hello", "buyer_id": buyer.buyer_id, "elder_mode": buyer.elder_mode,
-                "conversation": public})
+                "conversation": public, "position": position})
     await _serve(ctx, BuyerSession(ctx, ws, conn, buyer))
 
 
@@ -276,7 +277,10 @@ async def agent_socket(ws: WebSocket) -> None:
     except NotAuthenticated:
         await ws.close(CLOSE_UNAUTHORIZED)
         return
-    conn = _connection(ctx, ws, "agent", agent, [agent_topic(agent.id)])
+    topics = [agent_topic(agent.id)]
+    if agent.role in ("supervisor", "admin"):
+        topics.append(shop_staff_topic(agent.shop_id))  # approvals and other shop-wide news
+    conn = _connection(ctx, ws, "agent", agent, topics)
     ctx.hub.register(conn)
     await ctx.presence.beat()
     async with ctx.db.read() as s:

@@ -149,8 +149,8 @@ class RedisBus(Bus):
 async def _quiet_close(pubsub: aioredis.client.PubSub) -> None:
     try:
         await pubsub.aclose()
-    except Exception:  # the connection is already gone; nothing to tidy
-        pass
+    except (RedisError, OSError) as exc:  # the connection is already gone; nothing to tidy
+        log.debug("closing a dead pubsub connection: %s", exc)
 
 
 def make_bus(redis_url: str | None, channel: str = CHANNEL) -> Bus:

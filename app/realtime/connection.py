@@ -37,7 +37,7 @@ class SeqTrack:
     not pushed. `upto`: everything in (floor, upto] has been written.
     """
 
-    __slots__ = ("floor", "upto", "sent")
+    __slots__ = ("floor", "sent", "upto")
 
     def __init__(self, floor: int = 0) -> None:
         self.floor = floor

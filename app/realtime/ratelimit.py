@@ -7,7 +7,7 @@ from collections import deque
 
 
 class SlidingWindowLimiter:
-    __slots__ = ("limit", "window", "stamps")
+    __slots__ = ("limit", "stamps", "window")
 
     def __init__(self, limit: int, window: float = 1.0) -> None:
         self.limit = max(1, limit)

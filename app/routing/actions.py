@@ -13,11 +13,11 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.chat.models import Conversation
-from app.chat.service import public_conversation
+from app.chat.service import public_conversation, queue_position
 from app.db import UnitOfWork
 from app.realtime.topics import agent_topic, buyer_topic
 from app.routing.models import AgentQueue, CategoryQueue, Queue
@@ -281,23 +281,8 @@ async def waiting_order(uow: UnitOfWork, shop_id: str, queue: str) -> list[str]:
     return [conv_id for (conv_id,) in rows]
 
 
-async def position_of(uow: UnitOfWork, conv: Conversation) -> int:
-    ahead = await uow.session.execute(
-        select(func.count())
-        .select_from(Conversation)
-        .where(
-            Conversation.shop_id == conv.shop_id,
-            Conversation.queue == conv.queue,
-            Conversation.status == "queued",
-            Conversation.queued_at <= conv.queued_at,
-            Conversation.id != conv.id,
-        )
-    )
-    return int(ahead.scalar() or 0) + 1
-
-
 async def announce_position(uow: UnitOfWork, conv: Conversation) -> None:
-    position = await position_of(uow, conv)
+    position = await queue_position(uow.session, conv)
     uow.emit(
         buyer_topic(conv.shop_id, conv.buyer_id),
         {"type": "conversation.queued", "conversation_id": conv.id, "queue": conv.queue, "position": position},
