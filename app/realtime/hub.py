@@ -42,6 +42,22 @@ class Hub:
                 if not subs:
                     del self.subs[t]
 
+    def subscribe(self, conn: Connection, topic: str) -> None:
+        """Let a registered connection hear one more topic (e.g. a group it just joined)."""
+        if conn not in self.connections or topic in conn.topics:
+            return
+        conn.topics.append(topic)
+        self.subs[topic].add(conn)
+
+    def unsubscribe(self, conn: Connection, topic: str) -> None:
+        if topic in conn.topics:
+            conn.topics.remove(topic)
+        subs = self.subs.get(topic)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del self.subs[topic]
+
     def local_agent_ids(self) -> list[str]:
         return sorted({c.identity.id for c in self.connections if c.kind == "agent"})
 
@@ -73,6 +89,12 @@ class Hub:
         frame = orjson.loads(body)
         for conn in targets:
             conn.push(frame, body)
+        # A frame may carry a change of what its recipients listen to (joining a group).
+        for key, change in (("subscribe", self.subscribe), ("unsubscribe", self.unsubscribe)):
+            topic = frame.get(key)
+            if isinstance(topic, str):
+                for conn in targets:
+                    change(conn, topic)
 
     async def resync_all(self) -> None:
         self._resync_local()

@@ -14,3 +14,8 @@ def agent_topic(agent_id: str) -> str:
 def shop_staff_topic(shop_id: str) -> str:
     """Supervisors and admins watching the whole shop (console)."""
     return f"s:{shop_id}"
+
+
+def group_topic(group_id: str) -> str:
+    """Every member socket of a fan group."""
+    return f"g:{group_id}"
