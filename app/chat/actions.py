@@ -83,6 +83,16 @@ async def find_sent(
     return row.scalars().first()
 
 
+async def _replay(uow: UnitOfWork, shop_id: str, sender: str, sender_id: str, client_msg_id: str) -> Sent | None:
+    """A resend of a message already stored: the original, unchanged (idempotent sends)."""
+    dup = await find_sent(uow, shop_id, sender, sender_id, client_msg_id)
+    if dup is None:
+        return None
+    conv = await uow.session.get(Conversation, dup.conversation_id)
+    assert conv is not None  # messages reference their conversation
+    return Sent(dup, conv, True)
+
+
 async def append_message(
     uow: UnitOfWork,
     conv: Conversation,
@@ -173,11 +183,9 @@ async def send_from_buyer(
     uow: UnitOfWork, buyer: BuyerIdentity, out: Outgoing, now: datetime
 ) -> Sent:
     """The buyer's message, into their open conversation or a newly opened one."""
-    dup = await find_sent(uow, buyer.shop_id, "buyer", buyer.buyer_id, out.client_msg_id)
-    if dup is not None:
-        conv = await uow.session.get(Conversation, dup.conversation_id)
-        assert conv is not None
-        return Sent(dup, conv, True)
+    replay = await _replay(uow, buyer.shop_id, "buyer", buyer.buyer_id, out.client_msg_id)
+    if replay is not None:
+        return replay
     payload = await _checked_payload(uow, buyer.shop_id, out)
     category = await _category_asked_about(uow, buyer.shop_id, out)
     for _attempt in range(2):
@@ -214,11 +222,9 @@ async def send_from_buyer(
 async def send_from_agent(
     uow: UnitOfWork, agent: Agent, conversation_id: str, out: Outgoing, now: datetime
 ) -> Sent:
-    dup = await find_sent(uow, agent.shop_id, "agent", agent.id, out.client_msg_id)
-    if dup is not None:
-        conv = await uow.session.get(Conversation, dup.conversation_id)
-        assert conv is not None
-        return Sent(dup, conv, True)
+    replay = await _replay(uow, agent.shop_id, "agent", agent.id, out.client_msg_id)
+    if replay is not None:
+        return replay
     conv = await conversation_for_agent(uow, agent, conversation_id)
     if conv.agent_id != agent.id:
         raise Forbidden("Only the agent serving this conversation can reply in it.")

@@ -7,6 +7,7 @@ to error frames. The socket stays open after any error in a frame.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.chat.protocol import get_bool, get_int, get_str, parse_frame, parse_out
 from app.chat.schemas import message_public
 from app.context import AppContext
 from app.errors import BadInput, DomainError, NotAuthenticated, RateLimited, TooLarge
+from app.groups import ws as group_ws
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
 from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
@@ -30,7 +32,7 @@ router = APIRouter()
 CLOSE_UNAUTHORIZED = 4401
 
 
-class Session:
+class Session(ABC):
     """One authenticated socket: its connection, its identity and its frame handlers."""
 
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection) -> None:
@@ -73,6 +75,22 @@ class Session:
                 log.exception("frame handler failed")
                 self.error("internal", "Something went wrong on our side; please retry.", ref)
 
+    side = ""  # "buyer" or "agent"
+
+    @abstractmethod
+    async def _conv(self, frame: dict[str, Any]) -> Any:
+        """The frame's conversation, if this identity may act on it (else not_found/forbidden)."""
+
+    async def on_sync(self, frame: dict[str, Any]) -> None:
+        after_seq = get_int(frame, "after_seq")  # shape first, then permission
+        conv = await self._conv(frame)
+        self.conn.push_sync(conv.id, after_seq)
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        seq = get_int(frame, "seq")
+        conv = await self._conv(frame)
+        await self.run(actions.mark_read, conv, self.side, seq)
+
     async def send_and_ack(self, out: Any, fn: Any, *args: Any) -> None:
         """Store the message, then ack it on this socket (its bus echo is not sent here)."""
         self.conn.own_pending.add(out.client_msg_id)
@@ -94,6 +112,8 @@ class Session:
 
 
 class BuyerSession(Session):
+    side = "buyer"
+
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, buyer: actions.BuyerIdentity):
         super().__init__(ctx, ws, conn)
         self.buyer = buyer
@@ -104,6 +124,8 @@ class BuyerSession(Session):
             "read": self.on_read,
             "elder_mode": self.on_elder_mode,
             "csat.submit": self.on_csat,
+            "group.send": lambda f: group_ws.on_group_send(self, self.buyer, f),
+            "group.sync": lambda f: group_ws.on_group_sync(self, self.buyer, f),
         }
 
     async def on_send(self, frame: dict[str, Any]) -> None:
@@ -113,10 +135,6 @@ class BuyerSession(Session):
     async def _conv(self, frame: dict[str, Any]) -> Any:
         return await self.run(actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id"))
 
-    async def on_sync(self, frame: dict[str, Any]) -> None:
-        after_seq = get_int(frame, "after_seq")  # shape first, then permission
-        conv = await self._conv(frame)
-        self.conn.push_sync(conv.id, after_seq)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conv = await self._conv(frame)
@@ -125,10 +143,6 @@ class BuyerSession(Session):
                 [(agent_topic(conv.agent_id), {"type": "typing", "conversation_id": conv.id, "by": "buyer"})]
             )
 
-    async def on_read(self, frame: dict[str, Any]) -> None:
-        seq = get_int(frame, "seq")
-        conv = await self._conv(frame)
-        await self.run(actions.mark_read, conv, "buyer", seq)
 
     async def on_elder_mode(self, frame: dict[str, Any]) -> None:
         on = get_bool(frame, "on")
@@ -150,6 +164,8 @@ class BuyerSession(Session):
 
 
 class AgentSession(Session):
+    side = "agent"
+
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, agent: Any):
         super().__init__(ctx, ws, conn)
         self.agent = agent
@@ -161,6 +177,8 @@ class AgentSession(Session):
             "agent.status": self.on_status,
             "conversation.close": self.on_close,
             "conversation.transfer": self.on_transfer,
+            "group.send": lambda f: group_ws.on_group_send(self, self.agent, f),
+            "group.sync": lambda f: group_ws.on_group_sync(self, self.agent, f),
         }
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
@@ -171,10 +189,6 @@ class AgentSession(Session):
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
         await self.send_and_ack(out, actions.send_from_agent, self.agent, conv_id, out, self.now())
 
-    async def on_sync(self, frame: dict[str, Any]) -> None:
-        after_seq = get_int(frame, "after_seq")  # shape first, then permission
-        conv = await self._conv(frame)
-        self.conn.push_sync(conv.id, after_seq)
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conv = await self._conv(frame)
@@ -182,10 +196,6 @@ class AgentSession(Session):
             [(buyer_topic(conv.shop_id, conv.buyer_id), {"type": "typing", "conversation_id": conv.id, "by": "agent"})]
         )
 
-    async def on_read(self, frame: dict[str, Any]) -> None:
-        seq = get_int(frame, "seq")
-        conv = await self._conv(frame)
-        await self.run(actions.mark_read, conv, "agent", seq)
 
     async def on_status(self, frame: dict[str, Any]) -> None:
         status = frame.get("status")
@@ -256,6 +266,7 @@ async def buyer_socket(ws: WebSocket) -> None:
     conn = _connection(ctx, ws, "buyer", buyer, [buyer_topic(buyer.shop_id, buyer.buyer_id)])
     # Register before reading state, so nothing committed after the read is missed.
     ctx.hub.register(conn)
+    groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer.shop_id, buyer.buyer_id)
     async with ctx.db.read() as s:
         conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
         public = await service.public_conversation(s, conv) if conv else None
@@ -263,7 +274,7 @@ async def buyer_socket(ws: WebSocket) -> None:
     if conv is not None:
         conn.follow(conv.id, conv.last_seq, conv.status, conv.agent_id)
     conn.start({"type": "hello", "buyer_id": buyer.buyer_id, "elder_mode": buyer.elder_mode,
-                "conversation": public, "position": position})
+                "conversation": public, "position": position, "groups": groups})
     await _serve(ctx, BuyerSession(ctx, ws, conn, buyer))
 
 
