@@ -1,0 +1,439 @@
+"""Fan-group state changes: membership under a member limit, gap-free group messages,
+check-in streaks, giveaways that never over-issue, and moderation.
+
+Every limit that must hold under concurrency is held by the database: conditional
+updates of counters (`member_count`, `claimed`, `last_seq`) and primary keys
+(one membership, one check-in a day, one claim per member).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.chat.actions import BuyerIdentity
+from app.db import UnitOfWork
+from app.errors import BadInput, Conflict, DomainError
+from app.groups import rules
+from app.groups.models import (
+    MEMBER_ACTIVE,
+    MEMBER_LEFT,
+    MEMBER_REMOVED,
+    Giveaway,
+    GiveawayClaim,
+    Group,
+    GroupCheckin,
+    GroupMember,
+    GroupMessage,
+    GroupSensitiveWord,
+)
+from app.groups.service import (
+    Caller,
+    NotMember,
+    active_member,
+    giveaway_in_shop,
+    giveaway_public,
+    group_in_shop,
+    group_public,
+    membership,
+    message_public,
+    require_staff,
+    sensitive_words,
+)
+from app.realtime.topics import buyer_topic, group_topic
+from app.shops.models import Agent, Shop
+from app.shops.service import shop_zone
+
+
+class GroupFull(DomainError):
+    code = "group_full"
+    status = 409
+
+
+class Muted(DomainError):
+    code = "muted"
+    status = 403
+
+
+class SensitiveWord(DomainError):
+    code = "sensitive_word"
+    status = 422
+
+
+class SoldOut(DomainError):
+    code = "sold_out"
+    status = 409
+
+
+class AlreadyClaimed(DomainError):
+    code = "already_claimed"
+    status = 409
+
+
+@dataclass
+class SentToGroup:
+    message: GroupMessage
+    duplicate: bool
+
+
+# ---- groups and membership ---------------------------------------------------------
+
+async def create_group(uow: UnitOfWork, admin: Agent, name: str, max_members: int, now: datetime) -> Group:
+    if admin.role != "admin":
+        raise DomainError("Only the shop's admin may create groups.", code="forbidden", status=403)
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise BadInput("A group name is 1 to 100 characters.", code="bad_name")
+    if not 1 <= max_members <= rules.MAX_MEMBERS_LIMIT:
+        raise BadInput(f"max_members must be 1 to {rules.MAX_MEMBERS_LIMIT}, but got {max_members}.",
+                       code="bad_max_members")
+    g = Group(shop_id=admin.shop_id, name=name, max_members=max_members, created_at=now)
+    uow.session.add(g)
+    await uow.session.flush()
+    return g
+
+
+async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
+    """Count one more member, or refuse: the row lock makes the limit exact under races."""
+    taken = (
+        await uow.session.execute(
+            update(Group)
+            .where(Group.id == group_id, Group.member_count < Group.max_members)
+            .values(member_count=Group.member_count + 1)
+            .returning(Group.member_count)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if taken is None:
+        raise GroupFull("This group is full.")
+
+
+async def _free_seat(uow: UnitOfWork, group_id: str) -> None:
+    await uow.session.execute(
+        update(Group).where(Group.id == group_id, Group.member_count > 0)
+        .values(member_count=Group.member_count - 1).execution_options(synchronize_session=False)
+    )
+
+
+async def join_group(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: datetime) -> dict[str, Any]:
+    """Make the buyer a member (idempotent); 409 group_full past the limit, 403 if removed."""
+    s = uow.session
+    g = await group_in_shop(s, buyer.shop_id, group_id)
+    m = await membership(s, g.id, buyer.buyer_id)
+    if m is not None and m.status == MEMBER_REMOVED:
+        raise NotMember("You were removed from this group and cannot rejoin it.")
+    if m is None or m.status != MEMBER_ACTIVE:
+        if m is None:
+            try:
+                async with s.begin_nested():
+                    s.add(GroupMember(group_id=g.id, buyer_id=buyer.buyer_id, shop_id=buyer.shop_id,
+                                      status=MEMBER_ACTIVE, joined_at=now))
+                    await s.flush()
+            except IntegrityError:
+                # Another request of this buyer joined a moment ago: that one counts.
+                return await _joined(uow, g, buyer)
+        else:
+            rejoined = await s.execute(
+                update(GroupMember)
+                .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer.buyer_id,
+                       GroupMember.status == MEMBER_LEFT)
+                .values(status=MEMBER_ACTIVE, joined_at=now, muted_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            if rejoined.rowcount != 1:  # type: ignore[attr-defined]
+                return await _joined(uow, g, buyer)
+        await _take_seat(uow, g.id)
+        await s.refresh(g)
+        m = await membership(s, g.id, buyer.buyer_id)
+        await s.refresh(m)
+    assert m is not None
+    public = group_public(g, m)
+    # The buyer's sockets (on every node) start listening to the group.
+    uow.emit(buyer_topic(buyer.shop_id, buyer.buyer_id),
+             {"type": "group.joined", "group": public, "subscribe": group_topic(g.id)})
+    return public
+
+
+async def _joined(uow: UnitOfWork, g: Group, buyer: BuyerIdentity) -> dict[str, Any]:
+    m = await membership(uow.session, g.id, buyer.buyer_id)
+    if m is None or m.status != MEMBER_ACTIVE:
+        raise Conflict("Joining raced with leaving; please retry.")
+    await uow.session.refresh(g)
+    return group_public(g, m)
+
+
+async def _end_membership(uow: UnitOfWork, g: Group, buyer_id: str, status: str, reason: str) -> bool:
+    """Mark the member left or removed; frees the seat if they were active. True if it changed."""
+    s = uow.session
+    was_active = (
+        await s.execute(
+            update(GroupMember)
+            .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id,
+                   GroupMember.status == MEMBER_ACTIVE)
+            .values(status=status)
+            .execution_options(synchronize_session=False)
+        )
+    ).rowcount == 1  # type: ignore[attr-defined]
+    if was_active:
+        await _free_seat(uow, g.id)
+    elif status == MEMBER_REMOVED:
+        changed = (
+            await s.execute(
+                update(GroupMember)
+                .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id,
+                       GroupMember.status == MEMBER_LEFT)
+                .values(status=status)
+                .execution_options(synchronize_session=False)
+            )
+        ).rowcount == 1  # type: ignore[attr-defined]
+        if not changed:
+            return False
+    else:
+        return False
+    uow.emit(buyer_topic(g.shop_id, buyer_id),
+             {"type": "group.left", "group_id": g.id, "reason": reason, "unsubscribe": group_topic(g.id)})
+    return True
+
+
+async def leave_group(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str) -> None:
+    g = await group_in_shop(uow.session, buyer.shop_id, group_id)
+    await active_member(uow.session, g, buyer.buyer_id)
+    await _end_membership(uow, g, buyer.buyer_id, MEMBER_LEFT, "left")
+
+
+async def remove_member(uow: UnitOfWork, staff: Agent, group_id: str, buyer_id: str) -> None:
+    """Remove a buyer for good: they can no longer read, post or rejoin."""
+    require_staff(staff, "remove group members")
+    g = await group_in_shop(uow.session, staff.shop_id, group_id)
+    m = await membership(uow.session, g.id, buyer_id)
+    if m is None:
+        raise DomainError("That buyer is not in this group.", code="not_found", status=404)
+    await _end_membership(uow, g, buyer_id, MEMBER_REMOVED, "removed")
+
+
+async def mute(
+    uow: UnitOfWork, staff: Agent, group_id: str, buyer_id: str | None, minutes: int, now: datetime
+) -> dict[str, Any]:
+    """Mute one member, or the whole group (no buyer), for `minutes`; 0 lifts the mute."""
+    require_staff(staff, "mute in groups")
+    if not 0 <= minutes <= rules.MAX_MUTE_MINUTES:
+        raise BadInput(f"minutes must be 0 to {rules.MAX_MUTE_MINUTES}, but got {minutes}.", code="bad_minutes")
+    s = uow.session
+    g = await group_in_shop(s, staff.shop_id, group_id)
+    until = now + timedelta(minutes=minutes) if minutes else None
+    frame = {"type": "group.muted", "group_id": g.id, "buyer_id": buyer_id,
+             "until": until.isoformat() if until else None}
+    if buyer_id is None:
+        await s.execute(update(Group).where(Group.id == g.id).values(muted_until=until)
+                        .execution_options(synchronize_session=False))
+        uow.emit(group_topic(g.id), frame)
+    else:
+        await active_member(s, g, buyer_id)
+        await s.execute(
+            update(GroupMember).where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id)
+            .values(muted_until=until).execution_options(synchronize_session=False)
+        )
+        uow.emit(buyer_topic(g.shop_id, buyer_id), frame)
+    return {"group_id": g.id, "buyer_id": buyer_id, "until": frame["until"]}
+
+
+async def set_sensitive_words(uow: UnitOfWork, admin: Agent, words: list[str]) -> list[str]:
+    if admin.role != "admin":
+        raise DomainError("Only the shop's admin may set sensitive words.", code="forbidden", status=403)
+    clean = rules.normalise_words(words)
+    if len(clean) > rules.MAX_WORDS or any(len(w) > rules.MAX_WORD_CHARS for w in clean):
+        raise BadInput(f"At most {rules.MAX_WORDS} words of at most {rules.MAX_WORD_CHARS} characters.",
+                       code="bad_words")
+    s = uow.session
+    await s.execute(delete(GroupSensitiveWord).where(GroupSensitiveWord.shop_id == admin.shop_id))
+    s.add_all([GroupSensitiveWord(shop_id=admin.shop_id, word=w) for w in clean])
+    await s.flush()
+    return await sensitive_words(s, admin.shop_id)
+
+
+# ---- messages ----------------------------------------------------------------------
+
+async def append_group_message(
+    uow: UnitOfWork,
+    g: Group,
+    *,
+    sender: str,
+    sender_id: str | None,
+    kind: str,
+    body: str,
+    payload: dict[str, Any] | None,
+    now: datetime,
+    client_msg_id: str | None = None,
+) -> tuple[GroupMessage, bool]:
+    """Store a message as the group's next `seq` and fan it out to the group after commit.
+
+    The conditional `UPDATE ... RETURNING last_seq` row-locks the group, so concurrent
+    senders get consecutive numbers; the savepoint undoes the increment if the insert
+    loses an idempotency race, so no number is skipped. Returns (message, duplicate).
+    """
+    s = uow.session
+    try:
+        async with s.begin_nested():
+            seq = (
+                await s.execute(
+                    update(Group).where(Group.id == g.id).values(last_seq=Group.last_seq + 1)
+                    .returning(Group.last_seq).execution_options(synchronize_session=False)
+                )
+            ).scalar_one()
+            msg = GroupMessage(shop_id=g.shop_id, group_id=g.id, seq=seq, sender=sender, sender_id=sender_id,
+                               kind=kind, body=body, payload=payload or {}, client_msg_id=client_msg_id,
+                               created_at=now)
+            s.add(msg)
+            await s.flush()
+    except IntegrityError:
+        if client_msg_id is None:
+            raise
+        existing = await _find_sent(uow, g.id, sender, sender_id, client_msg_id)
+        if existing is None:
+            raise
+        return existing, True
+    uow.emit(group_topic(g.id), {"type": "group.message", "message": message_public(msg)})
+    return msg, False
+
+
+async def _find_sent(uow: UnitOfWork, group_id: str, sender: str, sender_id: str | None,
+                     client_msg_id: str) -> GroupMessage | None:
+    rows = await uow.session.execute(
+        select(GroupMessage).where(GroupMessage.group_id == group_id, GroupMessage.sender == sender,
+                                   GroupMessage.sender_id == sender_id, GroupMessage.client_msg_id == client_msg_id)
+    )
+    return rows.scalars().first()
+
+
+async def send_to_group(
+    uow: UnitOfWork, caller: Caller, group_id: str, client_msg_id: str, body: str, now: datetime
+) -> SentToGroup:
+    """A member's (or an agent's) text into the group: membership, mutes and words checked here."""
+    s = uow.session
+    g = await group_in_shop(s, caller.shop_id, group_id)
+    if isinstance(caller, BuyerIdentity):
+        sender, sender_id = "buyer", caller.buyer_id
+        member = await active_member(s, g, caller.buyer_id)
+        dup = await _find_sent(uow, g.id, sender, sender_id, client_msg_id)
+        if dup is not None:
+            return SentToGroup(dup, True)
+        until = rules.muted_until(now, g.muted_until, member.muted_until)
+        if until is not None:
+            raise Muted(f"You are muted in this group until {until.isoformat()}.")
+    else:
+        sender, sender_id = "agent", caller.id
+        dup = await _find_sent(uow, g.id, sender, sender_id, client_msg_id)
+        if dup is not None:
+            return SentToGroup(dup, True)
+    word = rules.find_sensitive(body, await sensitive_words(s, g.shop_id))
+    if word is not None:
+        raise SensitiveWord(f"The message contains the sensitive word {word!r}; it was not sent.")
+    msg, duplicate = await append_group_message(uow, g, sender=sender, sender_id=sender_id, kind="text",
+                                                body=body, payload=None, now=now, client_msg_id=client_msg_id)
+    return SentToGroup(msg, duplicate)
+
+
+# ---- check-ins ---------------------------------------------------------------------
+
+async def check_in(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: datetime) -> dict[str, Any]:
+    """Today's check-in (the shop's calendar day): once a day, the same answer if repeated."""
+    s = uow.session
+    g = await group_in_shop(s, buyer.shop_id, group_id)
+    await active_member(s, g, buyer.buyer_id)
+    shop = await s.get(Shop, g.shop_id)
+    assert shop is not None
+    today = rules.local_day(now, shop_zone(shop))
+    existing = await s.get(GroupCheckin, (g.id, buyer.buyer_id, today))
+    if existing is None:
+        last = (
+            await s.execute(
+                select(GroupCheckin.day, GroupCheckin.streak)
+                .where(GroupCheckin.group_id == g.id, GroupCheckin.buyer_id == buyer.buyer_id,
+                       GroupCheckin.day < today)
+                .order_by(GroupCheckin.day.desc())  # type: ignore[attr-defined]
+                .limit(1)
+            )
+        ).first()
+        streak = rules.next_streak(last[0] if last else None, last[1] if last else 0, today)
+        try:
+            async with s.begin_nested():
+                s.add(GroupCheckin(group_id=g.id, buyer_id=buyer.buyer_id, day=today, streak=streak,
+                                   created_at=now))
+                await s.flush()
+        except IntegrityError:
+            existing = await s.get(GroupCheckin, (g.id, buyer.buyer_id, today))
+            if existing is None:
+                raise
+            streak = existing.streak
+    else:
+        streak = existing.streak
+    return {"group_id": g.id, "day": today.isoformat(), "streak": streak, "checked_in_today": True}
+
+
+# ---- giveaways ---------------------------------------------------------------------
+
+def _checked_coupon(coupon: Any) -> dict[str, Any]:
+    if not isinstance(coupon, dict):
+        raise BadInput('Expected an object "coupon".', code="bad_coupon")
+    for key in ("amount_cents", "min_spend_cents"):
+        v = coupon.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise BadInput(f'coupon.{key} must be a whole number of cents ≥ 0.', code="bad_coupon")
+    return dict(coupon)
+
+
+async def create_giveaway(
+    uow: UnitOfWork, staff: Agent, group_id: str, title: str, quantity: int, coupon: Any, now: datetime
+) -> dict[str, Any]:
+    require_staff(staff, "post giveaways")
+    title = title.strip()
+    if not 1 <= len(title) <= 200:
+        raise BadInput("A giveaway title is 1 to 200 characters.", code="bad_title")
+    if not 1 <= quantity <= 1_000_000:
+        raise BadInput(f"quantity must be 1 to 1000000, but got {quantity}.", code="bad_quantity")
+    s = uow.session
+    g = await group_in_shop(s, staff.shop_id, group_id)
+    gw = Giveaway(shop_id=g.shop_id, group_id=g.id, title=title, quantity=quantity,
+                  coupon=_checked_coupon(coupon), created_by=staff.id, created_at=now)
+    s.add(gw)
+    await s.flush()
+    public = giveaway_public(gw)
+    await append_group_message(uow, g, sender="agent", sender_id=staff.id, kind="giveaway",
+                               body=f"福利放送:{title}(共 {quantity} 份)", payload={"giveaway": public}, now=now)
+    return public
+
+
+async def claim_giveaway(uow: UnitOfWork, buyer: BuyerIdentity, giveaway_id: str, now: datetime) -> dict[str, Any]:
+    """One coupon for a member: the claim row's key refuses a second, and the conditional
+    increment refuses the (N+1)th, both in this transaction, on any number of nodes."""
+    s = uow.session
+    gw = await giveaway_in_shop(s, buyer.shop_id, giveaway_id)
+    g = await group_in_shop(s, buyer.shop_id, gw.group_id)
+    await active_member(s, g, buyer.buyer_id)
+    try:
+        async with s.begin_nested():
+            s.add(GiveawayClaim(giveaway_id=gw.id, buyer_id=buyer.buyer_id, shop_id=gw.shop_id, claimed_at=now))
+            await s.flush()
+    except IntegrityError:
+        raise AlreadyClaimed("You have already claimed this giveaway.") from None
+    claimed = (
+        await s.execute(
+            update(Giveaway).where(Giveaway.id == gw.id, Giveaway.claimed < Giveaway.quantity)
+            .values(claimed=Giveaway.claimed + 1).returning(Giveaway.claimed)
+            .execution_options(synchronize_session=False)
+        )
+    ).scalar_one_or_none()
+    if claimed is None:
+        # Raising rolls the whole transaction back, the claim row with it.
+        raise SoldOut("This giveaway has run out.")
+    if claimed == gw.quantity:
+        await append_group_message(
+            uow, g, sender="system", sender_id=None, kind="system", body=f"福利「{gw.title}」已领完",
+            payload={"giveaway_id": gw.id, "sold_out": True}, now=now,
+        )
+    return {"giveaway_id": gw.id, "coupon": gw.coupon, "claimed_at": now.isoformat(),
+            "remaining": gw.quantity - claimed}

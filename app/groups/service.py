@@ -1,0 +1,177 @@
+"""Reads for fan groups, who may see what, and the wire shapes (GROUP, group MSG, GIVEAWAY)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.chat.actions import BuyerIdentity
+from app.chat.schemas import iso
+from app.errors import DomainError, Forbidden, NotFound
+from app.groups.models import MEMBER_ACTIVE, MEMBER_REMOVED, Giveaway, Group, GroupMember, GroupMessage, GroupSensitiveWord
+from app.shops.models import Agent
+
+PAGE = 500
+STAFF_ROLES = ("supervisor", "admin")
+
+Caller = Agent | BuyerIdentity
+
+
+class NotMember(DomainError):
+    code = "not_member"
+    status = 403
+
+
+def caller_shop(caller: Caller) -> str:
+    return caller.shop_id
+
+
+def group_public(g: Group, member: GroupMember | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": g.id,
+        "name": g.name,
+        "max_members": g.max_members,
+        "member_count": g.member_count,
+        "last_seq": g.last_seq,
+        "muted_until": iso(g.muted_until),
+        "created_at": iso(g.created_at),
+    }
+    if member is not None:
+        out["member_status"] = member.status
+        out["my_muted_until"] = iso(member.muted_until)
+    return out
+
+
+def message_public(m: GroupMessage) -> dict[str, Any]:
+    """PROTOCOL MSG with `group_id`; `conversation_id` is null for group messages."""
+    return {
+        "id": m.id,
+        "conversation_id": None,
+        "group_id": m.group_id,
+        "seq": m.seq,
+        "sender": m.sender,
+        "sender_id": m.sender_id,
+        "kind": m.kind,
+        "body": m.body,
+        "payload": m.payload or {},
+        "created_at": iso(m.created_at),
+        "client_msg_id": m.client_msg_id,
+    }
+
+
+def giveaway_public(gw: Giveaway) -> dict[str, Any]:
+    return {
+        "id": gw.id,
+        "group_id": gw.group_id,
+        "title": gw.title,
+        "quantity": gw.quantity,
+        "claimed": gw.claimed,
+        "remaining": gw.quantity - gw.claimed,
+        "coupon": gw.coupon,
+        "created_at": iso(gw.created_at),
+    }
+
+
+async def group_in_shop(s: AsyncSession, shop_id: str, group_id: str) -> Group:
+    """The group, if it is this shop's; another shop's looks exactly like a missing one."""
+    g = await s.get(Group, group_id)
+    if g is None or g.shop_id != shop_id:
+        raise NotFound("No such group.")
+    return g
+
+
+async def membership(s: AsyncSession, group_id: str, buyer_id: str) -> GroupMember | None:
+    return await s.get(GroupMember, (group_id, buyer_id))
+
+
+async def active_member(s: AsyncSession, group: Group, buyer_id: str) -> GroupMember:
+    """The buyer's membership in force; anyone else is refused (403 not_member)."""
+    m = await membership(s, group.id, buyer_id)
+    if m is None or m.status != MEMBER_ACTIVE:
+        if m is not None and m.status == MEMBER_REMOVED:
+            raise NotMember("You were removed from this group.")
+        raise NotMember("Join the group first.")
+    return m
+
+
+async def readable_group(s: AsyncSession, caller: Caller, group_id: str) -> Group:
+    """A group the caller may read: any agent of the shop, or an active member."""
+    g = await group_in_shop(s, caller.shop_id, group_id)
+    if isinstance(caller, BuyerIdentity):
+        await active_member(s, g, caller.buyer_id)
+    return g
+
+
+def require_staff(agent: Agent, what: str) -> None:
+    if agent.role not in STAFF_ROLES:
+        raise Forbidden(f"Only the shop's supervisors and admins may {what}.")
+
+
+async def messages_after(s: AsyncSession, group_id: str, after_seq: int, limit: int = PAGE) -> list[GroupMessage]:
+    rows = await s.execute(
+        select(GroupMessage)
+        .where(GroupMessage.group_id == group_id, GroupMessage.seq > after_seq)
+        .order_by(GroupMessage.seq)
+        .limit(limit)
+    )
+    return list(rows.scalars())
+
+
+async def history(s: AsyncSession, caller: Caller, group_id: str, after_seq: int, limit: int = PAGE) -> list[dict[str, Any]]:
+    g = await readable_group(s, caller, group_id)
+    return [message_public(m) for m in await messages_after(s, g.id, after_seq, limit)]
+
+
+async def groups_for(s: AsyncSession, caller: Caller, *, all_of_shop: bool = False) -> list[dict[str, Any]]:
+    """Agents: the shop's groups. Buyers: their groups, or with `all_of_shop` every group
+    of their shop (to find one to join), each with their membership if any."""
+    if isinstance(caller, BuyerIdentity):
+        q = (
+            select(Group, GroupMember)
+            .join(GroupMember, (GroupMember.group_id == Group.id) & (GroupMember.buyer_id == caller.buyer_id),
+                  isouter=all_of_shop)
+            .where(Group.shop_id == caller.shop_id)
+            .order_by(Group.created_at, Group.id)
+        )
+        if not all_of_shop:
+            q = q.where(GroupMember.status == MEMBER_ACTIVE)
+        return [group_public(g, m) for g, m in (await s.execute(q)).all()]
+    rows = await s.execute(select(Group).where(Group.shop_id == caller.shop_id).order_by(Group.created_at, Group.id))
+    return [group_public(g) for g in rows.scalars()]
+
+
+async def active_group_ids(s: AsyncSession, shop_id: str, buyer_id: str) -> list[str]:
+    rows = await s.execute(
+        select(GroupMember.group_id).where(
+            GroupMember.shop_id == shop_id, GroupMember.buyer_id == buyer_id, GroupMember.status == MEMBER_ACTIVE
+        )
+    )
+    return list(rows.scalars())
+
+
+async def groups_by_ids(s: AsyncSession, group_ids: list[str], buyer_id: str) -> list[dict[str, Any]]:
+    if not group_ids:
+        return []
+    rows = await s.execute(
+        select(Group, GroupMember)
+        .join(GroupMember, (GroupMember.group_id == Group.id) & (GroupMember.buyer_id == buyer_id))
+        .where(Group.id.in_(group_ids))  # type: ignore[attr-defined]
+        .order_by(Group.created_at, Group.id)
+    )
+    return [group_public(g, m) for g, m in rows.all()]
+
+
+async def sensitive_words(s: AsyncSession, shop_id: str) -> list[str]:
+    rows = await s.execute(
+        select(GroupSensitiveWord.word).where(GroupSensitiveWord.shop_id == shop_id).order_by(GroupSensitiveWord.word)
+    )
+    return list(rows.scalars())
+
+
+async def giveaway_in_shop(s: AsyncSession, shop_id: str, giveaway_id: str) -> Giveaway:
+    gw = await s.get(Giveaway, giveaway_id)
+    if gw is None or gw.shop_id != shop_id:
+        raise NotFound("No such giveaway.")
+    return gw

@@ -1,0 +1,48 @@
+"""Group frames on the chat sockets (`group.send`, `group.sync`) and the group topics a
+buyer socket listens to. Parse → one action → reply; the rules live in actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.chat.protocol import get_int, get_str, parse_outgoing
+from app.context import AppContext
+from app.errors import BadInput
+from app.groups import actions, service
+from app.realtime.connection import Connection
+from app.realtime.topics import group_topic
+
+
+async def subscribe_buyer_groups(ctx: AppContext, conn: Connection, shop_id: str, buyer_id: str) -> list[dict[str, Any]]:
+    """Listen to the buyer's groups, then read them: anything after the `last_seq` read
+    here arrives live, anything up to it the client syncs (`group.sync`)."""
+    async with ctx.db.read() as s:
+        ids = await service.active_group_ids(s, shop_id, buyer_id)
+    for gid in ids:
+        ctx.hub.subscribe(conn, group_topic(gid))
+    async with ctx.db.read() as s:
+        return await service.groups_by_ids(s, ids, buyer_id)
+
+
+async def on_group_send(session: Any, caller: service.Caller, frame: dict[str, Any]) -> None:
+    group_id = get_str(frame, "group_id")
+    out = parse_outgoing(frame, max_chars=session.ctx.settings.max_body_chars)
+    if out.kind != "text":
+        raise BadInput(f"Group messages are text, but got kind {out.kind!r}.")
+    sent = await session.run(actions.send_to_group, caller, group_id, out.client_msg_id, out.body, session.now())
+    session.conn.push({"type": "message.ack", "client_msg_id": out.client_msg_id,
+                       "message": service.message_public(sent.message)})
+
+
+async def on_group_sync(session: Any, caller: service.Caller, frame: dict[str, Any]) -> None:
+    """Resend every group message after `after_seq` as `group.message`, in order."""
+    group_id = get_str(frame, "group_id")
+    after_seq = get_int(frame, "after_seq")
+    while True:
+        async with session.ctx.db.read() as s:
+            batch = await service.history(s, caller, group_id, after_seq)
+        for msg in batch:
+            session.conn.push({"type": "group.message", "message": msg})
+        if len(batch) < service.PAGE:
+            return
+        after_seq = batch[-1]["seq"]
