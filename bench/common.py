@@ -101,6 +101,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_delay_s(pid: int) -> float:
+    """Seconds the process's threads have waited on a run queue (/proc/PID/task/*/schedstat).
+
+    Time a server wanted a CPU and did not get one: other work on the machine, not the
+    server's own cost. Workloads report it per step so noisy steps can be told apart.
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 # ---- processes -----------------------------------------------------------------------
 _RUNNING: set[Proc] = set()
 

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from bench.workloads import connections, message_path, surge
+from bench.workloads import connections, group_fanout, message_path, surge
 
-WORKLOADS: dict[str, ModuleType] = {m.NAME: m for m in (message_path, connections, surge)}
+WORKLOADS: dict[str, ModuleType] = {
+    m.NAME: m for m in (message_path, connections, surge, group_fanout)
+}
 
 
 @dataclass
