@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.db import UnitOfWork
 from app.payouts import actions as payout_actions
+from app.recall import actions as recall_actions
 from app.shops import actions as shop_actions
 from app.shops.models import Shop
 
@@ -38,4 +39,5 @@ async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
             display_name=display, queues=queues, now=now,
         )
     await payout_actions.topup_fund(uow, admin_id=new.admin_id, amount_cents=DEMO_FUND_CENTS, now=now)
+    await recall_actions.set_window(uow, new.shop.id, 0, 24 * 60, now)  # recalls all day
     return True

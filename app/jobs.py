@@ -15,6 +15,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import Database
 from app.payouts import jobs as payout_jobs
+from app.recall import jobs as recall_jobs
 from app.routing import jobs as routing_jobs
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ def registered_jobs() -> list[Job]:
         Job(routing_jobs.REQUEUE_ABSENT_JOB, 5.0, routing_jobs.requeue_absent_agents),
         Job(routing_jobs.AUTO_CLOSE_JOB, 30.0, routing_jobs.auto_close_inactive),
         Job(payout_jobs.LATE_SHIPMENT_JOB, payout_jobs.LATE_SHIPMENT_EVERY_S, payout_jobs.issue_late_shipment_coupons),
+        Job(recall_jobs.RECALL_JOB, recall_jobs.RECALL_EVERY_S, recall_jobs.run_due_campaigns),
     ]
 
 

@@ -1,0 +1,184 @@
+"""HTTP for recall: storefront intent events, buyer intent, campaigns, opt-out, coupon claims."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StrictInt, field_validator
+
+from app.chat.actions import BuyerIdentity
+from app.deps import Ctx, CurrentAdmin, CurrentCaller, CurrentShop, CurrentStaff
+from app.errors import Forbidden, NotFound
+from app.recall import actions, service
+from app.recall.schemas import campaign_public, intent_public, preview_public
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _utc(v: datetime | None) -> datetime | None:
+    # PROTOCOL times carry an offset; one left out means UTC.
+    if v is not None and v.tzinfo is None:
+        return v.replace(tzinfo=UTC)
+    return v
+
+
+class EventIn(BaseModel):
+    buyer_id: str = Field(min_length=1, max_length=128)
+    type: str = Field(max_length=16)
+    product_id: str | None = Field(default=None, max_length=128)
+    category: str | None = Field(default=None, max_length=64)
+    at: datetime | None = None
+
+    @field_validator("at")
+    @classmethod
+    def _at_utc(cls, v: datetime | None) -> datetime | None:
+        return _utc(v)
+
+
+@router.post("/events", status_code=201)
+async def post_event(body: EventIn, shop: CurrentShop, ctx: Ctx) -> dict[str, Any]:
+    now = ctx.clock.now()
+    ev = actions.StorefrontEvent(
+        body.buyer_id, body.type, body.product_id, body.category, body.at or now
+    )
+    row = await ctx.db.run(actions.record_event, shop.id, ev, now)
+    return {"id": row.id, "buyer_id": row.buyer_id, "type": row.type, "at": row.at.isoformat()}
+
+
+@router.get("/buyers/{buyer_id}/intent")
+async def buyer_intent(buyer_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.db.read() as s:
+        intent, last = await service.buyer_intent(s, staff.shop_id, buyer_id, ctx.clock.now())
+    return intent_public(intent, last)
+
+
+class CouponIn(BaseModel):
+    title: str = Field(min_length=1, max_length=100)
+    amount_cents: StrictInt = Field(gt=0, le=10**9)
+    min_spend_cents: StrictInt = Field(default=0, ge=0, le=10**10)
+
+
+class CampaignIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    send_at: datetime
+    ends_at: datetime
+    min_intent: StrictInt = Field(default=50, ge=0, le=100)
+    coupon: CouponIn
+    message: str = Field(default="", max_length=1000)
+
+    @field_validator("send_at", "ends_at")
+    @classmethod
+    def _times_utc(cls, v: datetime) -> datetime | None:
+        return _utc(v)
+
+
+async def _campaign_out(ctx: Ctx, shop_id: str, campaign_id: str) -> dict[str, Any]:
+    async with ctx.db.read() as s:
+        c = await service.get_campaign(s, shop_id, campaign_id)
+        if c is None:
+            raise NotFound("No such campaign.")
+        return campaign_public(c, await service.results(s, c))
+
+
+@router.post("/recall/campaigns", status_code=201)
+async def create_campaign(body: CampaignIn, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+    draft = actions.CampaignDraft(
+        body.name,
+        body.send_at,
+        body.ends_at,
+        body.min_intent,
+        body.coupon.model_dump(),
+        body.message,
+    )
+    c = await ctx.db.run(actions.create_campaign, staff.shop_id, staff.id, draft, ctx.clock.now())
+    return await _campaign_out(ctx, staff.shop_id, c.id)
+
+
+@router.get("/recall/campaigns")
+async def list_campaigns(staff: CurrentStaff, ctx: Ctx) -> list[dict[str, Any]]:
+    async with ctx.db.read() as s:
+        return [
+            campaign_public(c, await service.results(s, c))
+            for c in await service.list_campaigns(s, staff.shop_id)
+        ]
+
+
+@router.get("/recall/campaigns/{campaign_id}")
+async def get_campaign(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+    return await _campaign_out(ctx, staff.shop_id, campaign_id)
+
+
+@router.get("/recall/campaigns/{campaign_id}/preview")
+async def preview(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.db.read() as s:
+        c = await service.get_campaign(s, staff.shop_id, campaign_id)
+        if c is None:
+            raise NotFound("No such campaign.")
+        return preview_public(await service.audience(s, c.shop_id, c.min_intent, ctx.clock.now()))
+
+
+@router.post("/recall/campaigns/{campaign_id}/schedule")
+async def schedule(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+    await ctx.db.run(actions.schedule_campaign, staff.shop_id, campaign_id, ctx.clock.now())
+    return await _campaign_out(ctx, staff.shop_id, campaign_id)
+
+
+@router.post("/recall/campaigns/{campaign_id}/cancel")
+async def cancel(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+    await ctx.db.run(actions.cancel_campaign, staff.shop_id, campaign_id, ctx.clock.now())
+    return await _campaign_out(ctx, staff.shop_id, campaign_id)
+
+
+def _buyer(caller: Any) -> BuyerIdentity:
+    if not isinstance(caller, BuyerIdentity):
+        raise Forbidden("Only a buyer may do this.")
+    return caller
+
+
+@router.post("/recall/opt-out")
+async def opt_out(caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
+    buyer = _buyer(caller)
+    await ctx.db.run(actions.opt_out, buyer.shop_id, buyer.buyer_id, ctx.clock.now())
+    return {"opted_out": True}
+
+
+@router.post("/recall/coupons/{coupon_id}/claim")
+async def claim(coupon_id: str, caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
+    buyer = _buyer(caller)
+    send = await ctx.db.run(
+        actions.claim_coupon, buyer.shop_id, buyer.buyer_id, coupon_id, ctx.clock.now()
+    )
+    return {
+        "coupon_id": send.id,
+        "campaign_id": send.campaign_id,
+        "claimed_at": send.claimed_at.isoformat(),
+    }
+
+
+class WindowIn(BaseModel):
+    window_start_min: StrictInt = Field(ge=0, le=1440)
+    window_end_min: StrictInt = Field(ge=0, le=1440)
+
+
+@router.get("/recall/settings")
+async def get_settings(staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+    async with ctx.db.read() as s:
+        start, end = await service.sending_window(s, staff.shop_id)
+    return {"window_start_min": start, "window_end_min": end}
+
+
+@router.put("/recall/settings")
+async def put_settings(body: WindowIn, admin: CurrentAdmin, ctx: Ctx) -> JSONResponse:
+    await ctx.db.run(
+        actions.set_window,
+        admin.shop_id,
+        body.window_start_min,
+        body.window_end_min,
+        ctx.clock.now(),
+    )
+    return JSONResponse(
+        {"window_start_min": body.window_start_min, "window_end_min": body.window_end_min}
+    )
