@@ -30,6 +30,7 @@ from app.pages import views as pages
 from app.payouts import api as payouts_api
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
+from app.recall import api as recall_api
 from app.routing import api as routing_api
 from app.routing.dispatcher import Dispatcher
 from app.routing.presence import PresenceHeartbeat
@@ -88,6 +89,7 @@ def create_app(
     app.include_router(payouts_api.router)
     app.include_router(routing_api.router)
     app.include_router(metrics_api.router)
+    app.include_router(recall_api.router)
     app.include_router(groups_api.router)
     app.include_router(pages.router)
     app.mount("/static", pages.static_files(), name="static")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import app.chat.models  # noqa: F401  (register tables)
 import app.groups.models  # noqa: F401
 import app.payouts.models  # noqa: F401  (and app.orders.models, which it refers to)
+import app.recall.models  # noqa: F401
 import app.routing.models  # noqa: F401
 import app.shops.models  # noqa: F401
 from app.config import Settings
