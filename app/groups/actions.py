@@ -82,15 +82,20 @@ class SentToGroup:
 
 # ---- groups and membership ---------------------------------------------------------
 
-async def create_group(uow: UnitOfWork, admin: Agent, name: str, max_members: int, now: datetime) -> Group:
+
+async def create_group(
+    uow: UnitOfWork, admin: Agent, name: str, max_members: int, now: datetime
+) -> Group:
     if admin.role != "admin":
         raise DomainError("Only the shop's admin may create groups.", code="forbidden", status=403)
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise BadInput("A group name is 1 to 100 characters.", code="bad_name")
     if not 1 <= max_members <= rules.MAX_MEMBERS_LIMIT:
-        raise BadInput(f"max_members must be 1 to {rules.MAX_MEMBERS_LIMIT}, but got {max_members}.",
-                       code="bad_max_members")
+        raise BadInput(
+            f"max_members must be 1 to {rules.MAX_MEMBERS_LIMIT}, but got {max_members}.",
+            code="bad_max_members",
+        )
     g = Group(shop_id=admin.shop_id, name=name, max_members=max_members, created_at=now)
     uow.session.add(g)
     await uow.session.flush()
@@ -114,12 +119,16 @@ async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
 
 async def _free_seat(uow: UnitOfWork, group_id: str) -> None:
     await uow.session.execute(
-        update(Group).where(Group.id == group_id, Group.member_count > 0)
-        .values(member_count=Group.member_count - 1).execution_options(synchronize_session=False)
+        update(Group)
+        .where(Group.id == group_id, Group.member_count > 0)
+        .values(member_count=Group.member_count - 1)
+        .execution_options(synchronize_session=False)
     )
 
 
-async def join_group(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: datetime) -> dict[str, Any]:
+async def join_group(
+    uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: datetime
+) -> dict[str, Any]:
     """Make the buyer a member (idempotent); 409 group_full past the limit, 403 if removed."""
     s = uow.session
     g = await group_in_shop(s, buyer.shop_id, group_id)
@@ -130,8 +139,15 @@ async def join_group(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: 
         if m is None:
             try:
                 async with s.begin_nested():
-                    s.add(GroupMember(group_id=g.id, buyer_id=buyer.buyer_id, shop_id=buyer.shop_id,
-                                      status=MEMBER_ACTIVE, joined_at=now))
+                    s.add(
+                        GroupMember(
+                            group_id=g.id,
+                            buyer_id=buyer.buyer_id,
+                            shop_id=buyer.shop_id,
+                            status=MEMBER_ACTIVE,
+                            joined_at=now,
+                        )
+                    )
                     await s.flush()
             except IntegrityError:
                 # Another request of this buyer joined a moment ago: that one counts.
@@ -139,8 +155,11 @@ async def join_group(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: 
         else:
             rejoined = await s.execute(
                 update(GroupMember)
-                .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer.buyer_id,
-                       GroupMember.status == MEMBER_LEFT)
+                .where(
+                    GroupMember.group_id == g.id,
+                    GroupMember.buyer_id == buyer.buyer_id,
+                    GroupMember.status == MEMBER_LEFT,
+                )
                 .values(status=MEMBER_ACTIVE, joined_at=now, muted_until=None)
                 .execution_options(synchronize_session=False)
             )
@@ -153,8 +172,10 @@ async def join_group(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: 
     assert m is not None
     public = group_public(g, m)
     # The buyer's sockets (on every node) start listening to the group.
-    uow.emit(buyer_topic(buyer.shop_id, buyer.buyer_id),
-             {"type": "group.joined", "group": public, "subscribe": group_topic(g.id)})
+    uow.emit(
+        buyer_topic(buyer.shop_id, buyer.buyer_id),
+        {"type": "group.joined", "group": public, "subscribe": group_topic(g.id)},
+    )
     return public
 
 
@@ -166,14 +187,19 @@ async def _joined(uow: UnitOfWork, g: Group, buyer: BuyerIdentity) -> dict[str, 
     return group_public(g, m)
 
 
-async def _end_membership(uow: UnitOfWork, g: Group, buyer_id: str, status: str, reason: str) -> bool:
+async def _end_membership(
+    uow: UnitOfWork, g: Group, buyer_id: str, status: str, reason: str
+) -> bool:
     """Mark the member left or removed; frees the seat if they were active. True if it changed."""
     s = uow.session
     was_active = (
         await s.execute(
             update(GroupMember)
-            .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id,
-                   GroupMember.status == MEMBER_ACTIVE)
+            .where(
+                GroupMember.group_id == g.id,
+                GroupMember.buyer_id == buyer_id,
+                GroupMember.status == MEMBER_ACTIVE,
+            )
             .values(status=status)
             .execution_options(synchronize_session=False)
         )
@@ -184,8 +210,11 @@ async def _end_membership(uow: UnitOfWork, g: Group, buyer_id: str, status: str,
         changed = (
             await s.execute(
                 update(GroupMember)
-                .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id,
-                       GroupMember.status == MEMBER_LEFT)
+                .where(
+                    GroupMember.group_id == g.id,
+                    GroupMember.buyer_id == buyer_id,
+                    GroupMember.status == MEMBER_LEFT,
+                )
                 .values(status=status)
                 .execution_options(synchronize_session=False)
             )
@@ -194,8 +223,15 @@ async def _end_membership(uow: UnitOfWork, g: Group, buyer_id: str, status: str,
             return False
     else:
         return False
-    uow.emit(buyer_topic(g.shop_id, buyer_id),
-             {"type": "group.left", "group_id": g.id, "reason": reason, "unsubscribe": group_topic(g.id)})
+    uow.emit(
+        buyer_topic(g.shop_id, buyer_id),
+        {
+            "type": "group.left",
+            "group_id": g.id,
+            "reason": reason,
+            "unsubscribe": group_topic(g.id),
+        },
+    )
     return True
 
 
@@ -221,21 +257,33 @@ async def mute(
     """Mute one member, or the whole group (no buyer), for `minutes`; 0 lifts the mute."""
     require_staff(staff, "mute in groups")
     if not 0 <= minutes <= rules.MAX_MUTE_MINUTES:
-        raise BadInput(f"minutes must be 0 to {rules.MAX_MUTE_MINUTES}, but got {minutes}.", code="bad_minutes")
+        raise BadInput(
+            f"minutes must be 0 to {rules.MAX_MUTE_MINUTES}, but got {minutes}.", code="bad_minutes"
+        )
     s = uow.session
     g = await group_in_shop(s, staff.shop_id, group_id)
     until = now + timedelta(minutes=minutes) if minutes else None
-    frame = {"type": "group.muted", "group_id": g.id, "buyer_id": buyer_id,
-             "until": until.isoformat() if until else None}
+    frame = {
+        "type": "group.muted",
+        "group_id": g.id,
+        "buyer_id": buyer_id,
+        "until": until.isoformat() if until else None,
+    }
     if buyer_id is None:
-        await s.execute(update(Group).where(Group.id == g.id).values(muted_until=until)
-                        .execution_options(synchronize_session=False))
+        await s.execute(
+            update(Group)
+            .where(Group.id == g.id)
+            .values(muted_until=until)
+            .execution_options(synchronize_session=False)
+        )
         uow.emit(group_topic(g.id), frame)
     else:
         await active_member(s, g, buyer_id)
         await s.execute(
-            update(GroupMember).where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id)
-            .values(muted_until=until).execution_options(synchronize_session=False)
+            update(GroupMember)
+            .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id)
+            .values(muted_until=until)
+            .execution_options(synchronize_session=False)
         )
         uow.emit(buyer_topic(g.shop_id, buyer_id), frame)
     return {"group_id": g.id, "buyer_id": buyer_id, "until": frame["until"]}
@@ -243,11 +291,15 @@ async def mute(
 
 async def set_sensitive_words(uow: UnitOfWork, admin: Agent, words: list[str]) -> list[str]:
     if admin.role != "admin":
-        raise DomainError("Only the shop's admin may set sensitive words.", code="forbidden", status=403)
+        raise DomainError(
+            "Only the shop's admin may set sensitive words.", code="forbidden", status=403
+        )
     clean = rules.normalise_words(words)
     if len(clean) > rules.MAX_WORDS or any(len(w) > rules.MAX_WORD_CHARS for w in clean):
-        raise BadInput(f"At most {rules.MAX_WORDS} words of at most {rules.MAX_WORD_CHARS} characters.",
-                       code="bad_words")
+        raise BadInput(
+            f"At most {rules.MAX_WORDS} words of at most {rules.MAX_WORD_CHARS} characters.",
+            code="bad_words",
+        )
     s = uow.session
     await s.execute(delete(GroupSensitiveWord).where(GroupSensitiveWord.shop_id == admin.shop_id))
     s.add_all([GroupSensitiveWord(shop_id=admin.shop_id, word=w) for w in clean])
@@ -256,6 +308,7 @@ async def set_sensitive_words(uow: UnitOfWork, admin: Agent, words: list[str]) -
 
 
 # ---- messages ----------------------------------------------------------------------
+
 
 async def append_group_message(
     uow: UnitOfWork,
@@ -280,13 +333,25 @@ async def append_group_message(
         async with s.begin_nested():
             seq = (
                 await s.execute(
-                    update(Group).where(Group.id == g.id).values(last_seq=Group.last_seq + 1)
-                    .returning(Group.last_seq).execution_options(synchronize_session=False)
+                    update(Group)
+                    .where(Group.id == g.id)
+                    .values(last_seq=Group.last_seq + 1)
+                    .returning(Group.last_seq)
+                    .execution_options(synchronize_session=False)
                 )
             ).scalar_one()
-            msg = GroupMessage(shop_id=g.shop_id, group_id=g.id, seq=seq, sender=sender, sender_id=sender_id,
-                               kind=kind, body=body, payload=payload or {}, client_msg_id=client_msg_id,
-                               created_at=now)
+            msg = GroupMessage(
+                shop_id=g.shop_id,
+                group_id=g.id,
+                seq=seq,
+                sender=sender,
+                sender_id=sender_id,
+                kind=kind,
+                body=body,
+                payload=payload or {},
+                client_msg_id=client_msg_id,
+                created_at=now,
+            )
             s.add(msg)
             await s.flush()
     except IntegrityError:
@@ -300,11 +365,16 @@ async def append_group_message(
     return msg, False
 
 
-async def _find_sent(uow: UnitOfWork, group_id: str, sender: str, sender_id: str | None,
-                     client_msg_id: str) -> GroupMessage | None:
+async def _find_sent(
+    uow: UnitOfWork, group_id: str, sender: str, sender_id: str | None, client_msg_id: str
+) -> GroupMessage | None:
     rows = await uow.session.execute(
-        select(GroupMessage).where(GroupMessage.group_id == group_id, GroupMessage.sender == sender,
-                                   GroupMessage.sender_id == sender_id, GroupMessage.client_msg_id == client_msg_id)
+        select(GroupMessage).where(
+            GroupMessage.group_id == group_id,
+            GroupMessage.sender == sender,
+            GroupMessage.sender_id == sender_id,
+            GroupMessage.client_msg_id == client_msg_id,
+        )
     )
     return rows.scalars().first()
 
@@ -332,14 +402,26 @@ async def send_to_group(
     word = rules.find_sensitive(body, await sensitive_words(s, g.shop_id))
     if word is not None:
         raise SensitiveWord(f"The message contains the sensitive word {word!r}; it was not sent.")
-    msg, duplicate = await append_group_message(uow, g, sender=sender, sender_id=sender_id, kind="text",
-                                                body=body, payload=None, now=now, client_msg_id=client_msg_id)
+    msg, duplicate = await append_group_message(
+        uow,
+        g,
+        sender=sender,
+        sender_id=sender_id,
+        kind="text",
+        body=body,
+        payload=None,
+        now=now,
+        client_msg_id=client_msg_id,
+    )
     return SentToGroup(msg, duplicate)
 
 
 # ---- check-ins ---------------------------------------------------------------------
 
-async def check_in(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: datetime) -> dict[str, Any]:
+
+async def check_in(
+    uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: datetime
+) -> dict[str, Any]:
     """Today's check-in (the shop's calendar day): once a day, the same answer if repeated."""
     s = uow.session
     g = await group_in_shop(s, buyer.shop_id, group_id)
@@ -352,8 +434,11 @@ async def check_in(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: da
         last = (
             await s.execute(
                 select(GroupCheckin.day, GroupCheckin.streak)
-                .where(GroupCheckin.group_id == g.id, GroupCheckin.buyer_id == buyer.buyer_id,
-                       GroupCheckin.day < today)
+                .where(
+                    GroupCheckin.group_id == g.id,
+                    GroupCheckin.buyer_id == buyer.buyer_id,
+                    GroupCheckin.day < today,
+                )
                 .order_by(GroupCheckin.day.desc())  # type: ignore[attr-defined]
                 .limit(1)
             )
@@ -361,8 +446,15 @@ async def check_in(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: da
         streak = rules.next_streak(last[0] if last else None, last[1] if last else 0, today)
         try:
             async with s.begin_nested():
-                s.add(GroupCheckin(group_id=g.id, buyer_id=buyer.buyer_id, day=today, streak=streak,
-                                   created_at=now))
+                s.add(
+                    GroupCheckin(
+                        group_id=g.id,
+                        buyer_id=buyer.buyer_id,
+                        day=today,
+                        streak=streak,
+                        created_at=now,
+                    )
+                )
                 await s.flush()
         except IntegrityError:
             existing = await s.get(GroupCheckin, (g.id, buyer.buyer_id, today))
@@ -376,18 +468,25 @@ async def check_in(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str, now: da
 
 # ---- giveaways ---------------------------------------------------------------------
 
+
 def _checked_coupon(coupon: Any) -> dict[str, Any]:
     if not isinstance(coupon, dict):
         raise BadInput('Expected an object "coupon".', code="bad_coupon")
     for key in ("amount_cents", "min_spend_cents"):
         v = coupon.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise BadInput(f'coupon.{key} must be a whole number of cents ≥ 0.', code="bad_coupon")
+            raise BadInput(f"coupon.{key} must be a whole number of cents ≥ 0.", code="bad_coupon")
     return dict(coupon)
 
 
 async def create_giveaway(
-    uow: UnitOfWork, staff: Agent, group_id: str, title: str, quantity: int, coupon: Any, now: datetime
+    uow: UnitOfWork,
+    staff: Agent,
+    group_id: str,
+    title: str,
+    quantity: int,
+    coupon: Any,
+    now: datetime,
 ) -> dict[str, Any]:
     require_staff(staff, "post giveaways")
     title = title.strip()
@@ -397,17 +496,34 @@ async def create_giveaway(
         raise BadInput(f"quantity must be 1 to 1000000, but got {quantity}.", code="bad_quantity")
     s = uow.session
     g = await group_in_shop(s, staff.shop_id, group_id)
-    gw = Giveaway(shop_id=g.shop_id, group_id=g.id, title=title, quantity=quantity,
-                  coupon=_checked_coupon(coupon), created_by=staff.id, created_at=now)
+    gw = Giveaway(
+        shop_id=g.shop_id,
+        group_id=g.id,
+        title=title,
+        quantity=quantity,
+        coupon=_checked_coupon(coupon),
+        created_by=staff.id,
+        created_at=now,
+    )
     s.add(gw)
     await s.flush()
     public = giveaway_public(gw)
-    await append_group_message(uow, g, sender="agent", sender_id=staff.id, kind="giveaway",
-                               body=f"福利放送:{title}(共 {quantity} 份)", payload={"giveaway": public}, now=now)
+    await append_group_message(
+        uow,
+        g,
+        sender="agent",
+        sender_id=staff.id,
+        kind="giveaway",
+        body=f"福利放送:{title}(共 {quantity} 份)",
+        payload={"giveaway": public},
+        now=now,
+    )
     return public
 
 
-async def claim_giveaway(uow: UnitOfWork, buyer: BuyerIdentity, giveaway_id: str, now: datetime) -> dict[str, Any]:
+async def claim_giveaway(
+    uow: UnitOfWork, buyer: BuyerIdentity, giveaway_id: str, now: datetime
+) -> dict[str, Any]:
     """One coupon for a member: the claim row's key refuses a second, and the conditional
     increment refuses the (N+1)th, both in this transaction, on any number of nodes."""
     s = uow.session
@@ -416,14 +532,20 @@ async def claim_giveaway(uow: UnitOfWork, buyer: BuyerIdentity, giveaway_id: str
     await active_member(s, g, buyer.buyer_id)
     try:
         async with s.begin_nested():
-            s.add(GiveawayClaim(giveaway_id=gw.id, buyer_id=buyer.buyer_id, shop_id=gw.shop_id, claimed_at=now))
+            s.add(
+                GiveawayClaim(
+                    giveaway_id=gw.id, buyer_id=buyer.buyer_id, shop_id=gw.shop_id, claimed_at=now
+                )
+            )
             await s.flush()
     except IntegrityError:
         raise AlreadyClaimed("You have already claimed this giveaway.") from None
     claimed = (
         await s.execute(
-            update(Giveaway).where(Giveaway.id == gw.id, Giveaway.claimed < Giveaway.quantity)
-            .values(claimed=Giveaway.claimed + 1).returning(Giveaway.claimed)
+            update(Giveaway)
+            .where(Giveaway.id == gw.id, Giveaway.claimed < Giveaway.quantity)
+            .values(claimed=Giveaway.claimed + 1)
+            .returning(Giveaway.claimed)
             .execution_options(synchronize_session=False)
         )
     ).scalar_one_or_none()
@@ -432,8 +554,18 @@ async def claim_giveaway(uow: UnitOfWork, buyer: BuyerIdentity, giveaway_id: str
         raise SoldOut("This giveaway has run out.")
     if claimed == gw.quantity:
         await append_group_message(
-            uow, g, sender="system", sender_id=None, kind="system", body=f"福利「{gw.title}」已领完",
-            payload={"giveaway_id": gw.id, "sold_out": True}, now=now,
+            uow,
+            g,
+            sender="system",
+            sender_id=None,
+            kind="system",
+            body=f"福利「{gw.title}」已领完",
+            payload={"giveaway_id": gw.id, "sold_out": True},
+            now=now,
         )
-    return {"giveaway_id": gw.id, "coupon": gw.coupon, "claimed_at": now.isoformat(),
-            "remaining": gw.quantity - claimed}
+    return {
+        "giveaway_id": gw.id,
+        "coupon": gw.coupon,
+        "claimed_at": now.isoformat(),
+        "remaining": gw.quantity - claimed,
+    }

@@ -54,7 +54,9 @@ async def get_sensitive_words(agent: CurrentAgent, ctx: Ctx) -> dict[str, list[s
 
 
 @router.put("/groups/sensitive-words")
-async def put_sensitive_words(body: SensitiveWords, admin: CurrentAdmin, ctx: Ctx) -> dict[str, list[str]]:
+async def put_sensitive_words(
+    body: SensitiveWords, admin: CurrentAdmin, ctx: Ctx
+) -> dict[str, list[str]]:
     return {"words": await ctx.db.run(actions.set_sensitive_words, admin, body.words)}
 
 
@@ -89,21 +91,32 @@ async def remove_member(group_id: str, buyer_id: str, staff: CurrentStaff, ctx: 
 
 @router.get("/groups/{group_id}/messages")
 async def list_messages(
-    group_id: str, caller: CurrentCaller, ctx: Ctx,
-    after_seq: int = Query(default=0, ge=0), limit: int = Query(default=service.PAGE, ge=1, le=service.PAGE),
+    group_id: str,
+    caller: CurrentCaller,
+    ctx: Ctx,
+    after_seq: int = Query(default=0, ge=0),
+    limit: int = Query(default=service.PAGE, ge=1, le=service.PAGE),
 ) -> list[dict[str, Any]]:
     async with ctx.db.read() as s:
         return await service.history(s, caller, group_id, after_seq, limit)
 
 
 @router.post("/groups/{group_id}/messages")
-async def post_message(group_id: str, body: GroupPost, caller: CurrentCaller, ctx: Ctx) -> JSONResponse:
+async def post_message(
+    group_id: str, body: GroupPost, caller: CurrentCaller, ctx: Ctx
+) -> JSONResponse:
     text = body.body
     if not text.strip() or "\x00" in text or len(text) > ctx.settings.max_body_chars:
-        raise BadInput(f"A group message is 1 to {ctx.settings.max_body_chars} characters of text.",
-                       code="invalid")
-    sent = await ctx.db.run(actions.send_to_group, caller, group_id, body.client_msg_id, text, ctx.clock.now())
-    return JSONResponse(service.message_public(sent.message), status_code=200 if sent.duplicate else 201)
+        raise BadInput(
+            f"A group message is 1 to {ctx.settings.max_body_chars} characters of text.",
+            code="invalid",
+        )
+    sent = await ctx.db.run(
+        actions.send_to_group, caller, group_id, body.client_msg_id, text, ctx.clock.now()
+    )
+    return JSONResponse(
+        service.message_public(sent.message), status_code=200 if sent.duplicate else 201
+    )
 
 
 @router.post("/groups/{group_id}/checkin")
@@ -119,9 +132,17 @@ async def mute(group_id: str, body: MuteRequest, staff: CurrentStaff, ctx: Ctx) 
 
 
 @router.post("/groups/{group_id}/giveaways", status_code=201)
-async def create_giveaway(group_id: str, body: GiveawayCreate, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+async def create_giveaway(
+    group_id: str, body: GiveawayCreate, staff: CurrentStaff, ctx: Ctx
+) -> dict[str, Any]:
     return await ctx.db.run(  # type: ignore[no-any-return]
-        actions.create_giveaway, staff, group_id, body.title, body.quantity, body.coupon, ctx.clock.now()
+        actions.create_giveaway,
+        staff,
+        group_id,
+        body.title,
+        body.quantity,
+        body.coupon,
+        ctx.clock.now(),
     )
 
 

@@ -28,7 +28,9 @@ def next_streak(last_day: date | None, last_streak: int, today: date) -> int:
     return 1
 
 
-def muted_until(now: datetime, group_until: datetime | None, member_until: datetime | None) -> datetime | None:
+def muted_until(
+    now: datetime, group_until: datetime | None, member_until: datetime | None
+) -> datetime | None:
     """When the mute in force for this member ends (the later of group and member), or None."""
     active = [u for u in (group_until, member_until) if u is not None and u > now]
     return max(active) if active else None

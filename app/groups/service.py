@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.chat.actions import BuyerIdentity
 from app.chat.schemas import iso
 from app.errors import DomainError, Forbidden, NotFound
-from app.groups.models import MEMBER_ACTIVE, MEMBER_REMOVED, Giveaway, Group, GroupMember, GroupMessage, GroupSensitiveWord
+from app.groups.models import (
+    MEMBER_ACTIVE,
+    MEMBER_REMOVED,
+    Giveaway,
+    Group,
+    GroupMember,
+    GroupMessage,
+    GroupSensitiveWord,
+)
 from app.shops.models import Agent
 
 PAGE = 500
@@ -109,7 +117,9 @@ def require_staff(agent: Agent, what: str) -> None:
         raise Forbidden(f"Only the shop's supervisors and admins may {what}.")
 
 
-async def messages_after(s: AsyncSession, group_id: str, after_seq: int, limit: int = PAGE) -> list[GroupMessage]:
+async def messages_after(
+    s: AsyncSession, group_id: str, after_seq: int, limit: int = PAGE
+) -> list[GroupMessage]:
     rows = await s.execute(
         select(GroupMessage)
         .where(GroupMessage.group_id == group_id, GroupMessage.seq > after_seq)
@@ -119,39 +129,52 @@ async def messages_after(s: AsyncSession, group_id: str, after_seq: int, limit: 
     return list(rows.scalars())
 
 
-async def history(s: AsyncSession, caller: Caller, group_id: str, after_seq: int, limit: int = PAGE) -> list[dict[str, Any]]:
+async def history(
+    s: AsyncSession, caller: Caller, group_id: str, after_seq: int, limit: int = PAGE
+) -> list[dict[str, Any]]:
     g = await readable_group(s, caller, group_id)
     return [message_public(m) for m in await messages_after(s, g.id, after_seq, limit)]
 
 
-async def groups_for(s: AsyncSession, caller: Caller, *, all_of_shop: bool = False) -> list[dict[str, Any]]:
+async def groups_for(
+    s: AsyncSession, caller: Caller, *, all_of_shop: bool = False
+) -> list[dict[str, Any]]:
     """Agents: the shop's groups. Buyers: their groups, or with `all_of_shop` every group
     of their shop (to find one to join), each with their membership if any."""
     if isinstance(caller, BuyerIdentity):
         q = (
             select(Group, GroupMember)
-            .join(GroupMember, (GroupMember.group_id == Group.id) & (GroupMember.buyer_id == caller.buyer_id),
-                  isouter=all_of_shop)
+            .join(
+                GroupMember,
+                (GroupMember.group_id == Group.id) & (GroupMember.buyer_id == caller.buyer_id),
+                isouter=all_of_shop,
+            )
             .where(Group.shop_id == caller.shop_id)
             .order_by(Group.created_at, Group.id)
         )
         if not all_of_shop:
             q = q.where(GroupMember.status == MEMBER_ACTIVE)
         return [group_public(g, m) for g, m in (await s.execute(q)).all()]
-    rows = await s.execute(select(Group).where(Group.shop_id == caller.shop_id).order_by(Group.created_at, Group.id))
+    rows = await s.execute(
+        select(Group).where(Group.shop_id == caller.shop_id).order_by(Group.created_at, Group.id)
+    )
     return [group_public(g) for g in rows.scalars()]
 
 
 async def active_group_ids(s: AsyncSession, shop_id: str, buyer_id: str) -> list[str]:
     rows = await s.execute(
         select(GroupMember.group_id).where(
-            GroupMember.shop_id == shop_id, GroupMember.buyer_id == buyer_id, GroupMember.status == MEMBER_ACTIVE
+            GroupMember.shop_id == shop_id,
+            GroupMember.buyer_id == buyer_id,
+            GroupMember.status == MEMBER_ACTIVE,
         )
     )
     return list(rows.scalars())
 
 
-async def groups_by_ids(s: AsyncSession, group_ids: list[str], buyer_id: str) -> list[dict[str, Any]]:
+async def groups_by_ids(
+    s: AsyncSession, group_ids: list[str], buyer_id: str
+) -> list[dict[str, Any]]:
     if not group_ids:
         return []
     rows = await s.execute(
@@ -165,7 +188,9 @@ async def groups_by_ids(s: AsyncSession, group_ids: list[str], buyer_id: str) ->
 
 async def sensitive_words(s: AsyncSession, shop_id: str) -> list[str]:
     rows = await s.execute(
-        select(GroupSensitiveWord.word).where(GroupSensitiveWord.shop_id == shop_id).order_by(GroupSensitiveWord.word)
+        select(GroupSensitiveWord.word)
+        .where(GroupSensitiveWord.shop_id == shop_id)
+        .order_by(GroupSensitiveWord.word)
     )
     return list(rows.scalars())
 

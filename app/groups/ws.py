@@ -13,7 +13,9 @@ from app.realtime.connection import Connection
 from app.realtime.topics import group_topic
 
 
-async def subscribe_buyer_groups(ctx: AppContext, conn: Connection, shop_id: str, buyer_id: str) -> list[dict[str, Any]]:
+async def subscribe_buyer_groups(
+    ctx: AppContext, conn: Connection, shop_id: str, buyer_id: str
+) -> list[dict[str, Any]]:
     """Listen to the buyer's groups, then read them: anything after the `last_seq` read
     here arrives live, anything up to it the client syncs (`group.sync`)."""
     async with ctx.db.read() as s:
@@ -29,9 +31,16 @@ async def on_group_send(session: Any, caller: service.Caller, frame: dict[str, A
     out = parse_outgoing(frame, max_chars=session.ctx.settings.max_body_chars)
     if out.kind != "text":
         raise BadInput(f"Group messages are text, but got kind {out.kind!r}.")
-    sent = await session.run(actions.send_to_group, caller, group_id, out.client_msg_id, out.body, session.now())
-    session.conn.push({"type": "message.ack", "client_msg_id": out.client_msg_id,
-                       "message": service.message_public(sent.message)})
+    sent = await session.run(
+        actions.send_to_group, caller, group_id, out.client_msg_id, out.body, session.now()
+    )
+    session.conn.push(
+        {
+            "type": "message.ack",
+            "client_msg_id": out.client_msg_id,
+            "message": service.message_public(sent.message),
+        }
+    )
 
 
 async def on_group_sync(session: Any, caller: service.Caller, frame: dict[str, Any]) -> None:
