@@ -76,6 +76,7 @@ class RedisBus(Bus):
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._dirty = False  # a publish failed: others may have missed news
+        self._resync_task: asyncio.Task[None] | None = None
         self._connected = False
 
     async def start(self) -> None:
@@ -89,9 +90,10 @@ class RedisBus(Bus):
             log.warning("Redis bus not subscribed yet at start-up; will keep trying")
 
     async def stop(self) -> None:
-        if self._listener:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+        for task in (self._listener, self._resync_task):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._client:
             await self._client.aclose()
 
@@ -101,17 +103,42 @@ class RedisBus(Bus):
 
     async def publish(self, data: bytes) -> bool:
         assert self._client is not None
+        # Twice: after a Redis restart the pooled connection is dead, the next one is fine.
+        for attempt in range(2):
+            try:
+                await self._client.publish(self.channel, data)
+                break
+            except (RedisError, OSError) as exc:
+                if attempt == 1:
+                    log.warning("Redis publish failed (%s); receivers will resync from the database", exc)
+                    self._news_lost()
+                    return False
+        if self._dirty:
+            await self._announce_resync()
+        return True
+
+    def _news_lost(self) -> None:
+        """Some node may have missed news: make sure every node resyncs once Redis is back."""
+        self._dirty = True
+        if self._resync_task is None or self._resync_task.done():
+            self._resync_task = asyncio.create_task(self._resync_when_back(), name="redis-bus-resync")
+
+    async def _announce_resync(self) -> bool:
+        assert self._client is not None
         try:
-            await self._client.publish(self.channel, data)
-            if self._dirty:
-                # We failed to send earlier: tell every node to read the record again.
-                self._dirty = False
-                await self._client.publish(self.channel, RESYNC + b"\n")
-            return True
-        except (RedisError, OSError) as exc:
-            self._dirty = True
-            log.warning("Redis publish failed (%s); receivers will resync from the database", exc)
+            await self._client.publish(self.channel, RESYNC + b"\n")
+        except (RedisError, OSError):
             return False
+        self._dirty = False
+        return True
+
+    async def _resync_when_back(self) -> None:
+        # Without this, news lost in a node's last publish before an outage ended would
+        # stay lost: nothing else would tell the other nodes to read the record again.
+        delay = 0.1
+        while self._dirty and not await self._announce_resync():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _listen_forever(self) -> None:
         assert self._client is not None
