@@ -139,6 +139,11 @@ class Database:
         async with self.sessionmaker() as session:
             yield session
 
+    async def query(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(uow, *args)` on a read session: checks and reads that change nothing."""
+        async with self.read() as session:
+            return await fn(UnitOfWork(session, self.dialect), *args, **kwargs)
+
     @contextlib.asynccontextmanager
     async def _transaction_once(self) -> AsyncIterator[UnitOfWork]:
         lock = self._write_lock or contextlib.nullcontext()

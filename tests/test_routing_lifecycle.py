@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.chat.models import Conversation, Message
+from app.routing.actions import waiting_queues
 from app.routing.jobs import AUTO_CLOSE_JOB, REQUEUE_ABSENT_JOB
 from app.routing.models import AgentQueue, CategoryQueue, Queue
 from tests.conftest import buyer, online_agent
@@ -107,11 +108,7 @@ async def test_overflow_is_found_by_the_sweep_without_any_other_event(srv, kit, 
     grandpa = await buyer(srv, kit, connect, "grandpa2", age=66)
     await say(grandpa, "在吗")
     srv.clock.advance(seconds=121)
-    async with srv.ctx.db.read() as s:
-        from app.db import UnitOfWork
-        from app.routing.actions import waiting_queues
-
-        pairs = await waiting_queues(UnitOfWork(s, srv.ctx.db.dialect))
+    pairs = await srv.ctx.db.query(waiting_queues)
     assert (kit.shop_id, "general") in pairs  # the sweep kicks general for overdue elders
     for pair in pairs:
         srv.ctx.dispatcher.on_signal("dispatch", pair)

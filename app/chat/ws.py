@@ -133,7 +133,7 @@ class BuyerSession(Session):
         await self.send_and_ack(out, actions.send_from_buyer, self.buyer, out, self.now())
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
-        return await self.run(actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id"))
+        return await self.ctx.db.query(actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id"))
 
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
@@ -182,7 +182,7 @@ class AgentSession(Session):
         }
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
-        return await self.run(actions.conversation_for_agent, self.agent, get_str(frame, "conversation_id"))
+        return await self.ctx.db.query(actions.conversation_for_agent, self.agent, get_str(frame, "conversation_id"))
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         conv_id = get_str(frame, "conversation_id")

@@ -16,7 +16,7 @@ import asyncio
 import logging
 
 from app.clock import Clock
-from app.db import Database, UnitOfWork
+from app.db import Database
 from app.routing import actions as routing
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ class Dispatcher:
     async def refresh_positions(self, pair: tuple[str, str], *, force: bool) -> None:
         """Announce the queue's current order unless this node already announced exactly it."""
         try:
-            async with self.db.read() as session:
-                order = await routing.waiting_order(UnitOfWork(session, self.db.dialect), *pair)
+            order = await self.db.query(routing.waiting_order, *pair)
             fingerprint = hash(tuple(order))
             if not force and self._announced.get(pair) == fingerprint:
                 return
@@ -100,9 +99,7 @@ class Dispatcher:
             await asyncio.sleep(self.sweep_s)
             sweeps += 1
             try:
-                async with self.db.read() as session:
-                    uow = UnitOfWork(session, self.db.dialect)
-                    waiting = await routing.waiting_queues(uow)
+                waiting = await self.db.query(routing.waiting_queues)
             except Exception:
                 log.exception("dispatch sweep could not list waiting queues")
                 continue
