@@ -10,6 +10,7 @@ the whole scheduler; a library's own job store would be a second, disagreeing re
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING
 
 from app.clock import Clock
@@ -58,6 +59,8 @@ async def run_due_campaigns(ctx: JobContext) -> int:
     """The periodic job: every campaign whose send time has come, one after another."""
     async with ctx.db.read() as s:
         due = await service.due_campaigns(s, ctx.clock.now())
+    # Workers spread over the due campaigns instead of queueing on one campaign's row lock.
+    random.shuffle(due)
     handled = 0
     for campaign_id in due:
         try:
