@@ -96,6 +96,7 @@
   const handlers = {
     hello(f) {
       ui.banner.hidden = true;
+      document.body.dataset.connected = "true"; // the socket said hello (tests wait for it)
       setStatus(f.status);
       const present = new Set();
       for (const data of f.conversations) {
@@ -195,6 +196,8 @@
   function handleFrame(frame) {
     const handler = handlers[frame.type];
     if (handler) handler(frame);
+    // The buyer panel (workbench-panel.js) listens too, e.g. for payout.updated.
+    document.dispatchEvent(new CustomEvent("homing:frame", { detail: frame }));
   }
 
   function receive(msg) {
@@ -279,7 +282,7 @@
       return el("li", null, el("button", {
         type: "button",
         className: `conv-item${conv.id === activeId ? " active" : ""}${conv.open ? "" : " closed"}${conv.data.elder ? " elder" : ""}`,
-        dataset: { id: conv.id },
+        dataset: { id: conv.id, buyer: conv.data.buyer_id },
         "aria-current": conv.id === activeId ? "true" : null,
         onclick: () => activate(conv.id),
       }, [
@@ -327,6 +330,9 @@
     const conv = convs.get(activeId);
     ui.placeholder.hidden = Boolean(conv);
     ui.body.hidden = !conv;
+    document.dispatchEvent(new CustomEvent("homing:active", {
+      detail: conv ? { conv: conv.data, open: conv.open } : null,
+    }));
     if (!conv) return;
     ui.buyer.textContent = buyerName(conv);
     ui.badges.replaceChildren(...badgeNodes(conv));
@@ -525,6 +531,9 @@
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => { ui.toast.hidden = true; }, 4000);
   }
+
+  // What the buyer panel and the transfer form use from here.
+  window.HomingWorkbench = { boot, send: (frame) => socket.send(frame), toast };
 
   setInterval(() => { renderWaits(); renderTyping(); }, 1000);
   renderCanned();

@@ -22,7 +22,7 @@ from app.pages import demo
 from app.pages.i18n import LANG_COOKIE, STRINGS, pick_lang
 from app.shops import api as shops_api
 from app.shops import service as shop_service
-from app.shops.models import Agent
+from app.shops.models import Agent, Shop
 
 STATIC_DIR = PROJECT_ROOT / "static"
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -147,9 +147,18 @@ async def workbench(request: Request, ctx: Ctx) -> Response:
         return RedirectResponse("/login", status_code=303)
     lang = pick_lang(request)[0]
     # The session cookie is HttpOnly; the page gets the same credential here, for the socket.
+    async with ctx.db.read() as s:
+        shop = await s.get(Shop, agent.shop_id)
     boot = {
         "token": request.cookies.get(SESSION_COOKIE),
-        "agent": {**shops_api.agent_public(agent), "status": agent.status},
+        "agent": {
+            **shops_api.agent_public(agent),
+            "status": agent.status,
+            "payout_limit_cents": agent.payout_limit_cents,
+            "payout_daily_cents": agent.payout_daily_cents,
+        },
+        # The payout daily total is per calendar day in the shop's time zone.
+        "timezone": shop_service.shop_zone(shop).key if shop else "Asia/Shanghai",
         "lang": lang,
         "strings": STRINGS[lang],
     }
@@ -178,3 +187,9 @@ async def demo_shop(request: Request, ctx: Ctx) -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+# The console's routes live in their own module (it imports render and session_agent from here).
+from app.pages import console as _console
+
+router.include_router(_console.router)

@@ -18,8 +18,8 @@ import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
 from app.clock import Clock
-from app.migrate import upgrade
 from app.demo import seed_demo
+from app.migrate import upgrade
 from tests.browser.helpers import DESKTOP, Tab
 from tests.conftest import PG_ADMIN, _pg_exec
 from tests.support.servers import ROOT, InProcessServer

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+import jwt
 from playwright.async_api import BrowserContext, Page, expect
 
+from app.demo import DEMO_API_KEY, DEMO_BUYER_SECRET, DEMO_SLUG
 from tests.support.servers import ROOT, InProcessServer
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -49,7 +55,7 @@ async def agent_online(
 ) -> None:
     """An agent on the workbench, logged in through the form and switched online."""
     await log_in(page, base, shop, username, password)
-    await expect(page.locator("#conv-empty")).to_be_visible()
+    await expect(page.locator("body[data-connected=true]")).to_have_count(1)
     online = page.locator(".status-switch [data-status=online]")
     await online.click()
     await expect(online).to_have_attribute("aria-checked", "true")
@@ -95,4 +101,50 @@ async def embed_widget(
 
 
 def conversation_item(page: Page, buyer_id: str) -> Any:
-    return page.locator(".conv-item", has=page.locator(".buyer", has_text=buyer_id))
+    return page.locator(f".conv-item[data-buyer=\"{buyer_id}\"]")
+
+
+def demo_buyer_token(sub: str, name: str = "测试买家") -> str:
+    """A buyer of the demo shop, signed as the demo shop's own server would."""
+    claims = {"sub": sub, "shop": DEMO_SLUG, "name": name, "exp": int(time.time()) + 3600}
+    return jwt.encode(claims, DEMO_BUYER_SECRET, algorithm="HS256")
+
+
+async def demo_order(server: InProcessServer, buyer_id: str, order_id: str, amount_cents: int) -> None:
+    """An order of the demo shop, sent as its storefront does (`POST /orders`, the API key)."""
+    now = datetime.now(UTC)
+    async with httpx.AsyncClient(base_url=server.http) as c:
+        r = await c.post(
+            "/api/v1/orders",
+            headers={"Authorization": f"Bearer {DEMO_API_KEY}"},
+            json={
+                "order_id": order_id,
+                "buyer_id": buyer_id,
+                "amount_cents": amount_cents,
+                "status": "paid",
+                "category": "家居",
+                "created_at": now.isoformat(),
+                # Shipping promised in the future: the late-shipment job leaves it alone.
+                "ship_by": (now + timedelta(days=3)).isoformat(),
+            },
+        )
+        assert r.status_code in (200, 201), r.text
+
+
+async def buyer_asks(page: Page, server: InProcessServer, buyer_id: str, text: str) -> None:
+    """A demo-shop buyer on a shop page with the widget, who writes first."""
+    await embed_widget(page, server, demo_buyer_token(buyer_id))
+    await open_widget(page)
+    await widget_say(page, text)
+
+
+async def pay(page: Page, amount: str, reason: str, note: str = "") -> None:
+    """Fill the workbench's payout form and send it."""
+    await page.fill("#payout-amount", amount)
+    await page.select_option("#payout-reason", reason)
+    await page.fill("#payout-note", note)
+    await page.click("#payout-submit")
+
+
+def unique_buyer(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"

@@ -1,0 +1,344 @@
+"""The console `/console` for supervisors and admins: live queues, agents and their limits,
+routing categories, payout approvals, the payout fund and the service metrics (体验分).
+
+Server-rendered (autoescaped) with htmx: tabs are plain links, the live parts poll a
+fragment, and each form posts to a page route that calls the same domain code as the API
+and answers the section again with what happened. Page POSTs must come from htmx (the
+`HX-Request` header, which another site's form cannot send) besides the SameSite cookie.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from app.deps import SESSION_COOKIE, Ctx
+from app.errors import DomainError
+from app.metrics import service as metrics_service
+from app.metrics.api import agent_metrics_public
+from app.pages.i18n import STRINGS, pick_lang
+from app.pages.views import render, session_agent
+from app.payouts import actions as payout_actions
+from app.payouts import service as payout_service
+from app.payouts.schemas import payout_public
+from app.routing import config as routing_config
+from app.shops import actions as shop_actions
+from app.shops import api as shops_api
+from app.shops import service as shop_service
+from app.shops.models import Agent, Shop
+
+router = APIRouter(include_in_schema=False)
+
+TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics")
+STAFF = ("supervisor", "admin")
+ROLES = ("agent", "supervisor", "admin")
+REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
+BAD_AMOUNT = "bad_amount"
+
+
+class PageError(Exception):
+    """A form value the page itself refuses (before the domain sees it)."""
+
+
+def yuan(cents: int | None) -> str:
+    return "" if cents is None else f"¥{cents / 100:,.2f}"
+
+
+def yuan_plain(cents: int) -> str:
+    """Cents as an editable yuan amount ("50" or "12.5")."""
+    return f"{Decimal(cents) / 100:f}".rstrip("0").rstrip(".") if cents % 100 else str(cents // 100)
+
+
+def cents_of(text: str, *, allow_zero: bool = False) -> int:
+    """ "12.50" yuan -> 1250 cents; PageError unless ≥ 0 (or > 0) with at most two decimals."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise PageError(BAD_AMOUNT) from None
+    if not value.is_finite() or value != value.quantize(Decimal("0.01")) or value > 10**10:
+        raise PageError(BAD_AMOUNT)
+    cents = int(value * 100)
+    if cents < 0 or (cents == 0 and not allow_zero):
+        raise PageError(BAD_AMOUNT)
+    return cents
+
+
+def percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def error_text(t: dict[str, str], err: Exception) -> str:
+    if isinstance(err, PageError):
+        return t["err_amount"]
+    if isinstance(err, DomainError):
+        return t.get(f"err_{err.code}") or err.message
+    if isinstance(err, ValidationError):
+        first = err.errors()[0]
+        return t["err_generic"].format(f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
+    return t["err_generic"].format(str(err))
+
+
+async def _staff(request: Request, ctx: Ctx) -> Agent | Response:
+    """The supervisor or admin asking; else the login page or the 403 page."""
+    agent = await session_agent(request, ctx)
+    if agent is None:
+        return RedirectResponse("/login", status_code=303)
+    if agent.role not in STAFF:
+        return render(request, ctx, "console_forbidden.html", status=403, agent=agent)
+    return agent
+
+
+def _from_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+# ---- what each tab shows ----------------------------------------------------------------
+
+
+async def _agent_rows(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
+    async with ctx.db.read() as s:
+        return [shops_api.agent_detail(a) for a in await shop_service.agents_of_shop(s, shop_id)]
+
+
+async def _queues(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
+    async with ctx.db.read() as s:
+        return [asdict(q) for q in await routing_config.list_queues(s, shop_id)]
+
+
+async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str, Any]:
+    shop_id = me.shop_id
+    if tab == "queues":
+        queues = await _queues(ctx, shop_id)
+        return {
+            "queues": queues,
+            "total_waiting": sum(q["waiting"] for q in queues),
+            "total_online": sum(q["agents_online"] for q in queues),
+        }
+    if tab == "agents":
+        return {"agents": await _agent_rows(ctx, shop_id), "queues": await _queues(ctx, shop_id)}
+    if tab == "categories":
+        async with ctx.db.read() as s:
+            mapping = await routing_config.category_map(s, shop_id)
+        return {"categories": sorted(mapping.items()), "queues": await _queues(ctx, shop_id)}
+    if tab == "approvals":
+        async with ctx.db.read() as s:
+            pending = await payout_service.list_payouts(s, shop_id, status="pending_approval")
+        names = {a["id"]: a["display_name"] for a in await _agent_rows(ctx, shop_id)}
+        rows = [payout_public(p) for p in pending]
+        for row in rows:
+            row["agent_name"] = names.get(row["agent_id"], row["agent_id"])
+        return {"payouts": rows}
+    if tab == "fund":
+        async with ctx.db.read() as s:
+            balance = await payout_service.fund_balance(s, shop_id)
+            pending = await payout_service.list_payouts(s, shop_id, status="pending_approval")
+        return {"balance": balance, "pending_cents": sum(p.amount_cents for p in pending)}
+    if tab == "metrics":
+        start = request.query_params.get("from") or None
+        end = request.query_params.get("to") or None
+        try:
+            async with ctx.db.read() as s:
+                report = await metrics_service.shop_metrics(s, shop_id, start, end, ctx.clock.now())
+                shop = await s.get(Shop, shop_id)
+        except DomainError as err:
+            return {"metrics_error": err.message, "start": start or "", "end": end or ""}
+        zone = shop_service.shop_zone(shop) if shop else None
+        first = report.start.astimezone(zone).date().isoformat()
+        # The period is [from, to): show its last day (a `to` at midnight ends the day before).
+        shown_end = (report.end.astimezone(zone) - timedelta(microseconds=1)).date()
+        return {
+            "shop": asdict(report.shop),
+            "agents": [agent_metrics_public(row) for row in report.agents],
+            "start": start or first,
+            "end": end or shown_end.isoformat(),
+            "period": (first, shown_end.isoformat()),
+        }
+    raise ValueError(tab)
+
+
+def _values(request: Request, ctx: Ctx, me: Agent, tab: str, data: dict[str, Any],
+            **extra: Any) -> dict[str, Any]:
+    return {
+        "me": me,
+        "tab": tab,
+        "tabs": TABS,
+        "roles": ROLES,
+        "reasons": REASONS,
+        "is_admin": me.role == "admin",
+        "yuan": yuan,
+        "yuan_plain": yuan_plain,
+        "percent": percent,
+        "flash": None,
+        "error": None,
+        **data,
+        **extra,
+    }
+
+
+async def _section(request: Request, ctx: Ctx, me: Agent, tab: str, **extra: Any) -> Response:
+    data = await tab_data(tab, me, ctx, request)
+    return render(request, ctx, f"console/_{tab}.html", **_values(request, ctx, me, tab, data, **extra))
+
+
+# ---- pages and fragments ----------------------------------------------------------------
+
+
+@router.get("/console")
+async def console(request: Request, ctx: Ctx) -> Response:
+    me = await _staff(request, ctx)
+    if isinstance(me, Response):
+        return me
+    tab = request.query_params.get("tab") or "queues"
+    if tab not in TABS:
+        tab = "queues"
+    data = await tab_data(tab, me, ctx, request)
+    response = render(request, ctx, "console.html", **_values(request, ctx, me, tab, data))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/console/section/{tab}")
+async def console_section(tab: str, request: Request, ctx: Ctx) -> Response:
+    """One tab's content again (htmx polling of the live queues and the approvals)."""
+    me = await _staff(request, ctx)
+    if isinstance(me, Response):
+        return me
+    if tab not in TABS:
+        return Response(status_code=404)
+    return await _section(request, ctx, me, tab)
+
+
+async def _posted(request: Request, ctx: Ctx, *, admin: bool) -> Agent | Response:
+    me = await _staff(request, ctx)
+    if isinstance(me, Response):
+        return me
+    if not _from_htmx(request):
+        return Response("Send this form from the console page.", status_code=400)
+    if admin and me.role != "admin":
+        return render(request, ctx, "console_forbidden.html", status=403, agent=me)
+    return me
+
+
+@router.post("/console/payouts/{payout_id}/{decision}")
+async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> Response:
+    me = await _posted(request, ctx, admin=False)
+    if isinstance(me, Response):
+        return me
+    if decision not in ("approve", "reject"):
+        return Response(status_code=404)
+    t = STRINGS[pick_lang(request)[0]]
+    try:
+        payout = await payout_actions.decide_payout(
+            ctx.db, approver_id=me.id, shop_id=me.shop_id, payout_id=payout_id,
+            approve=decision == "approve", note=None, now=ctx.clock.now(),
+        )
+    except DomainError as err:
+        return await _section(request, ctx, me, "approvals", error=error_text(t, err))
+    done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
+    return await _section(request, ctx, me, "approvals", flash=done.format(yuan(payout.amount_cents)))
+
+
+def _form_text(form: Any, name: str) -> str:
+    return str(form.get(name) or "").strip()
+
+
+def _agent_fields(form: Any, *, creating: bool) -> dict[str, Any]:
+    """The agent form's fields as the API takes them (blank password: unchanged)."""
+    fields: dict[str, Any] = {
+        "display_name": _form_text(form, "display_name"),
+        "role": _form_text(form, "role"),
+        "queues": [str(q) for q in form.getlist("queues")],
+        "payout_limit_cents": cents_of(_form_text(form, "payout_limit"), allow_zero=True),
+        "payout_daily_cents": cents_of(_form_text(form, "payout_daily"), allow_zero=True),
+    }
+    try:
+        fields["max_concurrent"] = int(_form_text(form, "max_concurrent"))
+    except ValueError:
+        fields["max_concurrent"] = -1  # the domain's bad_limit
+    password = str(form.get("password") or "")
+    if password or creating:
+        fields["password"] = password
+    if creating:
+        fields["username"] = _form_text(form, "username")
+    if not fields["display_name"] and not creating:
+        del fields["display_name"]
+    return fields
+
+
+@router.post("/console/agents")
+async def create_agent(request: Request, ctx: Ctx) -> Response:
+    me = await _posted(request, ctx, admin=True)
+    if isinstance(me, Response):
+        return me
+    t = STRINGS[pick_lang(request)[0]]
+    form = await request.form()
+    try:
+        fields = _agent_fields(form, creating=True)
+        if not fields["display_name"]:
+            del fields["display_name"]
+        body = shops_api.AgentIn(**fields)
+        added = await ctx.db.run(shop_actions.add_agent, me.shop_id, body.to_fields(), ctx.clock.now())
+    except (PageError, DomainError, ValidationError) as err:
+        return await _section(request, ctx, me, "agents", error=error_text(t, err))
+    return await _section(request, ctx, me, "agents",
+                          flash=t["ag_created"].format(added.agent.display_name))
+
+
+@router.post("/console/agents/{agent_id}")
+async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
+    me = await _posted(request, ctx, admin=True)
+    if isinstance(me, Response):
+        return me
+    t = STRINGS[pick_lang(request)[0]]
+    form = await request.form()
+    own_token = request.cookies.get(SESSION_COOKIE) if agent_id == me.id else None
+    try:
+        body = shops_api.AgentPatchIn(**_agent_fields(form, creating=False))
+        updated = await ctx.db.run(
+            shop_actions.update_agent, me.shop_id, agent_id, body.to_fields(), keep_token=own_token
+        )
+    except (PageError, DomainError, ValidationError) as err:
+        return await _section(request, ctx, me, "agents", error=error_text(t, err))
+    return await _section(request, ctx, me, "agents",
+                          flash=t["ag_saved"].format(updated.agent.display_name))
+
+
+@router.post("/console/categories")
+async def save_categories(request: Request, ctx: Ctx) -> Response:
+    me = await _posted(request, ctx, admin=True)
+    if isinstance(me, Response):
+        return me
+    t = STRINGS[pick_lang(request)[0]]
+    form = await request.form()
+    names = [str(c).strip() for c in form.getlist("category")]
+    targets = [str(q) for q in form.getlist("queue")]
+    mapping = {name: queue for name, queue in zip(names, targets, strict=False) if name}
+    try:
+        await ctx.db.run(routing_config.replace_category_map, me.shop_id, mapping)
+    except DomainError as err:
+        return await _section(request, ctx, me, "categories", error=error_text(t, err))
+    return await _section(request, ctx, me, "categories", flash=t["cat_saved"])
+
+
+@router.post("/console/fund")
+async def topup(request: Request, ctx: Ctx) -> Response:
+    me = await _posted(request, ctx, admin=True)
+    if isinstance(me, Response):
+        return me
+    t = STRINGS[pick_lang(request)[0]]
+    form = await request.form()
+    try:
+        cents = cents_of(_form_text(form, "amount"))
+        await ctx.db.run(
+            payout_actions.topup_fund, admin_id=me.id, amount_cents=cents, now=ctx.clock.now()
+        )
+    except (PageError, DomainError) as err:
+        return await _section(request, ctx, me, "fund", error=error_text(t, err))
+    return await _section(request, ctx, me, "fund", flash=t["fund_topped"].format(yuan(cents)))
+
