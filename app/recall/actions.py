@@ -383,40 +383,64 @@ async def _post_cards(
             await s.execute(select(Buyer).where(Buyer.shop_id == c.shop_id, Buyer.id.in_(quiet)))
         ).scalars()
     }
+    # One template row of each kind (the models' defaults and types), copied per buyer:
+    # building 100,000 model instances would cost more than writing them.
+    conv_template = Conversation(
+        id="",
+        shop_id=c.shop_id,
+        buyer_id="",
+        status="closed",
+        last_seq=1,
+        opened_at=now,
+        closed_at=now,
+        close_reason="system",
+    ).model_dump()
+    msg_template = Message(
+        id="",
+        shop_id=c.shop_id,
+        conversation_id="",
+        seq=1,
+        sender="system",
+        sender_id=None,
+        kind="coupon_card",
+        body="",
+        payload={},
+        created_at=now,
+    )
+    frame_template = message_public(msg_template)
+    msg_row = msg_template.model_dump()
     convs, msgs = [], []
     for b in quiet:
         known = buyers.get(b)
         facts = BuyerFacts(age=known.age, elder_mode=known.elder_mode) if known else BuyerFacts()
-        conv = Conversation(
-            id=new_id(),
-            shop_id=c.shop_id,
-            buyer_id=b,
-            queue=choose_queue(facts),
-            status="closed",
-            elder=facts.is_elder,
-            last_seq=1,
-            opened_at=now,
-            closed_at=now,
-            close_reason="system",
-        )
+        conv_id, msg_id = new_id(), new_id()
         body, payload = card_for(c, by_buyer[b].id)
-        msg = Message(
-            id=new_id(),
-            shop_id=c.shop_id,
-            conversation_id=conv.id,
-            seq=1,
-            sender="system",
-            sender_id=None,
-            kind="coupon_card",
-            body=body,
-            payload=payload,
-            created_at=now,
+        convs.append(
+            {
+                **conv_template,
+                "id": conv_id,
+                "buyer_id": b,
+                "queue": choose_queue(facts),
+                "elder": facts.is_elder,
+            }
         )
-        convs.append(conv.model_dump())
-        msgs.append(msg)
-        placed[by_buyer[b].id] = (conv.id, msg.id, 1)
+        msgs.append(
+            {**msg_row, "id": msg_id, "conversation_id": conv_id, "body": body, "payload": payload}
+        )
+        placed[by_buyer[b].id] = (conv_id, msg_id, 1)
+        uow.emit(
+            buyer_topic(c.shop_id, b),
+            {
+                "type": "message.new",
+                "message": {
+                    **frame_template,
+                    "id": msg_id,
+                    "conversation_id": conv_id,
+                    "body": body,
+                    "payload": payload,
+                },
+            },
+        )
     await s.execute(_insert(uow)(Conversation.__table__), convs)
-    await s.execute(_insert(uow)(Message.__table__), [m.model_dump() for m in msgs])
-    for b, m in zip(quiet, msgs, strict=True):
-        uow.emit(buyer_topic(c.shop_id, b), {"type": "message.new", "message": message_public(m)})
+    await s.execute(_insert(uow)(Message.__table__), msgs)
     return placed
