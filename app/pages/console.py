@@ -118,7 +118,8 @@ async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str,
         return {
             "queues": queues,
             "total_waiting": sum(q["waiting"] for q in queues),
-            "total_online": sum(q["agents_online"] for q in queues),
+            # Agents, not queue seats: someone serving two queues counts once.
+            "total_online": sum(a["status"] == "online" for a in await _agent_rows(ctx, shop_id)),
         }
     if tab == "agents":
         return {"agents": await _agent_rows(ctx, shop_id), "queues": await _queues(ctx, shop_id)}
