@@ -538,8 +538,39 @@ async def run(ctx: Any) -> list[Figure]:
                 "msgs",
             ),
         ]
+        cost = cpu_cost_ms(res["steps"])
+        res["cpu_ms"] = cost
+        figures += [
+            Figure(
+                NAME,
+                system.name,
+                "server CPU per round trip",
+                round(cost, 3) if cost else None,
+                "ms",
+                note="CPU time is far less disturbed by other work on the machine than latency"
+                + ("; Redis's own CPU not counted" if "Redis" in system.name else ""),
+            ),
+            Figure(
+                NAME,
+                system.name,
+                "CPU-bound ceiling (one core)",
+                round(1000 / cost) if cost else None,
+                "msg/s",
+            ),
+        ]
     figures += ratios(results)
     return figures
+
+
+def cpu_cost_ms(steps: list[dict[str, Any]]) -> float | None:
+    """Server CPU milliseconds per round trip, over the steps that lost nothing."""
+    cpu = sent = 0.0
+    for s in steps:
+        if s["lost"] or not s["achieved_rate"]:
+            continue
+        cpu += s["srv_cpu"] * s["sent"] / s["achieved_rate"]
+        sent += s["sent"]
+    return cpu / sent * 1000 if sent else None
 
 
 def ratios(results: dict[str, dict[str, Any]]) -> list[Figure]:
@@ -565,6 +596,18 @@ def ratios(results: dict[str, dict[str, Any]]) -> list[Figure]:
                 )
             )
             continue
+        if homing.get("cpu_ms") and r.get("cpu_ms"):
+            out.append(
+                Figure(
+                    NAME,
+                    "Homing (SQLite)",
+                    f"CPU-bound ceiling vs {peer}",
+                    round(r["cpu_ms"] / homing["cpu_ms"], 3),
+                    "x",
+                    note="the same comparison from CPU cost per round trip (no verdict: the "
+                    "target is on the sustainable rate)",
+                )
+            )
         ratio = h / r["best"].rate
         note = ""
         if r["generator_limited"]:
