@@ -14,7 +14,7 @@ import os
 import secrets
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,9 @@ PG_ADMIN = os.environ.get("HOMING_TEST_PG", "postgresql://postgres@127.0.0.1:543
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("recall")
-    g.add_argument("--recall-buyers", type=int, help="consulting buyers (default 100000; --quick 2000)")
+    g.add_argument(
+        "--recall-buyers", type=int, help="consulting buyers (default 100000; --quick 2000)"
+    )
     g.add_argument("--recall-db", default="sqlite,postgres", help="backends, comma-separated")
 
 
@@ -58,8 +60,11 @@ async def _pg(sql: str) -> None:
 async def _build(db: Database, n: int, now: datetime) -> str:
     async def shop(uow: Any) -> str:
         new = await shop_actions.create_shop(
-            uow, slug=f"bench-{secrets.token_hex(4)}", admin_username="admin",
-            admin_password="bench-password-1", now=now,
+            uow,
+            slug=f"bench-{secrets.token_hex(4)}",
+            admin_username="admin",
+            admin_password="bench-password-1",
+            now=now,
         )
         await actions.set_window(uow, new.shop.id, 0, 24 * 60, now)
         return str(new.shop.id)
@@ -70,18 +75,49 @@ async def _build(db: Database, n: int, now: datetime) -> str:
         convs, msgs = [], []
         for i in range(start, min(n, start + chunk)):
             b, cid, at = f"buyer-{i:06d}", new_id(), now - timedelta(hours=1 + i % 600)
-            convs.append(Conversation(
-                id=cid, shop_id=shop_id, buyer_id=b, status="closed", last_seq=2, opened_at=at,
-                closed_at=at + timedelta(minutes=5), close_reason="agent").model_dump())
-            msgs.append(Message(
-                id=new_id(), shop_id=shop_id, conversation_id=cid, seq=1, sender="buyer", sender_id=b,
-                kind="product_card", payload={"product_id": "p1", "title": "围巾", "price_cents": 9900},
-                created_at=at).model_dump())
-            msgs.append(Message(
-                id=new_id(), shop_id=shop_id, conversation_id=cid, seq=2, sender="buyer", sender_id=b,
-                kind="text", body="这款还有货吗?什么时候发货?", payload={}, created_at=at).model_dump())
+            convs.append(
+                Conversation(
+                    id=cid,
+                    shop_id=shop_id,
+                    buyer_id=b,
+                    status="closed",
+                    last_seq=2,
+                    opened_at=at,
+                    closed_at=at + timedelta(minutes=5),
+                    close_reason="agent",
+                ).model_dump()
+            )
+            msgs.append(
+                Message(
+                    id=new_id(),
+                    shop_id=shop_id,
+                    conversation_id=cid,
+                    seq=1,
+                    sender="buyer",
+                    sender_id=b,
+                    kind="product_card",
+                    payload={"product_id": "p1", "title": "围巾", "price_cents": 9900},
+                    created_at=at,
+                ).model_dump()
+            )
+            msgs.append(
+                Message(
+                    id=new_id(),
+                    shop_id=shop_id,
+                    conversation_id=cid,
+                    seq=2,
+                    sender="buyer",
+                    sender_id=b,
+                    kind="text",
+                    body="这款还有货吗?什么时候发货?",
+                    payload={},
+                    created_at=at,
+                ).model_dump()
+            )
 
-        async def write(uow: Any, convs: list[dict[str, Any]] = convs, msgs: list[dict[str, Any]] = msgs) -> None:
+        async def write(
+            uow: Any, convs: list[dict[str, Any]] = convs, msgs: list[dict[str, Any]] = msgs
+        ) -> None:
             await uow.session.execute(insert(Conversation), convs)
             await uow.session.execute(insert(Message), msgs)
 
@@ -91,11 +127,12 @@ async def _build(db: Database, n: int, now: datetime) -> str:
 
 async def _one(ctx: Any, backend: str, n: int) -> list[Figure]:
     name = f"homing_bench_recall_{secrets.token_hex(4)}"
-    tmp = Path(tempfile.mkdtemp(prefix="homing-recall-"))
+    tmp: Path | None = None
     if backend == "postgres":
         await _pg(f'CREATE DATABASE "{name}"')
         url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     else:
+        tmp = Path(tempfile.mkdtemp(prefix="homing-recall-"))
         url = f"sqlite:///{tmp / name}.db"
     await asyncio.to_thread(upgrade, url)
     settings = Settings(DATABASE_URL=url)  # type: ignore[call-arg]
@@ -114,12 +151,18 @@ async def _one(ctx: Any, backend: str, n: int) -> list[Figure]:
         async with db.read() as s:
             found = await service.audience(s, shop_id, 40, clock.now())
         preview_s = time.monotonic() - t
-        ctx.say(f"  {backend}: preview {preview_s:.2f}s: eligible {len(found.eligible)}, excluded {found.excluded}")
+        ctx.say(
+            f"  {backend}: preview {preview_s:.2f}s: eligible {len(found.eligible)}, excluded {found.excluded}"
+        )
 
         async def campaign(uow: Any) -> str:
             draft = actions.CampaignDraft(
-                "bench", clock.now(), clock.now() + timedelta(days=3), 40,
-                {"title": "满200减30", "amount_cents": 3000, "min_spend_cents": 20000}, "大促召回",
+                "bench",
+                clock.now(),
+                clock.now() + timedelta(days=3),
+                40,
+                {"title": "满200减30", "amount_cents": 3000, "min_spend_cents": 20000},
+                "大促召回",
             )
             c = await actions.create_campaign(uow, shop_id, "bench", draft, clock.now())
             await actions.schedule_campaign(uow, shop_id, c.id, clock.now())
@@ -130,24 +173,44 @@ async def _one(ctx: Any, backend: str, n: int) -> list[Figure]:
         handled = await run_campaign(db, clock, cid)
         send_s = time.monotonic() - t
         async with db.read() as s:
-            sent = (await s.execute(select(func.count()).where(
-                RecallSend.campaign_id == cid, RecallSend.status == "sent"))).scalar_one()
+            sent = (
+                await s.execute(
+                    select(func.count()).where(
+                        RecallSend.campaign_id == cid, RecallSend.status == "sent"
+                    )
+                )
+            ).scalar_one()
         ctx.say(f"  {backend}: send {send_s:.1f}s: handled {handled}, sent {sent}")
         ok_all = sent == len(found.eligible) == n
         return [
-            Figure(NAME, f"homing/{backend}", "preview", round(preview_s, 2), "s",
-                   target=f"< {PREVIEW_TARGET_S:g} s", met=preview_s < PREVIEW_TARGET_S,
-                   note=f"{n} buyers", extra={"excluded": found.excluded}),
-            Figure(NAME, f"homing/{backend}", "send", round(send_s, 1), "s",
-                   target=f"< {SEND_TARGET_S:g} s", met=send_s < SEND_TARGET_S and ok_all,
-                   note=f"{sent} cards" + ("" if ok_all else " (not everyone!)")),
+            Figure(
+                NAME,
+                f"homing/{backend}",
+                "preview",
+                round(preview_s, 2),
+                "s",
+                target=f"< {PREVIEW_TARGET_S:g} s",
+                met=preview_s < PREVIEW_TARGET_S,
+                note=f"{n} buyers",
+                extra={"excluded": found.excluded},
+            ),
+            Figure(
+                NAME,
+                f"homing/{backend}",
+                "send",
+                round(send_s, 1),
+                "s",
+                target=f"< {SEND_TARGET_S:g} s",
+                met=send_s < SEND_TARGET_S and ok_all,
+                note=f"{sent} cards" + ("" if ok_all else " (not everyone!)"),
+            ),
         ]
     finally:
         await bus.stop()
         await db.dispose()
         if backend == "postgres":
             await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        else:
+        elif tmp is not None:
             for f in tmp.iterdir():
                 f.unlink()
             tmp.rmdir()
