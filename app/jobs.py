@@ -26,6 +26,8 @@ class JobContext:
     db: Database
     clock: Clock
     settings: Settings
+    # Agents with a socket open in this process right now (none in `homing worker`).
+    live_agent_ids: Callable[[], list[str]] = list
 
 
 @dataclass(frozen=True)

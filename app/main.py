@@ -58,7 +58,9 @@ def create_app(
         dispatcher.start(sweep=run_jobs)
         presence = PresenceHeartbeat(db, clock, hub, settings.presence_interval_s)
         presence.start()
-        jobs = JobRunner(JobContext(db=db, clock=clock, settings=settings), registered_jobs())
+        jobs = JobRunner(
+            JobContext(db=db, clock=clock, settings=settings, live_agent_ids=hub.local_agent_ids), registered_jobs()
+        )
         if run_jobs:
             jobs.start()
         app.state.ctx = AppContext(

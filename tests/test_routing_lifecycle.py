@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -337,3 +339,21 @@ async def test_queue_membership_decides_who_serves(srv, kit, connect):
         n = len((await s.execute(select(Message).where(
             Message.conversation_id == (await b.expect("conversation.assigned"))["conversation"]["id"]))).all())
     assert n == 1
+
+
+async def test_a_connected_agent_is_never_requeued_even_if_its_heartbeat_is_late(srv, kit, connect):
+    # On an overloaded SQLite node the heartbeat write can wait behind others past the grace
+    # period; the job must still see the agent's live socket on this node.
+    gen1 = await online_agent(srv, kit, "gen1", connect)
+    b = await buyer(srv, kit, connect, "loyal-customer")
+    await say(b, "hi")
+    conv_id = (await gen1.expect("conversation.assigned"))["conversation"]["id"]
+    srv.clock.advance(seconds=120)  # no beat: the stamp is two minutes old
+    assert conv_id not in await srv.ctx.jobs.run_once(REQUEUE_ABSENT_JOB)
+    assert (await conv_row(srv, conv_id)).agent_id == kit.agents["gen1"]
+    await gen1.close()
+    for _ in range(100):  # the server notices the socket is gone
+        if kit.agents["gen1"] not in srv.ctx.hub.local_agent_ids():
+            break
+        await asyncio.sleep(0.05)
+    assert conv_id in await srv.ctx.jobs.run_once(REQUEUE_ABSENT_JOB)

@@ -365,8 +365,13 @@ async def requeue_agent(
     return [c.id for c in convs]
 
 
-async def requeue_absent_agents(uow: UnitOfWork, now: datetime, grace_s: float) -> list[str]:
-    """Agents no node has seen for longer than the grace period lose their conversations."""
+async def requeue_absent_agents(
+    uow: UnitOfWork, now: datetime, grace_s: float, *, present: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
+    """Agents no node has seen for longer than the grace period lose their conversations.
+
+    `present`: agents the caller knows are connected now, spared whatever their stamp says.
+    """
     cutoff = now - timedelta(seconds=grace_s)
     rows = await uow.session.execute(
         select(Agent.id).where(
@@ -376,5 +381,6 @@ async def requeue_absent_agents(uow: UnitOfWork, now: datetime, grace_s: float) 
     )
     requeued: list[str] = []
     for (agent_id,) in rows.all():
-        requeued += await requeue_agent(uow, agent_id, now, absent_since=cutoff)
+        if agent_id not in present:
+            requeued += await requeue_agent(uow, agent_id, now, absent_since=cutoff)
     return requeued
