@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import DateTime, MetaData, Row, Update, event
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +23,8 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # One naming convention, so Alembic names constraints the same on SQLite and PostgreSQL.
 SQLModel.metadata.naming_convention = {
@@ -98,6 +101,48 @@ class UnitOfWork:
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
+
+
+@dataclass
+class Numbered(Generic[T]):
+    """A row stored as its parent's next number, or the one already stored for its key."""
+
+    item: T
+    counter: Row[Any] | None  # what the counter UPDATE returned; None for a duplicate
+    duplicate: bool
+
+
+async def append_numbered(
+    uow: UnitOfWork,
+    counter: Update,
+    build: Callable[[Row[Any]], T],
+    *,
+    find_duplicate: Callable[[], Awaitable[T | None]] | None,
+    missing: Exception,
+) -> Numbered[T]:
+    """Insert `build(counter_row)` as the next number of a parent (gap-free, idempotent).
+
+    `counter` is a conditional `UPDATE parent SET last_seq = last_seq + 1 ... RETURNING
+    last_seq, ...`: it row-locks the parent, so concurrent writers get consecutive numbers;
+    no row back means the parent refuses (`missing` is raised). The savepoint undoes the
+    increment if the insert loses a unique-key race (an idempotent resend), so no number
+    is ever skipped; `find_duplicate` then returns the row that won.
+    """
+    s = uow.session
+    try:
+        async with s.begin_nested():
+            row = (await s.execute(counter.execution_options(synchronize_session=False))).first()
+            if row is None:
+                raise missing
+            item = build(row)
+            s.add(item)
+            await s.flush()
+    except IntegrityError:
+        existing = await find_duplicate() if find_duplicate is not None else None
+        if existing is None:
+            raise
+        return Numbered(existing, None, True)
+    return Numbered(item, row, False)
 
 
 class Database:

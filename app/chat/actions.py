@@ -18,7 +18,7 @@ from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
 from app.chat.service import agent_may_see, buyer_may_see
 from app.chat.uploads import image_payload
-from app.db import UnitOfWork
+from app.db import UnitOfWork, append_numbered
 from app.errors import BadInput, Conflict, ConversationClosed, Forbidden, NotFound
 from app.orders import service as order_service
 from app.realtime.topics import agent_topic, buyer_topic
@@ -112,49 +112,39 @@ async def append_message(
     the insert loses an idempotency race, so no number is ever skipped.
     Returns (message, duplicate).
     """
-    s = uow.session
     values: dict[str, Any] = {"last_seq": Conversation.last_seq + 1}
     if sender == "buyer":
         values["last_buyer_message_at"] = now
-    try:
-        async with s.begin_nested():
-            # Who hears of it is decided by the row as locked here, not as read earlier:
-            # an assignment may have committed in between.
-            row = (
-                await s.execute(
-                    update(Conversation)
-                    .where(Conversation.id == conv.id, Conversation.status != "closed")
-                    .values(**values)
-                    .returning(Conversation.last_seq, Conversation.agent_id, Conversation.status)
-                    .execution_options(synchronize_session=False)
-                )
-            ).first()
-            if row is None:
-                raise ConversationClosed("This conversation is closed.")
-            seq, agent_id, status = row
-            msg = Message(
-                shop_id=conv.shop_id,
-                conversation_id=conv.id,
-                seq=seq,
-                sender=sender,
-                sender_id=sender_id,
-                kind=kind,
-                body=body,
-                payload=payload or {},
-                client_msg_id=client_msg_id,
-                created_at=now,
-            )
-            s.add(msg)
-            await s.flush()
-    except IntegrityError:
+    # Who hears of it is decided by the row as locked, not as read earlier: an assignment
+    # may have committed in between.
+    counter = (
+        update(Conversation)
+        .where(Conversation.id == conv.id, Conversation.status != "closed")
+        .values(**values)
+        .returning(Conversation.last_seq, Conversation.agent_id, Conversation.status)
+    )
+
+    async def original() -> Message | None:
         if client_msg_id is None or sender_id is None:
-            raise
-        existing = await find_sent(uow, conv.shop_id, sender, sender_id, client_msg_id)
-        if existing is None:
-            raise
-        return existing, True
+            return None
+        return await find_sent(uow, conv.shop_id, sender, sender_id, client_msg_id)
+
+    stored = await append_numbered(
+        uow,
+        counter,
+        lambda row: Message(
+            shop_id=conv.shop_id, conversation_id=conv.id, seq=row.last_seq, sender=sender,
+            sender_id=sender_id, kind=kind, body=body, payload=payload or {},
+            client_msg_id=client_msg_id, created_at=now,
+        ),
+        find_duplicate=original,
+        missing=ConversationClosed("This conversation is closed."),
+    )
+    if stored.duplicate:
+        return stored.item, True
+    msg = stored.item
     # Refresh our copy without marking it dirty (the row is already written).
-    for key, value in (("last_seq", seq), ("agent_id", agent_id), ("status", status)):
+    for key, value in zip(("last_seq", "agent_id", "status"), stored.counter or (), strict=True):
         set_committed_value(conv, key, value)
     uow.emit_many(conversation_topics(conv), {"type": "message.new", "message": message_public(msg)})
     return msg, False

@@ -16,8 +16,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.chat.actions import BuyerIdentity
-from app.db import UnitOfWork
-from app.errors import BadInput, Conflict, DomainError
+from app.db import UnitOfWork, append_numbered
+from app.errors import BadInput, Conflict, DomainError, NotFound
 from app.groups import rules
 from app.groups.models import (
     MEMBER_ACTIVE,
@@ -328,39 +328,39 @@ async def append_group_message(
     senders get consecutive numbers; the savepoint undoes the increment if the insert
     loses an idempotency race, so no number is skipped. Returns (message, duplicate).
     """
-    s = uow.session
-    try:
-        async with s.begin_nested():
-            seq = (
-                await s.execute(
-                    update(Group)
-                    .where(Group.id == g.id)
-                    .values(last_seq=Group.last_seq + 1)
-                    .returning(Group.last_seq)
-                    .execution_options(synchronize_session=False)
-                )
-            ).scalar_one()
-            msg = GroupMessage(
-                shop_id=g.shop_id,
-                group_id=g.id,
-                seq=seq,
-                sender=sender,
-                sender_id=sender_id,
-                kind=kind,
-                body=body,
-                payload=payload or {},
-                client_msg_id=client_msg_id,
-                created_at=now,
-            )
-            s.add(msg)
-            await s.flush()
-    except IntegrityError:
+    counter = (
+        update(Group)
+        .where(Group.id == g.id)
+        .values(last_seq=Group.last_seq + 1)
+        .returning(Group.last_seq)
+    )
+
+    async def original() -> GroupMessage | None:
         if client_msg_id is None:
-            raise
-        existing = await _find_sent(uow, g.id, sender, sender_id, client_msg_id)
-        if existing is None:
-            raise
-        return existing, True
+            return None
+        return await _find_sent(uow, g.id, sender, sender_id, client_msg_id)
+
+    stored = await append_numbered(
+        uow,
+        counter,
+        lambda row: GroupMessage(
+            shop_id=g.shop_id,
+            group_id=g.id,
+            seq=row.last_seq,
+            sender=sender,
+            sender_id=sender_id,
+            kind=kind,
+            body=body,
+            payload=payload or {},
+            client_msg_id=client_msg_id,
+            created_at=now,
+        ),
+        find_duplicate=original,
+        missing=NotFound("No such group."),
+    )
+    if stored.duplicate:
+        return stored.item, True
+    msg = stored.item
     uow.emit(group_topic(g.id), {"type": "group.message", "message": message_public(msg)})
     return msg, False
 
