@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
 from app.clock import Clock
 from app.config import Settings
@@ -26,3 +27,4 @@ class AppContext:
     dispatcher: Dispatcher
     jobs: JobRunner
     presence: PresenceHeartbeat
+    appender: MessageAppender

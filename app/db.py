@@ -174,6 +174,17 @@ class Database:
         self.publisher: Any = None  # set by the app: async callable(events)
         self.on_signal: Any = None  # set by the app: callable(name, arg)
 
+    def write_lock(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Held by every writer in this process (SQLite: one writer at a time)."""
+        return self._write_lock or contextlib.nullcontext()
+
+    def sqlite_path(self) -> str:
+        """The SQLite file, for code that opens its own connection to it."""
+        database = self.engine.url.database
+        if not self.is_sqlite or not database:
+            raise ValueError("not a SQLite file database")
+        return database
+
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self.write_engine is not self.engine:
@@ -191,8 +202,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def _transaction_once(self) -> AsyncIterator[UnitOfWork]:
-        lock = self._write_lock or contextlib.nullcontext()
-        async with lock, self.write_sessionmaker() as session:  # type: ignore[attr-defined]
+        async with self.write_lock(), self.write_sessionmaker() as session:  # type: ignore[attr-defined]
             uow = UnitOfWork(session, self.dialect)
             async with session.begin():
                 yield uow

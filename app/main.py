@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.chat import api as chat_api
 from app.chat import ws as chat_ws
+from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
 from app.clock import Clock
 from app.config import Settings, get_settings
@@ -66,6 +67,7 @@ def create_app(
         app.state.ctx = AppContext(
             settings=settings, clock=clock, db=db, bus=bus, hub=hub,
             loader=ChatLoader(db), dispatcher=dispatcher, jobs=jobs, presence=presence,
+            appender=MessageAppender(db),
         )
         try:
             yield
@@ -73,6 +75,7 @@ def create_app(
             await jobs.stop()
             await presence.stop()
             await dispatcher.stop()
+            await app.state.ctx.appender.close()
             await bus.stop()
             await db.dispose()
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.chat import actions as chat_actions
+from app.chat.appender import MessageAppender
 from app.chat.models import Message
 from tests.conftest import buyer, online_agent
 from tests.support.factories import login, make_shop
@@ -42,6 +43,22 @@ async def test_ack_comes_after_the_message_is_stored(server, shop, connect):
     assert ack["message"]["seq"] == 2 and ack["client_msg_id"] == "durable-1"
 
 
+def fail_group_commit_after_store(monkeypatch):
+    """Make every group-committed batch write its rows and then fail (so it rolls back)."""
+    real_sqlite, real_pg = MessageAppender._one_sqlite, MessageAppender._one_postgres
+
+    def one_sqlite(conn, item):
+        real_sqlite(conn, item)
+        raise RuntimeError("disk full")
+
+    async def one_pg(conn, item):
+        await real_pg(conn, item)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(MessageAppender, "_one_sqlite", staticmethod(one_sqlite))
+    monkeypatch.setattr(MessageAppender, "_one_postgres", staticmethod(one_pg))
+
+
 async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):
     agent, b, conv_id = await open_chat(server, shop, connect)
     real_append = chat_actions.append_message
@@ -50,11 +67,13 @@ async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):
         await real_append(uow, conv, **kw)
         raise RuntimeError("disk full")  # the transaction must roll back
 
-    monkeypatch.setattr(chat_actions, "append_message", append_then_fail)
-    await b.send({"type": "message.send", "client_msg_id": "lost-1", "body": "这条存不进去"})
-    err = await b.expect("error")
+    # Both ways a message is stored fail: the group commit and the full path after it.
+    with monkeypatch.context() as patch:
+        patch.setattr(chat_actions, "append_message", append_then_fail)
+        fail_group_commit_after_store(patch)
+        await b.send({"type": "message.send", "client_msg_id": "lost-1", "body": "这条存不进去"})
+        err = await b.expect("error")
     assert err["code"] == "internal" and err["ref"] == "lost-1"
-    monkeypatch.setattr(chat_actions, "append_message", real_append)
     assert [m.client_msg_id for m in await stored(server.ctx.db, conv_id)] == ["b-1-open"]
     assert not [f for f in b.frames if f.get("type") == "message.ack" and f["client_msg_id"] == "lost-1"]
     # Nothing was published for the failed message, and the next one takes seq 2.
@@ -62,6 +81,24 @@ async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):
     assert (await b.expect("message.ack"))["message"]["seq"] == 2
     assert (await agent.expect("message.new"))["message"]["client_msg_id"] == "ok-2"
     assert [m["client_msg_id"] for m in agent.new_messages(conv_id)] == ["b-1-open", "ok-2"]
+
+
+async def test_a_failed_group_commit_falls_back_to_the_full_path(server, shop, connect, monkeypatch):
+    agent, b, conv_id = await open_chat(server, shop, connect)
+    before = server.ctx.appender.messages
+    with monkeypatch.context() as patch:
+        fail_group_commit_after_store(patch)
+        await b.send({"type": "message.send", "client_msg_id": "fallback-1", "body": "还在吗"})
+        ack = await b.expect("message.ack")
+    assert ack["message"]["seq"] == 2
+    assert (await agent.expect("message.new"))["message"]["client_msg_id"] == "fallback-1"
+    assert [m.client_msg_id for m in await stored(server.ctx.db, conv_id)] == ["b-1-open", "fallback-1"]
+    assert server.ctx.appender.messages == before  # the batch rolled back; the full path stored it
+    # And the group commit takes the next one.
+    await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "a-2", "body": "在的"})
+    assert (await agent.expect("message.ack"))["message"]["seq"] == 3
+    assert (await b.expect("message.new"))["message"]["client_msg_id"] == "a-2"
+    assert server.ctx.appender.messages == before + 1
 
 
 async def test_sequence_numbers_have_no_gaps_under_concurrent_senders(start_server, connect):
@@ -84,6 +121,8 @@ async def test_sequence_numbers_have_no_gaps_under_concurrent_senders(start_serv
             await client.expect("message.ack")
     seqs = [m.seq for m in await stored(srv.ctx.db, conv_id)]
     assert seqs == list(range(1, 3 * n + 2))
+    # All but the first (which opened the conversation) went through the group commit.
+    assert srv.ctx.appender.messages == 3 * n
     # Every live copy reached the agent once, in any interleaving, none twice.
     await agent.drain()
     got = [m["seq"] for m in agent.new_messages(conv_id)]

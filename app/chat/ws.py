@@ -15,6 +15,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.chat import actions, service
+from app.chat.appender import Append
 from app.chat.protocol import get_bool, get_int, get_str, parse_frame, parse_outgoing
 from app.chat.schemas import message_public
 from app.context import AppContext
@@ -91,17 +92,42 @@ class Session(ABC):
         conv = await self._conv(frame)
         await self.run(actions.mark_read, conv, self.side, seq)
 
-    async def send_and_ack(self, out: Any, fn: Any, *args: Any) -> None:
-        """Store the message, then ack it on this socket (its bus echo is not sent here)."""
+    async def send_and_ack(self, out: Any, conversation_id: str | None, fn: Any, *args: Any) -> None:
+        """Store the message, then ack it on this socket (its bus echo is not sent here).
+
+        A message into a conversation this socket already follows goes through the group
+        commit (`MessageAppender`); anything it hands back, and every first message, an
+        image or an error case, takes the full path `fn(*args)`.
+        """
         self.conn.own_pending.add(out.client_msg_id)
         try:
-            sent = await self.run(fn, *args)
+            msg = None
+            if conversation_id in self.conn.tracks and out.kind != "image":
+                msg = await self.ctx.appender.append(Append(
+                    shop_id=self.identity_shop_id, conversation_id=conversation_id, sender=self.side,
+                    sender_id=self.identity_id, kind=out.kind, body=out.body, payload=out.payload or {},
+                    client_msg_id=out.client_msg_id, now=self.now(),
+                ))
+            if msg is None:
+                sent = await self.run(fn, *args)
+                msg = message_public(sent.message)
+                self.conn.follow(sent.conversation.id, 0, sent.conversation.status, sent.conversation.agent_id)
         finally:
             self.conn.own_pending.discard(out.client_msg_id)
-        msg = message_public(sent.message)
-        self.conn.follow(sent.conversation.id, 0, sent.conversation.status, sent.conversation.agent_id)
         self.conn.mark_sent(msg)
+        self.sent_into(msg["conversation_id"])
         self.conn.push({"type": "message.ack", "client_msg_id": out.client_msg_id, "message": msg})
+
+    def sent_into(self, conversation_id: str) -> None:
+        """A message of this socket's was stored in `conversation_id`."""
+
+    @property
+    @abstractmethod
+    def identity_shop_id(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def identity_id(self) -> str: ...
 
     async def run(self, fn: Any, *args: Any) -> Any:
         return await self.ctx.db.run(fn, *args)
@@ -117,6 +143,8 @@ class BuyerSession(Session):
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, buyer: actions.BuyerIdentity):
         super().__init__(ctx, ws, conn)
         self.buyer = buyer
+        # Their open conversation, as far as this socket knows (the group commit checks).
+        self.conversation_id: str | None = None
         self.handlers = {
             "message.send": self.on_send,
             "sync": self.on_sync,
@@ -130,7 +158,18 @@ class BuyerSession(Session):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
-        await self.send_and_ack(out, actions.send_from_buyer, self.buyer, out, self.now())
+        await self.send_and_ack(out, self.conversation_id, actions.send_from_buyer, self.buyer, out, self.now())
+
+    def sent_into(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+
+    @property
+    def identity_shop_id(self) -> str:
+        return self.buyer.shop_id
+
+    @property
+    def identity_id(self) -> str:
+        return self.buyer.buyer_id
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
         return await self.ctx.db.query(actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id"))
@@ -187,7 +226,15 @@ class AgentSession(Session):
     async def on_send(self, frame: dict[str, Any]) -> None:
         conv_id = get_str(frame, "conversation_id")
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
-        await self.send_and_ack(out, actions.send_from_agent, self.agent, conv_id, out, self.now())
+        await self.send_and_ack(out, conv_id, actions.send_from_agent, self.agent, conv_id, out, self.now())
+
+    @property
+    def identity_shop_id(self) -> str:
+        return str(self.agent.shop_id)
+
+    @property
+    def identity_id(self) -> str:
+        return str(self.agent.id)
 
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
@@ -275,7 +322,9 @@ async def buyer_socket(ws: WebSocket) -> None:
         conn.follow(conv.id, conv.last_seq, conv.status, conv.agent_id)
     conn.start({"type": "hello", "buyer_id": buyer.buyer_id, "elder_mode": buyer.elder_mode,
                 "conversation": public, "position": position, "groups": groups})
-    await _serve(ctx, BuyerSession(ctx, ws, conn, buyer))
+    session = BuyerSession(ctx, ws, conn, buyer)
+    session.conversation_id = conv.id if conv is not None else None
+    await _serve(ctx, session)
 
 
 @router.websocket("/ws/agent")
