@@ -1,5 +1,6 @@
 """The console `/console` for supervisors and admins: live queues, agents and their limits,
-routing categories, payout approvals, the payout fund and the service metrics (体验分).
+routing categories, payout approvals, the payout fund, the service metrics (体验分), and
+(in its own module) recall campaigns.
 
 Server-rendered (autoescaped) with htmx: tabs are plain links, the live parts poll a
 fragment, and each form posts to a page route that calls the same domain code as the API
@@ -9,10 +10,12 @@ and answers the section again with what happened. Page POSTs must come from htmx
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
@@ -35,7 +38,7 @@ from app.shops.models import Agent, Shop
 
 router = APIRouter(include_in_schema=False)
 
-TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics")
+TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics", "recall")
 STAFF = ("supervisor", "admin")
 ROLES = ("agent", "supervisor", "admin")
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
@@ -69,6 +72,19 @@ def cents_of(text: str, *, allow_zero: bool = False) -> int:
     return cents
 
 
+def local_time(iso: str | None, zone: ZoneInfo) -> str:
+    """An API time on the shop's wall clock, "2026-11-22 09:30"."""
+    if not iso:
+        return ""
+    return datetime.fromisoformat(iso).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+async def shop_zone_of(ctx: Ctx, shop_id: str) -> ZoneInfo:
+    async with ctx.db.read() as s:
+        shop = await s.get(Shop, shop_id)
+    return shop_service.shop_zone(shop) if shop else ZoneInfo(shop_service.DEFAULT_TIMEZONE)
+
+
 def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
 
@@ -84,7 +100,7 @@ def error_text(t: dict[str, str], err: Exception) -> str:
     return t["err_generic"].format(str(err))
 
 
-async def _staff(request: Request, ctx: Ctx) -> Agent | Response:
+async def console_staff(request: Request, ctx: Ctx) -> Agent | Response:
     """The supervisor or admin asking; else the login page or the 403 page."""
     agent = await session_agent(request, ctx)
     if agent is None:
@@ -92,6 +108,19 @@ async def _staff(request: Request, ctx: Ctx) -> Agent | Response:
     if agent.role not in STAFF:
         return render(request, ctx, "console_forbidden.html", status=403, agent=agent)
     return agent
+
+
+TabReader = Callable[[Agent, Ctx, Request], Awaitable[dict[str, Any]]]
+# Tabs whose reads live in their own module (console_recall, console_groups) register here.
+TAB_READERS: dict[str, TabReader] = {}
+
+
+def tab_reader(tab: str) -> Callable[[TabReader], TabReader]:
+    def register(reader: TabReader) -> TabReader:
+        TAB_READERS[tab] = reader
+        return reader
+
+    return register
 
 
 def _from_htmx(request: Request) -> bool:
@@ -113,6 +142,8 @@ async def _queues(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
 
 async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str, Any]:
     shop_id = me.shop_id
+    if tab in TAB_READERS:
+        return await TAB_READERS[tab](me, ctx, request)
     if tab == "queues":
         queues = await _queues(ctx, shop_id)
         return {
@@ -163,8 +194,8 @@ async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str,
     raise ValueError(tab)
 
 
-def _values(request: Request, ctx: Ctx, me: Agent, tab: str, data: dict[str, Any],
-            **extra: Any) -> dict[str, Any]:
+def page_values(me: Agent, tab: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What every console template gets: who is asking, the tab, formatters, its data."""
     return {
         "me": me,
         "tab": tab,
@@ -182,9 +213,10 @@ def _values(request: Request, ctx: Ctx, me: Agent, tab: str, data: dict[str, Any
     }
 
 
-async def _section(request: Request, ctx: Ctx, me: Agent, tab: str, **extra: Any) -> Response:
+async def section(request: Request, ctx: Ctx, me: Agent, tab: str, **extra: Any) -> Response:
+    """The tab's content again, with what just happened (`flash`, `error`) on top."""
     data = await tab_data(tab, me, ctx, request)
-    return render(request, ctx, f"console/_{tab}.html", **_values(request, ctx, me, tab, data, **extra))
+    return render(request, ctx, f"console/_{tab}.html", **page_values(me, tab, data, **extra))
 
 
 # ---- pages and fragments ----------------------------------------------------------------
@@ -192,14 +224,14 @@ async def _section(request: Request, ctx: Ctx, me: Agent, tab: str, **extra: Any
 
 @router.get("/console")
 async def console(request: Request, ctx: Ctx) -> Response:
-    me = await _staff(request, ctx)
+    me = await console_staff(request, ctx)
     if isinstance(me, Response):
         return me
     tab = request.query_params.get("tab") or "queues"
     if tab not in TABS:
         tab = "queues"
     data = await tab_data(tab, me, ctx, request)
-    response = render(request, ctx, "console.html", **_values(request, ctx, me, tab, data))
+    response = render(request, ctx, "console.html", **page_values(me, tab, data))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -207,16 +239,17 @@ async def console(request: Request, ctx: Ctx) -> Response:
 @router.get("/console/section/{tab}")
 async def console_section(tab: str, request: Request, ctx: Ctx) -> Response:
     """One tab's content again (htmx polling of the live queues and the approvals)."""
-    me = await _staff(request, ctx)
+    me = await console_staff(request, ctx)
     if isinstance(me, Response):
         return me
     if tab not in TABS:
         return Response(status_code=404)
-    return await _section(request, ctx, me, tab)
+    return await section(request, ctx, me, tab)
 
 
-async def _posted(request: Request, ctx: Ctx, *, admin: bool) -> Agent | Response:
-    me = await _staff(request, ctx)
+async def posted(request: Request, ctx: Ctx, *, admin: bool) -> Agent | Response:
+    """The staff member (an admin if `admin`) behind an htmx form post; else the refusal."""
+    me = await console_staff(request, ctx)
     if isinstance(me, Response):
         return me
     if not _from_htmx(request):
@@ -228,7 +261,7 @@ async def _posted(request: Request, ctx: Ctx, *, admin: bool) -> Agent | Respons
 
 @router.post("/console/payouts/{payout_id}/{decision}")
 async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> Response:
-    me = await _posted(request, ctx, admin=False)
+    me = await posted(request, ctx, admin=False)
     if isinstance(me, Response):
         return me
     if decision not in ("approve", "reject"):
@@ -240,33 +273,33 @@ async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> R
             approve=decision == "approve", note=None, now=ctx.clock.now(),
         )
     except DomainError as err:
-        return await _section(request, ctx, me, "approvals", error=error_text(t, err))
+        return await section(request, ctx, me, "approvals", error=error_text(t, err))
     done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
-    return await _section(request, ctx, me, "approvals", flash=done.format(yuan(payout.amount_cents)))
+    return await section(request, ctx, me, "approvals", flash=done.format(yuan(payout.amount_cents)))
 
 
-def _form_text(form: Any, name: str) -> str:
+def form_text(form: Any, name: str) -> str:
     return str(form.get(name) or "").strip()
 
 
 def _agent_fields(form: Any, *, creating: bool) -> dict[str, Any]:
     """The agent form's fields as the API takes them (blank password: unchanged)."""
     fields: dict[str, Any] = {
-        "display_name": _form_text(form, "display_name"),
-        "role": _form_text(form, "role"),
+        "display_name": form_text(form, "display_name"),
+        "role": form_text(form, "role"),
         "queues": [str(q) for q in form.getlist("queues")],
-        "payout_limit_cents": cents_of(_form_text(form, "payout_limit"), allow_zero=True),
-        "payout_daily_cents": cents_of(_form_text(form, "payout_daily"), allow_zero=True),
+        "payout_limit_cents": cents_of(form_text(form, "payout_limit"), allow_zero=True),
+        "payout_daily_cents": cents_of(form_text(form, "payout_daily"), allow_zero=True),
     }
     try:
-        fields["max_concurrent"] = int(_form_text(form, "max_concurrent"))
+        fields["max_concurrent"] = int(form_text(form, "max_concurrent"))
     except ValueError:
         fields["max_concurrent"] = -1  # the domain's bad_limit
     password = str(form.get("password") or "")
     if password or creating:
         fields["password"] = password
     if creating:
-        fields["username"] = _form_text(form, "username")
+        fields["username"] = form_text(form, "username")
     if not fields["display_name"] and not creating:
         del fields["display_name"]
     return fields
@@ -274,7 +307,7 @@ def _agent_fields(form: Any, *, creating: bool) -> dict[str, Any]:
 
 @router.post("/console/agents")
 async def create_agent(request: Request, ctx: Ctx) -> Response:
-    me = await _posted(request, ctx, admin=True)
+    me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
     t = STRINGS[pick_lang(request)[0]]
@@ -286,14 +319,14 @@ async def create_agent(request: Request, ctx: Ctx) -> Response:
         body = shops_api.AgentIn(**fields)
         added = await ctx.db.run(shop_actions.add_agent, me.shop_id, body.to_fields(), ctx.clock.now())
     except (PageError, DomainError, ValidationError) as err:
-        return await _section(request, ctx, me, "agents", error=error_text(t, err))
-    return await _section(request, ctx, me, "agents",
+        return await section(request, ctx, me, "agents", error=error_text(t, err))
+    return await section(request, ctx, me, "agents",
                           flash=t["ag_created"].format(added.agent.display_name))
 
 
 @router.post("/console/agents/{agent_id}")
 async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
-    me = await _posted(request, ctx, admin=True)
+    me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
     t = STRINGS[pick_lang(request)[0]]
@@ -305,14 +338,14 @@ async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
             shop_actions.update_agent, me.shop_id, agent_id, body.to_fields(), keep_token=own_token
         )
     except (PageError, DomainError, ValidationError) as err:
-        return await _section(request, ctx, me, "agents", error=error_text(t, err))
-    return await _section(request, ctx, me, "agents",
+        return await section(request, ctx, me, "agents", error=error_text(t, err))
+    return await section(request, ctx, me, "agents",
                           flash=t["ag_saved"].format(updated.agent.display_name))
 
 
 @router.post("/console/categories")
 async def save_categories(request: Request, ctx: Ctx) -> Response:
-    me = await _posted(request, ctx, admin=True)
+    me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
     t = STRINGS[pick_lang(request)[0]]
@@ -323,23 +356,29 @@ async def save_categories(request: Request, ctx: Ctx) -> Response:
     try:
         await ctx.db.run(routing_config.replace_category_map, me.shop_id, mapping)
     except DomainError as err:
-        return await _section(request, ctx, me, "categories", error=error_text(t, err))
-    return await _section(request, ctx, me, "categories", flash=t["cat_saved"])
+        return await section(request, ctx, me, "categories", error=error_text(t, err))
+    return await section(request, ctx, me, "categories", flash=t["cat_saved"])
 
 
 @router.post("/console/fund")
 async def topup(request: Request, ctx: Ctx) -> Response:
-    me = await _posted(request, ctx, admin=True)
+    me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
     t = STRINGS[pick_lang(request)[0]]
     form = await request.form()
     try:
-        cents = cents_of(_form_text(form, "amount"))
+        cents = cents_of(form_text(form, "amount"))
         await ctx.db.run(
             payout_actions.topup_fund, admin_id=me.id, amount_cents=cents, now=ctx.clock.now()
         )
     except (PageError, DomainError) as err:
-        return await _section(request, ctx, me, "fund", error=error_text(t, err))
-    return await _section(request, ctx, me, "fund", flash=t["fund_topped"].format(yuan(cents)))
+        return await section(request, ctx, me, "fund", error=error_text(t, err))
+    return await section(request, ctx, me, "fund", flash=t["fund_topped"].format(yuan(cents)))
 
+
+
+# The tabs in their own modules (they import the helpers above) add their routes here.
+from app.pages import console_recall as _recall
+
+router.include_router(_recall.router)

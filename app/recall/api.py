@@ -74,6 +74,16 @@ class CampaignIn(BaseModel):
     def _times_utc(cls, v: datetime) -> datetime | None:
         return _utc(v)
 
+    def to_draft(self) -> actions.CampaignDraft:
+        return actions.CampaignDraft(
+            self.name,
+            self.send_at,
+            self.ends_at,
+            self.min_intent,
+            self.coupon.model_dump(),
+            self.message,
+        )
+
 
 async def _campaign_out(ctx: Ctx, shop_id: str, campaign_id: str) -> dict[str, Any]:
     async with ctx.db.read() as s:
@@ -85,15 +95,9 @@ async def _campaign_out(ctx: Ctx, shop_id: str, campaign_id: str) -> dict[str, A
 
 @router.post("/recall/campaigns", status_code=201)
 async def create_campaign(body: CampaignIn, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
-    draft = actions.CampaignDraft(
-        body.name,
-        body.send_at,
-        body.ends_at,
-        body.min_intent,
-        body.coupon.model_dump(),
-        body.message,
+    c = await ctx.db.run(
+        actions.create_campaign, staff.shop_id, staff.id, body.to_draft(), ctx.clock.now()
     )
-    c = await ctx.db.run(actions.create_campaign, staff.shop_id, staff.id, draft, ctx.clock.now())
     return await _campaign_out(ctx, staff.shop_id, c.id)
 
 
