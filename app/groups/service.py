@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import desc, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.actions import BuyerIdentity
@@ -19,7 +19,7 @@ from app.groups.models import (
     GroupMessage,
     GroupSensitiveWord,
 )
-from app.shops.models import Agent
+from app.shops.models import Agent, Buyer
 
 PAGE = 500
 STAFF_ROLES = ("supervisor", "admin")
@@ -200,3 +200,41 @@ async def giveaway_in_shop(s: AsyncSession, shop_id: str, giveaway_id: str) -> G
     if gw is None or gw.shop_id != shop_id:
         raise NotFound("No such giveaway.")
     return gw
+
+
+async def active_members(
+    s: AsyncSession, group_id: str, limit: int = PAGE
+) -> list[tuple[GroupMember, str]]:
+    """The group's members in force, first joined first, with the name their token gave."""
+    rows = await s.execute(
+        select(GroupMember, Buyer.name)
+        .join(
+            Buyer,
+            (Buyer.shop_id == GroupMember.shop_id) & (Buyer.id == GroupMember.buyer_id),
+            isouter=True,
+        )
+        .where(GroupMember.group_id == group_id, GroupMember.status == MEMBER_ACTIVE)
+        .order_by(GroupMember.joined_at, GroupMember.buyer_id)
+        .limit(limit)
+    )
+    return [(m, name or "") for m, name in rows.all()]
+
+
+async def giveaways_of_group(s: AsyncSession, group_id: str) -> list[Giveaway]:
+    rows = await s.execute(
+        select(Giveaway)
+        .where(Giveaway.group_id == group_id)
+        .order_by(desc(Giveaway.created_at), Giveaway.id)
+    )
+    return list(rows.scalars())
+
+
+async def latest_messages(s: AsyncSession, group_id: str, limit: int = 30) -> list[GroupMessage]:
+    """The group's last `limit` messages, oldest first."""
+    rows = await s.execute(
+        select(GroupMessage)
+        .where(GroupMessage.group_id == group_id)
+        .order_by(desc(GroupMessage.seq))
+        .limit(limit)
+    )
+    return list(reversed(list(rows.scalars())))

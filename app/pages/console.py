@@ -1,6 +1,6 @@
 """The console `/console` for supervisors and admins: live queues, agents and their limits,
 routing categories, payout approvals, the payout fund, the service metrics (体验分), and
-(in its own module) recall campaigns.
+(in their own modules) recall campaigns and fan groups.
 
 Server-rendered (autoescaped) with htmx: tabs are plain links, the live parts poll a
 fragment, and each form posts to a page route that calls the same domain code as the API
@@ -38,7 +38,7 @@ from app.shops.models import Agent, Shop
 
 router = APIRouter(include_in_schema=False)
 
-TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics", "recall")
+TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics", "recall", "groups")
 STAFF = ("supervisor", "admin")
 ROLES = ("agent", "supervisor", "admin")
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
@@ -379,6 +379,8 @@ async def topup(request: Request, ctx: Ctx) -> Response:
 
 
 # The tabs in their own modules (they import the helpers above) add their routes here.
+from app.pages import console_groups as _groups
 from app.pages import console_recall as _recall
 
 router.include_router(_recall.router)
+router.include_router(_groups.router)
