@@ -27,6 +27,10 @@
       typing: "客服正在输入…", read: "已读", unread: "未读", sending: "发送中…", failed: "发送失败",
       badToken: "身份验证失败,请刷新页面", newConversation: "新的会话",
       rate: "为本次服务打分", stars: "{n} 星", thanks: "感谢您的评价!",
+      claim: "领取", claiming: "领取中…", claimed: "已领取", optOut: "不再接收推荐",
+      optedOut: "已退订,以后不再给您发送推荐", autoIssued: "已自动发放到您的账户",
+      actionFailed: "没有成功:{reason}", photo: "发送图片", uploading: "图片上传中…",
+      chatTab: "客服", groupsTab: "粉丝群",
     },
     en: {
       launcher: "Chat with us", title: "Customer service", close: "Close", elderOn: "Easy mode",
@@ -37,6 +41,10 @@
       typing: "Agent is typing…", read: "Read", unread: "Unread", sending: "Sending…", failed: "Not sent",
       badToken: "Could not verify you; please reload the page", newConversation: "New conversation",
       rate: "Rate this chat", stars: "{n} stars", thanks: "Thank you for your rating!",
+      claim: "Claim", claiming: "Claiming…", claimed: "Claimed", optOut: "No more offers",
+      optedOut: "Unsubscribed: no more offers from this shop", autoIssued: "Already in your account",
+      actionFailed: "That did not work: {reason}", photo: "Send a photo", uploading: "Uploading the photo…",
+      chatTab: "Chat", groupsTab: "Fan groups",
     },
   };
   // 长辈模式: the same screens in fewer, simpler words.
@@ -45,21 +53,31 @@
       hello: "您好,有事请说", connecting: "正在找客服,请稍等", queued: "请稍等,您排在第 {n} 位",
       assigned: "客服 {name} 来帮您了", closed: "聊天结束了。有事再打字就行", placeholder: "在这里打字",
       typing: "客服在打字…", offline: "网络断了,正在连接…", rate: "给客服打个分",
+      optOut: "以后别给我发了", optedOut: "好的,以后不发了", groupsTab: "群",
     },
     en: {
       hello: "Hello, just type your question", connecting: "Finding someone to help, please wait",
       queued: "Please wait: you are number {n}", assigned: "{name} is here to help",
       closed: "The chat has ended. Type again any time", placeholder: "Type here",
       typing: "Typing…", offline: "No connection, trying again…", rate: "How did we do?",
+      optOut: "Stop sending me offers", optedOut: "OK, no more offers", groupsTab: "Groups",
     },
   };
 
+  /* homing.js (shared pieces) and widget-groups.js (the fan-group pane), in parallel. */
+  const NOTICE_KINDS = new Set(["coupon_card", "compensation_card"]);
+
   function loadShared(done) {
-    if (window.Homing) { done(); return; }
-    const tag = document.createElement("script");
-    tag.src = `${server}/static/homing.js`;
-    tag.onload = done;
-    (document.head || document.documentElement).append(tag);
+    const needed = [["Homing", "homing.js"], ["HomingGroups", "widget-groups.js"]].filter(([name]) => !window[name]);
+    let left = needed.length;
+    if (!left) { done(); return; }
+    for (const [, file] of needed) {
+      const tag = document.createElement("script");
+      tag.src = `${server}/static/${file}`;
+      // The groups pane is optional: a failed load still mounts the chat.
+      tag.onload = tag.onerror = () => { left -= 1; if (!left && window.Homing) done(); };
+      (document.head || document.documentElement).append(tag);
+    }
   }
 
   function whenBodyReady(done) {
@@ -69,15 +87,16 @@
 
   loadShared(() => whenBodyReady(() => {
     // One widget per page, however many times the tag was pasted in.
-    if (!document.getElementById("homing-widget")) mount(window.Homing);
+    if (!document.getElementById("homing-widget")) mount(window.Homing, window.HomingGroups);
   }));
 
-  function mount(Homing) {
+  function mount(Homing, HomingGroups) {
     const { Socket, el, newClientId, messageContent, insertBySeq, clockTime, money } = Homing;
 
     const state = {
       open: false, elder: false, conv: null, msgs: new Map(), upto: 0, pending: new Map(),
       readSent: 0, unseen: 0, typingUntil: 0, connected: false, fatal: null,
+      notices: new Set(), optedOut: false, tab: "chat",
     };
     const w = (key, vars) => {
       let text = (state.elder && ELDER_WORDS[lang][key]) || WORDS[lang][key];
@@ -86,17 +105,20 @@
     };
 
     // ---- the DOM (in a shadow root) ----------------------------------------------------
-    function chatIcon() {
+    /* A one-path SVG icon (aria-hidden: the button it sits in carries the words). */
+    function icon(d, className) {
       const NS = "http://www.w3.org/2000/svg";
       const svg = document.createElementNS(NS, "svg");
       svg.setAttribute("viewBox", "0 0 24 24");
-      svg.setAttribute("class", "launcher-icon");
+      if (className) svg.setAttribute("class", className);
       svg.setAttribute("aria-hidden", "true");
       const path = document.createElementNS(NS, "path");
-      path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2h-9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z");
+      path.setAttribute("d", d);
       svg.append(path);
       return svg;
     }
+    const chatIcon = () => icon("M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2h-9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z", "launcher-icon");
+    const cameraIcon = () => icon("M9 4h6l1.5 2H20a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h3.5L9 4zm3 4.5a4.5 4.5 0 1 0 0 9 4.5 4.5 0 0 0 0-9zm0 2a2.5 2.5 0 1 1 0 5 2.5 2.5 0 0 1 0-5z");
 
     const host = el("div", { id: "homing-widget" });
     host.style.visibility = "hidden"; // until our stylesheet is in
@@ -119,13 +141,20 @@
     ui.productBar = el("div", { className: "product-bar", hidden: !product });
     ui.input = el("textarea", { rows: "1", maxlength: "4000", className: "input" });
     ui.send = el("button", { type: "submit", className: "send" });
-    ui.composer = el("form", { className: "composer", autocomplete: "off" }, [ui.input, ui.send]);
+    ui.file = el("input", { type: "file", accept: "image/jpeg,image/png,image/webp", className: "file", hidden: true });
+    ui.photo = el("button", { type: "button", className: "photo" }, cameraIcon());
+    ui.composer = el("form", { className: "composer", autocomplete: "off" }, [ui.photo, ui.file, ui.input, ui.send]);
+    ui.chatTab = el("button", { type: "button", className: "tab tab-chat", role: "tab" });
+    ui.groupsTab = el("button", { type: "button", className: "tab tab-groups", role: "tab" });
+    ui.chatPane = el("div", { className: "pane chat-pane" }, [ui.messages, ui.typing, ui.productBar, ui.composer]);
+    ui.groupsPane = el("div", { className: "pane groups-pane", hidden: true });
     ui.panel = el("section", { className: "panel", role: "dialog", hidden: true }, [
       el("header", { className: "head" }, [
         el("div", { className: "head-text" }, [ui.title, ui.status]),
         ui.elder, ui.closeBtn,
       ]),
-      ui.offline, ui.messages, ui.typing, ui.productBar, ui.composer,
+      el("nav", { className: "tabs", role: "tablist" }, [ui.chatTab, ui.groupsTab]),
+      ui.offline, ui.chatPane, ui.groupsPane,
     ]);
     root.append(sheet, ui.panel, ui.launcher);
     document.body.append(host);
@@ -156,6 +185,12 @@
       ui.panel.setAttribute("aria-label", w("title"));
       ui.input.placeholder = w("placeholder");
       ui.send.textContent = w("send");
+      ui.photo.setAttribute("aria-label", w("photo"));
+      ui.photo.title = w("photo");
+      ui.chatTab.textContent = w("chatTab");
+      ui.groupsTab.textContent = w("groupsTab");
+      for (const link of ui.messages.querySelectorAll(".opt-out")) link.textContent = w("optOut");
+      if (groups) groups.renderWords();
       ui.offline.textContent = state.fatal || w("offline");
       ui.typing.textContent = w("typing");
       if (ui.productSend) {
@@ -210,7 +245,82 @@
       }, [el("div", { className: "bubble" }, messageContent(msg, lang, imageUrl)), el("div", { className: "meta" }, meta)]);
       setReceipt(node);
       if (msg.kind === "system" && msg.payload && msg.payload.csat_invite) node.append(ratingRow(msg.conversation_id));
+      if (msg.kind === "coupon_card") node.append(couponActions(msg.payload || {}));
       return node;
+    }
+
+    /* HTTP as this buyer (the token in the header); an answer other than 2xx throws its error. */
+    async function api(method, path, body) {
+      const headers = { Authorization: `Bearer ${token || ""}` };
+      let data = body;
+      if (body !== undefined && !(body instanceof FormData)) {
+        headers["Content-Type"] = "application/json";
+        data = JSON.stringify(body);
+      }
+      let res;
+      try {
+        res = await fetch(`${server}/api/v1${path}`, { method, headers, body: data });
+      } catch (err) {
+        throw Object.assign(new Error(w("offline")), { code: "offline" });
+      }
+      const answer = res.status === 204 ? null : await res.json().catch(() => null);
+      if (!res.ok) {
+        const e = (answer && answer.error) || {};
+        throw Object.assign(new Error(e.message || `HTTP ${res.status}`), { code: e.code, status: res.status });
+      }
+      return answer;
+    }
+
+    /* Under a coupon card: claim a recall coupon; say a late-shipment coupon is already given;
+     * the one-tap opt-out of recalls on cards that offer it. */
+    function couponActions(payload) {
+      const coupon = payload.coupon || {};
+      const row = el("div", { className: "card-actions" });
+      const note = el("span", { className: "card-note", role: "status" });
+      if (coupon.reason === "recall" && coupon.id) {
+        const claim = el("button", { type: "button", className: "claim", text: w("claim") });
+        claim.addEventListener("click", async () => {
+          claim.disabled = true;
+          claim.textContent = w("claiming");
+          note.textContent = "";
+          try {
+            await api("POST", `/recall/coupons/${encodeURIComponent(coupon.id)}/claim`);
+            claim.textContent = w("claimed");
+            claim.classList.add("done");
+          } catch (err) {
+            claim.disabled = false;
+            claim.textContent = w("claim");
+            note.textContent = w("actionFailed", { reason: err.message });
+          }
+        });
+        row.append(claim);
+      } else if (coupon.reason === "late_shipment") {
+        note.textContent = w("autoIssued");
+      }
+      row.append(note);
+      if (payload.opt_out) {
+        const optOut = el("button", { type: "button", className: "opt-out", text: w("optOut") });
+        optOut.addEventListener("click", async () => {
+          optOut.disabled = true;
+          try {
+            await api("POST", "/recall/opt-out");
+            state.optedOut = true;
+            showOptedOut();
+          } catch (err) {
+            optOut.disabled = false;
+            note.textContent = w("actionFailed", { reason: err.message });
+          }
+        });
+        row.append(optOut);
+        if (state.optedOut) queueMicrotask(showOptedOut);
+      }
+      return row;
+    }
+
+    function showOptedOut() {
+      for (const link of ui.messages.querySelectorAll(".opt-out")) {
+        link.replaceWith(el("span", { className: "opted-out", text: w("optedOut") }));
+      }
     }
 
     /* 1-5 stars under the closing notice; the server answers csat.received (once per conversation). */
@@ -246,9 +356,9 @@
     }
 
     function pendingNode(frame) {
-      const body = frame.kind === "product_card"
-        ? messageContent({ kind: "product_card", payload: frame.payload, body: frame.body }, lang)
-        : el("p", { className: "text", text: frame.body });
+      const body = frame.kind === "text"
+        ? el("p", { className: "text", text: frame.body })
+        : messageContent({ kind: frame.kind, payload: frame.payload, body: frame.body }, lang, imageUrl);
       return el("li", { className: "msg from-buyer pending", dataset: { client: frame.client_msg_id } }, [
         el("div", { className: "bubble" }, body),
         el("div", { className: "meta" }, el("span", { className: "state", text: w("sending") })),
@@ -278,8 +388,26 @@
       renderTyping();
     }
 
+    /* A card the shop sent outside this chat (a notice conversation, born closed to carry
+     * it): shown at the end without leaving the conversation on screen. */
+    function showNotice(msg) {
+      if (state.notices.has(msg.id)) return;
+      state.notices.add(msg.id);
+      const node = messageNode(msg);
+      node.classList.add("notice");
+      node.dataset.seq = "0"; // never reorders the conversation's own messages
+      ui.messages.append(node);
+      if (!state.open) { state.unseen += 1; renderBadge(); }
+      scrollDown();
+    }
+
     function receive(msg) {
-      if (!state.conv || state.conv.id !== msg.conversation_id) {
+      const elsewhere = !state.conv || state.conv.id !== msg.conversation_id;
+      if (elsewhere && msg.sender === "system" && NOTICE_KINDS.has(msg.kind)) {
+        showNotice(msg);
+        return;
+      }
+      if (elsewhere) {
         useConversation({ id: msg.conversation_id, status: "queued" });
       }
       if (msg.client_msg_id) state.pending.delete(msg.client_msg_id);
@@ -335,6 +463,29 @@
       send({ type: "message.send", client_msg_id: newClientId(), kind: "text", body });
     }
 
+    /* A photo: uploaded over HTTP first, then sent as an image message with its upload id. */
+    async function sendPhoto(file) {
+      const clientId = newClientId();
+      const waiting = el("li", { className: "msg from-buyer pending uploading", dataset: { client: clientId } }, [
+        el("div", { className: "bubble" }, el("p", { className: "text", text: w("uploading") })),
+        el("div", { className: "meta" }, el("span", { className: "state", text: w("sending") })),
+      ]);
+      ui.messages.append(waiting);
+      scrollDown();
+      const form = new FormData();
+      form.append("file", file);
+      let uploaded;
+      try {
+        uploaded = await api("POST", "/uploads", form);
+      } catch (err) {
+        waiting.classList.add("failed");
+        waiting.querySelector(".state").textContent = `${w("failed")}: ${err.message}`;
+        return;
+      }
+      waiting.remove();
+      send({ type: "message.send", client_msg_id: clientId, kind: "image", body: "", payload: { upload_id: uploaded.upload_id } });
+    }
+
     function sendProduct(p) {
       if (!p) return;
       openPanel();
@@ -368,7 +519,10 @@
         renderWords();
         renderOffline();
       },
-      "message.ack"(f) { receive(f.message); },
+      "message.ack"(f) {
+        if (f.message && f.message.group_id) { if (groups) groups.onFrame(f); return; }
+        receive(f.message);
+      },
       "message.new"(f) { receive(f.message); },
       "conversation.opened"(f) { useConversation(f.conversation); },
       "conversation.queued"(f) {
@@ -418,7 +572,12 @@
 
     const wsBase = server.replace(/^http/, "ws");
     const socket = new Socket(`${wsBase}/ws/buyer?token=${encodeURIComponent(token || "")}`, {
-      onFrame: (frame) => { const h = handlers[frame.type]; if (h) h(frame); },
+      onFrame: (frame) => {
+        if (groups && (frame.type.startsWith("group.") || frame.type === "hello" ||
+            (frame.type === "error" && frame.ref && !state.pending.has(frame.ref)))) groups.onFrame(frame);
+        const h = handlers[frame.type];
+        if (h) h(frame);
+      },
       onDown: () => { state.connected = false; renderOffline(); },
       onUnauthorized: () => { state.connected = false; state.fatal = w("badToken"); renderOffline(); },
     });
@@ -454,6 +613,14 @@
     ui.closeBtn.addEventListener("click", closePanel);
     ui.elder.addEventListener("click", () => socket.send({ type: "elder_mode", on: !state.elder }));
     ui.composer.addEventListener("submit", (e) => { e.preventDefault(); sendText(); });
+    ui.photo.addEventListener("click", () => ui.file.click());
+    ui.file.addEventListener("change", () => {
+      const file = ui.file.files && ui.file.files[0];
+      ui.file.value = "";
+      if (file) sendPhoto(file);
+    });
+    ui.chatTab.addEventListener("click", () => showTab("chat"));
+    ui.groupsTab.addEventListener("click", () => showTab("groups"));
     ui.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
         e.preventDefault();
@@ -471,7 +638,23 @@
     document.addEventListener("visibilitychange", scheduleRead);
     setInterval(renderTyping, 1000);
 
-    window.HomingWidget = { open: openPanel, close: closePanel, sendProduct };
+    function showTab(tab) {
+      state.tab = tab;
+      ui.chatPane.hidden = tab !== "chat";
+      ui.groupsPane.hidden = tab !== "groups";
+      ui.chatTab.setAttribute("aria-selected", String(tab === "chat"));
+      ui.groupsTab.setAttribute("aria-selected", String(tab === "groups"));
+      if (tab === "groups" && groups) groups.show();
+    }
+
+    // The fan-group pane (widget-groups.js): same socket, same token, same words switch.
+    const groups = HomingGroups
+      ? HomingGroups.mount({ pane: ui.groupsPane, Homing, lang, api, socket })
+      : null;
+    if (!groups) ui.groupsTab.hidden = true;
+    showTab("chat");
+
+    window.HomingWidget = { open: openPanel, close: closePanel, sendProduct, showTab };
     renderWords();
     renderOffline();
     ui.offline.hidden = true; // not "offline" before the first attempt has had its chance

@@ -13,6 +13,7 @@ import jwt
 from playwright.async_api import BrowserContext, Page, expect
 
 from app.demo import DEMO_API_KEY, DEMO_BUYER_SECRET, DEMO_SLUG
+from tests.support.client import WSClient
 from tests.support.servers import ROOT, InProcessServer
 
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -110,13 +111,17 @@ def demo_buyer_token(sub: str, name: str = "测试买家") -> str:
     return jwt.encode(claims, DEMO_BUYER_SECRET, algorithm="HS256")
 
 
-async def demo_order(server: InProcessServer, buyer_id: str, order_id: str, amount_cents: int) -> None:
-    """An order of the demo shop, sent as its storefront does (`POST /orders`, the API key)."""
+async def demo_order(
+    server: InProcessServer, buyer_id: str, order_id: str, amount_cents: int,
+    *, api_key: str = DEMO_API_KEY,
+) -> None:
+    """An order of the demo shop (or the shop of `api_key`), sent as its storefront does
+    (`POST /orders`, the API key)."""
     now = datetime.now(UTC)
     async with httpx.AsyncClient(base_url=server.http) as c:
         r = await c.post(
             "/api/v1/orders",
-            headers={"Authorization": f"Bearer {DEMO_API_KEY}"},
+            headers={"Authorization": f"Bearer {api_key}"},
             json={
                 "order_id": order_id,
                 "buyer_id": buyer_id,
@@ -148,3 +153,30 @@ async def pay(page: Page, amount: str, reason: str, note: str = "") -> None:
 
 def unique_buyer(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(4)}"
+
+
+async def storefront_event(server: InProcessServer, api_key: str, buyer_id: str, kind: str) -> None:
+    """A storefront signal (`POST /events`: cart_add or product_view), as the shop's server sends it."""
+    async with httpx.AsyncClient(base_url=server.http) as c:
+        r = await c.post(
+            "/api/v1/events",
+            headers={"Authorization": f"Bearer {api_key}"},
+            json={"buyer_id": buyer_id, "type": kind, "product_id": "p-1", "category": "家居"},
+        )
+        assert r.status_code == 201, r.text
+
+
+async def buyer_writes(server: InProcessServer, token: str, text: str) -> None:
+    """A buyer who asks something over their own socket (no browser) and is gone again."""
+    client = await WSClient.connect(f"{server.ws}/ws/buyer?token={token}")
+    try:
+        await client.expect("hello")
+        await client.send({"type": "message.send", "client_msg_id": secrets.token_hex(6), "body": text})
+        await client.expect("message.ack")
+    finally:
+        await client.close()
+
+
+async def as_buyer(server: InProcessServer, token: str, method: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.http) as c:
+        return await c.request(method, f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
