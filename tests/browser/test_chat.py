@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from playwright.async_api import expect
@@ -15,6 +16,7 @@ from tests.browser.helpers import (
     agent_online,
     conversation_item,
     embed_widget,
+    log_in,
     open_widget,
     screenshot,
     widget,
@@ -213,11 +215,50 @@ async def test_markup_in_messages_is_shown_as_text_everywhere(web, new_tab):
     await expect(widget(buyer, ".msg.from-buyer .text")).to_have_text(XSS)
     await expect(agent.locator("#messages .msg.from-agent .text")).to_have_text(f"回复 {XSS}")
 
+    # A campaign and a fan group named with markup, and markup said in the group: text in
+    # the widget's group pane and in the console's recall and group tabs.
+    now = datetime.now(UTC)
+    admin_token = await login(web.http, kit, "admin")
+    async with httpx.AsyncClient(
+        base_url=web.http, headers={"Authorization": f"Bearer {admin_token}"}
+    ) as c:
+        r = await c.post(
+            "/api/v1/recall/campaigns",
+            json={
+                "name": XSS,
+                "send_at": now.isoformat(),
+                "ends_at": (now + timedelta(days=2)).isoformat(),
+                "coupon": {"title": XSS, "amount_cents": 500},
+            },
+        )
+        assert r.status_code == 201, r.text
+        r = await c.post("/api/v1/groups", json={"name": XSS})
+        assert r.status_code == 201, r.text
+        group_id = r.json()["id"]
+    await widget(buyer, ".tab-groups").click()
+    group = widget(buyer, f".group-item[data-group='{group_id}']")
+    await expect(group.locator(".group-name")).to_have_text(XSS)
+    await group.locator("button.join").click()
+    await expect(widget(buyer, ".room-name")).to_have_text(XSS)
+    await widget(buyer, ".group-input").fill(XSS)
+    await widget(buyer, ".group-input").press("Enter")
+    await expect(widget(buyer, ".gmsg.mine:not(.pending) .text")).to_have_text(XSS)
+    admin_tab = await new_tab()
+    admin = admin_tab.page
+    await log_in(admin, web.http, kit.slug, "admin", PASSWORD)
+    await admin.goto(web.http + "/console?tab=recall")
+    await expect(admin.locator("#campaign-table .campaign-name")).to_have_text(XSS)
+    await expect(admin.locator("#campaign-detail .coupon-title")).to_have_text(XSS)
+    await admin.goto(web.http + "/console?tab=groups")
+    await expect(admin.locator("#group-detail h2.group-name")).to_have_text(XSS)
+    await expect(admin.locator("#group-messages .gmsg.from-buyer .body")).to_have_text(XSS)
+
     # No element came out of anyone's words, and no script ran.
     assert await agent.locator("#messages img, #messages script, #messages b").count() == 0
-    assert await widget(buyer, ".messages img").count() == 0
+    assert await widget(buyer, ".messages img, .groups-pane img").count() == 0
+    assert await admin.locator("main img").count() == 0
     await buyer.wait_for_timeout(300)
-    assert agent_tab.dialogs == [] and buyer_tab.dialogs == []
+    assert agent_tab.dialogs == [] and buyer_tab.dialogs == [] and admin_tab.dialogs == []
 
 
 async def test_a_transfer_moves_the_conversation_out_of_my_list(web, new_tab):
@@ -286,7 +327,9 @@ async def test_photos_show_in_the_widget_and_the_workbench(web, new_tab):
     agent = (await new_tab()).page
     await agent_online(agent, web.http, kit.slug, "gen", PASSWORD)
     token = kit.buyer_token("photo-buyer")
-    buyer = (await new_tab(embed=True)).page
+    buyer_tab = await new_tab(embed=True)
+    buyer_tab.expected_errors.append("422")  # the refused upload, logged by the browser
+    buyer = buyer_tab.page
     await embed_widget(buyer, web, token)
     await open_widget(buyer)
     await widget_say(buyer, "收到的杯子有裂纹")
@@ -294,30 +337,17 @@ async def test_photos_show_in_the_widget_and_the_workbench(web, new_tab):
     await item.click()
     await expect(agent.locator("#messages .msg.from-buyer")).to_have_count(1)
 
-    # The photo comes from the buyer's other device (the widget has no photo button yet).
-    async with httpx.AsyncClient(base_url=web.http) as c:
-        r = await c.post(
-            "/api/v1/uploads",
-            headers={"Authorization": f"Bearer {token}"},
-            files={"file": ("crack.png", tiny_png(), "image/png")},
-        )
-        assert r.status_code == 201, r.text
-        upload_id = r.json()["upload_id"]
-    phone = await WSClient.connect(f"{web.ws}/ws/buyer?token={token}")
-    try:
-        await phone.expect("hello")
-        await phone.send(
-            {
-                "type": "message.send",
-                "client_msg_id": "photo-1",
-                "kind": "image",
-                "body": "",
-                "payload": {"upload_id": upload_id},
-            }
-        )
-        await phone.expect("message.ack")
-    finally:
-        await phone.close()
+    # The widget's photo button: uploaded, then sent as an image message.
+    await widget(buyer, "input.file").set_input_files(
+        files=[{"name": "crack.png", "mimeType": "image/png", "buffer": tiny_png()}]
+    )
     for img in (agent.locator("#messages img.chat-image"), widget(buyer, "img.chat-image")):
         await expect(img).to_be_visible()
         assert await img.evaluate("i => i.decode().then(() => i.naturalWidth)") == 24
+
+    # Something that is not an image is refused, and the widget says why.
+    await widget(buyer, "input.file").set_input_files(
+        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not really a picture"}]
+    )
+    await expect(widget(buyer, ".msg.uploading.failed .state")).to_contain_text("发送失败")
+    await expect(agent.locator("#messages img.chat-image")).to_have_count(1)
