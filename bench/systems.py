@@ -1,15 +1,17 @@
 """The systems under test: Homing (a real `homing serve` process) and the peers.
 
 A system starts its server process(es) pinned to the server core, gives the load
-generator URLs for agents and buyers, and stops everything it started. Later slices
-add Homing on PostgreSQL + Redis and two nodes as more `System`s here.
+generator URLs for agents and buyers, and stops everything it started. `HomingCluster`
+is two Homing nodes on one PostgreSQL database and a private Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,11 @@ class System:
     @property
     def pid(self) -> int:
         return self.server.pid
+
+    @property
+    def pids(self) -> list[int]:
+        """The server processes whose CPU counts as the system's (not Redis or PostgreSQL)."""
+        return [self.pid]
 
     async def start(self) -> System:
         raise NotImplementedError
@@ -227,3 +234,96 @@ class Homing(System):
 
     async def agent_ready(self, client: Client) -> None:
         await client.send({"type": "agent.status", "status": "online"})
+
+
+PG_ADMIN = os.environ.get("HOMING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class HomingCluster(Homing):
+    """Two `homing serve` nodes on a fresh PostgreSQL database and a private Redis.
+
+    No balancer: agents and buyers alternate between the nodes (agent i and buyer i on
+    node i % 2), so most round trips cross from one node to the other over Redis. Only
+    the first node runs the periodic jobs, as a deployment with `homing worker` would.
+    """
+
+    title = "Homing (PostgreSQL + Redis, 2 nodes)"
+
+    def __init__(self, log_dir: Path, **kw: Any) -> None:
+        super().__init__(log_dir, **kw)
+        self.name = self.title
+        self.db_name = f"homing_bench_{self.run_id}"
+        self.database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self.db_name
+        self.redis: Redis | None = None
+        self.ports: list[int] = []
+        self.nodes: list[Proc] = []
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.nodes]
+
+    @property
+    def pid(self) -> int:
+        return self.nodes[0].pid
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        assert self.redis is not None
+        env["REDIS_URL"] = self.redis.url
+        return env
+
+    async def start(self) -> HomingCluster:
+        await _pg_admin(f'CREATE DATABASE "{self.db_name}"')
+        self.redis = await Redis(self.log_dir).start()
+        self.procs.append(self.redis.proc)
+        for node in range(2):
+            port = free_port()
+            args = [python(), "-m", "app", "serve", "--demo", "--port", str(port), "--log-level", "warning"]
+            if node or not self.jobs:
+                args.append("--no-jobs")
+            proc = Proc(f"homing-pg-{port}", args, env=self.env(), log_dir=self.log_dir).start()
+            self.procs.append(proc)
+            self.nodes.append(proc)
+            self.ports.append(port)
+            # One at a time: the first applies the migrations.
+            await wait_http(proc, f"http://{HOST}:{port}/healthz")
+        self.port = self.ports[0]
+        return self
+
+    def stop(self) -> None:
+        super().stop()
+        # Called from inside the workload's event loop: drop the database from a thread.
+        drop = threading.Thread(
+            target=lambda: asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
+        )
+        drop.start()
+        drop.join(30)
+
+    async def agent_urls(self, n: int, *, max_concurrent: int = 50) -> list[str]:
+        slug, secret, usernames = await self.make_shop(n, max_concurrent)
+        self.shop_slug, self.buyer_secret = slug, secret
+        urls = []
+        for i, u in enumerate(usernames):
+            port = self.ports[i % 2]
+            status, body = await http_json(
+                "POST",
+                f"http://{HOST}:{port}/api/v1/auth/login",
+                {"shop": slug, "username": u, "password": BENCH_PASSWORD},
+            )
+            if status != 200:
+                raise RuntimeError(f"login {u} failed: {status} {body!r}")
+            urls.append(f"ws://{HOST}:{port}/ws/agent?token={body['token']}")
+        return urls
+
+    def buyer_url(self, i: int, n_agents: int) -> str:
+        return f"ws://{HOST}:{self.ports[i % 2]}/ws/buyer?token={self.buyer_token(i)}"
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql://", "postgres://"), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.chat import actions as chat_actions
-from app.chat.appender import MessageAppender
-from app.chat.models import Message
+from app.chat import appender as appender_module
+from app.chat.models import Conversation, Message
 from tests.conftest import buyer, online_agent
 from tests.support.factories import login, make_shop
 
@@ -44,19 +44,14 @@ async def test_ack_comes_after_the_message_is_stored(server, shop, connect):
 
 
 def fail_group_commit_after_store(monkeypatch):
-    """Make every group-committed batch write its rows and then fail (so it rolls back)."""
-    real_sqlite, real_pg = MessageAppender._one_sqlite, MessageAppender._one_postgres
+    """Make every group-committed batch take its seqs and then fail (so it rolls back)."""
+    real_plan = appender_module._plan
 
-    def one_sqlite(conn, item):
-        real_sqlite(conn, item)
+    def plan_then_fail(*args, **kwargs):
+        yield from real_plan(*args, **kwargs)
         raise RuntimeError("disk full")
 
-    async def one_pg(conn, item):
-        await real_pg(conn, item)
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(MessageAppender, "_one_sqlite", staticmethod(one_sqlite))
-    monkeypatch.setattr(MessageAppender, "_one_postgres", staticmethod(one_pg))
+    monkeypatch.setattr(appender_module, "_plan", plan_then_fail)
 
 
 async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):
@@ -384,3 +379,41 @@ async def test_the_api_answers_other_origins_for_the_widget(server):
             "Access-Control-Request-Headers": "authorization"})
         assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
         assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+
+
+async def test_one_group_commit_batch_stores_the_plain_and_hands_back_the_rest(server, shop, connect):
+    agent, b, conv_id = await open_chat(server, shop, connect, sub="batch-b")
+    now = server.ctx.clock.now()
+    app = appender_module.MessageAppender(server.ctx.db)
+    async with server.ctx.db.read() as s:
+        agent_id = (await s.get(Conversation, conv_id)).agent_id
+
+    def item(sender, sender_id, cmid, conversation_id=conv_id):
+        return appender_module.Append(
+            shop_id=shop.shop_id, conversation_id=conversation_id, sender=sender, sender_id=sender_id,
+            kind="text", body=cmid, payload={}, client_msg_id=cmid, now=now,
+        )
+
+    try:
+        # Submitted together, so they share one transaction.
+        results = await asyncio.gather(
+            app.append(item("buyer", "batch-b", "x1")),
+            app.append(item("buyer", "batch-b", "x1")),  # the same message again: a resend
+            app.append(item("agent", agent_id, "y1")),
+            app.append(item("agent", "someone-else", "z1")),  # not the serving agent
+            app.append(item("buyer", "not-the-buyer", "w1")),  # not their conversation
+            app.append(item("buyer", "batch-b", "x2")),
+        )
+    finally:
+        await app.close()
+    assert app.batches == 1
+    assert [r and (r["client_msg_id"], r["seq"]) for r in results] == [
+        ("x1", 2), None, ("y1", 3), None, None, ("x2", 4)
+    ]
+    assert [(m.seq, m.client_msg_id) for m in await stored(server.ctx.db, conv_id)] == [
+        (1, "batch-b-open"), (2, "x1"), (3, "y1"), (4, "x2")
+    ]
+    # Published after the commit, to both sides (none came through these sockets).
+    for side in (agent, b):
+        got = [(await side.expect("message.new"))["message"]["client_msg_id"] for _ in range(3)]
+        assert got == ["x1", "y1", "x2"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -67,23 +68,72 @@ class Stored:
     topics: list[str]
 
 
-_DUPLICATE = (
-    "SELECT 1 FROM messages WHERE shop_id = ? AND sender = ? AND sender_id = ? AND client_msg_id = ?"
+# Take the conversation's next seq, if it is open, the sender belongs to it and this is
+# not a resend (a resend, or any refusal, is handed back to the full path).
+_NOT_SENT = (
+    "NOT EXISTS (SELECT 1 FROM messages m WHERE m.shop_id = ? AND m.sender = ? AND m.sender_id = ? "
+    "AND m.client_msg_id = ?)"
 )
 _TAKE_SEQ_BUYER = (
     "UPDATE conversations SET last_seq = last_seq + 1, last_buyer_message_at = ? "
-    "WHERE id = ? AND shop_id = ? AND buyer_id = ? AND status <> 'closed' "
+    "WHERE id = ? AND shop_id = ? AND buyer_id = ? AND status <> 'closed' AND " + _NOT_SENT + " "
     "RETURNING last_seq, agent_id, buyer_id"
 )
 _TAKE_SEQ_AGENT = (
     "UPDATE conversations SET last_seq = last_seq + 1 "
-    "WHERE id = ? AND shop_id = ? AND agent_id = ? AND status <> 'closed' "
+    "WHERE id = ? AND shop_id = ? AND agent_id = ? AND status <> 'closed' AND " + _NOT_SENT + " "
     "RETURNING last_seq, agent_id, buyer_id"
 )
 _INSERT = (
     "INSERT INTO messages (id, shop_id, conversation_id, seq, sender, sender_id, kind, body, payload, "
     "client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+Statement = tuple[str, tuple[Any, ...]]
+
+
+def _plan(batch: list[Append], order: list[int], stamp: Callable[[datetime], Any], *, numbered: bool
+          ) -> Generator[Statement, Any, tuple[list[Stored | None], list[tuple[Any, ...]]]]:
+    """The batch's statements, one conversation UPDATE per message, in `order`.
+
+    A generator, so the SQLite thread and the asyncpg coroutine drive the same logic:
+    it yields (sql, params) and is sent back the row the statement returned. It returns
+    each message's result and the rows to insert (all at once, at the end).
+    """
+    take_buyer, take_agent = (_PG_TAKE_SEQ_BUYER, _PG_TAKE_SEQ_AGENT) if numbered else (
+        _TAKE_SEQ_BUYER, _TAKE_SEQ_AGENT)
+    out: list[Stored | None] = [None] * len(batch)
+    rows: list[tuple[Any, ...]] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for i in order:
+        item = batch[i]
+        key = (item.shop_id, item.sender, item.sender_id, item.client_msg_id)
+        if key in seen:
+            continue  # the same message twice in one batch: the second is a resend
+        seen.add(key)
+        if item.sender == "buyer":
+            taken = yield take_buyer, (
+                stamp(item.now), item.conversation_id, item.shop_id, item.sender_id, *key)
+        else:
+            taken = yield take_agent, (item.conversation_id, item.shop_id, item.sender_id, *key)
+        if taken is None:
+            continue  # a resend; closed, moved or not theirs: the full path says which
+        seq, agent_id, buyer_id = taken[0], taken[1], taken[2]
+        message_id = new_id()
+        rows.append((message_id, item.shop_id, item.conversation_id, seq, item.sender, item.sender_id,
+                     item.kind, item.body, orjson.dumps(item.payload).decode(), item.client_msg_id,
+                     stamp(item.now)))
+        out[i] = Stored(_wire(item, message_id, seq), _topics(item, agent_id, buyer_id))
+    return out, rows
+
+
+def _sqlite_time(dt: datetime) -> str:
+    """UTCDateTime's storage on SQLite: naive UTC text, as SQLAlchemy writes it."""
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _same(dt: datetime) -> datetime:
+    return dt
 
 
 def _numbered(sql: str) -> str:
@@ -198,64 +248,44 @@ class MessageAppender:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            out = [self._one_sqlite(conn, item) for item in batch]
+            plan = _plan(batch, list(range(len(batch))), _sqlite_time, numbered=False)
+            try:
+                sql, params = next(plan)
+                while True:
+                    sql, params = plan.send(conn.execute(sql, params).fetchone())
+            except StopIteration as done:
+                out, rows = done.value
+            conn.executemany(_INSERT, rows)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return out
-
-    @staticmethod
-    def _one_sqlite(conn: sqlite3.Connection, item: Append) -> Stored | None:
-        if conn.execute(_DUPLICATE, (item.shop_id, item.sender, item.sender_id, item.client_msg_id)).fetchone():
-            return None  # a resend: the full path replays the original
-        naive = item.now.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-        if item.sender == "buyer":
-            row = conn.execute(_TAKE_SEQ_BUYER, (naive, item.conversation_id, item.shop_id, item.sender_id))
-        else:
-            row = conn.execute(_TAKE_SEQ_AGENT, (item.conversation_id, item.shop_id, item.sender_id))
-        taken = row.fetchone()
-        if taken is None:
-            return None  # closed, moved or not theirs: the full path says which
-        seq, agent_id, buyer_id = taken
-        message_id = new_id()
-        conn.execute(_INSERT, (
-            message_id, item.shop_id, item.conversation_id, seq, item.sender, item.sender_id, item.kind,
-            item.body, orjson.dumps(item.payload).decode(), item.client_msg_id, naive,
-        ))
-        return Stored(_wire(item, message_id, seq), _topics(item, agent_id, buyer_id))
+        return out  # type: ignore[no-any-return]
 
     # ---- PostgreSQL: one transaction on a pooled connection -------------------------
     async def _write_postgres(self, batch: list[Append]) -> list[Stored | None]:
+        # Lock conversations in one global order (by id; a conversation's own messages
+        # keep theirs), so two nodes' batches never wait on each other in a cycle.
+        order = sorted(range(len(batch)), key=lambda i: batch[i].conversation_id)
         async with self.db.write_engine.connect() as sa_conn:
             raw = await sa_conn.get_raw_connection()
             conn = raw.driver_connection
             assert conn is not None
             async with conn.transaction():
-                return [await self._one_postgres(conn, item) for item in batch]
-
-    @staticmethod
-    async def _one_postgres(conn: Any, item: Append) -> Stored | None:
-        if await conn.fetchval(_PG_DUPLICATE, item.shop_id, item.sender, item.sender_id, item.client_msg_id):
-            return None
-        if item.sender == "buyer":
-            taken = await conn.fetchrow(_PG_TAKE_SEQ_BUYER, item.now, item.conversation_id, item.shop_id,
-                                        item.sender_id)
-        else:
-            taken = await conn.fetchrow(_PG_TAKE_SEQ_AGENT, item.conversation_id, item.shop_id, item.sender_id)
-        if taken is None:
-            return None
-        seq, agent_id, buyer_id = taken[0], taken[1], taken[2]
-        message_id = new_id()
-        # A concurrent resend of the same message on another node fails the unique index
-        # here: the batch rolls back and every message takes the full path.
-        await conn.execute(_PG_INSERT, message_id, item.shop_id, item.conversation_id, seq, item.sender,
-                           item.sender_id, item.kind, item.body, orjson.dumps(item.payload).decode(),
-                           item.client_msg_id, item.now)
-        return Stored(_wire(item, message_id, seq), _topics(item, agent_id, buyer_id))
+                plan = _plan(batch, order, _same, numbered=True)
+                try:
+                    sql, params = next(plan)
+                    while True:
+                        sql, params = plan.send(await conn.fetchrow(sql, *params))
+                except StopIteration as done:
+                    out, rows = done.value
+                # A concurrent resend of one of these on another node fails the unique
+                # index here: the batch rolls back and every message takes the full path.
+                if rows:
+                    await conn.executemany(_PG_INSERT, rows)
+            return out  # type: ignore[no-any-return]
 
 
-_PG_DUPLICATE = _numbered(_DUPLICATE)
 _PG_TAKE_SEQ_BUYER = _numbered(_TAKE_SEQ_BUYER)
 _PG_TAKE_SEQ_AGENT = _numbered(_TAKE_SEQ_AGENT)
 _PG_INSERT = _numbered(_INSERT)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
+from starlette.websockets import WebSocketDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,12 @@ class Connection:
                     await self._resync()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # The socket is gone or broken; the client reconnects and syncs.
-            log.warning("%s connection writer stopped", self.kind, exc_info=True)
+            if _is_disconnect(exc):
+                log.debug("%s connection closed while writing", self.kind)
+            else:
+                log.warning("%s connection writer stopped", self.kind, exc_info=True)
             self.closed = True
 
     async def _write(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
@@ -230,3 +234,8 @@ class Connection:
                     )
             if conv["id"] in self.tracks:
                 await self._backfill(conv["id"])
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """The client went away (a normal end of a socket, not an error of ours)."""
+    return isinstance(exc, WebSocketDisconnect | ConnectionError)

@@ -27,12 +27,12 @@ from typing import Any
 
 from bench.clients import Client, close_all, connect_all
 from bench.common import Figure, cpu_seconds, percentile, run_delay_s
-from bench.systems import Homing, SocketIORelay, System, WsRelay
+from bench.systems import Homing, HomingCluster, SocketIORelay, System, WsRelay
 
 NAME = "message_path"
 TITLE = "message path rate search"
 
-SYSTEM_KEYS = ("homing", "ws", "sio", "sio-redis")
+SYSTEM_KEYS = ("homing", "ws", "sio", "sio-redis", "homing-pg")
 WARM_WINDOW = 20
 NOISY_WAIT = 0.05
 NOISY_RETRIES = 2
@@ -41,6 +41,8 @@ NOISY_RETRIES = 2
 def make_system(key: str, log_dir: Path, fps: int) -> System:
     if key == "homing":
         return Homing(log_dir, frames_per_second=fps)
+    if key == "homing-pg":
+        return HomingCluster(log_dir, frames_per_second=fps)
     if key == "ws":
         return WsRelay(log_dir, frames_per_second=fps)
     if key == "sio":
@@ -247,7 +249,7 @@ class Driver:
         prefix = f"{self.step_no}."
         t0 = time.perf_counter()
         c0, s0 = time.process_time(), self._server_cpu()
-        w0, g0 = self._wait(self.system.pid), self._wait(os.getpid())
+        w0, g0 = self._server_wait(), self._wait(os.getpid())
         i = 0
         while i < n:
             due = min(n, int((time.perf_counter() - t0) * rate) + 1)
@@ -263,7 +265,7 @@ class Driver:
         st.send_elapsed = time.perf_counter() - t0
         st.gen_cpu = (time.process_time() - c0) / st.send_elapsed
         st.srv_cpu = (self._server_cpu() - s0) / st.send_elapsed
-        st.srv_wait = (self._wait(self.system.pid) - w0) / st.send_elapsed
+        st.srv_wait = (self._server_wait() - w0) / st.send_elapsed
         st.gen_wait = (self._wait(os.getpid()) - g0) / st.send_elapsed
         st.generator_limited = st.send_elapsed > duration * 1.15 + 0.05
         deadline = time.monotonic() + grace
@@ -293,11 +295,19 @@ class Driver:
         except (OSError, AssertionError):
             return 0.0
 
+    def _server_wait(self) -> float:
+        """Run-queue wait of the busiest-waiting server process (one figure per system)."""
+        return max(self._wait(pid) for pid in self.system.pids)
+
     def _server_cpu(self) -> float:
-        try:
-            return cpu_seconds(self.system.pid)
-        except (OSError, AssertionError):
-            return 0.0
+        """CPU of every server process of the system (both nodes of a cluster)."""
+        total = 0.0
+        for pid in self.system.pids:
+            try:
+                total += cpu_seconds(pid)
+            except (OSError, AssertionError):
+                continue
+        return total
 
     async def close(self) -> None:
         gc.unfreeze()
@@ -411,7 +421,7 @@ async def search(
     }
 
 
-async def profile(d: Driver, ctx: Any, rate: float, seconds: float) -> list[str]:
+async def profile(d: Driver, ctx: Any, rate: float, seconds: float, key: str) -> list[str]:
     """py-spy on the Homing server while the driver holds `rate`: an SVG and a text summary."""
     import shutil
     import sys
@@ -422,7 +432,7 @@ async def profile(d: Driver, ctx: Any, rate: float, seconds: float) -> list[str]
         return []
     out: list[str] = []
     for fmt, suffix in (("raw", "txt.raw"), ("flamegraph", "svg")):
-        path = ctx.results_dir / f"profile-{ctx.stamp}.{suffix}"
+        path = ctx.results_dir / f"profile-{ctx.stamp}-{key}.{suffix}"
         cmd = [
             spy,
             "record",
@@ -450,12 +460,12 @@ async def profile(d: Driver, ctx: Any, rate: float, seconds: float) -> list[str]
         await d.drain(10.0)
         if path.exists():
             out.append(str(path))
-    raw = ctx.results_dir / f"profile-{ctx.stamp}.txt.raw"
+    raw = ctx.results_dir / f"profile-{ctx.stamp}-{key}.txt.raw"
     if raw.exists():
         from bench.profile_summary import summarize
 
         text = summarize(raw.read_text(), top=20)
-        txt = ctx.results_dir / f"profile-{ctx.stamp}.txt"
+        txt = ctx.results_dir / f"profile-{ctx.stamp}-{key}.txt"
         txt.write_text(text)
         out.append(str(txt))
         ctx.say(text)
@@ -488,13 +498,13 @@ async def run(ctx: Any) -> list[Figure]:
                 refine=a.mp_refine,
                 retries=a.mp_retries,
             )
-            if a.profile and key == "homing":
+            if a.profile and key.startswith("homing"):
                 best = res["best"]
                 rate = best.rate if best else a.mp_start_rate
                 ctx.say(
                     f"    profiling with py-spy at {rate:.0f}/s for {a.profile_s:g}s (x2: raw + svg)"
                 )
-                res["profile"] = await profile(d, ctx, rate, a.profile_s)
+                res["profile"] = await profile(d, ctx, rate, a.profile_s, key)
         except Exception as exc:  # noqa: BLE001 - one system failing must not hide the others
             ctx.say(f"    {system.name} failed: {type(exc).__name__}: {exc}")
             res = {
@@ -573,21 +583,26 @@ def cpu_cost_ms(steps: list[dict[str, Any]]) -> float | None:
     return cpu / sent * 1000 if sent else None
 
 
+# (Homing system, peer, the issue's target for the rate ratio)
+TARGETS = (
+    ("Homing (SQLite)", "python-socketio", 1.0),
+    ("Homing (SQLite)", "websockets relay", 0.25),
+    (HomingCluster.title, "python-socketio + Redis", 1.5),
+)
+
+
 def ratios(results: dict[str, dict[str, Any]]) -> list[Figure]:
     out: list[Figure] = []
-    homing = results.get("Homing (SQLite)")
-    if not homing:
-        return out
-    h = homing["best"].rate if homing["best"] else 0.0
-    for peer, need in (("python-socketio", 1.0), ("websockets relay", 0.25)):
-        r = results.get(peer)
-        if not r:
+    for name, peer, need in TARGETS:
+        homing, r = results.get(name), results.get(peer)
+        if not homing or not r:
             continue
+        h = homing["best"].rate if homing["best"] else 0.0
         if not r["best"]:
             out.append(
                 Figure(
                     NAME,
-                    "Homing (SQLite)",
+                    name,
                     f"rate vs {peer}",
                     None,
                     "x",
@@ -600,7 +615,7 @@ def ratios(results: dict[str, dict[str, Any]]) -> list[Figure]:
             out.append(
                 Figure(
                     NAME,
-                    "Homing (SQLite)",
+                    name,
                     f"CPU-bound ceiling vs {peer}",
                     round(r["cpu_ms"] / homing["cpu_ms"], 3),
                     "x",
@@ -615,7 +630,7 @@ def ratios(results: dict[str, dict[str, Any]]) -> list[Figure]:
         out.append(
             Figure(
                 NAME,
-                "Homing (SQLite)",
+                name,
                 f"rate vs {peer}",
                 round(ratio, 3),
                 "x",
