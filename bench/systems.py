@@ -209,16 +209,21 @@ class Homing(System):
         slug, secret, usernames = await self.make_shop(n, max_concurrent)
         self.shop_slug, self.buyer_secret = slug, secret
         urls = []
-        for u in usernames:
+        for i, u in enumerate(usernames):
+            port = self.node_port(i)
             status, body = await http_json(
                 "POST",
-                f"http://{HOST}:{self.port}/api/v1/auth/login",
+                f"http://{HOST}:{port}/api/v1/auth/login",
                 {"shop": slug, "username": u, "password": BENCH_PASSWORD},
             )
             if status != 200:
                 raise RuntimeError(f"login {u} failed: {status} {body!r}")
-            urls.append(f"ws://{HOST}:{self.port}/ws/agent?token={body['token']}")
+            urls.append(f"ws://{HOST}:{port}/ws/agent?token={body['token']}")
         return urls
+
+    def node_port(self, i: int) -> int:
+        """The node agent i and buyer i connect to (one node here)."""
+        return self.port
 
     def buyer_token(self, i: int) -> str:
         claims = {
@@ -230,7 +235,7 @@ class Homing(System):
         return jwt.encode(claims, self.buyer_secret, algorithm="HS256")
 
     def buyer_url(self, i: int, n_agents: int) -> str:
-        return f"ws://{HOST}:{self.port}/ws/buyer?token={self.buyer_token(i)}"
+        return f"ws://{HOST}:{self.node_port(i)}/ws/buyer?token={self.buyer_token(i)}"
 
     async def agent_ready(self, client: Client) -> None:
         await client.send({"type": "agent.status", "status": "online"})
@@ -299,24 +304,8 @@ class HomingCluster(Homing):
         drop.start()
         drop.join(30)
 
-    async def agent_urls(self, n: int, *, max_concurrent: int = 50) -> list[str]:
-        slug, secret, usernames = await self.make_shop(n, max_concurrent)
-        self.shop_slug, self.buyer_secret = slug, secret
-        urls = []
-        for i, u in enumerate(usernames):
-            port = self.ports[i % 2]
-            status, body = await http_json(
-                "POST",
-                f"http://{HOST}:{port}/api/v1/auth/login",
-                {"shop": slug, "username": u, "password": BENCH_PASSWORD},
-            )
-            if status != 200:
-                raise RuntimeError(f"login {u} failed: {status} {body!r}")
-            urls.append(f"ws://{HOST}:{port}/ws/agent?token={body['token']}")
-        return urls
-
-    def buyer_url(self, i: int, n_agents: int) -> str:
-        return f"ws://{HOST}:{self.ports[i % 2]}/ws/buyer?token={self.buyer_token(i)}"
+    def node_port(self, i: int) -> int:
+        return self.ports[i % 2]
 
 
 async def _pg_admin(sql: str) -> None:
