@@ -130,11 +130,16 @@ async def test_merchant_creates_previews_and_schedules_a_campaign_and_the_buyer_
     await expect(card.locator("button.claim")).to_be_disabled()
     await screenshot(buyer, "widget-coupon")
 
-    # The results count the card as read and claimed.
+    # The results count the card as read and claimed; nothing ordered yet.
     await admin.goto(web.http + "/console?tab=recall")
     await expect(stat(admin, "claimed")).to_have_text("1")
     await expect(stat(admin, "read")).to_have_text("1")
     await expect(stat(admin, "rate")).to_have_text("0.0%")
+    # The buyer orders before the offer ends: converted.
+    await demo_order(web, buyer_id, f"R{secrets.token_hex(4)}", 26800, api_key=kit.api_key)
+    await admin.reload()
+    await expect(stat(admin, "converted")).to_have_text("1")
+    await expect(stat(admin, "rate")).to_have_text("100.0%")
     await screenshot(admin, "console-recall-results")
 
     # One tap: no more recalls. A new preview now counts this buyer as opted out.
@@ -206,6 +211,9 @@ async def test_campaign_form_refusals_cancel_and_markup_in_names(web, new_tab):
         [f"{XSS} 明年", XSS]
     )
     await screenshot(sam, "console-recall")
+    await sam.click("a.lang")
+    await expect(sam.locator(".console-tabs a[data-tab=recall]")).to_have_text("Recall campaigns")
+    await expect(sam.locator("#campaign-status")).to_have_text("cancelled")
     alice_tab = await new_tab()
     alice_tab.expected_errors.append("403")
     await log_in(alice_tab.page, web.http, "demo", "alice", "demo")
