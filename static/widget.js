@@ -379,7 +379,10 @@
         state.msgs = new Map();
         state.upto = 0;
         state.readSent = 0;
-        for (const node of [...ui.messages.children]) if (!node.classList.contains("pending")) node.remove();
+        // Unsent messages and the shop's notice cards stay; the old conversation goes.
+        for (const node of [...ui.messages.children]) {
+          if (!node.classList.contains("pending") && !node.classList.contains("notice")) node.remove();
+        }
         if (hadOne) ui.messages.prepend(el("li", { className: "msg from-system divider", text: w("newConversation") }));
         // History of this conversation (a reload, or a second tab), from the start.
         socket.send({ type: "sync", conversation_id: data.id, after_seq: 0 });
