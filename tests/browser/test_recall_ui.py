@@ -8,6 +8,7 @@ one, so the audience is exactly the buyers made here.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from playwright.async_api import expect
@@ -27,11 +28,13 @@ from tests.browser.helpers import (
     widget,
     widget_say,
 )
+from tests.support.client import WSClient
 from tests.support.factories import PASSWORD, login, make_shop
 
 ZH = STRINGS["zh"]
 XSS = "<img src=x onerror=alert(1)>"
 INTERESTED = "这个多少钱?尺码偏大吗?"  # a price and a size question: 30 points
+ZH_WIDGET_CLOSED = "本次会话已结束,发消息可以再次咨询"
 
 
 async def _recalls_all_day(web, kit) -> None:
@@ -227,3 +230,55 @@ async def test_campaign_form_refusals_cancel_and_markup_in_names(web, new_tab):
     for tab in (admin_tab, sam_tab):
         assert await tab.page.locator("main img").count() == 0
         assert tab.dialogs == []
+
+
+async def test_a_coupon_after_the_chat_closed_arrives_as_a_notice_card(web, new_tab):
+    """No open conversation: the card comes in a notice conversation, and the widget shows
+    it below the closed chat (rating still there) instead of switching away."""
+    kit = await make_shop(web.ctx.db)
+    await _recalls_all_day(web, kit)
+    agent = await WSClient.connect(
+        f"{web.ws}/ws/agent?token={await login(web.http, kit, 'agent1')}"
+    )
+    try:
+        await agent.expect("hello")
+        await agent.send({"type": "agent.status", "status": "online"})
+        await agent.expect("agent.status")
+        buyer_id = unique_buyer("later")
+        buyer_tab = await new_tab(PHONE, embed=True)
+        buyer = buyer_tab.page
+        await embed_widget(buyer, web, kit.buyer_token(buyer_id))
+        await open_widget(buyer)
+        await widget_say(buyer, INTERESTED)
+        conv = (await agent.expect("conversation.assigned"))["conversation"]
+        await agent.send({"type": "conversation.close", "conversation_id": conv["id"]})
+        await expect(widget(buyer, ".csat .star")).to_have_count(5)
+    finally:
+        await agent.close()
+    await storefront_event(web, kit.api_key, buyer_id, "cart_add")
+
+    token = await login(web.http, kit, "admin")
+    async with httpx.AsyncClient(
+        base_url=web.http, headers={"Authorization": f"Bearer {token}"}
+    ) as c:
+        now = datetime.now(UTC)
+        r = await c.post(
+            "/api/v1/recall/campaigns",
+            json={
+                "name": "回头客",
+                "send_at": now.isoformat(),
+                "ends_at": (now + timedelta(days=3)).isoformat(),
+                "coupon": {"title": "回头券", "amount_cents": 1000},
+            },
+        )
+        assert r.status_code == 201, r.text
+        r = await c.post(f"/api/v1/recall/campaigns/{r.json()['id']}/schedule")
+        assert r.status_code == 200, r.text
+
+    card = widget(buyer, ".msg.notice.kind-coupon_card")
+    await expect(card.locator(".card-price")).to_have_text("¥10.00", timeout=30_000)
+    await expect(widget(buyer, ".csat .star")).to_have_count(5)  # the closed chat is still there
+    await expect(widget(buyer, ".status-line")).to_have_text(ZH_WIDGET_CLOSED)
+    await card.locator("button.claim").click()
+    await expect(card.locator("button.claim")).to_have_text("已领取")
+    assert buyer_tab.dialogs == []
