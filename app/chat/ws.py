@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
-from fastapi import APIRouter, WebSocket
+from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.chat import actions, service
@@ -28,7 +27,6 @@ from app.shops import actions as shop_actions
 from app.shops import service as shop_service
 
 log = logging.getLogger(__name__)
-router = APIRouter()
 
 CLOSE_UNAUTHORIZED = 4401
 
@@ -41,7 +39,9 @@ class Session(ABC):
         self.ws = ws
         self.conn = conn
         self.limiter = SlidingWindowLimiter(int(ctx.settings.frames_per_second))
-        self.handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+
+    # Frame type -> handler method name; one table per class, not per socket.
+    HANDLERS: ClassVar[dict[str, str]] = {}
 
     def error(self, code: str, message: str, ref: Any = None) -> None:
         self.conn.push({"type": "error", "code": code, "message": message, "ref": ref})
@@ -66,10 +66,10 @@ class Session(ABC):
                     raise RateLimited(
                         f"More than {self.ctx.settings.frames_per_second:g} frames a second; slow down."
                     )
-                handler = self.handlers.get(frame["type"])
-                if handler is None:
+                name = self.HANDLERS.get(frame["type"])
+                if name is None:
                     raise DomainError(f"Unknown frame type {frame['type']!r}.", code="unknown_type")
-                await handler(frame)
+                await getattr(self, name)(frame)
             except DomainError as exc:
                 self.error(exc.code, exc.message, ref)
             except Exception:
@@ -129,6 +129,17 @@ class Session(ABC):
     @abstractmethod
     def identity_id(self) -> str: ...
 
+    @property
+    @abstractmethod
+    def member(self) -> Any:
+        """Who this socket is, as fan groups see members (a buyer or an agent)."""
+
+    async def on_group_send(self, frame: dict[str, Any]) -> None:
+        await group_ws.on_group_send(self, self.member, frame)
+
+    async def on_group_sync(self, frame: dict[str, Any]) -> None:
+        await group_ws.on_group_sync(self, self.member, frame)
+
     async def run(self, fn: Any, *args: Any) -> Any:
         return await self.ctx.db.run(fn, *args)
 
@@ -145,16 +156,17 @@ class BuyerSession(Session):
         self.buyer = buyer
         # Their open conversation, as far as this socket knows (the group commit checks).
         self.conversation_id: str | None = None
-        self.handlers = {
-            "message.send": self.on_send,
-            "sync": self.on_sync,
-            "typing": self.on_typing,
-            "read": self.on_read,
-            "elder_mode": self.on_elder_mode,
-            "csat.submit": self.on_csat,
-            "group.send": lambda f: group_ws.on_group_send(self, self.buyer, f),
-            "group.sync": lambda f: group_ws.on_group_sync(self, self.buyer, f),
-        }
+
+    HANDLERS: ClassVar[dict[str, str]] = {
+        "message.send": "on_send",
+        "sync": "on_sync",
+        "typing": "on_typing",
+        "read": "on_read",
+        "elder_mode": "on_elder_mode",
+        "csat.submit": "on_csat",
+        "group.send": "on_group_send",
+        "group.sync": "on_group_sync",
+    }
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
@@ -162,6 +174,10 @@ class BuyerSession(Session):
 
     def sent_into(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
+
+    @property
+    def member(self) -> Any:
+        return self.buyer
 
     @property
     def identity_shop_id(self) -> str:
@@ -208,17 +224,22 @@ class AgentSession(Session):
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, agent: Any):
         super().__init__(ctx, ws, conn)
         self.agent = agent
-        self.handlers = {
-            "message.send": self.on_send,
-            "sync": self.on_sync,
-            "typing": self.on_typing,
-            "read": self.on_read,
-            "agent.status": self.on_status,
-            "conversation.close": self.on_close,
-            "conversation.transfer": self.on_transfer,
-            "group.send": lambda f: group_ws.on_group_send(self, self.agent, f),
-            "group.sync": lambda f: group_ws.on_group_sync(self, self.agent, f),
-        }
+
+    HANDLERS: ClassVar[dict[str, str]] = {
+        "message.send": "on_send",
+        "sync": "on_sync",
+        "typing": "on_typing",
+        "read": "on_read",
+        "agent.status": "on_status",
+        "conversation.close": "on_close",
+        "conversation.transfer": "on_transfer",
+        "group.send": "on_group_send",
+        "group.sync": "on_group_sync",
+    }
+
+    @property
+    def member(self) -> Any:
+        return self.agent
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
         return await self.ctx.db.query(actions.conversation_for_agent, self.agent, get_str(frame, "conversation_id"))
@@ -295,21 +316,39 @@ async def _serve(ctx: AppContext, session: Session) -> None:
         await session.conn.stop()
 
 
-@router.websocket("/ws/buyer")
 async def buyer_socket(ws: WebSocket) -> None:
     ctx = _ctx(ws)
+    session = await _open_buyer(ctx, ws)
+    if session is not None:
+        await _serve(ctx, session)
+
+
+async def agent_socket(ws: WebSocket) -> None:
+    ctx = _ctx(ws)
+    session = await _open_agent(ctx, ws)
+    if session is not None:
+        await _serve(ctx, session)
+
+
+# The opening of a socket is a function of its own, so its database sessions and rows
+# are freed once hello is queued, not kept for the socket's lifetime by the endpoint.
+
+
+async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSession | None:
     await ws.accept()
     now = ctx.clock.now()
     try:
         async with ctx.db.read() as s:
             buyer = await shop_service.buyer_for_token(s, ws.query_params.get("token"), now)
+            current = await shop_service.buyer_record_is_current(s, buyer, now)
     except NotAuthenticated:
         await ws.close(CLOSE_UNAUTHORIZED)
-        return
-    await ctx.db.run(
-        shop_actions.touch_buyer, shop_id=buyer.shop_id, buyer_id=buyer.buyer_id,
-        name=buyer.name, age=buyer.age, vip=buyer.vip, now=now,
-    )
+        return None
+    if not current:
+        await ctx.db.run(
+            shop_actions.touch_buyer, shop_id=buyer.shop_id, buyer_id=buyer.buyer_id,
+            name=buyer.name, age=buyer.age, vip=buyer.vip, now=now,
+        )
     conn = _connection(ctx, ws, "buyer", buyer, [buyer_topic(buyer.shop_id, buyer.buyer_id)])
     # Register before reading state, so nothing committed after the read is missed.
     ctx.hub.register(conn)
@@ -324,19 +363,17 @@ async def buyer_socket(ws: WebSocket) -> None:
                 "conversation": public, "position": position, "groups": groups})
     session = BuyerSession(ctx, ws, conn, buyer)
     session.conversation_id = conv.id if conv is not None else None
-    await _serve(ctx, session)
+    return session
 
 
-@router.websocket("/ws/agent")
-async def agent_socket(ws: WebSocket) -> None:
-    ctx = _ctx(ws)
+async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSession | None:
     await ws.accept()
     try:
         async with ctx.db.read() as s:
             agent = await shop_service.agent_for_token(s, ws.query_params.get("token"), ctx.clock.now())
     except NotAuthenticated:
         await ws.close(CLOSE_UNAUTHORIZED)
-        return
+        return None
     topics = [agent_topic(agent.id)]
     if agent.role in ("supervisor", "admin"):
         topics.append(shop_staff_topic(agent.shop_id))  # approvals and other shop-wide news
@@ -355,4 +392,8 @@ async def agent_socket(ws: WebSocket) -> None:
         "status": agent.status,
         "conversations": public,
     })
-    await _serve(ctx, AgentSession(ctx, ws, conn, agent))
+    return AgentSession(ctx, ws, conn, agent)
+
+
+# Served straight from the application's entry point (see app.main.HomingApp).
+SOCKETS = {"/ws/buyer": buyer_socket, "/ws/agent": agent_socket}

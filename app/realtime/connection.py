@@ -77,8 +77,10 @@ class Connection:
         self._close = close
         self._loader = loader
         self._gap_fill_s = gap_fill_s
-        self._items: deque[tuple[str, Any]] = deque()
-        self._wake = asyncio.Event()
+        # What is waiting to be written; a writer task exists only while there is some
+        # (an idle socket holds no task, no event and no queue: memory per socket).
+        self._items: deque[tuple[str, Any]] | None = None
+        self._started = False
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
         self.tracks: dict[str, SeqTrack] = {}
@@ -89,9 +91,11 @@ class Connection:
     # ---- producers (never block) -------------------------------------------------
     def start(self, hello: dict[str, Any]) -> None:
         """Put hello ahead of anything queued since registration, then start writing."""
+        if self._items is None:
+            self._items = deque()
         self._items.appendleft(("frame", hello))
-        self._wake.set()
-        self._writer = asyncio.create_task(self._write_forever(), name=f"ws-writer-{self.kind}")
+        self._started = True
+        self._ensure_writer()
 
     def follow(self, conversation_id: str, last_seq: int, status: str, agent_id: str | None) -> None:
         """Track a conversation the client was told about at `last_seq` (first word wins)."""
@@ -118,6 +122,8 @@ class Connection:
     def _put(self, item: tuple[str, Any]) -> None:
         if self.closed:
             return
+        if self._items is None:
+            self._items = deque()
         if len(self._items) >= MAX_BACKLOG:
             # A client this far behind reconnects and syncs; don't hold memory for it.
             log.warning("closing a %s connection with %d frames unsent", self.kind, len(self._items))
@@ -125,7 +131,11 @@ class Connection:
             asyncio.create_task(self._close(1013))
             return
         self._items.append(item)
-        self._wake.set()
+        self._ensure_writer()
+
+    def _ensure_writer(self) -> None:
+        if self._started and self._writer is None and not self.closed:
+            self._writer = asyncio.create_task(self._write_queued(), name=f"ws-writer-{self.kind}")
 
     async def stop(self) -> None:
         self.closed = True
@@ -134,14 +144,12 @@ class Connection:
             await asyncio.gather(self._writer, return_exceptions=True)
 
     # ---- the writer ---------------------------------------------------------------
-    async def _write_forever(self) -> None:
+    async def _write_queued(self) -> None:
+        """Write until nothing is queued, then end (the next push starts a new writer)."""
+        items = self._items
         try:
-            while not self.closed:
-                if not self._items:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                kind, value = self._items.popleft()
+            while items and not self.closed:
+                kind, value = items.popleft()
                 if kind == "frame":
                     frame, raw = value if isinstance(value, tuple) else (value, None)
                     await self._deliver(frame, raw)
@@ -151,6 +159,11 @@ class Connection:
                     await self._backfill(value)
                 elif kind == "resync":
                     await self._resync()
+            # Nothing left: no await between this check and the end, so a push after it
+            # sees no writer and starts one.
+            self._writer = None
+            if not self._items:
+                self._items = None
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
@@ -140,3 +140,26 @@ def shop_zone(shop: Shop) -> ZoneInfo:
         return ZoneInfo(shop.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+# A buyer's last_seen_at is kept to this resolution: reconnecting within it writes nothing.
+LAST_SEEN_RESOLUTION = timedelta(minutes=10)
+
+
+async def buyer_record_is_current(session: AsyncSession, buyer: BuyerIdentity, now: datetime) -> bool:
+    """True when the stored buyer already says what the token says, seen recently.
+
+    Then a reconnect needs no write (`touch_buyer`): during a promotion's reconnect storm
+    thousands of sockets open at once, and each write waits for the one writer.
+    """
+    row = (
+        await session.execute(
+            select(Buyer.name, Buyer.age, Buyer.vip, Buyer.last_seen_at).where(
+                Buyer.shop_id == buyer.shop_id, Buyer.id == buyer.buyer_id
+            )
+        )
+    ).first()
+    if row is None:
+        return False
+    name, age, vip, last_seen_at = row
+    return (name, age, vip) == (buyer.name, buyer.age, buyer.vip) and now - last_seen_at < LAST_SEEN_RESOLUTION
