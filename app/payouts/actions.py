@@ -14,11 +14,11 @@ fund), so two payouts never wait on each other in a cycle.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -620,7 +620,7 @@ async def issue_late_shipment_coupon(
         },
         now=now,
     )
-    coupon.conversation_id, coupon.message_id = msg.conversation_id, msg.id
+    coupon.conversation_id, coupon.message_id = msg.conversation_id, msg.message_id
     s.add(
         PayoutLedgerEntry(
             shop_id=shop_id,
@@ -640,6 +640,28 @@ async def issue_late_shipment_coupon(
 # --- telling the buyer ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A system card for a buyer who is not chatting (see `post_notices`); the ids of its
+    conversation and message may be chosen by the caller."""
+
+    buyer_id: str
+    kind: str
+    body: str
+    payload: dict[str, Any]
+    conversation_id: str = field(default_factory=new_id)
+    message_id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where a card landed."""
+
+    conversation_id: str
+    message_id: str
+    seq: int
+
+
 async def post_to_buyer(
     uow: UnitOfWork,
     *,
@@ -650,7 +672,7 @@ async def post_to_buyer(
     body: str,
     payload: dict[str, Any],
     now: datetime,
-) -> Message:
+) -> Posted:
     """A system card in the buyer's chat: in the given conversation while it is open, else in
     the buyer's open conversation, else in a notice conversation of its own."""
     s = uow.session
@@ -674,64 +696,84 @@ async def post_to_buyer(
                 payload=payload,
                 now=now,
             )
-            return msg
+            return Posted(msg.conversation_id, msg.id, msg.seq)
         except ConversationClosed:
             continue  # closed a moment ago: try the next place
-    return await _notice_conversation(
-        uow, shop_id=shop_id, buyer_id=buyer_id, kind=kind, body=body, payload=payload, now=now
-    )
+    (posted,) = await post_notices(uow, shop_id, [Notice(buyer_id, kind, body, payload)], now=now)
+    return posted
 
 
-async def _notice_conversation(
-    uow: UnitOfWork,
-    *,
-    shop_id: str,
-    buyer_id: str,
-    kind: str,
-    body: str,
-    payload: dict[str, Any],
-    now: datetime,
-) -> Message:
-    """A conversation born closed, holding just this card, for a buyer who is not chatting.
+async def post_notices(
+    uow: UnitOfWork, shop_id: str, notices: list[Notice], *, now: datetime
+) -> list[Posted]:
+    """Each card as the one message (seq 1) of a conversation born closed, for buyers who
+    are not chatting; in the order given.
 
     A notice is not a request for help: opening a routed conversation would queue it for
     an agent, and closing one through the chat core invites a rating of a service nobody
-    gave. So it is written here directly, as the one message (seq 1) of a closed
-    conversation; the buyer hears of it like any new message.
+    gave. So it is written here directly, as the one message of a closed conversation
+    (`last_seq` 1: numbering stays gap-free); the buyer hears of it like any new message,
+    after commit. Two bulk INSERTs from one template row of each kind, whether for one
+    payout card or a recall campaign's thousands (model instances would cost more than
+    the writes).
     """
+    if not notices:
+        return []
     s = uow.session
-    buyer = await s.get(Buyer, (shop_id, buyer_id))
-    facts = BuyerFacts(age=buyer.age, elder_mode=buyer.elder_mode) if buyer else BuyerFacts()
-    conv = Conversation(
+    facts_of = {
+        b: BuyerFacts(age=age, elder_mode=elder_mode)
+        for b, age, elder_mode in await s.execute(
+            select(Buyer.id, Buyer.age, Buyer.elder_mode).where(
+                Buyer.shop_id == shop_id, Buyer.id.in_({n.buyer_id for n in notices})
+            )
+        )
+    }
+    conv_row = Conversation(
+        id="",
         shop_id=shop_id,
-        buyer_id=buyer_id,
-        queue=choose_queue(facts),
+        buyer_id="",
         status="closed",
-        elder=facts.is_elder,
         last_seq=1,
         opened_at=now,
         closed_at=now,
         close_reason="system",
-    )
-    s.add(conv)
-    await s.flush()
-    msg = Message(
+    ).model_dump()
+    template = Message(
+        id="",
         shop_id=shop_id,
-        conversation_id=conv.id,
+        conversation_id="",
         seq=1,
         sender="system",
         sender_id=None,
-        kind=kind,
-        body=body,
-        payload=payload,
+        kind="",
+        body="",
+        payload={},
         created_at=now,
     )
-    s.add(msg)
-    await s.flush()
-    uow.emit(
-        buyer_topic(shop_id, buyer_id), {"type": "message.new", "message": message_public(msg)}
-    )
-    return msg
+    frame, msg_row = message_public(template), template.model_dump()
+    convs, msgs, posted = [], [], []
+    for n in notices:
+        facts = facts_of.get(n.buyer_id, BuyerFacts())
+        conv_id, msg_id = n.conversation_id, n.message_id
+        card = {"id": msg_id, "conversation_id": conv_id, "kind": n.kind, "body": n.body}
+        convs.append(
+            {
+                **conv_row,
+                "id": conv_id,
+                "buyer_id": n.buyer_id,
+                "queue": choose_queue(facts),
+                "elder": facts.is_elder,
+            }
+        )
+        msgs.append({**msg_row, **card, "payload": n.payload})
+        posted.append(Posted(conv_id, msg_id, 1))
+        uow.emit(
+            buyer_topic(shop_id, n.buyer_id),
+            {"type": "message.new", "message": {**frame, **card, "payload": n.payload}},
+        )
+    await s.execute(insert(Conversation.__table__), convs)
+    await s.execute(insert(Message.__table__), msgs)
+    return posted
 
 
 def _announce(uow: UnitOfWork, payout: Payout) -> None:
@@ -829,5 +871,5 @@ async def record_refusal(
 
 def _insert_ignore(uow: UnitOfWork, model: Any, keys: list[str], values: dict[str, Any]) -> Insert:
     """INSERT ... ON CONFLICT (keys) DO NOTHING, in the dialect at hand."""
-    insert = pg_insert if uow.is_postgres else sqlite_insert
-    return insert(model.__table__).values(**values).on_conflict_do_nothing(index_elements=keys)  # type: ignore[no-any-return]
+    upsert = pg_insert if uow.is_postgres else sqlite_insert
+    return upsert(model.__table__).values(**values).on_conflict_do_nothing(index_elements=keys)  # type: ignore[no-any-return]

@@ -12,16 +12,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app.chat.models import Conversation, Message
-from app.chat.schemas import message_public
-from app.db import UnitOfWork, new_id
+from app.chat.models import Conversation
+from app.db import UnitOfWork, UTCDateTime
 from app.errors import BadInput, Conflict, NotFound
 from app.payouts import actions as payout_actions
-from app.realtime.topics import buyer_topic
 from app.recall import rules, service
 from app.recall.models import (
     RecallCampaign,
@@ -31,10 +43,9 @@ from app.recall.models import (
     RecallSend,
     RecallSettings,
 )
-from app.routing.rules import BuyerFacts, choose_queue
-from app.shops.models import Buyer
 
-SEND_BATCH = 200
+SEND_BATCH = 1000
+SENDS = RecallSend.__table__
 
 
 def _insert(uow: UnitOfWork) -> Any:
@@ -213,10 +224,19 @@ async def cancel_campaign(
 # --- the send ----------------------------------------------------------------------------
 
 
+def _random_id_sql(uow: UnitOfWork) -> Any:
+    """An id like `new_id()` (24 random hex digits), made by the database for set-based inserts."""
+    if uow.is_postgres:
+        return func.substr(func.md5(cast(func.gen_random_uuid(), String)), 1, 24)
+    return func.lower(func.hex(func.randomblob(12)))
+
+
 async def start_campaign(uow: UnitOfWork, campaign_id: str, now: datetime) -> bool:
     """Scheduled → running, snapshotting its audience as `pending` sends, in one transaction.
 
-    Only one worker wins the conditional UPDATE; a crash before commit leaves it scheduled.
+    The snapshot is one INSERT ... SELECT of the preview's own query (`service.audience_sql`),
+    so no buyer passes through Python. Only one worker wins the conditional UPDATE; a crash
+    before commit leaves the campaign scheduled.
     """
     s = uow.session
     won = await s.execute(
@@ -232,45 +252,49 @@ async def start_campaign(uow: UnitOfWork, campaign_id: str, now: datetime) -> bo
     if won.rowcount != 1:
         return False
     c = await _campaign_for_update(uow, campaign_id)
-    found = await service.audience(s, c.shop_id, c.min_intent, now)
-    if found.eligible:
-        await s.execute(
-            _insert(uow)(RecallSend.__table__),
-            [
-                {
-                    "id": new_id(),
-                    "shop_id": c.shop_id,
-                    "campaign_id": c.id,
-                    "buyer_id": b,
-                    "score": score,
-                    "status": "pending",
-                }
-                for b, score in found.eligible
-            ],
+    found = service.audience_sql(c.shop_id, c.min_intent, now, uow.dialect).subquery("a")
+    snapshot = await s.execute(
+        insert(SENDS).from_select(
+            ["id", "shop_id", "campaign_id", "buyer_id", "score", "status"],
+            select(
+                _random_id_sql(uow),
+                literal(c.shop_id, String),
+                literal(c.id, String),
+                found.c.buyer_id,
+                found.c.score,
+                literal("pending", String),
+            ).where(found.c.reason.is_(None)),
         )
-    c.total = len(found.eligible)
+    )
+    c.total = snapshot.rowcount
     await s.flush()
     return True
 
 
 async def claim_recall_slots(
-    uow: UnitOfWork, shop_id: str, campaign_id: str, buyer_ids: list[str], now: datetime
+    uow: UnitOfWork, shop_id: str, campaign_id: str, buyers: Select[Any], now: datetime
 ) -> set[str]:
-    """Take the 7-day recall slot of each buyer who is free; returns those taken.
+    """Take the 7-day recall slot of each buyer `buyers` (a one-column SELECT, in buyer
+    order) names who is free; returns those taken.
 
-    INSERT ... ON CONFLICT DO UPDATE ... WHERE last_at <= now - 7 days: a row is written
-    (and returned) only for a buyer never recalled or last recalled 7+ days ago. A
+    INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE last_at <= now - 7 days: a row is
+    written (and returned) only for a buyer never recalled or last recalled 7+ days ago. A
     concurrent claimer of the same buyer waits for this transaction and then sees its row.
     Buyers are taken in a fixed (sorted) order so concurrent batches never deadlock.
     """
-    if not buyer_ids:
-        return set()
     table = RecallCap.__table__
-    ins = _insert(uow)(table).values(
-        [
-            {"shop_id": shop_id, "buyer_id": b, "last_at": now, "campaign_id": campaign_id}
-            for b in sorted(buyer_ids)
-        ]
+    rows = buyers.subquery("b")
+    ins = _insert(uow)(table).from_select(
+        ["shop_id", "buyer_id", "last_at", "campaign_id"],
+        select(
+            literal(shop_id, String),
+            rows.c.buyer_id,
+            literal(now, UTCDateTime()),
+            literal(campaign_id, String),
+        )
+        # WHERE: SQLite reads an ON CONFLICT after a bare FROM as a join's ON.
+        .where(true())
+        .order_by(rows.c.buyer_id),
     )
     ins = ins.on_conflict_do_update(
         index_elements=["shop_id", "buyer_id"],
@@ -287,40 +311,59 @@ async def send_batch(
     or None when the campaign is not running (cancelled, finished, not started).
 
     The campaign row is locked first, so workers running the same campaign take turns
-    batch by batch; a pending row becomes `sent` or `capped` in the same transaction as
-    its cap claim and card, so a crash mid-batch leaves the whole batch pending.
+    batch by batch; a pending row becomes `sent`, `capped`, `opted_out` or `purchased` in
+    the same transaction as its cap claim and card, so a crash mid-batch leaves the whole
+    batch pending. The audience was snapshotted at the start; what may have changed since
+    is checked again here: an opt-out, an order after the last consultation, and the cap
+    (which only the claim decides).
     """
     s = uow.session
     c = await _campaign_for_update(uow, campaign_id)
     if c.status != "running":
         return None
-    pending = list(
-        (
-            await s.execute(
-                select(RecallSend)
-                .where(RecallSend.campaign_id == c.id, RecallSend.status == "pending")
-                .order_by(RecallSend.buyer_id)
-                .limit(size)
-            )
-        ).scalars()
-    )
-    if not pending:
+    batch = (
+        await s.execute(
+            select(SENDS.c.id, SENDS.c.buyer_id)
+            .where(SENDS.c.campaign_id == c.id, SENDS.c.status == "pending")
+            .order_by(SENDS.c.buyer_id)
+            .limit(size)
+        )
+    ).all()
+    if not batch:
         c.status, c.finished_at = "completed", now
         await s.flush()
         return 0
-    taken = await claim_recall_slots(uow, c.shop_id, c.id, [p.buyer_id for p in pending], now)
-    sends = [p for p in pending if p.buyer_id in taken]
-    placed = await _post_cards(uow, c, sends, now)
-    for p in pending:
-        if p.buyer_id in taken:
-            p.status, p.sent_at = "sent", now
-            p.conversation_id, p.message_id, p.seq = placed[p.id]
-        else:
-            p.status = "capped"
-    c.sent += len(sends)
-    c.skipped += len(pending) - len(sends)
+    # The batch as a condition: pending rows are taken in buyer order, and while this
+    # transaction holds the campaign row nobody else changes them.
+    in_batch = and_(
+        SENDS.c.campaign_id == c.id,
+        SENDS.c.status == "pending",
+        SENDS.c.buyer_id <= batch[-1].buyer_id,
+    )
+    left_out = {
+        "opted_out": service.opted_out(c.shop_id, SENDS.c.buyer_id),
+        "purchased": and_(
+            # Most buyers have no order at all: one index probe, before the full rule's two.
+            service.ordered_after(c.shop_id, SENDS.c.buyer_id, None),
+            service.ordered_after(
+                c.shop_id, SENDS.c.buyer_id, service.last_consultation(c.shop_id, SENDS.c.buyer_id)
+            ),
+        ),
+    }
+    await s.execute(
+        update(SENDS)
+        .where(in_batch, or_(*left_out.values()))
+        .values(status=case(*((cond, literal(why, String)) for why, cond in left_out.items())))
+    )
+    taken = await claim_recall_slots(
+        uow, c.shop_id, c.id, select(SENDS.c.buyer_id).where(in_batch), now
+    )
+    sent = await _post_cards(uow, c, in_batch, [(i, b) for i, b in batch if b in taken], now)
+    await s.execute(update(SENDS).where(in_batch).values(status="capped"))
+    c.sent += sent
+    c.skipped += len(batch) - sent
     await s.flush()
-    return len(pending)
+    return len(batch)
 
 
 def card_for(c: RecallCampaign, send_id: str) -> tuple[str, dict[str, Any]]:
@@ -336,34 +379,40 @@ def card_for(c: RecallCampaign, send_id: str) -> tuple[str, dict[str, Any]]:
 
 
 async def _post_cards(
-    uow: UnitOfWork, c: RecallCampaign, sends: list[RecallSend], now: datetime
-) -> dict[str, tuple[str, str, int]]:
-    """The coupon card of each send: (conversation_id, message_id, seq) by send id.
+    uow: UnitOfWork,
+    c: RecallCampaign,
+    in_batch: ColumnElement[bool],
+    sends: list[tuple[str, str]],
+    now: datetime,
+) -> int:
+    """Post the coupon card of each (send id, buyer) and mark the send `sent` with where the
+    card landed; returns how many.
 
-    A buyer who is chatting gets it in the open conversation (payouts' `post_to_buyer`);
-    the others, most of an audience, get notice conversations like `post_to_buyer`'s,
-    written here in two bulk INSERTs, because one at a time a 100,000-buyer campaign
-    would take minutes.
+    A buyer who is chatting gets it in the open conversation (`post_to_buyer`, numbered
+    like any message). The others, most of an audience, get notice conversations: their
+    sends are marked by one UPDATE that also picks the new conversation and message ids
+    (the card is a notice's one message, seq 1), then all are written by one `post_notices`.
     """
-    s = uow.session
     if not sends:
-        return {}
-    by_buyer = {p.buyer_id: p for p in sends}
+        return 0
+    s = uow.session
     chatting = set(
         (
             await s.execute(
                 select(Conversation.buyer_id).where(
                     Conversation.shop_id == c.shop_id,
-                    Conversation.buyer_id.in_(list(by_buyer)),
                     Conversation.status != "closed",
+                    Conversation.buyer_id.in_(select(SENDS.c.buyer_id).where(in_batch)),
                 )
             )
         ).scalars()
     )
-    placed: dict[str, tuple[str, str, int]] = {}
-    for b in sorted(chatting):
-        body, payload = card_for(c, by_buyer[b].id)
-        msg = await payout_actions.post_to_buyer(
+    sent_at = {"status": "sent", "sent_at": now}
+    for send_id, b in sends:
+        if b not in chatting:
+            continue
+        body, payload = card_for(c, send_id)
+        posted = await payout_actions.post_to_buyer(
             uow,
             shop_id=c.shop_id,
             buyer_id=b,
@@ -373,74 +422,32 @@ async def _post_cards(
             payload=payload,
             now=now,
         )
-        placed[by_buyer[b].id] = (msg.conversation_id, msg.id, msg.seq)
-    quiet = [b for b in by_buyer if b not in chatting]
-    if not quiet:
-        return placed
-    buyers = {
-        row.id: row
-        for row in (
-            await s.execute(select(Buyer).where(Buyer.shop_id == c.shop_id, Buyer.id.in_(quiet)))
-        ).scalars()
-    }
-    # One template row of each kind (the models' defaults and types), copied per buyer:
-    # building 100,000 model instances would cost more than writing them.
-    conv_template = Conversation(
-        id="",
-        shop_id=c.shop_id,
-        buyer_id="",
-        status="closed",
-        last_seq=1,
-        opened_at=now,
-        closed_at=now,
-        close_reason="system",
-    ).model_dump()
-    msg_template = Message(
-        id="",
-        shop_id=c.shop_id,
-        conversation_id="",
-        seq=1,
-        sender="system",
-        sender_id=None,
-        kind="coupon_card",
-        body="",
-        payload={},
-        created_at=now,
-    )
-    frame_template = message_public(msg_template)
-    msg_row = msg_template.model_dump()
-    convs, msgs = [], []
-    for b in quiet:
-        known = buyers.get(b)
-        facts = BuyerFacts(age=known.age, elder_mode=known.elder_mode) if known else BuyerFacts()
-        conv_id, msg_id = new_id(), new_id()
-        body, payload = card_for(c, by_buyer[b].id)
-        convs.append(
-            {
-                **conv_template,
-                "id": conv_id,
-                "buyer_id": b,
-                "queue": choose_queue(facts),
-                "elder": facts.is_elder,
-            }
+        await s.execute(
+            update(SENDS)
+            .where(SENDS.c.id == send_id)
+            .values(
+                **sent_at,
+                conversation_id=posted.conversation_id,
+                message_id=posted.message_id,
+                seq=posted.seq,
+            )
         )
-        msgs.append(
-            {**msg_row, "id": msg_id, "conversation_id": conv_id, "body": body, "payload": payload}
+    quiet = [b for _, b in sends if b not in chatting]
+    if quiet:
+        marked = await s.execute(
+            update(SENDS)
+            .where(in_batch, SENDS.c.buyer_id.in_(quiet))
+            .values(
+                **sent_at,
+                conversation_id=_random_id_sql(uow),
+                message_id=_random_id_sql(uow),
+                seq=1,
+            )
+            .returning(SENDS.c.id, SENDS.c.buyer_id, SENDS.c.conversation_id, SENDS.c.message_id)
         )
-        placed[by_buyer[b].id] = (conv_id, msg_id, 1)
-        uow.emit(
-            buyer_topic(c.shop_id, b),
-            {
-                "type": "message.new",
-                "message": {
-                    **frame_template,
-                    "id": msg_id,
-                    "conversation_id": conv_id,
-                    "body": body,
-                    "payload": payload,
-                },
-            },
-        )
-    await s.execute(_insert(uow)(Conversation.__table__), convs)
-    await s.execute(_insert(uow)(Message.__table__), msgs)
-    return placed
+        notices = [
+            payout_actions.Notice(b, "coupon_card", *card_for(c, send_id), conv_id, msg_id)
+            for send_id, b, conv_id, msg_id in marked
+        ]
+        await payout_actions.post_notices(uow, c.shop_id, notices, now=now)
+    return len(sends)

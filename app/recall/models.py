@@ -8,13 +8,20 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from app.chat.models import Conversation
 from app.db import UTCDateTime, new_id
 
 CAMPAIGN_STATUSES = ("draft", "scheduled", "running", "completed", "cancelled")
 EVENT_TYPES = ("cart_add", "product_view")
 # A send row starts `pending` (the audience snapshot taken when the campaign starts) and
-# ends `sent` (cap claimed, card posted) or `capped` (another recall came first).
-SEND_STATUSES = ("pending", "sent", "capped")
+# ends `sent` (cap claimed, card posted), `capped` (another recall came first), or
+# `opted_out` / `purchased` (the buyer opted out or ordered after the snapshot).
+SEND_STATUSES = ("pending", "sent", "capped", "opted_out", "purchased")
+
+
+# The audience query (`service.signals_sql`) reads a shop's consultations of the last 30
+# days; the index is declared here, beside its only reader, and created by 0006_recall_scale.
+Index("ix_conversations_shop_opened", Conversation.shop_id, Conversation.opened_at)
 
 
 class RecallEvent(SQLModel, table=True):

@@ -6,6 +6,7 @@ rule is tested by tables of cases.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,7 +16,8 @@ CAP_WINDOW = timedelta(days=7)
 DEFAULT_WINDOW = (9 * 60, 21 * 60)  # 09:00-21:00 shop time, minutes after midnight
 MAX_SCORE = 100
 
-# Words that show what a buyer asked about (Chinese and English), matched case-insensitively.
+# Words that show what a buyer asked about (Chinese and English), matched ignoring the case
+# of ASCII letters (see `fold_case`).
 QUESTION_WORDS: dict[str, tuple[str, ...]] = {
     "price_question": (
         "价",
@@ -90,9 +92,23 @@ SIGNAL_ORDER = tuple(WEIGHTS)
 EXCLUSION_REASONS = ("opted_out", "purchased", "low_intent", "capped")
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def fold_case(text: str) -> str:
+    """ASCII letters in lower case, nothing else changed.
+
+    The words are ASCII or Chinese, so this is all the matching needs, and it is what the
+    database does identically when it scores a whole audience (SQLite's `lower()`,
+    PostgreSQL's `translate()`), whatever its locale.
+    """
+    return text.translate(_ASCII_LOWER)
+
+
 def question_topics(text: str) -> set[str]:
-    """Which of price / size / stock / shipping a buyer's message asks about."""
-    low = f" {text.lower()} "
+    """Which of price / size / stock / shipping a buyer's message asks about: a topic's
+    word occurs in the message with a space added at each end ("fit " matches at the end)."""
+    low = f" {fold_case(text)} "
     return {topic for topic, words in QUESTION_WORDS.items() if any(w in low for w in words)}
 
 

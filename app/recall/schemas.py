@@ -48,4 +48,4 @@ def intent_public(intent: rules.Intent, last_consulted_at: datetime | None) -> d
 
 
 def preview_public(a: Audience) -> dict[str, Any]:
-    return {"eligible": len(a.eligible), "excluded": dict(a.excluded)}
+    return {"eligible": a.eligible, "excluded": dict(a.excluded)}

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.models import Conversation, Message
+from app.db import UTCDateTime
 from app.orders.models import Order
 from app.recall import rules
 from app.recall.models import (
+    EVENT_TYPES,
     RecallCampaign,
     RecallCap,
     RecallEvent,
@@ -23,139 +42,196 @@ from app.recall.models import (
 from app.shops import service as shop_service
 from app.shops.models import Shop
 
-SIGNAL_KINDS = ("text", "product_card", "order_card")
+# The whole audience is scored by the database in a few set-based statements, from the
+# same rules as `rules.score_intent` (the weights) and `rules.question_topics` (the words),
+# so that a 100,000-buyer preview moves counts, not 200,000 messages, into Python.
+CARD_KINDS = ("product_card", "order_card")
+EVENT_SIGNALS = EVENT_TYPES
 
 
-def _consultation() -> object:
-    # A notice conversation (born closed by the system to carry a card) is not a consultation.
+def dialect_of(s: AsyncSession) -> str:
+    return s.get_bind().dialect.name
+
+
+def consultation() -> ColumnElement[bool]:
+    """A conversation the buyer opened: not a notice (born closed by the system to carry a card)."""
     return or_(Conversation.close_reason.is_(None), Conversation.close_reason != "system")
 
 
-@dataclass
-class BuyerSignals:
-    last_consulted_at: datetime | None = None
-    counts: rules.SignalCounts = field(default_factory=rules.SignalCounts)
+def _mentions(padded: Any, words: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
+    """`rules.question_topics` in SQL: a word occurs in the padded, folded text."""
+    find = func.strpos if dialect == "postgresql" else func.instr
+    return or_(*(find(padded, literal(w, String)) > 0 for w in words))
 
 
-async def collect_signals(
-    s: AsyncSession, shop_id: str, since: datetime, buyer_id: str | None = None
-) -> dict[str, BuyerSignals]:
-    """Every signal the shop saw since `since`, per buyer (one buyer when `buyer_id` is given).
+def _padded_folded(col: Any, dialect: str) -> ColumnElement[str]:
+    """The text as `rules.question_topics` searches it: ASCII letters folded, a space added
+    at each end. SQLite's lower() folds ASCII only; PostgreSQL's follows the locale, so it
+    gets translate() instead."""
+    if dialect == "postgresql":
+        folded = func.translate(col, string.ascii_uppercase, string.ascii_lowercase)
+    else:
+        folded = func.lower(col)
+    return literal(" ", String) + folded + literal(" ", String)
 
-    Read from what is already recorded as it happens: consultations and their messages,
-    and the storefront's events. A handful of grouped queries, whatever the audience size.
+
+def _flag(cond: ColumnElement[bool]) -> ColumnElement[int]:
+    return case((cond, 1), else_=0)
+
+
+def signals_sql(
+    shop_id: str, since: datetime, dialect: str, buyer_id: str | None = None
+) -> Select[Any]:
+    """Per buyer who left any signal since `since`: `last_consulted_at`, `consultations`,
+    and a count column named after each other signal of `rules.WEIGHTS`.
+
+    One GROUP BY over the union of consultations, the buyer's messages in them and the
+    storefront's events: no join between aggregates, whose plan a database without fresh
+    statistics can get quadratically wrong. A text is folded once, in the union, and
+    then searched for every topic's words.
     """
-    found: dict[str, BuyerSignals] = {}
+    flags = ["consultation", *CARD_KINDS, *EVENT_SIGNALS]
 
-    def of(b: str) -> BuyerSignals:
-        sig = found.get(b)
-        if sig is None:
-            sig = found[b] = BuyerSignals()
-        return sig
+    def row(buyer: Any, consulted_at: Any, text: Any = None, **set_: Any) -> list[Any]:
+        return [
+            buyer.label("buyer_id"),
+            (consulted_at if consulted_at is not None else cast(null(), UTCDateTime())).label(
+                "consulted_at"
+            ),
+            (text if text is not None else cast(null(), Text)).label("text"),
+            *(set_.get(name, literal(0)).label(name) for name in flags),
+        ]
 
-    conv_filter = [
-        Conversation.shop_id == shop_id,
-        Conversation.opened_at >= since,
-        _consultation(),
-    ]
+    in_window = [Conversation.shop_id == shop_id, Conversation.opened_at >= since, consultation()]
+    events = [RecallEvent.shop_id == shop_id, RecallEvent.at >= since]
     if buyer_id is not None:
-        conv_filter.append(Conversation.buyer_id == buyer_id)
-    rows = await s.execute(
-        select(Conversation.buyer_id, func.max(Conversation.opened_at), func.count())
-        .where(*conv_filter)
-        .group_by(Conversation.buyer_id)
-    )
-    for b, last, n in rows:
-        sig = of(b)
-        sig.last_consulted_at = last
-        if n > 1:
-            sig.counts.add("repeat_consultation", n - 1)
-
-    rows = await s.execute(
-        select(Conversation.buyer_id, Message.kind, Message.body)
+        in_window.append(Conversation.buyer_id == buyer_id)
+        events.append(RecallEvent.buyer_id == buyer_id)
+    union = union_all(
+        select(*row(Conversation.buyer_id, Conversation.opened_at, consultation=literal(1))).where(
+            *in_window
+        ),
+        select(
+            *row(
+                Conversation.buyer_id,
+                None,
+                case((Message.kind == "text", _padded_folded(Message.body, dialect))),
+                **{kind: _flag(Message.kind == kind) for kind in CARD_KINDS},
+            )
+        )
         .join(Message, Message.conversation_id == Conversation.id)
-        .where(*conv_filter, Message.sender == "buyer", Message.kind.in_(SIGNAL_KINDS))
-    )
-    for b, kind, body in rows:
-        if kind == "text":
-            for topic in rules.question_topics(body):
-                of(b).counts.add(topic)
-        else:
-            of(b).counts.add(kind)
+        .where(*in_window, Message.sender == "buyer", Message.kind.in_(("text", *CARD_KINDS))),
+        select(
+            *row(
+                RecallEvent.buyer_id,
+                None,
+                **{t: _flag(RecallEvent.type == t) for t in EVENT_SIGNALS},
+            )
+        ).where(*events),
+    ).subquery("signal")
+    return select(
+        union.c.buyer_id,
+        func.max(union.c.consulted_at).label("last_consulted_at"),
+        func.sum(union.c.consultation).label("consultations"),
+        *(func.sum(union.c[name]).label(name) for name in flags[1:]),
+        *(
+            func.count(union.c.text).filter(_mentions(union.c.text, words, dialect)).label(topic)
+            for topic, words in rules.QUESTION_WORDS.items()
+        ),
+    ).group_by(union.c.buyer_id)
 
-    ev_filter = [RecallEvent.shop_id == shop_id, RecallEvent.at >= since]
-    if buyer_id is not None:
-        ev_filter.append(RecallEvent.buyer_id == buyer_id)
-    rows = await s.execute(
-        select(RecallEvent.buyer_id, RecallEvent.type, func.count())
-        .where(*ev_filter)
-        .group_by(RecallEvent.buyer_id, RecallEvent.type)
-    )
-    for b, kind, n in rows:
-        of(b).counts.add(kind, n)
-    return found
+
+def signal_counts(row: Any) -> dict[str, ColumnElement[int]]:
+    """The count per signal of `rules.WEIGHTS` from a `signals_sql` row (columns or values)."""
+    counts = {name: row[name] for name in (*CARD_KINDS, *rules.QUESTION_WORDS, *EVENT_SIGNALS)}
+    counts["repeat_consultation"] = row["consultations"] - 1
+    return counts
+
+
+def score_sql(counts: dict[str, ColumnElement[int]]) -> ColumnElement[int]:
+    """`rules.score_intent(...).score` in SQL, from a count column per signal."""
+    if set(counts) != set(rules.WEIGHTS):
+        raise ValueError(
+            f"Expected a count for each of {sorted(rules.WEIGHTS)}, got {sorted(counts)}"
+        )
+    total: ColumnElement[int] = literal(0)
+    for name, (per, most) in rules.WEIGHTS.items():
+        points = counts[name] * per
+        total = total + case((points > most, most), else_=points)
+    return case((total > rules.MAX_SCORE, rules.MAX_SCORE), else_=total)
 
 
 async def buyer_intent(
     s: AsyncSession, shop_id: str, buyer_id: str, now: datetime
 ) -> tuple[rules.Intent, datetime | None]:
-    signals = (await collect_signals(s, shop_id, now - rules.CONSULTATION_WINDOW, buyer_id)).get(
-        buyer_id, BuyerSignals()
+    """The buyer's score with the signals that made it (the same counts as an audience's)."""
+    since = now - rules.CONSULTATION_WINDOW
+    row = (await s.execute(signals_sql(shop_id, since, dialect_of(s), buyer_id))).mappings().first()
+    if row is None:
+        return rules.score_intent({}), None
+    counts: dict[str, Any] = signal_counts(row)
+    return rules.score_intent(counts), row["last_consulted_at"]
+
+
+def ordered_after(shop_id: str, buyer: Any, at: Any) -> ColumnElement[bool]:
+    """The buyer has ordered from the shop after `at` (their last consultation); ever, for None."""
+    after = [] if at is None else [Order.created_at > at]
+    return exists().where(Order.shop_id == shop_id, Order.buyer_id == buyer, *after)
+
+
+def opted_out(shop_id: str, buyer: Any) -> ColumnElement[bool]:
+    return exists().where(RecallOptOut.shop_id == shop_id, RecallOptOut.buyer_id == buyer)
+
+
+def last_consultation(shop_id: str, buyer: Any) -> Any:
+    """The buyer's latest consultation with the shop, as a correlated scalar subquery."""
+    return (
+        select(func.max(Conversation.opened_at))
+        .where(Conversation.shop_id == shop_id, Conversation.buyer_id == buyer, consultation())
+        .correlate_except(Conversation)  # nested in an EXISTS, it would not correlate by itself
+        .scalar_subquery()
     )
-    return rules.score_intent(signals.counts.counts), signals.last_consulted_at
+
+
+def audience_sql(shop_id: str, min_intent: int, now: datetime, dialect: str) -> Select[Any]:
+    """Every buyer who consulted in the window: (buyer_id, score, reason), reason NULL for
+    the eligible, else the first of `rules.EXCLUSION_REASONS` that applies (as
+    `rules.exclusion_reason` decides for one buyer)."""
+    found = signals_sql(shop_id, now - rules.CONSULTATION_WINDOW, dialect)
+    c = found.having(found.selected_columns.consultations > 0).subquery("c")
+    scored = select(
+        c.c.buyer_id, c.c.last_consulted_at, score_sql(signal_counts(c.c)).label("score")
+    ).subquery("scored")
+    b = scored.c.buyer_id
+    why = {
+        "opted_out": opted_out(shop_id, b),
+        "purchased": ordered_after(shop_id, b, scored.c.last_consulted_at),
+        "low_intent": scored.c.score < min_intent,
+        "capped": exists().where(
+            RecallCap.shop_id == shop_id,
+            RecallCap.buyer_id == b,
+            RecallCap.last_at > rules.cap_cutoff(now),
+        ),
+    }
+    reason = case(*((why[r], literal(r, String)) for r in rules.EXCLUSION_REASONS), else_=null())
+    return select(b.label("buyer_id"), scored.c.score, reason.label("reason"))
 
 
 @dataclass
 class Audience:
-    eligible: list[tuple[str, int]]  # (buyer_id, score), by buyer_id
+    eligible: int
     excluded: dict[str, int]
 
 
 async def audience(s: AsyncSession, shop_id: str, min_intent: int, now: datetime) -> Audience:
-    """Who a campaign with this threshold would recall now, and why the others would not be."""
-    since = now - rules.CONSULTATION_WINDOW
-    signals = await collect_signals(s, shop_id, since)
-    last_order = dict(
-        (
-            await s.execute(
-                select(Order.buyer_id, func.max(Order.created_at))
-                .where(Order.shop_id == shop_id, Order.created_at >= since)
-                .group_by(Order.buyer_id)
-            )
-        ).all()
-    )
-    opted_out = set(
-        (
-            await s.execute(select(RecallOptOut.buyer_id).where(RecallOptOut.shop_id == shop_id))
-        ).scalars()
-    )
-    recalled = dict(
-        (
-            await s.execute(
-                select(RecallCap.buyer_id, RecallCap.last_at).where(
-                    RecallCap.shop_id == shop_id, RecallCap.last_at > rules.cap_cutoff(now)
-                )
-            )
-        ).all()
-    )
-    result = Audience([], {reason: 0 for reason in rules.EXCLUSION_REASONS})
-    for b in sorted(signals):
-        sig = signals[b]
-        if sig.last_consulted_at is None:
-            continue  # storefront events alone: never consulted in the window
-        score = rules.score_intent(sig.counts.counts).score
-        facts = rules.AudienceFacts(
-            score=score,
-            last_consulted_at=sig.last_consulted_at,
-            last_order_at=last_order.get(b),
-            opted_out=b in opted_out,
-            last_recalled_at=recalled.get(b),
-        )
-        reason = rules.exclusion_reason(facts, min_intent=min_intent, now=now)
+    """How many a campaign with this threshold would recall now, and why the others would not be."""
+    rows = audience_sql(shop_id, min_intent, now, dialect_of(s)).subquery("a")
+    result = Audience(0, {reason: 0 for reason in rules.EXCLUSION_REASONS})
+    for reason, n in await s.execute(select(rows.c.reason, func.count()).group_by(rows.c.reason)):
         if reason is None:
-            result.eligible.append((b, score))
+            result.eligible = n
         else:
-            result.excluded[reason] += 1
+            result.excluded[reason] = n
     return result
 
 

@@ -152,7 +152,7 @@ async def _one(ctx: Any, backend: str, n: int) -> list[Figure]:
             found = await service.audience(s, shop_id, 40, clock.now())
         preview_s = time.monotonic() - t
         ctx.say(
-            f"  {backend}: preview {preview_s:.2f}s: eligible {len(found.eligible)}, excluded {found.excluded}"
+            f"  {backend}: preview {preview_s:.2f}s: eligible {found.eligible}, excluded {found.excluded}"
         )
 
         async def campaign(uow: Any) -> str:
@@ -181,7 +181,7 @@ async def _one(ctx: Any, backend: str, n: int) -> list[Figure]:
                 )
             ).scalar_one()
         ctx.say(f"  {backend}: send {send_s:.1f}s: handled {handled}, sent {sent}")
-        ok_all = sent == len(found.eligible) == n
+        ok_all = sent == found.eligible == n
         return [
             Figure(
                 NAME,
