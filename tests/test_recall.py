@@ -8,12 +8,23 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import literal, select
 
 from app.clock import FrozenClock
+from app.recall import actions as recall_actions
+from app.recall import service as recall_service
 from app.recall.jobs import run_campaign
 from tests.conftest import buyer
 from tests.support.factories import login, make_shop
-from tests.support.recall import consult, new_campaign, recall_cards, sends_by_buyer, staff
+from tests.support.recall import (
+    consult,
+    new_campaign,
+    place_orders,
+    recall_cards,
+    sends_by_buyer,
+    staff,
+)
+from tests.test_recall_rules import QUESTION_CASES
 
 
 def noon_shanghai(days_from_now: int = 0) -> datetime:
@@ -104,6 +115,124 @@ async def test_intent_from_chat_and_storefront_signals(desk, connect):
     assert (await http.get("/api/v1/buyers/shopper/intent")).status_code == 401
 
 
+async def test_the_database_scores_as_the_rules_do(desk):
+    """Preview and start score a whole audience in SQL; a buyer's intent is scored from the
+    same counts by `rules.score_intent`. Both find the topics `rules.question_topics` does."""
+    srv, clock, kit, _, _ = desk
+    db = srv.ctx.db
+    now = clock.now()
+    for i, (text, _) in enumerate(QUESTION_CASES):
+        await consult(db, kit.shop_id, [f"q{i}"], now - timedelta(hours=1), signals=(text,))
+    await consult(
+        db,
+        kit.shop_id,
+        ["keen"],
+        now - timedelta(hours=3),
+        signals=("product_card", "product_card", "order_card", "How much?"),
+    )
+    await consult(db, kit.shop_id, ["keen"], now - timedelta(hours=2), signals=("尺码",))
+    await consult(db, kit.shop_id, ["keen", "returning"], now - timedelta(hours=1), signals=())
+    await consult(db, kit.shop_id, ["returning"], now - timedelta(days=31))  # out of the window
+    for kind, n in (("cart_add", 1), ("product_view", 6)):
+        for _ in range(n):
+            event = recall_actions.StorefrontEvent("keen", kind, "p1", "服饰", now)
+            await db.run(recall_actions.record_event, kit.shop_id, event, now)
+    async with db.read() as s:
+        rows = await s.execute(
+            recall_service.audience_sql(kit.shop_id, 0, now, recall_service.dialect_of(s))
+        )
+        by_sql = {b: score for b, score, _ in rows}
+        for i, (text, topics) in enumerate(QUESTION_CASES):
+            intent, _ = await recall_service.buyer_intent(s, kit.shop_id, f"q{i}", now)
+            assert {sig.type for sig in intent.signals} == topics, text
+            assert by_sql[f"q{i}"] == intent.score
+        keen, _ = await recall_service.buyer_intent(s, kit.shop_id, "keen", now)
+        returning, _ = await recall_service.buyer_intent(s, kit.shop_id, "returning", now)
+    assert {sig.type: sig.count for sig in keen.signals} == {
+        "cart_add": 1,
+        "product_card": 2,
+        "order_card": 1,
+        "price_question": 1,
+        "size_question": 1,
+        "product_view": 6,
+        "repeat_consultation": 2,
+    }
+    assert keen.score == by_sql["keen"] == 100  # 20 + 30 + 10 + 15 + 15 + 15 + 20, at most 100
+    assert returning.score == by_sql["returning"] == 0
+
+
+async def test_send_checks_again_what_changed_since_the_audience_was_taken(desk, connect):
+    """The audience is snapshotted when the campaign starts. A buyer who opts out, orders,
+    or is recalled by another campaign before their batch goes out is left out then; an
+    order older than the buyer's latest consultation is not a reason; a buyer chatting
+    by then gets the card in that conversation, numbered after its messages."""
+    srv, clock, kit, token, http = desk
+    db = srv.ctx.db
+    now = clock.now()
+    buyers = ["opted", "bought", "capped", "came-back", "chatting", "stays"]
+    await consult(db, kit.shop_id, buyers, now - timedelta(hours=5))
+    c = await new_campaign(http, token, now)
+    assert await db.run(recall_actions.start_campaign, c["id"], now)
+    progress = (await campaign(http, token, c["id"]))["progress"]
+    assert progress == {"total": 6, "sent": 0, "skipped": 0}
+
+    r = await http.post(
+        "/api/v1/recall/opt-out", headers={"Authorization": f"Bearer {kit.buyer_token('opted')}"}
+    )
+    assert r.status_code == 200
+    await place_orders(
+        http,
+        kit.api_key,
+        [
+            ("o1", "bought", now - timedelta(hours=1)),
+            ("o2", "came-back", now - timedelta(hours=4)),
+        ],
+    )
+    await consult(db, kit.shop_id, ["came-back"], now - timedelta(hours=3))
+    taken = await db.run(
+        recall_actions.claim_recall_slots,
+        kit.shop_id,
+        "another-campaign",
+        select(literal("capped").label("buyer_id")),
+        now,
+    )
+    assert taken == {"capped"}
+    chatting = await buyer(srv, kit, connect, "chatting")
+    await chatting.send({"type": "message.send", "client_msg_id": "m1", "body": "在吗"})
+    asked = (await chatting.expect("message.ack"))["message"]
+
+    assert await run_campaign(db, clock, c["id"]) == 6
+    sends = await sends_by_buyer(db, kit.shop_id)
+    assert {b: [x.status for x in v] for b, v in sends.items()} == {
+        "opted": ["opted_out"],
+        "bought": ["purchased"],
+        "capped": ["capped"],
+        "came-back": ["sent"],
+        "chatting": ["sent"],
+        "stays": ["sent"],
+    }
+    assert (await campaign(http, token, c["id"]))["progress"] == {
+        "total": 6,
+        "sent": 3,
+        "skipped": 3,
+    }
+    cards = {m.payload["coupon"]["id"]: m for m in await recall_cards(db, kit.shop_id)}
+    assert sorted(cards) == sorted(v[0].id for v in sends.values() if v[0].status == "sent")
+    live = sends["chatting"][0]
+    assert (live.conversation_id, live.seq) == (asked["conversation_id"], asked["seq"] + 1)
+    frame = await chatting.expect("message.new", lambda f: f["message"]["kind"] == "coupon_card")
+    assert frame["message"]["id"] == live.message_id
+    for quiet in ("came-back", "stays"):
+        send = sends[quiet][0]
+        card = cards[send.id]
+        assert (card.id, card.conversation_id, card.seq, send.seq) == (
+            send.message_id,
+            send.conversation_id,
+            1,
+            1,
+        )
+
+
 async def test_seven_day_cap_across_campaigns(desk):
     srv, clock, kit, token, http = desk
     db = srv.ctx.db
@@ -161,24 +290,14 @@ async def test_audience_window_purchases_opt_out_and_low_intent(desk):
         db, kit.shop_id, ["recent", "bought", "bought-before", "opted"], now - timedelta(days=29)
     )
     await consult(db, kit.shop_id, ["browser"], now - timedelta(days=1), signals=("你好",))
-    api = {"Authorization": f"Bearer {kit.api_key}"}
-    for order_id, who, at in (
-        ("o1", "bought", now - timedelta(days=2)),
-        ("o2", "bought-before", now - timedelta(days=40)),
-    ):
-        r = await http.post(
-            "/api/v1/orders",
-            headers=api,
-            json={
-                "order_id": order_id,
-                "buyer_id": who,
-                "amount_cents": 5000,
-                "status": "paid",
-                "category": "服饰",
-                "created_at": at.isoformat(),
-            },
-        )
-        assert r.status_code == 201, r.text
+    await place_orders(
+        http,
+        kit.api_key,
+        [
+            ("o1", "bought", now - timedelta(days=2)),
+            ("o2", "bought-before", now - timedelta(days=40)),
+        ],
+    )
     opted = kit.buyer_token("opted")
     r = await http.post("/api/v1/recall/opt-out", headers={"Authorization": f"Bearer {opted}"})
     assert r.status_code == 200 and r.json() == {"opted_out": True}
@@ -276,24 +395,15 @@ async def test_results_live_card_read_claim_convert(desk, connect):
         headers={"Authorization": f"Bearer {kit.buyer_token('quiet')}"},
     )
     assert other.status_code == 404
-    api = {"Authorization": f"Bearer {kit.api_key}"}
-    for oid, who, at in (
-        ("c1", "claimer", clock.now() + timedelta(hours=5)),
-        ("c2", "quiet", clock.now() + timedelta(days=3)),
-    ):  # after the promotion
-        r = await http.post(
-            "/api/v1/orders",
-            headers=api,
-            json={
-                "order_id": oid,
-                "buyer_id": who,
-                "amount_cents": 25000,
-                "status": "paid",
-                "category": "服饰",
-                "created_at": at.isoformat(),
-            },
-        )
-        assert r.status_code == 201
+    await place_orders(
+        http,
+        kit.api_key,
+        [
+            ("c1", "claimer", clock.now() + timedelta(hours=5)),
+            ("c2", "quiet", clock.now() + timedelta(days=3)),  # after the promotion
+        ],
+        amount_cents=25000,
+    )
     for _ in range(50):
         stats = (await campaign(http, token, c["id"]))["stats"]
         if stats["read"] == 1:

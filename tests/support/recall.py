@@ -77,6 +77,29 @@ async def consult(
     await db.run(write)
 
 
+async def place_orders(
+    http: httpx.AsyncClient,
+    api_key: str,
+    orders: list[tuple[str, str, datetime]],
+    amount_cents: int = 5000,
+) -> None:
+    """(order_id, buyer_id, created_at) posted by the shop's storefront, as paid orders."""
+    for order_id, buyer_id, at in orders:
+        r = await http.post(
+            "/api/v1/orders",
+            headers={"Authorization": f"Bearer {api_key}"},
+            json={
+                "order_id": order_id,
+                "buyer_id": buyer_id,
+                "amount_cents": amount_cents,
+                "status": "paid",
+                "category": "服饰",
+                "created_at": at.isoformat(),
+            },
+        )
+        assert r.status_code == 201, r.text
+
+
 def staff(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
