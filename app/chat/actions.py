@@ -139,6 +139,8 @@ async def append_message(
         ),
         find_duplicate=original,
         missing=ConversationClosed("This conversation is closed."),
+        # Senders with a client_msg_id looked for it first (`_replay`); others have none.
+        prechecked=True,
     )
     if stored.duplicate:
         return stored.item, True
@@ -186,6 +188,7 @@ async def send_from_buyer(
             buyer=buyer.facts,
             now=now,
             category=category,
+            shown_as=(buyer.shop_slug, buyer.name, buyer.vip),
         )
         try:
             msg, duplicate = await append_message(

@@ -141,7 +141,7 @@ class Session(ABC):
         await group_ws.on_group_sync(self, self.member, frame)
 
     async def run(self, fn: Any, *args: Any) -> Any:
-        return await self.ctx.db.run(fn, *args)
+        return await self.ctx.db.run_grouped(fn, *args)
 
     def now(self) -> Any:
         return self.ctx.clock.now()

@@ -17,6 +17,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.chat.models import Conversation
+from app.chat.schemas import conversation_public
 from app.chat.service import public_conversation, queue_position
 from app.db import UnitOfWork
 from app.realtime.topics import agent_topic, buyer_topic
@@ -53,6 +54,7 @@ async def open_conversation(
     buyer: BuyerFacts,
     now: datetime,
     category: str | None = None,
+    shown_as: tuple[str, str, int | None] | None = None,
 ) -> Opened:
     """The buyer's open conversation, or a new one in the queue the rules choose.
 
@@ -83,15 +85,21 @@ async def open_conversation(
         queued_at=now,
     )
     try:
-        async with s.begin_nested():
+        async with uow.race_guard():
             s.add(conv)
+            await s.flush()
     except IntegrityError:
         # Another tab opened one first; theirs is the buyer's conversation.
         existing = await _open_of_buyer(uow, shop_id, buyer_id)
         if existing is None:
             raise
         return Opened(existing, False)
-    public = await public_conversation(s, conv)
+    if shown_as is not None:
+        # The opener's own identity says how the new (unassigned) conversation shows.
+        slug, name, vip = shown_as
+        public = conversation_public(conv, shop_slug=slug, agent_name=None, buyer=(name, vip))
+    else:
+        public = await public_conversation(s, conv)
     uow.emit(buyer_topic(shop_id, buyer_id), {"type": "conversation.opened", "conversation": public})
     return Opened(conv, True)
 
