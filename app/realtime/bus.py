@@ -27,6 +27,7 @@ OnReconnect = Callable[[], Awaitable[None]]
 
 class Bus(ABC):
     name: str
+    local = False  # True: every subscriber is in this process (no envelope needed)
 
     def __init__(self) -> None:
         self.on_message: OnMessage = lambda _data: None
@@ -51,6 +52,7 @@ class MemoryBus(Bus):
     """One process: publishing is a direct call."""
 
     name = "memory"
+    local = True
 
     async def start(self) -> None:
         return None

@@ -35,7 +35,9 @@ class SeqTrack:
 
     `floor`: at connect the client is told the conversation's `last_seq`; anything up
     to it the client fetches itself (sync or HTTP), so live frames at or below it are
-    not pushed. `upto`: everything in (floor, upto] has been written.
+    not pushed. `upto`: everything in (floor, upto] has been written. `sent`: what has
+    been written above `upto` (out of order, waiting for a gap to fill); it empties as
+    the gap fills, so the track stays small however long the conversation gets.
     """
 
     __slots__ = ("floor", "sent", "upto")
@@ -45,17 +47,27 @@ class SeqTrack:
         self.upto = floor
         self.sent: set[int] = set()
 
+    def written(self, seq: int) -> bool:
+        return self.floor < seq <= self.upto or seq in self.sent
+
     def is_live_new(self, seq: int) -> bool:
-        return seq > self.floor and seq not in self.sent
+        return seq > self.upto and seq not in self.sent
 
     def mark(self, seq: int) -> None:
+        if seq <= self.upto:
+            return
         self.sent.add(seq)
         while self.upto + 1 in self.sent:
             self.upto += 1
+            self.sent.discard(self.upto)
 
     @property
     def has_gap(self) -> bool:
-        return any(s > self.upto for s in self.sent)
+        return bool(self.sent)
+
+    def lower_floor(self, after_seq: int) -> None:
+        """The client has had everything in (after_seq, upto] (a sync just sent it)."""
+        self.floor = min(self.floor, after_seq)
 
 
 class Connection:
@@ -87,6 +99,7 @@ class Connection:
         self.known: dict[str, tuple[str, str | None]] = {}  # conv id -> (status, agent id)
         # Sends in flight on this socket: their own echo must not overtake their ack.
         self.own_pending: set[str] = set()
+        self._backfill_due: set[str] = set()  # conversations with a gap fill scheduled
 
     # ---- producers (never block) -------------------------------------------------
     def start(self, hello: dict[str, Any]) -> None:
@@ -156,7 +169,7 @@ class Connection:
                 elif kind == "sync":
                     await self._sync(*value)
                 elif kind == "backfill":
-                    await self._backfill(value)
+                    await self._fill_gap(value)
                 elif kind == "resync":
                     await self._resync()
             # Nothing left: no await between this check and the end, so a push after it
@@ -183,13 +196,17 @@ class Connection:
             msg = frame["message"]
             conv_id, seq = msg["conversation_id"], msg["seq"]
             track = self.tracks.setdefault(conv_id, SeqTrack())
-            if not track.is_live_new(seq) or (
-                msg.get("sender") == self.kind and msg.get("client_msg_id") in self.own_pending
-            ):
+            if not track.is_live_new(seq):
+                return
+            if msg.get("sender") == self.kind and msg.get("client_msg_id") in self.own_pending:
+                # Our own send, committed: its ack (queued once the handler resumes) carries
+                # it, so it counts as written and later messages see no gap.
+                track.mark(seq)
                 return
             await self._write(frame, raw)
             track.mark(seq)
-            if track.has_gap:
+            if track.has_gap and conv_id not in self._backfill_due:
+                self._backfill_due.add(conv_id)
                 asyncio.get_running_loop().call_later(self._gap_fill_s, self.push_backfill, conv_id)
             return
         if ftype and ftype.startswith("conversation."):
@@ -208,6 +225,12 @@ class Connection:
             cid = frame["conversation_id"]
             self.known[cid] = ("closed", self.known.get(cid, ("", None))[1])
 
+    async def _fill_gap(self, conversation_id: str) -> None:
+        self._backfill_due.discard(conversation_id)
+        track = self.tracks.get(conversation_id)
+        if track is not None and track.has_gap:  # else it filled live meanwhile
+            await self._backfill(conversation_id)
+
     async def _backfill(self, conversation_id: str) -> None:
         track = self.tracks.setdefault(conversation_id, SeqTrack())
         for msg in await self._loader.messages_after(conversation_id, track.upto):
@@ -218,19 +241,18 @@ class Connection:
     async def _sync(self, conversation_id: str, after_seq: int) -> None:
         """The client asked for everything after `after_seq`; send what it has not had here."""
         track = self.tracks.setdefault(conversation_id, SeqTrack())
+        asked_after = after_seq
         while True:
             batch = await self._loader.messages_after(conversation_id, after_seq)
             for msg in batch:
-                if msg["seq"] not in track.sent:
+                if not track.written(msg["seq"]):
                     await self._write({"type": "message.new", "message": msg})
                     track.mark(msg["seq"])
             if len(batch) < 500:
                 break
             after_seq = batch[-1]["seq"]
         # The client now has everything up to here; live frames resume above it.
-        track.floor = min(track.floor, after_seq)
-        while track.upto + 1 in track.sent:
-            track.upto += 1
+        track.lower_floor(asked_after)
 
     async def _resync(self) -> None:
         """After a bus outage: state changes and messages we may have missed, from the record."""

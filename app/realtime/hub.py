@@ -72,21 +72,29 @@ class Hub:
             if topic not in entry[1]:
                 entry[1].append(topic)
         for frame, topics in grouped.values():
-            await self.bus.publish(encode(topics, frame))
+            if self.bus.local:
+                # One process: no envelope to write and parse again, same delivery.
+                self._fan_out(topics, frame, orjson.dumps(frame))
+            else:
+                await self.bus.publish(encode(topics, frame))
 
     def on_bus_message(self, data: bytes) -> None:
         header, _, body = data.partition(b"\n")
         if header == RESYNC:
             self._resync_local()
             return
+        topics = header.decode().split(SEP)
+        if any(t in self.subs for t in topics):  # nobody here: don't even parse it
+            self._fan_out(topics, orjson.loads(body), body)
+
+    def _fan_out(self, topics: list[str], frame: dict[str, Any], body: bytes) -> None:
         targets: set[Connection] = set()
-        for topic in header.decode().split(SEP):
+        for topic in topics:
             subs = self.subs.get(topic)
             if subs:
                 targets |= subs
         if not targets:
-            return  # nobody here: don't even parse it
-        frame = orjson.loads(body)
+            return
         for conn in targets:
             conn.push(frame, body)
         # A frame may carry a change of what its recipients listen to (joining a group).
