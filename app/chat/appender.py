@@ -40,6 +40,7 @@ from app.realtime.topics import agent_topic, buyer_topic
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+GATHER_S = 0.002
 
 
 @dataclass
@@ -198,6 +199,8 @@ class MessageAppender:
     # ---- the drain loop -------------------------------------------------------------
     async def _drain(self) -> None:
         while self._waiting:
+            if len(self._waiting) < MAX_BATCH and GATHER_S:
+                await asyncio.sleep(GATHER_S)  # let the messages arriving right now join in
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
                 stored = await self._write(batch)
