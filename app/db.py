@@ -222,6 +222,18 @@ class Database:
         async with self.read() as session:
             return await fn(UnitOfWork(session, self.dialect), *args, **kwargs)
 
+    async def announce(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(uow, *args)` on a read session and publish what it emits.
+
+        For news made only of committed state (e.g. queue positions): nothing is written,
+        so it need not wait for the writer's turn behind a surge of writes.
+        """
+        async with self.read() as session:
+            uow = UnitOfWork(session, self.dialect)
+            result = await fn(uow, *args, **kwargs)
+        await self._committed([uow])
+        return result
+
     @contextlib.asynccontextmanager
     async def _transaction_once(self) -> AsyncIterator[UnitOfWork]:
         async with self.write_lock(), self.write_sessionmaker() as session:  # type: ignore[attr-defined]

@@ -27,6 +27,8 @@ from app.routing.models import Queue
 from app.routing.rules import CSAT_SCORES, BuyerFacts, inactive
 from app.shops.models import Agent
 
+CLOSE_INACTIVE_BATCH = 200  # conversations closed per transaction by the auto-close job
+
 CSAT_INVITE = "本次服务已结束,请为我们的服务打分(1-5 星)。"
 
 
@@ -420,7 +422,8 @@ async def close_inactive(uow: UnitOfWork, now: datetime, after_s: float) -> list
     cutoff = now - timedelta(seconds=after_s)
     last_activity = func.coalesce(Conversation.last_buyer_message_at, Conversation.opened_at)
     rows = await uow.session.execute(
-        select(Conversation).where(Conversation.status != "closed", last_activity <= cutoff).limit(200)
+        select(Conversation).where(Conversation.status != "closed", last_activity <= cutoff)
+        .order_by(last_activity).limit(CLOSE_INACTIVE_BATCH)
     )
     closed = []
     for conv in rows.scalars().all():

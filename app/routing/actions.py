@@ -143,7 +143,9 @@ async def dispatch(uow: UnitOfWork, shop_id: str, queue: str, now: datetime) -> 
             assigned += 1
             touched.add(conv.queue)
     for q in sorted(touched):
-        await announce_positions(uow, shop_id, q)
+        # Everyone behind moved up: the dispatcher tells them, at most twice a second per
+        # queue (in a surge every small dispatch would otherwise re-announce every waiter).
+        uow.signal("positions", (shop_id, q))
     return assigned
 
 

@@ -4,6 +4,10 @@ Requests for the same queue coalesce, so a surge of openers costs a few dispatch
 transactions, not one each. The periodic sweep re-dispatches whatever a crash, a lost
 request or another node left waiting, so no waiting buyer depends on one process.
 
+Position announcements for a queue are throttled to one per `POSITIONS_EVERY_S`: in a
+surge each small dispatch moves everyone up, and re-announcing every waiter each time
+is quadratic. The last change is always announced, at most that long after it.
+
 Queue positions are news sent from several transactions (and nodes), which the bus may
 deliver out of order; the sweep re-reads each waiting queue and re-announces it when
 its order differs from what this node last announced, and in full every
@@ -22,6 +26,8 @@ from app.routing import actions as routing
 log = logging.getLogger(__name__)
 
 FULL_REFRESH_SWEEPS = 10
+# Positions of one queue are announced at most this often (the newest order wins).
+POSITIONS_EVERY_S = 0.5
 
 
 class Dispatcher:
@@ -34,6 +40,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._announced: dict[tuple[str, str], int] = {}  # (shop, queue) -> order fingerprint
+        self._positions_due: dict[tuple[str, str], float] = {}  # loop time the next may go out
+        self._positions_deferred: set[tuple[str, str]] = set()
 
     def start(self, *, sweep: bool) -> None:
         self._tasks.append(asyncio.create_task(self._drain_forever(), name="dispatch-drain"))
@@ -68,13 +76,27 @@ class Dispatcher:
                     log.exception("dispatch failed for shop %s queue %s", shop_id, queue)
                     continue
                 total += n
-                if n:
-                    positions.discard((shop_id, queue))  # dispatch told the waiters already
                 if n >= routing.DISPATCH_BATCH:
                     self._pending.add((shop_id, queue))  # more may fit: go round again
             for pair in sorted(positions):
-                await self.refresh_positions(pair, force=True)
+                await self._announce_when_due(pair)
         return total
+
+    async def _announce_when_due(self, pair: tuple[str, str]) -> None:
+        """Announce the queue's positions now, or once POSITIONS_EVERY_S has passed since the last."""
+        loop = asyncio.get_running_loop()
+        wait = self._positions_due.get(pair, 0.0) - loop.time()
+        if wait > 0:
+            if pair not in self._positions_deferred:
+                self._positions_deferred.add(pair)
+                loop.call_later(wait, self._deferred_positions, pair)
+            return
+        self._positions_due[pair] = loop.time() + POSITIONS_EVERY_S
+        await self.refresh_positions(pair, force=True)
+
+    def _deferred_positions(self, pair: tuple[str, str]) -> None:
+        self._positions_deferred.discard(pair)
+        self.on_signal("positions", pair)
 
     async def refresh_positions(self, pair: tuple[str, str], *, force: bool) -> None:
         """Announce the queue's current order unless this node already announced exactly it."""
@@ -83,7 +105,7 @@ class Dispatcher:
             fingerprint = hash(tuple(order))
             if not force and self._announced.get(pair) == fingerprint:
                 return
-            self._announced[pair] = await self.db.run(routing.announce_positions, *pair)
+            self._announced[pair] = await self.db.announce(routing.announce_positions, *pair)
         except Exception:
             log.exception("position update failed for shop %s queue %s", *pair)
 

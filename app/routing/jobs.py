@@ -24,6 +24,11 @@ async def requeue_absent_agents(ctx: JobContext) -> list[str]:
 
 
 async def auto_close_inactive(ctx: JobContext) -> list[str]:
-    return await ctx.db.run(  # type: ignore[no-any-return]
-        chat_actions.close_inactive, ctx.clock.now(), ctx.settings.auto_close_after_s
-    )
+    """Close every conversation that is due, a bounded batch per transaction."""
+    now = ctx.clock.now()
+    closed: list[str] = []
+    while True:
+        batch = await ctx.db.run(chat_actions.close_inactive, now, ctx.settings.auto_close_after_s)
+        closed += batch
+        if len(batch) < chat_actions.CLOSE_INACTIVE_BATCH:
+            return closed
