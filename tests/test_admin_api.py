@@ -295,6 +295,7 @@ async def test_queues_are_listed_to_any_agent_and_added_by_the_admin(server, kit
             "overflow_after_s": 120,
             "waiting": 0,
             "agents_online": 0,
+            "longest_wait_s": 0,
         }
         r = await admin.post("/api/v1/queues", json={"name": "家电", "overflow_after_s": 0})
         assert r.status_code == 201 and r.json()["overflow_after_s"] == 0
@@ -324,11 +325,14 @@ async def test_queues_are_listed_to_any_agent_and_added_by_the_admin(server, kit
         b = await buyer(server, kit, connect, sub, age=70)
         await b.send({"type": "message.send", "client_msg_id": "m", "body": "在吗"})
         await b.expect("conversation.queued")
+    server.clock.advance(seconds=95)
     for username in ("agent1", "sup"):
         async with await as_(server, kit, username) as c:
             r = await c.get("/api/v1/queues")
             assert r.status_code == 200
-            assert {q["name"]: q for q in r.json()} == {
+            waited = {q["name"]: q.pop("longest_wait_s") for q in r.json() if "longest_wait_s" in q}
+            assert 95 <= waited.pop("elderly") <= 100 and set(waited.values()) == {0}
+            assert {q["name"]: {k: v for k, v in q.items() if k != "longest_wait_s"} for q in r.json()} == {
                 "elderly": {
                     "name": "elderly",
                     "overflow_after_s": 60,

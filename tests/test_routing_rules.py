@@ -80,3 +80,14 @@ def test_presence_lost(seen_ago, lost):
 @pytest.mark.parametrize(("quiet_min", "closes"), [(29, False), (30, True), (45, True)])
 def test_inactive(quiet_min, closes):
     assert inactive(T0 - timedelta(minutes=quiet_min), T0, 1800) is closes
+
+
+def test_waited_seconds_are_whole_and_never_negative():
+    from datetime import UTC, datetime, timedelta
+
+    from app.routing.rules import waited_s
+
+    now = datetime(2026, 11, 11, 20, 0, tzinfo=UTC)
+    assert waited_s(None, now) == 0
+    assert waited_s(now - timedelta(seconds=95.9), now) == 95
+    assert waited_s(now + timedelta(seconds=3), now) == 0  # another node's clock a little ahead

@@ -137,7 +137,7 @@ async def _agent_rows(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
 
 async def _queues(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
     async with ctx.db.read() as s:
-        return [asdict(q) for q in await routing_config.list_queues(s, shop_id)]
+        return [asdict(q) for q in await routing_config.list_queues(s, shop_id, ctx.clock.now())]
 
 
 async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str, Any]:
@@ -149,6 +149,7 @@ async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str,
         return {
             "queues": queues,
             "total_waiting": sum(q["waiting"] for q in queues),
+            "longest_wait_s": max((q["longest_wait_s"] for q in queues), default=0),
             # Agents, not queue seats: someone serving two queues counts once.
             "total_online": sum(a["status"] == "online" for a in await _agent_rows(ctx, shop_id)),
         }

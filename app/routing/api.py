@@ -28,12 +28,14 @@ class QueuePatchIn(BaseModel):
 @router.get("/queues")
 async def list_queues(agent: CurrentAgent, ctx: Ctx) -> list[dict[str, Any]]:
     async with ctx.db.read() as s:
-        return [asdict(q) for q in await config.list_queues(s, agent.shop_id)]
+        return [asdict(q) for q in await config.list_queues(s, agent.shop_id, ctx.clock.now())]
 
 
 @router.post("/queues", status_code=201)
 async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> JSONResponse:
-    summary = await ctx.db.run(config.create_queue, admin.shop_id, body.name, body.overflow_after_s)
+    summary = await ctx.db.run(
+        config.create_queue, admin.shop_id, body.name, body.overflow_after_s, now=ctx.clock.now()
+    )
     return JSONResponse(asdict(summary), status_code=201)
 
 
@@ -41,7 +43,9 @@ async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> JSONResp
 async def update_queue(
     name: str, body: QueuePatchIn, admin: CurrentAdmin, ctx: Ctx
 ) -> dict[str, Any]:
-    return asdict(await ctx.db.run(config.set_overflow, admin.shop_id, name, body.overflow_after_s))
+    return asdict(
+        await ctx.db.run(config.set_overflow, admin.shop_id, name, body.overflow_after_s, now=ctx.clock.now())
+    )
 
 
 @router.get("/routing/categories")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +19,7 @@ from app.chat.models import Conversation
 from app.db import UnitOfWork
 from app.errors import BadInput, Conflict, NotFound
 from app.routing.models import AgentQueue, CategoryQueue, Queue
+from app.routing.rules import waited_s
 from app.shops.models import Agent, Shop
 
 NAME_MAX = 64
@@ -32,6 +34,7 @@ class QueueSummary:
     overflow_after_s: int
     waiting: int
     agents_online: int
+    longest_wait_s: int  # how long the queue's oldest waiter has waited (0: nobody waits)
 
 
 def check_name(value: object, what: str) -> str:
@@ -72,12 +75,12 @@ async def check_queues_exist(session: AsyncSession, shop_id: str, names: Iterabl
         raise BadInput(f"No such queue in this shop: {', '.join(missing)}.", code="unknown_queue")
 
 
-async def list_queues(session: AsyncSession, shop_id: str) -> list[QueueSummary]:
-    """Every queue of the shop, with who waits in it and how many of its agents are online."""
-    waiting = {
-        queue: int(n)
-        for queue, n in await session.execute(
-            select(Conversation.queue, func.count())
+async def list_queues(session: AsyncSession, shop_id: str, now: datetime) -> list[QueueSummary]:
+    """Every queue of the shop: who waits in it and for how long, how many of its agents are online."""
+    waiting: dict[str, tuple[int, datetime | None]] = {
+        queue: (int(n), oldest)
+        for queue, n, oldest in await session.execute(
+            select(Conversation.queue, func.count(), func.min(Conversation.queued_at))
             .where(Conversation.shop_id == shop_id, Conversation.status == "queued")
             .group_by(Conversation.queue)
         )
@@ -96,21 +99,22 @@ async def list_queues(session: AsyncSession, shop_id: str) -> list[QueueSummary]
         .where(Queue.shop_id == shop_id)
         .order_by(Queue.name)
     )
-    return [
-        QueueSummary(name, overflow, waiting.get(name, 0), online.get(name, 0))
-        for name, overflow in rows
-    ]
+    summaries = []
+    for name, overflow in rows:
+        n, oldest = waiting.get(name, (0, None))
+        summaries.append(QueueSummary(name, overflow, n, online.get(name, 0), waited_s(oldest, now)))
+    return summaries
 
 
-async def queue_summary(session: AsyncSession, shop_id: str, name: str) -> QueueSummary:
-    for summary in await list_queues(session, shop_id):
+async def queue_summary(session: AsyncSession, shop_id: str, name: str, now: datetime) -> QueueSummary:
+    for summary in await list_queues(session, shop_id, now):
         if summary.name == name:
             return summary
     raise NotFound(f"No queue {name!r} in this shop.")
 
 
 async def create_queue(
-    uow: UnitOfWork, shop_id: str, name: object, overflow_after_s: object = None
+    uow: UnitOfWork, shop_id: str, name: object, overflow_after_s: object = None, *, now: datetime
 ) -> QueueSummary:
     """A new skill queue; without `overflow_after_s` it gets the model's default (120 s).
 
@@ -125,11 +129,11 @@ async def create_queue(
             uow.session.add(queue)
     except IntegrityError as exc:
         raise Conflict(f"The shop already has a queue {name!r}.", code="queue_exists") from exc
-    return await queue_summary(uow.session, shop_id, queue.name)
+    return await queue_summary(uow.session, shop_id, queue.name, now)
 
 
 async def set_overflow(
-    uow: UnitOfWork, shop_id: str, name: str, overflow_after_s: object
+    uow: UnitOfWork, shop_id: str, name: str, overflow_after_s: object, *, now: datetime
 ) -> QueueSummary:
     """Change how long the queue's waiters wait before other queues' agents may take them.
 
@@ -142,7 +146,7 @@ async def set_overflow(
         raise NotFound(f"No queue {name!r} in this shop.")
     queue.overflow_after_s = seconds
     await uow.session.flush()
-    return await queue_summary(uow.session, shop_id, name)
+    return await queue_summary(uow.session, shop_id, name, now)
 
 
 async def category_map(session: AsyncSession, shop_id: str) -> dict[str, str]:

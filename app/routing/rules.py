@@ -99,3 +99,10 @@ def inactive(last_buyer_activity: datetime, now: datetime, after_s: float) -> bo
 
 
 CSAT_SCORES = range(1, 6)
+
+
+def waited_s(since: datetime | None, now: datetime) -> int:
+    """Whole seconds waited since `since` (0 when nobody waits)."""
+    if since is None:
+        return 0
+    return max(0, int((now - since).total_seconds()))

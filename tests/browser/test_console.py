@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from playwright.async_api import expect
@@ -47,6 +48,8 @@ async def test_over_limit_payout_is_approved_in_the_console_and_reaches_the_buye
     await sam.click("a.nav-link[href='/console']")
     await expect(sam.locator(".console-tabs a.active")).to_have_text(ZH["tab_queues"])
     await expect(sam.locator("#queue-table tr[data-queue=general]")).to_be_visible()
+    await expect(sam.locator("#queue-table thead")).to_contain_text(ZH["q_longest"])
+    await expect(sam.locator("#longest-wait")).to_have_text(re.compile(r"^\d+ 秒$"))
     await screenshot(sam, "console-queues")
 
     await sam.click(".console-tabs a[data-tab=approvals]")
