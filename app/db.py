@@ -182,7 +182,7 @@ class Database:
         if self.is_sqlite:
             self.write_engine = create_async_engine(async_url, **kwargs)
             for eng, begin in ((self.engine, _sqlite_begin), (self.write_engine, _sqlite_begin_immediate)):
-                event.listen(eng.sync_engine, "connect", _sqlite_pragmas)
+                event.listen(eng.sync_engine, "connect", sqlite_pragmas)
                 event.listen(eng.sync_engine, "begin", begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.write_sessionmaker = async_sessionmaker(self.write_engine, expire_on_commit=False)
@@ -326,7 +326,7 @@ class Database:
         raise AssertionError("unreachable")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy, not the driver, issue BEGIN, so SAVEPOINTs work (SQLAlchemy's
     # documented recipe for pysqlite/aiosqlite).
     dbapi_connection.isolation_level = None

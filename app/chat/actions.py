@@ -21,7 +21,7 @@ from app.chat.uploads import image_payload
 from app.db import UnitOfWork, append_numbered
 from app.errors import BadInput, Conflict, ConversationClosed, Forbidden, NotFound
 from app.orders import service as order_service
-from app.realtime.topics import agent_topic, buyer_topic
+from app.realtime.topics import agent_topic, buyer_topic, conversation_sides
 from app.routing import actions as routing
 from app.routing.models import Queue
 from app.routing.rules import CSAT_SCORES, BuyerFacts, inactive
@@ -65,10 +65,7 @@ class Sent:
 
 
 def conversation_topics(conv: Conversation) -> list[str]:
-    topics = [buyer_topic(conv.shop_id, conv.buyer_id)]
-    if conv.agent_id:
-        topics.append(agent_topic(conv.agent_id))
-    return topics
+    return conversation_sides(conv.shop_id, conv.buyer_id, conv.agent_id)
 
 
 async def find_sent(

@@ -33,9 +33,9 @@ from typing import Any
 
 import orjson
 
-from app.chat.schemas import iso
-from app.db import Database, new_id
-from app.realtime.topics import agent_topic, buyer_topic
+from app.chat.schemas import message_wire
+from app.db import Database, new_id, sqlite_pragmas
+from app.realtime.topics import conversation_sides
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _plan(batch: list[Append], order: list[int], stamp: Callable[[datetime], Any
         rows.append((message_id, item.shop_id, item.conversation_id, seq, item.sender, item.sender_id,
                      item.kind, item.body, orjson.dumps(item.payload).decode(), item.client_msg_id,
                      stamp(item.now)))
-        out[i] = Stored(_wire(item, message_id, seq), _topics(item, agent_id, buyer_id))
+        out[i] = Stored(_wire(item, message_id, seq), conversation_sides(item.shop_id, buyer_id, agent_id))
     return out, rows
 
 
@@ -143,31 +143,12 @@ def _numbered(sql: str) -> str:
     return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, start=1))
 
 
-def _topics(item: Append, agent_id: str | None, buyer_id: str) -> list[str]:
-    """Both sides of the conversation, as `actions.conversation_topics` names them."""
-    topics = [buyer_topic(item.shop_id, buyer_id)]
-    if agent_id:
-        topics.append(agent_topic(agent_id))
-    return topics
-
-
 def _wire(item: Append, message_id: str, seq: int) -> dict[str, Any]:
-    return {
-        "id": message_id,
-        "conversation_id": item.conversation_id,
-        "seq": seq,
-        "sender": item.sender,
-        "sender_id": item.sender_id,
-        "kind": item.kind,
-        "body": item.body,
-        "payload": item.payload,
-        "created_at": iso(item.now),
-        "client_msg_id": item.client_msg_id,
-    }
-
-
-class _Abort(Exception):
-    """Roll the whole batch back and hand every message to the full path."""
+    return message_wire(
+        id=message_id, conversation_id=item.conversation_id, seq=seq, sender=item.sender,
+        sender_id=item.sender_id, kind=item.kind, body=item.body, payload=item.payload,
+        created_at=item.now, client_msg_id=item.client_msg_id,
+    )
 
 
 class MessageAppender:
@@ -241,9 +222,8 @@ class MessageAppender:
 
     def _connection(self) -> sqlite3.Connection:
         if self._sqlite is None:
-            conn = sqlite3.connect(self.db.sqlite_path(), isolation_level=None, check_same_thread=False)
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
-                conn.execute(f"PRAGMA {pragma}")
+            conn = sqlite3.connect(self.db.sqlite_path(), check_same_thread=False)
+            sqlite_pragmas(conn, None)  # the same settings as every other connection
             self._sqlite = conn
         return self._sqlite
 

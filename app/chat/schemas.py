@@ -12,17 +12,28 @@ def iso(dt: Any) -> str | None:
 
 
 def message_public(m: Message) -> dict[str, Any]:
+    return message_wire(
+        id=m.id, conversation_id=m.conversation_id, seq=m.seq, sender=m.sender, sender_id=m.sender_id,
+        kind=m.kind, body=m.body, payload=m.payload, created_at=m.created_at, client_msg_id=m.client_msg_id,
+    )
+
+
+def message_wire(
+    *, id: str, conversation_id: str, seq: int, sender: str, sender_id: str | None, kind: str, body: str,
+    payload: dict[str, Any] | None, created_at: Any, client_msg_id: str | None,
+) -> dict[str, Any]:
+    """MSG, from its fields (also for messages written without an ORM object: the group commit)."""
     return {
-        "id": m.id,
-        "conversation_id": m.conversation_id,
-        "seq": m.seq,
-        "sender": m.sender,
-        "sender_id": m.sender_id,
-        "kind": m.kind,
-        "body": m.body,
-        "payload": m.payload or {},
-        "created_at": iso(m.created_at),
-        "client_msg_id": m.client_msg_id,
+        "id": id,
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "sender": sender,
+        "sender_id": sender_id,
+        "kind": kind,
+        "body": body,
+        "payload": payload or {},
+        "created_at": iso(created_at),
+        "client_msg_id": client_msg_id,
     }
 
 

@@ -19,3 +19,11 @@ def shop_staff_topic(shop_id: str) -> str:
 def group_topic(group_id: str) -> str:
     """Every member socket of a fan group."""
     return f"g:{group_id}"
+
+
+def conversation_sides(shop_id: str, buyer_id: str, agent_id: str | None) -> list[str]:
+    """Who hears of a conversation's news: its buyer, and its agent if it has one."""
+    topics = [buyer_topic(shop_id, buyer_id)]
+    if agent_id:
+        topics.append(agent_topic(agent_id))
+    return topics
