@@ -289,3 +289,22 @@ class Redis:
 
 def python() -> str:
     return sys.executable
+
+
+PG_ADMIN = os.environ.get("HOMING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_url(database: str) -> str:
+    """The admin URL with another database name (for a database a benchmark creates)."""
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + database
+
+
+async def pg_admin(sql: str) -> None:
+    """One statement on the admin database (CREATE / DROP DATABASE)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql://", "postgres://"), timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()

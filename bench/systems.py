@@ -19,7 +19,18 @@ from typing import Any
 import jwt
 
 from bench.clients import Client, Proto, SocketIOProto
-from bench.common import HOST, Proc, Redis, free_port, http_json, python, wait_http, wait_port
+from bench.common import (
+    HOST,
+    Proc,
+    Redis,
+    free_port,
+    http_json,
+    pg_admin,
+    pg_url,
+    python,
+    wait_http,
+    wait_port,
+)
 
 BENCH_PASSWORD = "bench-" + "p" * 10
 DEMO_BUYER_SECRET = "demo-buyer-secret-0123456789abcdef"
@@ -241,9 +252,6 @@ class Homing(System):
         await client.send({"type": "agent.status", "status": "online"})
 
 
-PG_ADMIN = os.environ.get("HOMING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
 class HomingCluster(Homing):
     """Two `homing serve` nodes on a fresh PostgreSQL database and a private Redis.
 
@@ -258,7 +266,7 @@ class HomingCluster(Homing):
         super().__init__(log_dir, **kw)
         self.name = self.title
         self.db_name = f"homing_bench_{self.run_id}"
-        self.database_url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self.db_name
+        self.database_url = pg_url(self.db_name)
         self.redis: Redis | None = None
         self.ports: list[int] = []
         self.nodes: list[Proc] = []
@@ -278,7 +286,7 @@ class HomingCluster(Homing):
         return env
 
     async def start(self) -> HomingCluster:
-        await _pg_admin(f'CREATE DATABASE "{self.db_name}"')
+        await pg_admin(f'CREATE DATABASE "{self.db_name}"')
         self.redis = await Redis(self.log_dir).start()
         self.procs.append(self.redis.proc)
         for node in range(2):
@@ -299,20 +307,10 @@ class HomingCluster(Homing):
         super().stop()
         # Called from inside the workload's event loop: drop the database from a thread.
         drop = threading.Thread(
-            target=lambda: asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
+            target=lambda: asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
         )
         drop.start()
         drop.join(30)
 
     def node_port(self, i: int) -> int:
         return self.ports[i % 2]
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql://", "postgres://"), timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()

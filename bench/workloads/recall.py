@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import tempfile
 import time
@@ -23,7 +22,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import func, insert, select, text
 
 from app.chat.models import Conversation, Message
@@ -37,13 +35,12 @@ from app.recall import actions, service
 from app.recall.jobs import run_campaign
 from app.recall.models import RecallSend
 from app.shops import actions as shop_actions
-from bench.common import Figure
+from bench.common import Figure, pg_admin, pg_url
 
 NAME = "recall"
 TITLE = "recall campaign over a large audience"
 PREVIEW_TARGET_S = 5.0
 SEND_TARGET_S = 60.0
-PG_ADMIN = os.environ.get("HOMING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,14 +54,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="PostgreSQL: no ANALYZE after the bulk load (statistics as autovacuum has not yet)",
     )
-
-
-async def _pg(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql://", "postgres://"), timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 async def _build(db: Database, n: int, now: datetime) -> str:
@@ -139,8 +128,8 @@ async def _one(ctx: Any, backend: str, n: int) -> list[Figure]:
     name = f"homing_bench_recall_{secrets.token_hex(4)}"
     tmp: Path | None = None
     if backend == "postgres":
-        await _pg(f'CREATE DATABASE "{name}"')
-        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+        await pg_admin(f'CREATE DATABASE "{name}"')
+        url = pg_url(name)
     else:
         tmp = Path(tempfile.mkdtemp(prefix="homing-recall-"))
         url = f"sqlite:///{tmp / name}.db"
@@ -226,7 +215,7 @@ async def _one(ctx: Any, backend: str, n: int) -> list[Figure]:
         await bus.stop()
         await db.dispose()
         if backend == "postgres":
-            await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         elif tmp is not None:
             for f in tmp.iterdir():
                 f.unlink()
