@@ -47,11 +47,15 @@ def fail_group_commit_after_store(monkeypatch):
     """Make every group-committed batch take its seqs and then fail (so it rolls back)."""
     real_plan = appender_module._plan
 
-    def plan_then_fail(*args, **kwargs):
+    def plan_then_fail(*args, **kwargs):  # SQLite: the appender runs the statements
         yield from real_plan(*args, **kwargs)
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(appender_module, "_plan", plan_then_fail)
+    # PostgreSQL: the function stores the batch, then the same statement fails on its rows.
+    monkeypatch.setattr(appender_module, "_PG_APPEND", (
+        "WITH stored AS (" + appender_module._PG_APPEND + ") "
+        "SELECT out_index / (out_index - out_index), out_seq, out_agent_id, out_buyer_id FROM stored"))
 
 
 async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):

@@ -17,7 +17,9 @@ and every message in it is handed back too; the caller then takes the full path 
 `actions`, which knows every case. So this is purely a faster way to do the same thing.
 
 On SQLite the batch runs on a connection of its own in one worker thread (one thread
-hop per batch, not per statement); on PostgreSQL on a pooled asyncpg connection.
+hop per batch, not per statement). On PostgreSQL the same steps run server-side, in the
+function `homing_append_messages` (migration 0007): one statement, one round trip and one
+transaction per batch, on the appender's own asyncpg connection.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import orjson
 
 from app.chat.schemas import message_wire
@@ -40,6 +43,9 @@ from app.realtime.topics import conversation_sides
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+# SQLite: wait this long for more messages before a batch (each batch costs a thread hop
+# and a commit, worth sharing). PostgreSQL: none; a batch is one round trip, and the next
+# gathers while it is in flight.
 GATHER_S = 0.002
 
 
@@ -93,54 +99,55 @@ _INSERT = (
 Statement = tuple[str, tuple[Any, ...]]
 
 
-def _plan(batch: list[Append], order: list[int], stamp: Callable[[datetime], Any], *, numbered: bool
-          ) -> Generator[Statement, Any, tuple[list[Stored | None], list[tuple[Any, ...]]]]:
-    """The batch's statements, one conversation UPDATE per message, in `order`.
-
-    A generator, so the SQLite thread and the asyncpg coroutine drive the same logic:
-    it yields (sql, params) and is sent back the row the statement returned. It returns
-    each message's result and the rows to insert (all at once, at the end).
-    """
-    take_buyer, take_agent = (_PG_TAKE_SEQ_BUYER, _PG_TAKE_SEQ_AGENT) if numbered else (
-        _TAKE_SEQ_BUYER, _TAKE_SEQ_AGENT)
-    out: list[Stored | None] = [None] * len(batch)
-    rows: list[tuple[Any, ...]] = []
+def _candidates(batch: list[Append], order: list[int]) -> list[int]:
+    """The batch's indices in `order`, without repeats: the same message twice in one
+    batch is written once, and the second copy is a resend for the full path."""
     seen: set[tuple[str, str, str, str]] = set()
+    out = []
     for i in order:
         item = batch[i]
         key = (item.shop_id, item.sender, item.sender_id, item.client_msg_id)
-        if key in seen:
-            continue  # the same message twice in one batch: the second is a resend
-        seen.add(key)
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out
+
+
+def _stored(item: Append, message_id: str, seq: int, agent_id: str | None, buyer_id: str) -> Stored:
+    return Stored(_wire(item, message_id, seq), conversation_sides(item.shop_id, buyer_id, agent_id))
+
+
+def _plan(batch: list[Append]) -> Generator[Statement, Any, tuple[list[Stored | None], list[tuple[Any, ...]]]]:
+    """SQLite: the batch's statements, one conversation UPDATE per message.
+
+    A generator that yields (sql, params) and is sent back the row the statement
+    returned. It returns each message's result and the rows to insert (all at once, at
+    the end). PostgreSQL runs the same steps server-side (`homing_append_messages`).
+    """
+    out: list[Stored | None] = [None] * len(batch)
+    rows: list[tuple[Any, ...]] = []
+    for i in _candidates(batch, list(range(len(batch)))):
+        item = batch[i]
+        key = (item.shop_id, item.sender, item.sender_id, item.client_msg_id)
         if item.sender == "buyer":
-            taken = yield take_buyer, (
-                stamp(item.now), item.conversation_id, item.shop_id, item.sender_id, *key)
+            taken = yield _TAKE_SEQ_BUYER, (
+                _sqlite_time(item.now), item.conversation_id, item.shop_id, item.sender_id, *key)
         else:
-            taken = yield take_agent, (item.conversation_id, item.shop_id, item.sender_id, *key)
+            taken = yield _TAKE_SEQ_AGENT, (item.conversation_id, item.shop_id, item.sender_id, *key)
         if taken is None:
             continue  # a resend; closed, moved or not theirs: the full path says which
         seq, agent_id, buyer_id = taken[0], taken[1], taken[2]
         message_id = new_id()
         rows.append((message_id, item.shop_id, item.conversation_id, seq, item.sender, item.sender_id,
                      item.kind, item.body, orjson.dumps(item.payload).decode(), item.client_msg_id,
-                     stamp(item.now)))
-        out[i] = Stored(_wire(item, message_id, seq), conversation_sides(item.shop_id, buyer_id, agent_id))
+                     _sqlite_time(item.now)))
+        out[i] = _stored(item, message_id, seq, agent_id, buyer_id)
     return out, rows
 
 
 def _sqlite_time(dt: datetime) -> str:
     """UTCDateTime's storage on SQLite: naive UTC text, as SQLAlchemy writes it."""
     return dt.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
-def _same(dt: datetime) -> datetime:
-    return dt
-
-
-def _numbered(sql: str) -> str:
-    """The same statement with asyncpg's `$n` placeholders."""
-    parts = sql.split("?")
-    return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, start=1))
 
 
 def _wire(item: Append, message_id: str, seq: int) -> dict[str, Any]:
@@ -158,6 +165,7 @@ class MessageAppender:
         self._drainer: asyncio.Task[None] | None = None
         self._sqlite: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._pg: asyncpg.Connection | None = None
         self.batches = 0
         self.messages = 0
 
@@ -176,11 +184,13 @@ class MessageAppender:
             self._thread.shutdown(wait=True)
         if self._sqlite is not None:
             self._sqlite.close()
+        if self._pg is not None:
+            await self._pg.close()
 
     # ---- the drain loop -------------------------------------------------------------
     async def _drain(self) -> None:
         while self._waiting:
-            if len(self._waiting) < MAX_BATCH and GATHER_S:
+            if len(self._waiting) < MAX_BATCH and GATHER_S and self.db.is_sqlite:
                 await asyncio.sleep(GATHER_S)  # let the messages arriving right now join in
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
@@ -231,7 +241,7 @@ class MessageAppender:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            plan = _plan(batch, list(range(len(batch))), _sqlite_time, numbered=False)
+            plan = _plan(batch)
             try:
                 sql, params = next(plan)
                 while True:
@@ -245,30 +255,39 @@ class MessageAppender:
         conn.execute("COMMIT")
         return out  # type: ignore[no-any-return]
 
-    # ---- PostgreSQL: one transaction on a pooled connection -------------------------
+    # ---- PostgreSQL: the whole batch in one statement, one round trip --------------
+    async def _postgres(self) -> asyncpg.Connection:
+        """The appender's own connection (one batch is in flight at a time)."""
+        if self._pg is None or self._pg.is_closed():
+            dsn = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._pg = await asyncpg.connect(dsn)
+        return self._pg
+
     async def _write_postgres(self, batch: list[Append]) -> list[Stored | None]:
         # Lock conversations in one global order (by id; a conversation's own messages
         # keep theirs), so two nodes' batches never wait on each other in a cycle.
-        order = sorted(range(len(batch)), key=lambda i: batch[i].conversation_id)
-        async with self.db.write_engine.connect() as sa_conn:
-            raw = await sa_conn.get_raw_connection()
-            conn = raw.driver_connection
-            assert conn is not None
-            async with conn.transaction():
-                plan = _plan(batch, order, _same, numbered=True)
-                try:
-                    sql, params = next(plan)
-                    while True:
-                        sql, params = plan.send(await conn.fetchrow(sql, *params))
-                except StopIteration as done:
-                    out, rows = done.value
-                # A concurrent resend of one of these on another node fails the unique
-                # index here: the batch rolls back and every message takes the full path.
-                if rows:
-                    await conn.executemany(_PG_INSERT, rows)
-            return out  # type: ignore[no-any-return]
+        todo = _candidates(batch, sorted(range(len(batch)), key=lambda i: batch[i].conversation_id))
+        items = [batch[i] for i in todo]
+        ids = [new_id() for _ in items]
+        conn = await self._postgres()
+        # One statement is one transaction: all of the batch is stored, or none of it (a
+        # concurrent resend of one of these on another node fails the unique index; then
+        # every message takes the full path).
+        rows = await conn.fetch(
+            _PG_APPEND, ids, [x.shop_id for x in items], [x.conversation_id for x in items],
+            [x.sender for x in items], [x.sender_id for x in items], [x.kind for x in items],
+            [x.body for x in items], [orjson.dumps(x.payload).decode() for x in items],
+            [x.client_msg_id for x in items], [x.now for x in items],
+        )
+        out: list[Stored | None] = [None] * len(batch)
+        for index, seq, agent_id, buyer_id in rows:
+            k = index - 1  # PostgreSQL arrays count from 1
+            out[todo[k]] = _stored(items[k], ids[k], seq, agent_id, buyer_id)
+        return out
 
 
-_PG_TAKE_SEQ_BUYER = _numbered(_TAKE_SEQ_BUYER)
-_PG_TAKE_SEQ_AGENT = _numbered(_TAKE_SEQ_AGENT)
-_PG_INSERT = _numbered(_INSERT)
+_PG_APPEND = (
+    "SELECT out_index, out_seq, out_agent_id, out_buyer_id FROM homing_append_messages("
+    "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
+    "$9::text[], $10::timestamptz[])"
+)
