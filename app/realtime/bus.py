@@ -40,8 +40,11 @@ class Bus(ABC):
     async def stop(self) -> None: ...
 
     @abstractmethod
+    async def publish_many(self, envelopes: list[bytes]) -> bool:
+        """Send envelopes to every node (this one included), in order; False if they could not be sent."""
+
     async def publish(self, data: bytes) -> bool:
-        """Send an envelope to every node (this one included); False if it could not be sent."""
+        return await self.publish_many([data])
 
     @property
     def healthy(self) -> bool:
@@ -60,8 +63,9 @@ class MemoryBus(Bus):
     async def stop(self) -> None:
         return None
 
-    async def publish(self, data: bytes) -> bool:
-        self.on_message(data)
+    async def publish_many(self, envelopes: list[bytes]) -> bool:
+        for data in envelopes:
+            self.on_message(data)
         return True
 
 
@@ -103,12 +107,19 @@ class RedisBus(Bus):
     def healthy(self) -> bool:
         return self._connected
 
-    async def publish(self, data: bytes) -> bool:
+    async def publish_many(self, envelopes: list[bytes]) -> bool:
         assert self._client is not None
         # Twice: after a Redis restart the pooled connection is dead, the next one is fine.
         for attempt in range(2):
             try:
-                await self._client.publish(self.channel, data)
+                if len(envelopes) == 1:
+                    await self._client.publish(self.channel, envelopes[0])
+                else:
+                    # One round trip for a whole group commit's news, in order.
+                    pipe = self._client.pipeline(transaction=False)
+                    for data in envelopes:
+                        pipe.publish(self.channel, data)
+                    await pipe.execute()
                 break
             except (RedisError, OSError) as exc:
                 if attempt == 1:

@@ -71,12 +71,12 @@ class Hub:
             entry = grouped.setdefault(id(frame), (frame, []))
             if topic not in entry[1]:
                 entry[1].append(topic)
-        for frame, topics in grouped.values():
-            if self.bus.local:
-                # One process: no envelope to write and parse again, same delivery.
+        if self.bus.local:
+            # One process: no envelope to write and parse again, same delivery.
+            for frame, topics in grouped.values():
                 self._fan_out(topics, frame, orjson.dumps(frame))
-            else:
-                await self.bus.publish(encode(topics, frame))
+        elif grouped:
+            await self.bus.publish_many([encode(topics, frame) for frame, topics in grouped.values()])
 
     def on_bus_message(self, data: bytes) -> None:
         header, _, body = data.partition(b"\n")
