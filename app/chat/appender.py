@@ -36,9 +36,10 @@ from typing import Any
 import asyncpg
 import orjson
 
-from app.chat.schemas import message_wire
+from app.chat.models import Conversation
+from app.chat.schemas import conversation_public, message_wire
 from app.db import Database, new_id, sqlite_pragmas
-from app.realtime.topics import conversation_sides
+from app.realtime.topics import buyer_topic, conversation_sides
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,26 @@ MAX_BATCH = 256
 GATHER_S = 0.002
 
 
+@dataclass(frozen=True)
+class Opening:
+    """A buyer's first message opens the conversation `Append.conversation_id` with it.
+
+    `queue` is the one `routing.rules.choose_queue` picked. Only on SQLite, and only when
+    the buyer has no open conversation (else the full path appends to the one they have).
+    """
+
+    queue: str
+    elder: bool
+    shown_as: tuple[str, str, int | None]  # shop slug, buyer name, VIP level
+
+
 @dataclass
 class Append:
     """One message to store as the next `seq` of `conversation_id`.
 
     `sender` is "buyer" or "agent"; a buyer's message needs the conversation to be
-    theirs and open, an agent's needs it open and served by that agent.
+    theirs and open, an agent's needs it open and served by that agent. With `opens`,
+    the conversation is new and the message is its first.
     """
 
     shop_id: str
@@ -66,13 +81,15 @@ class Append:
     payload: dict[str, Any]
     client_msg_id: str
     now: datetime
+    opens: Opening | None = None
     future: asyncio.Future[dict[str, Any] | None] = field(init=False, repr=False)
 
 
 @dataclass
 class Stored:
     message: dict[str, Any]  # the wire shape (PROTOCOL MSG)
-    topics: list[str]
+    events: list[tuple[str, dict[str, Any]]]  # (topic, frame), published after commit
+    signals: list[tuple[str, tuple[str, str]]] = field(default_factory=list)  # then these
 
 
 # Take the conversation's next seq, if it is open, the sender belongs to it and this is
@@ -90,6 +107,19 @@ _TAKE_SEQ_AGENT = (
     "UPDATE conversations SET last_seq = last_seq + 1 "
     "WHERE id = ? AND shop_id = ? AND agent_id = ? AND status <> 'closed' AND " + _NOT_SENT + " "
     "RETURNING last_seq, agent_id, buyer_id"
+)
+# A first message (SQLite): not a resend, and the buyer has no open conversation (the
+# partial unique index ignores the row otherwise); then where it waits in its queue.
+_SENT = "SELECT 1 FROM messages WHERE shop_id = ? AND sender = ? AND sender_id = ? AND client_msg_id = ?"
+_OPEN = (
+    "INSERT OR IGNORE INTO conversations (id, shop_id, buyer_id, queue, status, agent_id, elder, last_seq, "
+    "buyer_read_seq, agent_read_seq, opened_at, queued_at, assigned_at, closed_at, close_reason, "
+    "last_buyer_message_at) VALUES (?, ?, ?, ?, 'queued', NULL, ?, 1, 0, 0, ?, ?, NULL, NULL, NULL, ?) "
+    "RETURNING id"
+)
+_AHEAD = (
+    "SELECT count(*) FROM conversations WHERE shop_id = ? AND queue = ? AND status = 'queued' "
+    "AND (queued_at < ? OR (queued_at = ? AND id < ?))"
 )
 _INSERT = (
     "INSERT INTO messages (id, shop_id, conversation_id, seq, sender, sender_id, kind, body, payload, "
@@ -114,7 +144,27 @@ def _candidates(batch: list[Append], order: list[int]) -> list[int]:
 
 
 def _stored(item: Append, message_id: str, seq: int, agent_id: str | None, buyer_id: str) -> Stored:
-    return Stored(_wire(item, message_id, seq), conversation_sides(item.shop_id, buyer_id, agent_id))
+    message = _wire(item, message_id, seq)
+    frame = {"type": "message.new", "message": message}
+    return Stored(message, [(topic, frame) for topic in conversation_sides(item.shop_id, buyer_id, agent_id)])
+
+
+def _opened(item: Append, opens: Opening, message_id: str, position: int) -> Stored:
+    """What the full path (`send_from_buyer`) tells of a new conversation, in its order."""
+    # As the full path shows it: opened, before its first message.
+    conv = Conversation(
+        id=item.conversation_id, shop_id=item.shop_id, buyer_id=item.sender_id, queue=opens.queue,
+        status="queued", elder=opens.elder, last_seq=0, opened_at=item.now, queued_at=item.now,
+    )
+    slug, name, vip = opens.shown_as
+    mine = buyer_topic(item.shop_id, item.sender_id)
+    stored = _stored(item, message_id, 1, None, item.sender_id)
+    stored.events[:0] = [(mine, {"type": "conversation.opened", "conversation": conversation_public(
+        conv, shop_slug=slug, agent_name=None, buyer=(name, vip))})]
+    stored.events.append((mine, {"type": "conversation.queued", "conversation_id": conv.id,
+                                 "queue": opens.queue, "position": position}))
+    stored.signals.append(("dispatch", (item.shop_id, opens.queue)))
+    return stored
 
 
 def _plan(batch: list[Append]) -> Generator[Statement, Any, tuple[list[Stored | None], list[tuple[Any, ...]]]]:
@@ -129,20 +179,34 @@ def _plan(batch: list[Append]) -> Generator[Statement, Any, tuple[list[Stored | 
     for i in _candidates(batch, list(range(len(batch)))):
         item = batch[i]
         key = (item.shop_id, item.sender, item.sender_id, item.client_msg_id)
+        now = _sqlite_time(item.now)
+        if item.opens is not None:
+            if (yield _SENT, key) is not None:
+                continue  # a resend: the full path returns the original
+            if (yield _OPEN, (item.conversation_id, item.shop_id, item.sender_id, item.opens.queue,
+                              item.opens.elder, now, now, now)) is None:
+                continue  # they have an open conversation already: the full path appends to it
+            ahead = yield _AHEAD, (item.shop_id, item.opens.queue, now, now, item.conversation_id)
+            message_id = new_id()
+            rows.append(_row(item, message_id, 1, now))
+            out[i] = _opened(item, item.opens, message_id, int(ahead[0]) + 1)
+            continue
         if item.sender == "buyer":
-            taken = yield _TAKE_SEQ_BUYER, (
-                _sqlite_time(item.now), item.conversation_id, item.shop_id, item.sender_id, *key)
+            taken = yield _TAKE_SEQ_BUYER, (now, item.conversation_id, item.shop_id, item.sender_id, *key)
         else:
             taken = yield _TAKE_SEQ_AGENT, (item.conversation_id, item.shop_id, item.sender_id, *key)
         if taken is None:
             continue  # a resend; closed, moved or not theirs: the full path says which
         seq, agent_id, buyer_id = taken[0], taken[1], taken[2]
         message_id = new_id()
-        rows.append((message_id, item.shop_id, item.conversation_id, seq, item.sender, item.sender_id,
-                     item.kind, item.body, orjson.dumps(item.payload).decode(), item.client_msg_id,
-                     _sqlite_time(item.now)))
+        rows.append(_row(item, message_id, seq, now))
         out[i] = _stored(item, message_id, seq, agent_id, buyer_id)
     return out, rows
+
+
+def _row(item: Append, message_id: str, seq: int, now: str) -> tuple[Any, ...]:
+    return (message_id, item.shop_id, item.conversation_id, seq, item.sender, item.sender_id, item.kind,
+            item.body, orjson.dumps(item.payload).decode(), item.client_msg_id, now)
 
 
 def _sqlite_time(dt: datetime) -> str:
@@ -171,6 +235,8 @@ class MessageAppender:
 
     async def append(self, item: Append) -> dict[str, Any] | None:
         """Store the message and return its wire shape, or None: use the full path."""
+        if item.opens is not None and not self.db.is_sqlite:
+            return None  # opening takes the full path on PostgreSQL
         item.future = asyncio.get_running_loop().create_future()
         self._waiting.append(item)
         if self._drainer is None or self._drainer.done():
@@ -201,17 +267,21 @@ class MessageAppender:
                 stored = [None] * len(batch)
             self.batches += 1
             events: list[tuple[str, dict[str, Any]]] = []
+            signals: list[tuple[str, tuple[str, str]]] = []
             for result in stored:
                 if result is not None:
                     self.messages += 1
-                    frame = {"type": "message.new", "message": result.message}
-                    events.extend((topic, frame) for topic in result.topics)
-            # Committed: publish, then answer (the handler acks after this returns).
+                    events.extend(result.events)
+                    signals.extend(result.signals)
+            # Committed: publish, signal (routing), then answer (the handler acks after this).
             if events and self.db.publisher is not None:
                 try:
                     await self.db.publisher(events)
                 except Exception:
                     log.exception("publishing %d stored messages failed", len(events))
+            if self.db.on_signal is not None:
+                for name, arg in signals:
+                    self.db.on_signal(name, arg)
             for item, result in zip(batch, stored, strict=True):
                 if not item.future.done():
                     item.future.set_result(result.message if result is not None else None)

@@ -14,15 +14,17 @@ from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.chat import actions, service
-from app.chat.appender import Append
+from app.chat.appender import Append, Opening
 from app.chat.protocol import get_bool, get_int, get_str, parse_frame, parse_outgoing
 from app.chat.schemas import message_public
 from app.context import AppContext
+from app.db import new_id
 from app.errors import BadInput, DomainError, NotAuthenticated, RateLimited, TooLarge
 from app.groups import ws as group_ws
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
 from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
+from app.routing.rules import choose_queue
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
 
@@ -102,12 +104,16 @@ class Session(ABC):
         self.conn.own_pending.add(out.client_msg_id)
         try:
             msg = None
-            if conversation_id in self.conn.tracks and out.kind != "image":
+            followed = conversation_id if conversation_id in self.conn.tracks else None
+            opens = None if followed else self.opening(out)
+            if (followed or opens) and out.kind != "image":
                 msg = await self.ctx.appender.append(Append(
-                    shop_id=self.identity_shop_id, conversation_id=conversation_id, sender=self.side,
+                    shop_id=self.identity_shop_id, conversation_id=followed or new_id(), sender=self.side,
                     sender_id=self.identity_id, kind=out.kind, body=out.body, payload=out.payload or {},
-                    client_msg_id=out.client_msg_id, now=self.now(),
+                    client_msg_id=out.client_msg_id, now=self.now(), opens=opens,
                 ))
+                if msg is not None and opens is not None:
+                    self.conn.follow(msg["conversation_id"], 0, "queued", None)
             if msg is None:
                 sent = await self.run(fn, *args)
                 msg = message_public(sent.message)
@@ -120,6 +126,10 @@ class Session(ABC):
 
     def sent_into(self, conversation_id: str) -> None:
         """A message of this socket's was stored in `conversation_id`."""
+
+    def opening(self, out: Any) -> Opening | None:
+        """If this message would open a conversation, how (for the group commit)."""
+        return None
 
     @property
     @abstractmethod
@@ -174,6 +184,13 @@ class BuyerSession(Session):
 
     def sent_into(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
+
+    def opening(self, out: Any) -> Opening | None:
+        # A plain text needs nothing looked up to route it (cards may name a category).
+        if self.conversation_id is not None or out.kind != "text":
+            return None
+        b = self.buyer
+        return Opening(queue=choose_queue(b.facts), elder=b.facts.is_elder, shown_as=(b.shop_slug, b.name, b.vip))
 
     @property
     def member(self) -> Any:
