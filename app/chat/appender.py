@@ -54,8 +54,8 @@ GATHER_S = 0.002
 class Opening:
     """A buyer's first message opens the conversation `Append.conversation_id` with it.
 
-    `queue` is the one `routing.rules.choose_queue` picked. Only on SQLite, and only when
-    the buyer has no open conversation (else the full path appends to the one they have).
+    `queue` is the one `routing.rules.choose_queue` picked. Only when the buyer has no
+    open conversation (else the full path appends to the one they have).
     """
 
     queue: str
@@ -108,7 +108,7 @@ _TAKE_SEQ_AGENT = (
     "WHERE id = ? AND shop_id = ? AND agent_id = ? AND status <> 'closed' AND " + _NOT_SENT + " "
     "RETURNING last_seq, agent_id, buyer_id"
 )
-# A first message (SQLite): not a resend, and the buyer has no open conversation (the
+# A first message: not a resend, and the buyer has no open conversation (the
 # partial unique index ignores the row otherwise); then where it waits in its queue.
 _SENT = "SELECT 1 FROM messages WHERE shop_id = ? AND sender = ? AND sender_id = ? AND client_msg_id = ?"
 _OPEN = (
@@ -235,8 +235,6 @@ class MessageAppender:
 
     async def append(self, item: Append) -> dict[str, Any] | None:
         """Store the message and return its wire shape, or None: use the full path."""
-        if item.opens is not None and not self.db.is_sqlite:
-            return None  # opening takes the full path on PostgreSQL
         item.future = asyncio.get_running_loop().create_future()
         self._waiting.append(item)
         if self._drainer is None or self._drainer.done():
@@ -334,9 +332,7 @@ class MessageAppender:
         return self._pg
 
     async def _write_postgres(self, batch: list[Append]) -> list[Stored | None]:
-        # Lock conversations in one global order (by id; a conversation's own messages
-        # keep theirs), so two nodes' batches never wait on each other in a cycle.
-        todo = _candidates(batch, sorted(range(len(batch)), key=lambda i: batch[i].conversation_id))
+        todo = _candidates(batch, sorted(range(len(batch)), key=lambda i: _pg_lock_order(batch[i])))
         items = [batch[i] for i in todo]
         ids = [new_id() for _ in items]
         conn = await self._postgres()
@@ -348,16 +344,28 @@ class MessageAppender:
             [x.sender for x in items], [x.sender_id for x in items], [x.kind for x in items],
             [x.body for x in items], [orjson.dumps(x.payload).decode() for x in items],
             [x.client_msg_id for x in items], [x.now for x in items],
+            [x.opens.queue if x.opens else None for x in items], [bool(x.opens and x.opens.elder) for x in items],
         )
         out: list[Stored | None] = [None] * len(batch)
-        for index, seq, agent_id, buyer_id in rows:
+        for index, seq, agent_id, buyer_id, ahead in rows:
             k = index - 1  # PostgreSQL arrays count from 1
-            out[todo[k]] = _stored(items[k], ids[k], seq, agent_id, buyer_id)
+            item = items[k]
+            out[todo[k]] = (_opened(item, item.opens, ids[k], ahead + 1) if item.opens is not None
+                            else _stored(item, ids[k], seq, agent_id, buyer_id))
         return out
 
 
+def _pg_lock_order(item: Append) -> tuple[int, str, str]:
+    """One global order for what a batch locks, so two nodes' batches never wait on each
+    other in a cycle: existing conversations by id (a conversation's own messages keep
+    theirs), then new ones by the buyer whose open-conversation key they take."""
+    if item.opens is None:
+        return (0, item.conversation_id, "")
+    return (1, item.shop_id, item.sender_id)
+
+
 _PG_APPEND = (
-    "SELECT out_index, out_seq, out_agent_id, out_buyer_id FROM homing_append_messages("
+    "SELECT out_index, out_seq, out_agent_id, out_buyer_id, out_ahead FROM homing_append_messages("
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
-    "$9::text[], $10::timestamptz[])"
+    "$9::text[], $10::timestamptz[], $11::text[], $12::boolean[])"
 )
