@@ -1,6 +1,8 @@
 """Group commit for the common message: many sends, one transaction, each acked after it.
 
-The socket handlers hand every plain `message.send` into an existing conversation to
+The socket handlers hand every plain `message.send` into an existing conversation, and a
+buyer's first plain text (`Opening`: it opens the conversation, as
+`routing.open_conversation` would, in the queue `routing.rules.choose_queue` picked), to
 `MessageAppender.append`. One drain task takes whatever is waiting, writes it all in
 one transaction with three small statements per message (is it a resend? take the next
 `seq`; insert), commits, and only then answers each caller and publishes the messages.
@@ -11,7 +13,8 @@ The rules are the same as `actions.append_message`: the conversation row is upda
 first (`last_seq + 1 ... RETURNING`, which locks it), only an open conversation the
 sender belongs to takes a message, and who hears of it is decided by the row as locked.
 Anything out of the ordinary is not handled here but handed back (`None`): a resend, a
-closed or foreign conversation, an image that needs its upload checked. If a batch fails
+closed or foreign conversation, an image that needs its upload checked, a buyer who
+already has an open conversation the socket did not know of. If a batch fails
 as a whole (a unique-key race with another node, a lost connection), it is rolled back
 and every message in it is handed back too; the caller then takes the full path in
 `actions`, which knows every case. So this is purely a faster way to do the same thing.

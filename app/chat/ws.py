@@ -97,9 +97,10 @@ class Session(ABC):
     async def send_and_ack(self, out: Any, conversation_id: str | None, fn: Any, *args: Any) -> None:
         """Store the message, then ack it on this socket (its bus echo is not sent here).
 
-        A message into a conversation this socket already follows goes through the group
-        commit (`MessageAppender`); anything it hands back, and every first message, an
-        image or an error case, takes the full path `fn(*args)`.
+        A message into a conversation this socket already follows, and a buyer's first
+        plain text (which opens one, `opening`), go through the group commit
+        (`MessageAppender`); anything it hands back, an image, a card that opens, or an
+        error case, takes the full path `fn(*args)`.
         """
         self.conn.own_pending.add(out.client_msg_id)
         try:
