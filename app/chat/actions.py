@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.chat.appender import Opening
 from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
 from app.chat.service import agent_may_see, buyer_may_see
@@ -24,7 +25,7 @@ from app.orders import service as order_service
 from app.realtime.topics import agent_topic, buyer_topic, conversation_sides
 from app.routing import actions as routing
 from app.routing.models import Queue
-from app.routing.rules import CSAT_SCORES, BuyerFacts, inactive
+from app.routing.rules import CSAT_SCORES, BuyerFacts, choose_queue, inactive
 from app.shops.models import Agent
 
 CLOSE_INACTIVE_BATCH = 200  # conversations closed per transaction by the auto-close job
@@ -168,6 +169,18 @@ async def _category_asked_about(uow: UnitOfWork, shop_id: str, out: Outgoing) ->
         order = await order_service.get_order(uow.session, shop_id, str(payload.get("order_id")))
         return order.category if order is not None else None
     return None
+
+
+def plain_opening(buyer: BuyerIdentity, out: Outgoing) -> Opening | None:
+    """How this first message opens a conversation if nothing need be looked up to route it.
+
+    A plain text names no product or order, so the queue follows from the buyer alone
+    (the group commit then opens it; anything else takes `send_from_buyer`).
+    """
+    if out.kind != "text":
+        return None
+    return Opening(queue=choose_queue(buyer.facts), elder=buyer.facts.is_elder,
+                   shown_as=(buyer.shop_slug, buyer.name, buyer.vip))
 
 
 async def send_from_buyer(

@@ -24,7 +24,6 @@ from app.groups import ws as group_ws
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
 from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
-from app.routing.rules import choose_queue
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
 
@@ -187,11 +186,7 @@ class BuyerSession(Session):
         self.conversation_id = conversation_id
 
     def opening(self, out: Any) -> Opening | None:
-        # A plain text needs nothing looked up to route it (cards may name a category).
-        if self.conversation_id is not None or out.kind != "text":
-            return None
-        b = self.buyer
-        return Opening(queue=choose_queue(b.facts), elder=b.facts.is_elder, shown_as=(b.shop_slug, b.name, b.vip))
+        return actions.plain_opening(self.buyer, out) if self.conversation_id is None else None
 
     @property
     def member(self) -> Any:
