@@ -354,6 +354,8 @@ async def requeue_agent(
             await s.execute(
                 select(Conversation)
                 .where(Conversation.agent_id == agent_id, Conversation.status == "assigned")
+                # Oldest first, so the agent and the queues hear of them in the order they came.
+                .order_by(Conversation.opened_at, Conversation.id)
                 .with_for_update()
             )
         ).scalars()
