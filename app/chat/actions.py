@@ -44,6 +44,11 @@ class BuyerIdentity:
     elder_mode: bool = False
 
     @property
+    def shown_as(self) -> tuple[str, str, int | None]:
+        """How a conversation they open shows before anyone serves it: shop, name, VIP."""
+        return (self.shop_slug, self.name, self.vip)
+
+    @property
     def facts(self) -> BuyerFacts:
         return BuyerFacts(age=self.age, elder_mode=self.elder_mode)
 
@@ -180,7 +185,7 @@ def plain_opening(buyer: BuyerIdentity, out: Outgoing) -> Opening | None:
     if out.kind != "text":
         return None
     return Opening(queue=choose_queue(buyer.facts), elder=buyer.facts.is_elder,
-                   shown_as=(buyer.shop_slug, buyer.name, buyer.vip))
+                   shown_as=buyer.shown_as)
 
 
 async def send_from_buyer(
@@ -200,7 +205,7 @@ async def send_from_buyer(
             buyer=buyer.facts,
             now=now,
             category=category,
-            shown_as=(buyer.shop_slug, buyer.name, buyer.vip),
+            shown_as=buyer.shown_as,
         )
         try:
             msg, duplicate = await append_message(

@@ -40,7 +40,7 @@ import asyncpg
 import orjson
 
 from app.chat.models import Conversation
-from app.chat.schemas import conversation_public, message_wire
+from app.chat.schemas import conversation_public, message_wire, queued_frame
 from app.db import Database, new_id, sqlite_pragmas
 from app.realtime.topics import buyer_topic, conversation_sides
 
@@ -153,8 +153,8 @@ def _stored(item: Append, message_id: str, seq: int, agent_id: str | None, buyer
 
 
 def _opened(item: Append, opens: Opening, message_id: str, position: int) -> Stored:
-    """What the full path (`send_from_buyer`) tells of a new conversation, in its order."""
-    # As the full path shows it: opened, before its first message.
+    """What the full path (`send_from_buyer`) tells of a new conversation, in its order:
+    opened (shown before its first message), the message, its place in the queue."""
     conv = Conversation(
         id=item.conversation_id, shop_id=item.shop_id, buyer_id=item.sender_id, queue=opens.queue,
         status="queued", elder=opens.elder, last_seq=0, opened_at=item.now, queued_at=item.now,
@@ -164,8 +164,7 @@ def _opened(item: Append, opens: Opening, message_id: str, position: int) -> Sto
     stored = _stored(item, message_id, 1, None, item.sender_id)
     stored.events[:0] = [(mine, {"type": "conversation.opened", "conversation": conversation_public(
         conv, shop_slug=slug, agent_name=None, buyer=(name, vip))})]
-    stored.events.append((mine, {"type": "conversation.queued", "conversation_id": conv.id,
-                                 "queue": opens.queue, "position": position}))
+    stored.events.append((mine, queued_frame(conv.id, opens.queue, position)))
     stored.signals.append(("dispatch", (item.shop_id, opens.queue)))
     return stored
 

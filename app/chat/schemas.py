@@ -37,6 +37,12 @@ def message_wire(
     }
 
 
+def queued_frame(conversation_id: str, queue: str, position: int) -> dict[str, Any]:
+    """PROTOCOL `conversation.queued`: where a waiting conversation stands (1 = next)."""
+    return {"type": "conversation.queued", "conversation_id": conversation_id, "queue": queue,
+            "position": position}
+
+
 def conversation_public(
     c: Conversation, *, shop_slug: str, agent_name: str | None, buyer: tuple[str, int | None] = ("", None)
 ) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from app.chat.models import Conversation
-from app.chat.schemas import conversation_public
+from app.chat.schemas import conversation_public, queued_frame
 from app.chat.service import public_conversation, queue_position
 from app.db import UnitOfWork
 from app.realtime.topics import agent_topic, buyer_topic
@@ -277,7 +277,7 @@ async def announce_positions(uow: UnitOfWork, shop_id: str, queue: str) -> int:
     for position, (conv_id, buyer_id) in enumerate(rows, start=1):
         uow.emit(
             buyer_topic(shop_id, buyer_id),
-            {"type": "conversation.queued", "conversation_id": conv_id, "queue": queue, "position": position},
+            queued_frame(conv_id, queue, position),
         )
     return hash(tuple(conv_id for conv_id, _ in rows))
 
@@ -295,7 +295,7 @@ async def announce_position(uow: UnitOfWork, conv: Conversation) -> None:
     position = await queue_position(uow.session, conv)
     uow.emit(
         buyer_topic(conv.shop_id, conv.buyer_id),
-        {"type": "conversation.queued", "conversation_id": conv.id, "queue": conv.queue, "position": position},
+        queued_frame(conv.id, conv.queue, position),
     )
 
 
