@@ -6,7 +6,10 @@ trip seen by the buyer. A step passes when p99 <= the limit (50 ms) and nothing 
 lost (no reply within the grace period, or an error frame). The search halves R until a
 step passes, raises it by a factor until a step fails, then bisects between the last
 pass and the first failure; a failing step is run once more before it counts (the
-machine is shared).
+machine is shared). A step that loses messages may leave a system broken for good
+(python-socketio's Redis manager does, past its limit), so the system is then started
+afresh, with new clients, before the next step: every rate is measured on a system that
+had not broken before it.
 
 R counts buyer messages per second; each is answered by an agent, so a system
 carries 2R messages a second (and, with acks, 4R frames out).
@@ -21,6 +24,7 @@ import os
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -325,6 +329,7 @@ async def search(
     p99_ms: float,
     refine: int,
     retries: int,
+    restart: Callable[[], Awaitable[Driver]] | None = None,
     min_rate: float = 5.0,
 ) -> dict[str, Any]:
     say = ctx.say
@@ -335,6 +340,7 @@ async def search(
     rate = start
 
     async def run(r: float) -> Step:
+        nonlocal d
         st = await d.step(r, step_s, p99_ms)
         steps.append(st)
         s = st.summary()
@@ -350,6 +356,9 @@ async def search(
         # Let late replies arrive before the next step so steps don't bleed into each other.
         await d.drain(10.0)
         await asyncio.sleep(0.3)
+        if restart is not None and (st.lost or not d.healthy() or d.pending):
+            say("    (messages lost: starting the system afresh before the next step)")
+            d = await restart()
         return st
 
     async def judged(r: float) -> Step:
@@ -482,8 +491,20 @@ async def run(ctx: Any) -> list[Figure]:
     results: dict[str, dict[str, Any]] = {}
     for key in keys:
         system = make_system(key, ctx.log_dir, a.frames_per_second)
-        ctx.say(f"  [{system.name}] {n_buyers} buyers, {n_agents} agents, {step_s:g}s steps")
+        name = system.name
+        ctx.say(f"  [{name}] {n_buyers} buyers, {n_agents} agents, {step_s:g}s steps")
         d = Driver(system, n_buyers, n_agents)
+
+        async def restart(key: str = key) -> Driver:
+            nonlocal d, system
+            await d.close()
+            system.stop()
+            system = make_system(key, ctx.log_dir, a.frames_per_second)
+            d = Driver(system, n_buyers, n_agents)
+            await system.start()
+            await d.setup(ctx.say)
+            return d
+
         try:
             await system.start()
             await d.setup(ctx.say)
@@ -497,6 +518,7 @@ async def run(ctx: Any) -> list[Figure]:
                 p99_ms=a.mp_p99_ms,
                 refine=a.mp_refine,
                 retries=a.mp_retries,
+                restart=restart,
             )
             if a.profile and key.startswith("homing"):
                 best = res["best"]
@@ -506,7 +528,7 @@ async def run(ctx: Any) -> list[Figure]:
                 )
                 res["profile"] = await profile(d, ctx, rate, a.profile_s, key)
         except Exception as exc:  # noqa: BLE001 - one system failing must not hide the others
-            ctx.say(f"    {system.name} failed: {type(exc).__name__}: {exc}")
+            ctx.say(f"    {name} failed: {type(exc).__name__}: {exc}")
             res = {
                 "best": None,
                 "fail": None,
@@ -517,7 +539,7 @@ async def run(ctx: Any) -> list[Figure]:
         finally:
             await d.close()
             system.stop()
-        results[system.name] = res
+        results[name] = res
         best = res["best"]
         bs = best.summary() if best else {}
         extra = {
@@ -531,18 +553,18 @@ async def run(ctx: Any) -> list[Figure]:
         figures += [
             Figure(
                 NAME,
-                system.name,
+                name,
                 "max sustainable rate",
                 rate_val,
                 "msg/s",
                 note=f"stop {res['stop']}",
                 extra=extra,
             ),
-            Figure(NAME, system.name, "p50 at max rate", bs.get("p50_ms"), "ms"),
-            Figure(NAME, system.name, "p99 at max rate", bs.get("p99_ms"), "ms"),
+            Figure(NAME, name, "p50 at max rate", bs.get("p50_ms"), "ms"),
+            Figure(NAME, name, "p99 at max rate", bs.get("p99_ms"), "ms"),
             Figure(
                 NAME,
-                system.name,
+                name,
                 "loss at max rate",
                 (bs.get("lost", 0) + bs.get("errors", 0)) if bs else None,
                 "msgs",
@@ -553,16 +575,16 @@ async def run(ctx: Any) -> list[Figure]:
         figures += [
             Figure(
                 NAME,
-                system.name,
+                name,
                 "server CPU per round trip",
                 round(cost, 3) if cost else None,
                 "ms",
                 note="CPU time is far less disturbed by other work on the machine than latency"
-                + ("; Redis's own CPU not counted" if "Redis" in system.name else ""),
+                + ("; Redis's own CPU not counted" if "Redis" in name else ""),
             ),
             Figure(
                 NAME,
-                system.name,
+                name,
                 "CPU-bound ceiling (one core)",
                 round(1000 / cost) if cost else None,
                 "msg/s",
