@@ -417,6 +417,10 @@ async def test_one_group_commit_batch_stores_the_plain_and_hands_back_the_rest(s
     assert [(m.seq, m.client_msg_id) for m in await stored(server.ctx.db, conv_id)] == [
         (1, "batch-b-open"), (2, "x1"), (3, "y1"), (4, "x2")
     ]
+    async with server.ctx.db.read() as s:
+        conv = await s.get(Conversation, conv_id)
+    # The conversation moved on by what was stored, and knows when the buyer last wrote.
+    assert conv.last_seq == 4 and conv.last_buyer_message_at == now
     # Published after the commit, to both sides (none came through these sockets).
     for side in (agent, b):
         got = [(await side.expect("message.new"))["message"]["client_msg_id"] for _ in range(3)]
