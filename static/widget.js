@@ -96,7 +96,7 @@
     const state = {
       open: false, elder: false, conv: null, msgs: new Map(), upto: 0, pending: new Map(),
       readSent: 0, unseen: 0, typingUntil: 0, connected: false, fatal: null,
-      notices: new Set(), optedOut: false, tab: "chat",
+      notices: new Set(), optedOut: false, claimed: new Set(), tab: "chat",
     };
     const w = (key, vars) => {
       let text = (state.elder && ELDER_WORDS[lang][key]) || WORDS[lang][key];
@@ -278,15 +278,16 @@
       const row = el("div", { className: "card-actions" });
       const note = el("span", { className: "card-note", role: "status" });
       if (coupon.reason === "recall" && coupon.id) {
-        const claim = el("button", { type: "button", className: "claim", text: w("claim") });
+        const claim = el("button", { type: "button", className: "claim", text: w("claim"), dataset: { coupon: coupon.id } });
+        if (state.claimed.has(coupon.id)) showClaimed(claim);
         claim.addEventListener("click", async () => {
           claim.disabled = true;
           claim.textContent = w("claiming");
           note.textContent = "";
           try {
             await api("POST", `/recall/coupons/${encodeURIComponent(coupon.id)}/claim`);
-            claim.textContent = w("claimed");
-            claim.classList.add("done");
+            state.claimed.add(coupon.id);
+            showClaimed(claim);
           } catch (err) {
             claim.disabled = false;
             claim.textContent = w("claim");
@@ -315,6 +316,31 @@
         if (state.optedOut) queueMicrotask(showOptedOut);
       }
       return row;
+    }
+
+    function showClaimed(button) {
+      button.disabled = true;
+      button.textContent = w("claimed");
+      button.classList.add("done");
+    }
+
+    /* What this buyer already did with recall cards (claimed, opted out), so cards loaded
+     * again after a reload show it; a card can still be claimed if this cannot be asked. */
+    async function loadRecallState() {
+      let mine;
+      try {
+        mine = await api("GET", "/recall/me");
+      } catch (err) {
+        return;
+      }
+      for (const id of mine.claimed || []) state.claimed.add(id);
+      for (const button of ui.messages.querySelectorAll("button.claim")) {
+        if (state.claimed.has(button.dataset.coupon)) showClaimed(button);
+      }
+      if (mine.opted_out) {
+        state.optedOut = true;
+        showOptedOut();
+      }
     }
 
     function showOptedOut() {
@@ -521,6 +547,7 @@
         for (const frame of state.pending.values()) socket.send(frame);
         renderWords();
         renderOffline();
+        loadRecallState();
       },
       "message.ack"(f) {
         if (f.message && f.message.group_id) { if (groups) groups.onFrame(f); return; }

@@ -412,6 +412,37 @@ async def test_results_live_card_read_claim_convert(desk, connect):
     assert stats == {"sent": 3, "read": 1, "claimed": 1, "converted": 1, "conversion_rate": 0.3333}
 
 
+async def test_a_buyer_reads_back_claims_and_opt_out(desk):
+    srv, clock, kit, token, http = desk
+    now = clock.now()
+    await consult(srv.ctx.db, kit.shop_id, ["keeper", "other"], now - timedelta(days=3))
+    c = await new_campaign(http, token, now + timedelta(hours=1), days=2)
+    clock.advance(hours=1)
+    assert await run_campaign(srv.ctx.db, clock, c["id"]) == 2
+    sends = await sends_by_buyer(srv.ctx.db, kit.shop_id)
+
+    def me(who):
+        return http.get("/api/v1/recall/me", headers={"Authorization": f"Bearer {kit.buyer_token(who)}"})
+
+    assert (await me("keeper")).json() == {"opted_out": False, "claimed": []}
+    coupon_id = sends["keeper"][0].id
+    r = await http.post(
+        f"/api/v1/recall/coupons/{coupon_id}/claim",
+        headers={"Authorization": f"Bearer {kit.buyer_token('keeper')}"},
+    )
+    assert r.status_code == 200, r.text
+    r = await http.post(
+        "/api/v1/recall/opt-out", headers={"Authorization": f"Bearer {kit.buyer_token('keeper')}"}
+    )
+    assert r.status_code == 200, r.text
+    assert (await me("keeper")).json() == {"opted_out": True, "claimed": [coupon_id]}
+    # Only their own: another buyer of the shop, and staff, are told nothing of it.
+    assert (await me("other")).json() == {"opted_out": False, "claimed": []}
+    staff_asks = await http.get("/api/v1/recall/me", headers=staff(token))
+    assert staff_asks.status_code == 403
+    assert (await http.get("/api/v1/recall/me")).status_code == 401
+
+
 async def test_campaign_lifecycle_errors(desk):
     srv, clock, _kit, token, http = desk
     c = await new_campaign(http, token, clock.now() + timedelta(days=1), schedule=False)

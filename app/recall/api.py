@@ -149,6 +149,14 @@ async def opt_out(caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
     return {"opted_out": True}
 
 
+@router.get("/recall/me")
+async def my_recall_state(caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
+    """The buyer's opt-out and claimed coupons, so their cards show them after a reload."""
+    buyer = _buyer(caller)
+    async with ctx.db.read() as s:
+        return await service.buyer_recall_state(s, buyer.shop_id, buyer.buyer_id)
+
+
 @router.post("/recall/coupons/{coupon_id}/claim")
 async def claim(coupon_id: str, caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
     buyer = _buyer(caller)

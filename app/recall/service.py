@@ -173,6 +173,23 @@ async def buyer_intent(
     return rules.score_intent(counts), row["last_consulted_at"]
 
 
+async def buyer_recall_state(s: AsyncSession, shop_id: str, buyer_id: str) -> dict[str, Any]:
+    """What a buyer's own recall cards should show: opted out or not, which coupons are claimed."""
+    opted = await s.get(RecallOptOut, (shop_id, buyer_id))
+    claimed = (
+        await s.execute(
+            select(RecallSend.id)
+            .where(
+                RecallSend.shop_id == shop_id,
+                RecallSend.buyer_id == buyer_id,
+                RecallSend.claimed_at.is_not(None),
+            )
+            .order_by(RecallSend.claimed_at)
+        )
+    ).scalars()
+    return {"opted_out": opted is not None, "claimed": list(claimed)}
+
+
 def ordered_after(shop_id: str, buyer: Any, at: Any) -> ColumnElement[bool]:
     """The buyer has ordered from the shop after `at` (their last consultation); ever, for None."""
     after = [] if at is None else [Order.created_at > at]

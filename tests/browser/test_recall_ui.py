@@ -152,6 +152,15 @@ async def test_merchant_creates_previews_and_schedules_a_campaign_and_the_buyer_
     await expect(admin.locator("#preview-eligible")).to_have_text("0")
     await expect(excluded(admin, "opted_out")).to_have_text("2")
     await expect(admin.locator(".preview-card button.schedule")).to_have_count(0)
+
+    # The buyer comes back later: the card loads again, claimed and opted out as they left it.
+    await embed_widget(buyer, web, kit.buyer_token(buyer_id))
+    await open_widget(buyer)
+    card = widget(buyer, ".msg.kind-coupon_card")
+    await expect(card.locator("button.claim")).to_have_text("已领取")
+    await expect(card.locator("button.claim")).to_be_disabled()
+    await expect(card.locator(".opted-out")).to_have_text("已退订,以后不再给您发送推荐")
+    await expect(card.locator("button.opt-out")).to_have_count(0)
     assert buyer_tab.dialogs == [] and admin_tab.dialogs == []
 
 
