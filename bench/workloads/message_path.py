@@ -358,7 +358,10 @@ async def search(
         await asyncio.sleep(0.3)
         if restart is not None and (st.lost or not d.healthy() or d.pending):
             say("    (messages lost: starting the system afresh before the next step)")
-            d = await restart()
+            try:
+                d = await restart()
+            except Exception as exc:  # noqa: BLE001 - the search ends with what it measured
+                say(f"    could not start it again: {type(exc).__name__}: {exc}")
         return st
 
     async def judged(r: float) -> Step:
@@ -520,7 +523,7 @@ async def run(ctx: Any) -> list[Figure]:
                 retries=a.mp_retries,
                 restart=restart,
             )
-            if a.profile and key.startswith("homing"):
+            if a.profile and key.startswith("homing") and d.healthy():
                 best = res["best"]
                 rate = best.rate if best else a.mp_start_rate
                 ctx.say(
