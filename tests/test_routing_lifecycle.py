@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.chat.models import Conversation, Message
-from app.routing.actions import waiting_queues
+from app.routing.actions import touch_agents, waiting_queues
 from app.routing.jobs import AUTO_CLOSE_JOB, REQUEUE_ABSENT_JOB
 from app.routing.models import AgentQueue, CategoryQueue, Queue
+from app.shops.models import Agent
 from tests.conftest import buyer, online_agent
 from tests.support.factories import make_shop
 
@@ -357,3 +358,29 @@ async def test_a_connected_agent_is_never_requeued_even_if_its_heartbeat_is_late
             break
         await asyncio.sleep(0.05)
     assert conv_id in await srv.ctx.jobs.run_once(REQUEUE_ABSENT_JOB)
+
+
+async def test_the_heartbeat_never_waits_in_a_deadlock(srv, kit):
+    """A transaction holding one agent row and then asking for another (as an assignment
+    does) while the heartbeat stamps several: on PostgreSQL the heartbeat used to take the
+    first row, wait for the second, and deadlock; now it skips what is held."""
+    db = srv.ctx.db
+    first, second = sorted([kit.agents["gen1"], kit.agents["gen2"]])
+    holding = asyncio.Event()
+
+    async def second_then_first(uow):
+        await uow.session.execute(update(Agent).where(Agent.id == second).values(display_name="held"))
+        holding.set()
+        await asyncio.sleep(0.5)  # the heartbeat takes `first` meanwhile, and asks for `second`
+        await uow.session.execute(update(Agent).where(Agent.id == first).values(display_name="held"))
+
+    # attempts=1: `run` retries a deadlock victim, which hid it until five in a row failed.
+    other = asyncio.create_task(db.run(second_then_first, attempts=1))
+    await holding.wait()
+    now = srv.clock.now()
+    await db.run(touch_agents, [first, second], now, attempts=1)
+    await other  # neither side was chosen as a deadlock victim
+    async with db.read() as s:
+        seen = dict((await s.execute(select(Agent.id, Agent.last_seen_at).where(Agent.id == first))).all())
+        names = set((await s.execute(select(Agent.display_name).where(Agent.id.in_([first, second])))).scalars())
+    assert seen[first] == now and names == {"held"}

@@ -392,7 +392,7 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSession | None:
         topics.append(shop_staff_topic(agent.shop_id))  # approvals and other shop-wide news
     conn = _connection(ctx, ws, "agent", agent, topics)
     ctx.hub.register(conn)
-    await ctx.presence.beat()
+    await ctx.presence.beat([agent.id])
     async with ctx.db.read() as s:
         convs = await service.conversations_for_agent(s, agent)
         public = await service.public_conversations(s, convs)

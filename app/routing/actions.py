@@ -326,9 +326,22 @@ async def set_agent_status(uow: UnitOfWork, agent: Agent, status: str) -> str:
 
 
 async def touch_agents(uow: UnitOfWork, agent_ids: list[str], now: datetime) -> None:
-    """Presence heartbeat: these agents have a socket open on this node now."""
-    if agent_ids:
-        await uow.session.execute(update(Agent).where(Agent.id.in_(agent_ids)).values(last_seen_at=now))
+    """Presence heartbeat: these agents have a socket open on this node now.
+
+    One agent (a socket just opened) is stamped whatever it waits for: a transaction that
+    locks one row cannot be part of a deadlock. Several (the periodic beat) never wait:
+    a row another transaction holds (an assignment, a status change) is skipped, and the
+    next beat stamps it, well inside the grace period. Waiting for several rows, taken in
+    whatever order, while dispatch holds some of them and waits for others, deadlocked on
+    PostgreSQL when many agents connected to a node at once (bench message_path, two nodes).
+    """
+    if not agent_ids:
+        return
+    rows = Agent.id.in_(agent_ids)
+    if len(agent_ids) > 1:
+        free = select(Agent.id).where(rows).order_by(Agent.id).with_for_update(skip_locked=True)
+        rows = Agent.id.in_(free.scalar_subquery())
+    await uow.session.execute(update(Agent).where(rows).values(last_seen_at=now))
 
 
 async def requeue_agent(

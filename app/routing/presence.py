@@ -25,8 +25,9 @@ class PresenceHeartbeat:
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
 
-    async def beat(self) -> None:
-        ids = self.hub.local_agent_ids()
+    async def beat(self, agent_ids: list[str] | None = None) -> None:
+        """Stamp these agents (a socket of theirs just opened), or every agent held here."""
+        ids = self.hub.local_agent_ids() if agent_ids is None else agent_ids
         if ids:
             await self.db.run(routing.touch_agents, ids, self.clock.now())
 
