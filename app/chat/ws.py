@@ -358,7 +358,8 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSession | None:
         await ws.close(CLOSE_UNAUTHORIZED)
         return None
     if not current:
-        await ctx.db.run(
+        # Grouped: a crowd of new buyers connecting at once shares SQLite transactions.
+        await ctx.db.run_grouped(
             shop_actions.touch_buyer, shop_id=buyer.shop_id, buyer_id=buyer.buyer_id,
             name=buyer.name, age=buyer.age, vip=buyer.vip, now=now,
         )
