@@ -20,9 +20,10 @@ and every message in it is handed back too; the caller then takes the full path 
 `actions`, which knows every case. So this is purely a faster way to do the same thing.
 
 On SQLite the batch runs on a connection of its own in one worker thread (one thread
-hop per batch, not per statement). On PostgreSQL the same steps run server-side, in the
-function `homing_append_messages` (migration 0007): one statement, one round trip and one
-transaction per batch, on the appender's own asyncpg connection.
+hop per batch, not per statement). On PostgreSQL the same rules run server-side, in the
+function `homing_append_messages` (migration 0007, made set-based by 0008): one statement,
+one round trip and one transaction per batch, on the appender's own asyncpg connection.
+The function relies on `_candidates`: no message twice in a batch.
 """
 
 from __future__ import annotations
