@@ -55,11 +55,14 @@ SCORE_CASES = [
     ),
     ("the next reply judges, not a later one", 0, [(B, 0), (A, 200), (A, 210)], (1, 0, 200.0)),
     (
-        "waiting in the queue is not judged; first response counts from assignment",
+        "questions asked in the queue are judged from the assignment, as is the first response",
         50,
         [(B, 0), (B, 10), (A, 80)],
-        (0, 0, 30.0),
+        (2, 2, 30.0),
     ),
+    ("a single question answered 0.2 s after assignment", 50, [(B, 0), (A, 50.2)], (1, 1, 0.2)),
+    ("asked in the queue, answered 181 s after assignment", 50, [(B, 0), (A, 231)], (1, 0, 181.0)),
+    ("asked in the queue and never answered", 50, [(B, 0)], (1, 0, None)),
     ("a question at the moment of assignment is judged", 0, [(B, 0), (A, 30)], (1, 1, 30.0)),
     (
         "first response counts from the buyer's first words after assignment",
@@ -358,9 +361,11 @@ async def test_metrics_of_stored_conversations(server):
             kit_name: tuple(rows[agent_id][k] for k in metric)
             for kit_name, agent_id in kit.agents.items()
         }
-        # a1: questions at 100 (answered at 280: 180 s) and 300 (481: 181 s) in c1, both of
-        # c2's (1000, 1010 → 1100); first responses 30 s (from assignment at 10) and 100 s.
-        assert numbers["a1"] == (0.75, 65.0, 0.5, 0.5, 2, 2200)
+        # a1: c1's opening question at 0 (in the queue; judged from the assignment at 10,
+        # answered at 40), questions at 100 (answered at 280: 180 s) and 300 (481: 181 s),
+        # both of c2's (1000, 1010 → 1100); first responses 30 s (from assignment) and 100 s.
+        assert numbers["a1"] == (0.8, 65.0, 0.5, 0.5, 2, 2200)
+        # a2: two questions, one asked before the assignment at 2005, neither answered.
         assert numbers["a2"] == (0.0, None, None, None, 1, 0)
         assert numbers["sup"] == (1.0, 60.0, 1.0, 0.0, 1, 800)
 
@@ -369,7 +374,7 @@ async def test_metrics_of_stored_conversations(server):
         assert r.json() == {
             "from": "2026-03-01T16:00:00+00:00",
             "to": "2026-03-02T16:00:00+00:00",
-            "reply_3min_rate": 0.6667,
+            "reply_3min_rate": 0.625,
             "avg_first_response_s": 63.3,
             "satisfaction_rate": 0.6667,
             "dissatisfaction_rate": 0.3333,
@@ -436,10 +441,10 @@ async def test_metrics_of_a_live_chat_with_a_moving_clock(start_server, connect)
         )
         return (await agent.expect("message.ack"))["message"]
 
-    conv_id = (await buyer_says("在吗"))["conversation_id"]
+    conv_id = (await buyer_says("在吗"))["conversation_id"]  # sent before the assignment
     await agent.expect("conversation.assigned")
     srv.clock.advance(seconds=100)
-    await agent_says(conv_id, "您好")  # first response ≈ 100 s
+    await agent_says(conv_id, "您好")  # first response ≈ 100 s; answers the opening question
     await buyer_says("什么时候发货")
     srv.clock.advance(seconds=200)
     await agent_says(conv_id, "明天")  # 200 s: too late
@@ -459,7 +464,8 @@ async def test_metrics_of_a_live_chat_with_a_moving_clock(start_server, connect)
         [row] = (await c.get("/api/v1/metrics/agents", params=period)).json()
     assert row["agent_id"] == kit.agents["a1"] and row["handled"] == 1
     assert (
-        row["reply_3min_rate"] == 0.5
+        # 在吗 (answered at ≈100 s of the assignment), 什么时候发货 (200 s: late), 能快点吗 (170 s).
+        row["reply_3min_rate"] == 0.6667
         and row["satisfaction_rate"] == 1.0
         and row["dissatisfaction_rate"] == 0.0
     )

@@ -42,31 +42,40 @@ def score_conversation(
 ) -> ConversationScore:
     """Judge one conversation's replies; `messages` come in sequence order.
 
-    - Each buyer message sent at or after `assigned_at` is judged by the next agent
-      message: answered when that reply came within `window` (180 s counts, 181 s
-      does not). Several buyer messages before one reply are each judged by it; one
-      never answered counts as not answered. Messages from before the assignment
-      (while the buyer waited) are not judged: no agent had them yet.
-    - First response: the first agent message at or after `assigned_at`, less the
-      later of `assigned_at` and the buyer's first message (never below 0).
+    The clock of a buyer message starts when an agent could first see it: when it was
+    sent, or at `assigned_at` if it was sent while the conversation waited (as Douyin's
+    人工3分钟回复率 starts when the conversation reaches a human). So the opening
+    question counts, and the time it spent in the queue does not count against anyone.
+
+    - Each buyer message still unanswered at `assigned_at` or sent after it is judged by
+      the next agent message: answered when that reply came within `window` of the
+      message's clock start (180 s counts, 181 s does not). Several buyer messages
+      before one reply are each judged by it; one never answered counts as not answered.
+    - Agent messages before `assigned_at` (a previous agent's, before a transfer) answer
+      what was asked before them, and those questions are not judged here.
+    - First response: the first agent message at or after `assigned_at`, less the later
+      of `assigned_at` and the buyer's first message (never below 0): the same clock start
+      as the opening question's.
     """
     if assigned_at is None:
         return ConversationScore(0, 0, None)
     judged = answered = 0
-    waiting: list[datetime] = []  # judged buyer messages still without a reply
+    waiting: list[datetime] = []  # when each unanswered buyer message's clock started
     first_buyer: datetime | None = None
     first_reply: datetime | None = None
     for said in messages:
         if said.sender == "buyer":
             if first_buyer is None:
                 first_buyer = said.at
-            if said.at >= assigned_at:
-                waiting.append(said.at)
+            waiting.append(max(said.at, assigned_at))
         elif said.sender == "agent":
-            if first_reply is None and said.at >= assigned_at:
+            if said.at < assigned_at:
+                waiting.clear()  # answered before this assignment: not this agent's to judge
+                continue
+            if first_reply is None:
                 first_reply = said.at
             judged += len(waiting)
-            answered += sum(1 for asked in waiting if said.at - asked <= window)
+            answered += sum(1 for started in waiting if said.at - started <= window)
             waiting.clear()
     judged += len(waiting)
     first_response_s = None
