@@ -19,11 +19,12 @@ import time
 
 import httpx
 import pytest
+import websockets
 
 from tests.support.client import WSClient
 from tests.support.factories import login, make_shop
 from tests.support.servers import NodeProcess, RedisServer
-from tests.test_multinode import node_env, pump, wait_for
+from tests.test_multinode import node_env, wait_for
 
 SEND_EVERY_S = 0.1  # each client, a steady human-fast stream
 STALL_S = 3.0
@@ -65,16 +66,16 @@ class Side:
             await asyncio.sleep(SEND_EVERY_S)
 
     async def read(self, stop: asyncio.Event) -> None:
-        """pump(), noting when each ack arrives."""
-        seen = 0
-        reader = asyncio.create_task(pump(self.client, stop))
-        while not reader.done():
-            for f in self.client.frames[seen:]:
-                if f.get("type") == "message.ack":
-                    self.acked.setdefault(f["client_msg_id"], time.monotonic())
-            seen = len(self.client.frames)
-            await asyncio.sleep(0.002)
-        await reader
+        """Keep reading frames (into client.frames), noting when each ack arrives."""
+        while not stop.is_set():
+            try:
+                f = await self.client.recv(timeout=0.2)
+            except TimeoutError:
+                continue
+            except websockets.ConnectionClosed:
+                return
+            if f.get("type") == "message.ack":
+                self.acked.setdefault(f["client_msg_id"], time.monotonic())
 
     def received(self, sender: str) -> list[dict]:
         return [m for m in self.client.new_messages(self.conv_id) if m["sender"] == sender]
@@ -98,14 +99,14 @@ async def open_pair(server, buyer_node, agent_node, connect) -> tuple[Side, Side
             Side(f"a{tag}", agent, conv_id, {"conversation_id": conv_id}))
 
 
-async def bus_connected(node) -> bool:
-    async with httpx.AsyncClient() as c:
-        return bool((await c.get(node.http + "/healthz", timeout=5)).json()["bus_connected"])
+async def bus_connected(http: httpx.AsyncClient, node) -> bool:
+    return bool((await http.get(node.http + "/healthz", timeout=5)).json()["bus_connected"])
 
 
 async def test_a_silent_redis_neither_stalls_acks_nor_loses_messages(server, database_url, nodes, connect):
     redis = RedisServer().start()
     stopped = False
+    http = httpx.AsyncClient()  # made before the outage: making one costs the test's loop ~50 ms
     try:
         env = node_env(database_url, redis.url, f"homing:test:{secrets.token_hex(4)}")
         node1, node2 = await nodes(env), await nodes(env)
@@ -123,7 +124,7 @@ async def test_a_silent_redis_neither_stalls_acks_nor_loses_messages(server, dat
         t_stop = time.monotonic()
         await asyncio.sleep(STALL_S - 0.5)
         # The nodes know their bus is out (and say so where a load balancer looks).
-        health_during = [await bus_connected(n) for n in (node1, node2)]
+        health_during = [await bus_connected(http, n) for n in (node1, node2)]
         await asyncio.sleep(0.5)
         t_cont = time.monotonic()
         os.kill(redis.proc.pid, signal.SIGCONT)
@@ -160,15 +161,16 @@ async def test_a_silent_redis_neither_stalls_acks_nor_loses_messages(server, dat
                 assert ids == first + [cmid for cmid, _ in sender.sent], f"{receiver.name}: lost or out of order"
         errors = [f for s in sides for f in s.client.of_type("error")]
         assert not errors, errors[:3]
-        await wait_for_async(lambda: all_connected(node1, node2), 10, "both nodes' bus back")
+        await wait_for_async(lambda: all_connected(http, node1, node2), 10, "both nodes' bus back")
     finally:
         if stopped and redis.proc is not None:
             os.kill(redis.proc.pid, signal.SIGCONT)
         redis.stop()
+        await http.aclose()
 
 
-async def all_connected(*nodes_) -> bool:
-    return all([await bus_connected(n) for n in nodes_])
+async def all_connected(http: httpx.AsyncClient, *nodes_) -> bool:
+    return all([await bus_connected(http, n) for n in nodes_])
 
 
 async def wait_for_async(pred, timeout, what):
@@ -177,3 +179,34 @@ async def wait_for_async(pred, timeout, what):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+async def test_an_idle_node_notices_a_silent_redis_and_hears_news_again_after_it(server, database_url, nodes,
+                                                                                 connect):
+    """With nothing to publish, only the subscriber can tell Redis has gone silent."""
+    redis = RedisServer().start()
+    stopped = False
+    http = httpx.AsyncClient()
+    try:
+        env = node_env(database_url, redis.url, f"homing:test:{secrets.token_hex(4)}")
+        node1, node2 = await nodes(env), await nodes(env)
+        buyer, agent = await open_pair(server, node1, node2, connect)
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        stopped = True
+        await wait_for_async(lambda: none_connected(http, node1, node2), 15, "both nodes to see the bus out")
+        os.kill(redis.proc.pid, signal.SIGCONT)
+        stopped = False
+        await wait_for_async(lambda: all_connected(http, node1, node2), 15, "both nodes' bus back")
+        await buyer.client.send({"type": "message.send", "client_msg_id": "back", "body": "又好了"})
+        await buyer.client.expect("message.ack")
+        got = await agent.client.expect("message.new", lambda f: f["message"]["client_msg_id"] == "back")
+        assert got["message"]["seq"] == 2
+    finally:
+        if stopped and redis.proc is not None:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        redis.stop()
+        await http.aclose()
+
+
+async def none_connected(http: httpx.AsyncClient, *nodes_) -> bool:
+    return not any([await bus_connected(http, n) for n in nodes_])

@@ -202,7 +202,7 @@ class RedisBus(Bus):
                     await self._send(batch)
                 except (RedisError, OSError, TimeoutError) as exc:
                     # Whether Redis got this batch is unknown: every node resyncs when it is back.
-                    self._trip(f"publish: {exc or type(exc).__name__}")
+                    self._trip(f"publish: {str(exc) or type(exc).__name__}")
                     self._deliver_here([])  # marks this node's news as not heard everywhere
                 finally:
                     self._idle.set()
@@ -256,7 +256,7 @@ class RedisBus(Bus):
                 await _quiet_close(pubsub)
                 raise
             except (RedisError, OSError, TimeoutError) as exc:
-                self._trip(f"subscriber: {exc or type(exc).__name__}")
+                self._trip(f"subscriber: {str(exc) or type(exc).__name__}")
                 missed = True
                 await _quiet_close(pubsub)
                 log.debug("Redis bus resubscribing in %.2fs", backoff)
