@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     # Nodes of one deployment share a channel; separate deployments (or test runs)
     # on one Redis use separate channels.
     bus_channel: str = Field(default="homing:events", alias="HOMING_BUS_CHANNEL")
+    # A Redis round trip (publish, PING, connect, subscribe) slower than this counts
+    # Redis as out: the bus's breaker opens, news stays on the node until Redis answers,
+    # then connections resync from the database. Acks never wait for Redis either way.
+    bus_publish_timeout_s: float = Field(default=0.5, gt=0, alias="HOMING_BUS_PUBLISH_TIMEOUT_S")
+    # The subscriber PINGs Redis after this long without news; while Redis is out, the
+    # bus tries to subscribe again at least this often.
+    bus_probe_s: float = Field(default=1.0, gt=0, alias="HOMING_BUS_PROBE_S")
 
     # Chat limits (PRODUCT.md section 1).
     max_body_chars: int = Field(default=4000, alias="HOMING_MAX_BODY_CHARS")

@@ -74,7 +74,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.async_database_url)
-        bus = make_bus(settings.redis_url, settings.bus_channel)
+        bus = make_bus(settings.redis_url, settings.bus_channel, timeout_s=settings.bus_publish_timeout_s,
+                   probe_s=settings.bus_probe_s)
         hub = Hub(bus)
         dispatcher = Dispatcher(db, clock, settings.dispatch_sweep_s)
         db.publisher = hub.publish
