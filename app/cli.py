@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import json
 import logging
 import sys
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server (and its scheduled jobs)")
-    serve.add_argument("--demo", action="store_true", help="create the demo shop (idempotent)")
+    serve.add_argument("--demo", action="store_true",
+                       help="demo mode: create the demo shop (idempotent) and serve its storefront /demo/shop")
+    serve.add_argument("--demo-public", action="store_true",
+                       help="allow --demo on a --host other than loopback (the demo passwords are public)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-jobs", action="store_true", help="leave scheduled jobs to `homing worker`")
@@ -42,11 +46,45 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "serve":
+        if args.demo:
+            settings = settings.model_copy(update={"demo": True})
+        refusal = demo_refusal(settings.demo, args.host, args.demo_public)
+        if refusal:
+            print(f"homing serve: {refusal}", file=sys.stderr)
+            raise SystemExit(2)
         _serve(settings, args)
     elif args.command == "worker":
         _worker(settings, args)
     elif args.command == "shop":
         _shop_create(settings, args)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `--host` only listens on this machine: 127.0.0.0/8, ::1 or localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another name may resolve to anything
+
+
+def demo_refusal(demo: bool, host: str, demo_public: bool) -> str | None:
+    """Why `homing serve` will not start as asked, or None.
+
+    The demo shop's passwords and buyer secret are published in the README, and its
+    storefront signs buyer tokens for anyone who asks: off loopback that is an open door
+    unless the operator says, with --demo-public, that they mean it.
+    """
+    if demo_public and not demo:
+        return "--demo-public only makes sense with --demo."
+    if demo and not demo_public and not is_loopback(host):
+        return (
+            f"--demo would serve the demo shop (public passwords, buyer tokens signed for anyone) on "
+            f"--host {host}, which is not loopback (127.0.0.0/8, ::1, localhost). Serve the demo on "
+            "loopback, or add --demo-public if it is meant to be reachable from other machines."
+        )
+    return None
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -56,12 +94,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     upgrade(settings.database_url)
-    if args.demo:
+    if settings.demo:
         asyncio.run(_seed_demo(settings))
     app = create_app(settings, run_jobs=not args.no_jobs)
     _tune_gc()
     url = f"http://{args.host}:{args.port}"
-    print(f"Homing is running at {url}/  (workbench {url}/workbench, demo shop {url}/demo/shop)", flush=True)
+    demo = f", demo shop {url}/demo/shop" if settings.demo else ""
+    print(f"Homing is running at {url}/  (workbench {url}/workbench{demo})", flush=True)
     uvicorn.run(
         app,
         host=args.host,

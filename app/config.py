@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     login_window_s: int = Field(default=300, alias="HOMING_LOGIN_WINDOW_S")
     cookie_secure: bool = Field(default=False, alias="HOMING_COOKIE_SECURE")
 
+    # The demo shop's storefront (`/demo/*`, which signs buyer tokens for shop `demo`)
+    # exists only in demo mode; `homing serve --demo` turns it on.
+    demo: bool = Field(default=False, alias="HOMING_DEMO")
+
     # Pages: htmx from its CDN unless told to serve the copy under static/vendor.
     htmx_local: bool = Field(default=False, alias="HOMING_HTMX_LOCAL")
 

@@ -1,4 +1,4 @@
-"""Shop and agent state changes: create shops, add and change agents, log in and out, seed the demo."""
+"""Shop and agent state changes: create shops, add and change agents, log in and out."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from app.shops.models import ROLES, Agent, AgentSession, Buyer, LoginFailure, Sh
 from app.shops.security import hash_password, new_token, token_hash, verify_password
 from app.shops.service import AgentWithQueues
 
+# The demo shop's slug (app/demo.py). Reserved: only the demo seed creates a shop by that
+# name, so `--demo`'s published passwords and buyer secret never meet a real shop.
+DEMO_SLUG = "demo"
+
 
 @dataclass
 class NewShop:
@@ -38,10 +42,17 @@ async def create_shop(
     name: str | None = None,
     buyer_secret: str | None = None,
     api_key: str | None = None,
+    demo_seed: bool = False,
 ) -> NewShop:
+    """Store a shop and its admin. The slug `demo` (in any case) is the demo seed's alone."""
     s = uow.session
     if not slug or len(slug) > 64 or not slug.replace("-", "").replace("_", "").isalnum():
         raise Conflict("A shop slug is 1-64 letters, digits, '-' or '_'.", code="bad_slug", status=422)
+    if slug.lower() == DEMO_SLUG and not (demo_seed and slug == DEMO_SLUG):
+        raise Conflict(
+            f"The shop slug {slug!r} is reserved for the demo shop (homing serve --demo); choose another.",
+            code="slug_reserved", status=422,
+        )
     if (await s.execute(select(Shop.id).where(Shop.slug == slug))).first():
         raise Conflict(f"Shop {slug!r} already exists.", code="shop_exists")
     buyer_secret = buyer_secret or secrets.token_urlsafe(32)

@@ -74,10 +74,12 @@ class InProcessServer:
 class NodeProcess:
     """A separate `python -m app serve` process: a real second node."""
 
-    def __init__(self, env: dict[str, str], *, port: int | None = None, jobs: bool = False) -> None:
+    def __init__(self, env: dict[str, str], *, port: int | None = None, jobs: bool = False,
+                 args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.jobs = jobs
+        self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(os.environ.get("HOMING_TEST_LOGS", "/tmp")) / f"homing-node-{self.port}.log"
 
@@ -93,6 +95,7 @@ class NodeProcess:
         args = [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--log-level", "warning"]
         if not self.jobs:
             args.append("--no-jobs")
+        args.extend(self.args)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
