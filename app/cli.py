@@ -9,6 +9,7 @@ import ipaddress
 import json
 import logging
 import sys
+from typing import Any
 
 from app.clock import Clock
 from app.config import Settings
@@ -87,6 +88,17 @@ def demo_refusal(demo: bool, host: str, demo_public: bool) -> str | None:
     return None
 
 
+def proxy_header_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy-header options: X-Forwarded-* are believed only from the listed proxies.
+
+    With none listed uvicorn's middleware is left out altogether (its own default would
+    trust 127.0.0.1), so the client address is always the socket's peer.
+    """
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -111,7 +123,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         # Chat frames are small; per-socket deflate state costs ~38 KB of memory per socket.
         ws_per_message_deflate=False,
         ws_ping_timeout=20,
-        proxy_headers=False,
+        **proxy_header_options(settings),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from app.cli import proxy_header_options
 from app.clock import Clock
 from app.config import Settings
 from app.context import AppContext
@@ -38,7 +39,7 @@ class InProcessServer:
         self.port = free_port()
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, log_level="warning",
-            ws_max_size=settings.max_frame_bytes * 4, lifespan="on",
+            ws_max_size=settings.max_frame_bytes * 4, lifespan="on", **proxy_header_options(settings),
         )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[Any] | None = None
