@@ -376,7 +376,8 @@ async def finish_login(
         return LoginResult(None, None)
     await s.execute(delete(LoginFailure).where(LoginFailure.id == claim.failure_id))
     agent = await s.get(Agent, claim.agent_id)
-    if agent is None:  # deleted while its password was being checked
+    if agent is None or agent.password_hash != claim.password_hash:
+        # Deleted, or given a new password (which ends its sessions), while this one was checked.
         return LoginResult(None, None)
     token = new_token()
     s.add(AgentSession(token_hash=token_hash(token), agent_id=agent.id, created_at=now,
