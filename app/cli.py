@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import json
 import logging
 import sys
+from typing import Any
 
 from app.clock import Clock
 from app.config import Settings
@@ -22,7 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server (and its scheduled jobs)")
-    serve.add_argument("--demo", action="store_true", help="create the demo shop (idempotent)")
+    serve.add_argument("--demo", action="store_true",
+                       help="demo mode: create the demo shop (idempotent) and serve its storefront /demo/shop")
+    serve.add_argument("--demo-public", action="store_true",
+                       help="allow --demo on a --host other than loopback (the demo passwords are public)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-jobs", action="store_true", help="leave scheduled jobs to `homing worker`")
@@ -42,11 +47,56 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "serve":
+        if args.demo:
+            settings = settings.model_copy(update={"demo": True})
+        refusal = demo_refusal(settings.demo, args.host, args.demo_public)
+        if refusal:
+            print(f"homing serve: {refusal}", file=sys.stderr)
+            raise SystemExit(2)
         _serve(settings, args)
     elif args.command == "worker":
         _worker(settings, args)
     elif args.command == "shop":
         _shop_create(settings, args)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `--host` only listens on this machine: 127.0.0.0/8, ::1 or localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another name may resolve to anything
+
+
+def demo_refusal(demo: bool, host: str, demo_public: bool) -> str | None:
+    """Why `homing serve` will not start as asked, or None.
+
+    The demo shop's passwords and buyer secret are published in the README, and its
+    storefront signs buyer tokens for anyone who asks: off loopback that is an open door
+    unless the operator says, with --demo-public, that they mean it.
+    """
+    if demo_public and not demo:
+        return "--demo-public only makes sense with --demo."
+    if demo and not demo_public and not is_loopback(host):
+        return (
+            f"--demo would serve the demo shop (public passwords, buyer tokens signed for anyone) on "
+            f"--host {host}, which is not loopback (127.0.0.0/8, ::1, localhost). Serve the demo on "
+            "loopback, or add --demo-public if it is meant to be reachable from other machines."
+        )
+    return None
+
+
+def proxy_header_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy-header options: X-Forwarded-* are believed only from the listed proxies.
+
+    With none listed uvicorn's middleware is left out altogether (its own default would
+    trust 127.0.0.1), so the client address is always the socket's peer.
+    """
+    if not settings.forwarded_allow_ips:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips}
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -56,12 +106,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     upgrade(settings.database_url)
-    if args.demo:
+    if settings.demo:
         asyncio.run(_seed_demo(settings))
     app = create_app(settings, run_jobs=not args.no_jobs)
     _tune_gc()
     url = f"http://{args.host}:{args.port}"
-    print(f"Homing is running at {url}/  (workbench {url}/workbench, demo shop {url}/demo/shop)", flush=True)
+    demo = f", demo shop {url}/demo/shop" if settings.demo else ""
+    print(f"Homing is running at {url}/  (workbench {url}/workbench{demo})", flush=True)
     uvicorn.run(
         app,
         host=args.host,
@@ -72,7 +123,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         # Chat frames are small; per-socket deflate state costs ~38 KB of memory per socket.
         ws_per_message_deflate=False,
         ws_ping_timeout=20,
-        proxy_headers=False,
+        **proxy_header_options(settings),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -37,7 +38,19 @@ class Settings(BaseSettings):
     session_ttl_hours: int = Field(default=24 * 7, alias="HOMING_SESSION_TTL_HOURS")
     login_max_failures: int = Field(default=5, alias="HOMING_LOGIN_MAX_FAILURES")
     login_window_s: int = Field(default=300, alias="HOMING_LOGIN_WINDOW_S")
+    # Failed logins one address may make across all usernames and shops in the window,
+    # so nobody can guess at many names from one place (each account's own limit is above).
+    login_address_max_failures: int = Field(default=20, alias="HOMING_LOGIN_ADDRESS_MAX_FAILURES")
     cookie_secure: bool = Field(default=False, alias="HOMING_COOKIE_SECURE")
+
+    # The demo shop's storefront (`/demo/*`, which signs buyer tokens for shop `demo`)
+    # exists only in demo mode; `homing serve --demo` turns it on.
+    demo: bool = Field(default=False, alias="HOMING_DEMO")
+
+    # Behind a load balancer: the proxies whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed (comma-separated addresses or networks, or "*"). Empty, the default: no
+    # proxy is trusted and those headers are ignored; the client is the socket's peer.
+    forwarded_allow_ips: str = Field(default="", alias="HOMING_FORWARDED_ALLOW_IPS")
 
     # Pages: htmx from its CDN unless told to serve the copy under static/vendor.
     htmx_local: bool = Field(default=False, alias="HOMING_HTMX_LOCAL")
@@ -59,6 +72,23 @@ class Settings(BaseSettings):
         if not v.startswith(("sqlite", "postgres")):
             raise ValueError(f"DATABASE_URL must be sqlite:/// or postgresql://, got {v!r}")
         return v
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, v: str) -> str:
+        items = [item.strip() for item in v.split(",") if item.strip()]
+        if "*" in items:
+            return "*"  # uvicorn trusts everyone only when "*" stands alone
+        for item in items:
+            try:
+                # As uvicorn reads them: a network has its host bits clear ("10.0.0.0/8").
+                ipaddress.ip_network(item) if "/" in item else ipaddress.ip_address(item)
+            except ValueError:
+                raise ValueError(
+                    "HOMING_FORWARDED_ALLOW_IPS is a comma-separated list of IP addresses or networks, "
+                    f"or *, but got {item!r}"
+                ) from None
+        return ",".join(items)
 
     @property
     def is_sqlite(self) -> bool:

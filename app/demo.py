@@ -10,9 +10,9 @@ from app.db import UnitOfWork
 from app.payouts import actions as payout_actions
 from app.recall import actions as recall_actions
 from app.shops import actions as shop_actions
+from app.shops.actions import DEMO_SLUG
 from app.shops.models import Shop
 
-DEMO_SLUG = "demo"
 DEMO_BUYER_SECRET = "demo-buyer-secret-0123456789abcdef"
 DEMO_API_KEY = "demo-api-key"
 DEMO_PASSWORD = "demo"
@@ -32,6 +32,7 @@ async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
     new = await shop_actions.create_shop(
         uow, slug=DEMO_SLUG, name="Homing 演示店", admin_username="admin",
         admin_password=DEMO_PASSWORD, now=now, buyer_secret=DEMO_BUYER_SECRET, api_key=DEMO_API_KEY,
+        demo_seed=True,
     )
     for username, display, role, queues in DEMO_AGENTS:
         await shop_actions.create_agent(

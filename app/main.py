@@ -122,6 +122,8 @@ def create_app(
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
     app.include_router(pages.router)
+    if settings.demo:
+        app.include_router(pages.demo_router)
     app.mount("/static", pages.static_files(), name="static")
 
     @app.get("/healthz")

@@ -18,9 +18,9 @@ from app.migrate import upgrade
 from tests.support.servers import ROOT
 
 
-def homing(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+def homing(*args: str, database_url: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, capture_output=True, text=True, check=False,
-                          env={**os.environ, "DATABASE_URL": database_url}, timeout=120)
+                          env={**os.environ, "DATABASE_URL": database_url, **(env or {})}, timeout=120)
 
 
 async def test_shop_create_prints_secrets_that_work(server, database_url, connect):

@@ -30,6 +30,9 @@ HTMX_CDN = "https://unpkg.com/htmx.org@{version}/dist/htmx.min.js"
 HTMX_LOCAL = "/static/vendor/htmx.min.js"
 
 router = APIRouter(include_in_schema=False)
+# The demo storefront: mounted by create_app only in demo mode (`homing serve --demo`),
+# so without it `/demo/*` is 404 and nothing signs buyer tokens for shop `demo`.
+demo_router = APIRouter(include_in_schema=False)
 templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
     autoescape=True,
@@ -65,6 +68,7 @@ def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: A
         lang=lang,
         t=t,
         htmx_src=htmx_src,
+        demo_mode=ctx.settings.demo,
         switch_lang_url=f"{other.path}?{other.query}",
         **values,
     )
@@ -92,7 +96,8 @@ async def landing(request: Request, ctx: Ctx) -> Response:
 
 @router.get("/login")
 async def login_page(request: Request, ctx: Ctx) -> Response:
-    return render(request, ctx, "login.html", error=None, form={"shop": "demo"})
+    form = {"shop": demo.DEMO_SLUG} if ctx.settings.demo else {}
+    return render(request, ctx, "login.html", error=None, form=form)
 
 
 @router.post("/login")
@@ -167,8 +172,10 @@ async def workbench(request: Request, ctx: Ctx) -> Response:
     return response
 
 
-@router.get("/demo/shop")
+@demo_router.get("/demo/shop")
 async def demo_shop(request: Request, ctx: Ctx) -> Response:
+    if not ctx.settings.demo:  # mounted only in demo mode; this holds should that ever change
+        return render(request, ctx, "demo_shop.html", status=404, missing=True)
     async with ctx.db.read() as s:
         secret = await demo.demo_shop_secret(s)
     if secret is None:

@@ -1,16 +1,17 @@
-"""Shop and agent state changes: create shops, add and change agents, log in and out, seed the demo."""
+"""Shop and agent state changes: create shops, add and change agents, log in and out."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from app.db import UnitOfWork
+from app.db import Database, UnitOfWork
 from app.errors import BadInput, Conflict, NotAuthenticated, NotFound
 from app.routing import config as routing_config
 from app.routing.models import DEFAULT_QUEUES, AgentQueue, Queue
@@ -18,6 +19,10 @@ from app.shops import service as shop_service
 from app.shops.models import ROLES, Agent, AgentSession, Buyer, LoginFailure, Shop
 from app.shops.security import hash_password, new_token, token_hash, verify_password
 from app.shops.service import AgentWithQueues
+
+# The demo shop's slug (app/demo.py). Reserved: only the demo seed creates a shop by that
+# name, so `--demo`'s published passwords and buyer secret never meet a real shop.
+DEMO_SLUG = "demo"
 
 
 @dataclass
@@ -38,10 +43,17 @@ async def create_shop(
     name: str | None = None,
     buyer_secret: str | None = None,
     api_key: str | None = None,
+    demo_seed: bool = False,
 ) -> NewShop:
+    """Store a shop and its admin. The slug `demo` (in any case) is the demo seed's alone."""
     s = uow.session
     if not slug or len(slug) > 64 or not slug.replace("-", "").replace("_", "").isalnum():
         raise Conflict("A shop slug is 1-64 letters, digits, '-' or '_'.", code="bad_slug", status=422)
+    if slug.lower() == DEMO_SLUG and not (demo_seed and slug == DEMO_SLUG):
+        raise Conflict(
+            f"The shop slug {slug!r} is reserved for the demo shop (homing serve --demo); choose another.",
+            code="slug_reserved", status=422,
+        )
     if (await s.execute(select(Shop.id).where(Shop.slug == slug))).first():
         raise Conflict(f"Shop {slug!r} already exists.", code="shop_exists")
     buyer_secret = buyer_secret or secrets.token_urlsafe(32)
@@ -283,50 +295,121 @@ class LoginResult:
     throttled: bool = False
 
 
-async def login(
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failed logins allowed per window: per (account, address), and per address overall."""
+
+    account_failures: int
+    address_failures: int
+    window_s: int
+
+
+@dataclass(frozen=True)
+class LoginClaim:
+    """An attempt let through the throttle: its row in login_failures and who it names."""
+
+    failure_id: int
+    agent_id: str | None
+    password_hash: str | None
+
+
+# PostgreSQL advisory-lock class of the login throttle (the two-key form, so the keys
+# never meet the one-key locks of routing and migrations).
+_LOGIN_LOCK_CLASS = 7201002
+
+
+async def claim_login_attempt(
     uow: UnitOfWork,
+    *,
+    shop_slug: str,
+    username: str,
+    address: str,
+    now: datetime,
+    limits: LoginLimits,
+) -> LoginClaim | None:
+    """Let one attempt through the throttle, or None when its account or address is throttled.
+
+    The attempt is recorded as a failure before its password is checked, and the
+    caller commits that before checking: a burst of concurrent attempts each counts the
+    ones before it, so no more than the limits ever reach the password check. The count
+    and the insert are serialised per address (PostgreSQL: an advisory lock on it;
+    SQLite: the one writer), which is what both limits are keyed on.
+    """
+    s = uow.session
+    if uow.is_postgres:
+        key = zlib.crc32(address.encode()) - 2**31
+        await s.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": _LOGIN_LOCK_CLASS, "k": key})
+    since = now - timedelta(seconds=limits.window_s)
+    same_account = (LoginFailure.shop_slug == shop_slug) & (LoginFailure.username == username)
+    row = (
+        await s.execute(
+            select(func.count(), func.count().filter(same_account)).select_from(LoginFailure).where(
+                LoginFailure.address == address, LoginFailure.at > since,
+            )
+        )
+    ).one()
+    from_address, for_account = row[0] or 0, row[1] or 0
+    if for_account >= limits.account_failures or from_address >= limits.address_failures:
+        return None
+    failure = LoginFailure(shop_slug=shop_slug, username=username, address=address, at=now)
+    s.add(failure)
+    agent = (
+        await s.execute(
+            select(Agent.id, Agent.password_hash).join(Shop, Shop.id == Agent.shop_id).where(
+                Shop.slug == shop_slug, Agent.username == username
+            )
+        )
+    ).first()
+    await s.flush()
+    assert failure.id is not None
+    return LoginClaim(failure.id, agent.id if agent else None, agent.password_hash if agent else None)
+
+
+async def finish_login(
+    uow: UnitOfWork, claim: LoginClaim, *, ok: bool, now: datetime, session_ttl: timedelta
+) -> LoginResult:
+    """After the password check: a right password takes back its failure and opens a session."""
+    s = uow.session
+    if not ok or claim.agent_id is None:
+        # Old failures are of no use; keep the table small.
+        await s.execute(delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1)))
+        return LoginResult(None, None)
+    await s.execute(delete(LoginFailure).where(LoginFailure.id == claim.failure_id))
+    agent = await s.get(Agent, claim.agent_id)
+    if agent is None or agent.password_hash != claim.password_hash:
+        # Deleted, or given a new password (which ends its sessions), while this one was checked.
+        return LoginResult(None, None)
+    token = new_token()
+    s.add(AgentSession(token_hash=token_hash(token), agent_id=agent.id, created_at=now,
+                       expires_at=now + session_ttl))
+    return LoginResult(token, agent)
+
+
+async def login(
+    db: Database,
     *,
     shop_slug: str,
     username: str,
     password: str,
     address: str,
     now: datetime,
-    max_failures: int,
-    window_s: int,
+    limits: LoginLimits,
     session_ttl: timedelta,
 ) -> LoginResult:
-    """Check a password, throttled per (account, address); a failure is recorded and committed."""
-    s = uow.session
-    since = now - timedelta(seconds=window_s)
-    failures = (
-        await s.execute(
-            select(func.count()).select_from(LoginFailure).where(
-                LoginFailure.shop_slug == shop_slug,
-                LoginFailure.username == username,
-                LoginFailure.address == address,
-                LoginFailure.at > since,
-            )
-        )
-    ).scalar() or 0
-    if failures >= max_failures:
+    """Check a password, throttled per (account, address) and per address across all accounts.
+
+    Two short transactions around the password check, which runs off the event loop
+    and outside any transaction (an Argon2 hash takes tens of milliseconds; holding
+    SQLite's write lock that long would stall every writer). A spree from one address
+    never locks the account for its owner elsewhere: both limits are keyed on the address.
+    """
+    claim: LoginClaim | None = await db.run(
+        claim_login_attempt, shop_slug=shop_slug, username=username, address=address, now=now, limits=limits,
+    )
+    if claim is None:
         return LoginResult(None, None, throttled=True)
-    agent = (
-        await s.execute(
-            select(Agent).join(Shop, Shop.id == Agent.shop_id).where(
-                Shop.slug == shop_slug, Agent.username == username
-            )
-        )
-    ).scalars().first()
-    ok = await asyncio.to_thread(verify_password, agent.password_hash if agent else None, password)
-    if not ok or agent is None:
-        s.add(LoginFailure(shop_slug=shop_slug, username=username, address=address, at=now))
-        # Old failures are of no use; keep the table small.
-        await s.execute(delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1)))
-        return LoginResult(None, None)
-    token = new_token()
-    s.add(AgentSession(token_hash=token_hash(token), agent_id=agent.id, created_at=now,
-                       expires_at=now + session_ttl))
-    return LoginResult(token, agent)
+    ok = await asyncio.to_thread(verify_password, claim.password_hash, password)
+    return await db.run(finish_login, claim, ok=ok, now=now, session_ttl=session_ttl)  # type: ignore[no-any-return]
 
 
 async def logout(uow: UnitOfWork, token: str) -> None:

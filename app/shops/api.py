@@ -30,12 +30,15 @@ def agent_public(agent: object) -> dict[str, object]:
 
 @router.post("/auth/login")
 async def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -> dict[str, object]:
-    address = request.client.host if request.client else "unknown"
+    # The client as uvicorn reports it: behind trusted proxies (HOMING_FORWARDED_ALLOW_IPS)
+    # that is the X-Forwarded-For client; cut to the column's width, whatever a proxy sent.
+    address = (request.client.host if request.client else "unknown")[:64]
     s = ctx.settings
-    result = await ctx.db.run(
-        actions.login, shop_slug=body.shop, username=body.username, password=body.password,
-        address=address, now=ctx.clock.now(), max_failures=s.login_max_failures,
-        window_s=s.login_window_s, session_ttl=timedelta(hours=s.session_ttl_hours),
+    result = await actions.login(
+        ctx.db, shop_slug=body.shop, username=body.username, password=body.password,
+        address=address, now=ctx.clock.now(),
+        limits=actions.LoginLimits(s.login_max_failures, s.login_address_max_failures, s.login_window_s),
+        session_ttl=timedelta(hours=s.session_ttl_hours),
     )
     if result.throttled:
         raise RateLimited("Too many failed logins; wait a few minutes and try again.")

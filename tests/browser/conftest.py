@@ -64,9 +64,9 @@ def pages_database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture
 async def web(start_server: Any, pages_database_url: str, vendored_htmx: Path) -> InProcessServer:
-    """A server for the pages: local htmx, its own database, the demo shop seeded."""
+    """A server for the pages in demo mode: local htmx, its own database, the demo shop seeded."""
     srv: InProcessServer = await start_server(
-        database_url=pages_database_url, HOMING_HTMX_LOCAL="true"
+        database_url=pages_database_url, HOMING_HTMX_LOCAL="true", HOMING_DEMO="true"
     )
     await srv.ctx.db.run(seed_demo, Clock().now())
     return srv

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from app.cli import proxy_header_options
 from app.clock import Clock
 from app.config import Settings
 from app.context import AppContext
@@ -38,7 +39,7 @@ class InProcessServer:
         self.port = free_port()
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=self.port, log_level="warning",
-            ws_max_size=settings.max_frame_bytes * 4, lifespan="on",
+            ws_max_size=settings.max_frame_bytes * 4, lifespan="on", **proxy_header_options(settings),
         )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[Any] | None = None
@@ -74,10 +75,12 @@ class InProcessServer:
 class NodeProcess:
     """A separate `python -m app serve` process: a real second node."""
 
-    def __init__(self, env: dict[str, str], *, port: int | None = None, jobs: bool = False) -> None:
+    def __init__(self, env: dict[str, str], *, port: int | None = None, jobs: bool = False,
+                 args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.jobs = jobs
+        self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(os.environ.get("HOMING_TEST_LOGS", "/tmp")) / f"homing-node-{self.port}.log"
 
@@ -93,6 +96,7 @@ class NodeProcess:
         args = [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--log-level", "warning"]
         if not self.jobs:
             args.append("--no-jobs")
+        args.extend(self.args)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
