@@ -14,6 +14,7 @@ from app.config import Settings
 from app.db import Database
 from app.demo import seed_demo
 from app.migrate import upgrade
+from app.security import install_log_masking, uvicorn_log_config
 from app.shops import actions as shop_actions
 
 
@@ -54,7 +55,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     from app.main import create_app
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.log_level)
+    settings = settings.for_host(args.host)
     upgrade(settings.database_url)
     if args.demo:
         asyncio.run(_seed_demo(settings))
@@ -67,6 +69,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=uvicorn_log_config(),
         ws_max_size=settings.max_frame_bytes * 4,
         ws_ping_interval=20,
         # Chat frames are small; per-socket deflate state costs ~38 KB of memory per socket.
@@ -74,6 +77,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         ws_ping_timeout=20,
         proxy_headers=False,
     )
+
+
+def _configure_logging(level: str) -> None:
+    """Log lines to stderr, with every `token=` / `ticket=` value masked (README "Security")."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_masking()
 
 
 def _tune_gc() -> None:
@@ -94,7 +103,7 @@ def _tune_gc() -> None:
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.worker import run_worker
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.log_level)
     upgrade(settings.database_url)
     asyncio.run(run_worker(settings))
 

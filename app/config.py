@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.security import is_loopback_host
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HTMX_VERSION = "2.0.4"
 
@@ -30,7 +32,9 @@ class Settings(BaseSettings):
     session_ttl_hours: int = Field(default=24 * 7, alias="HOMING_SESSION_TTL_HOURS")
     login_max_failures: int = Field(default=5, alias="HOMING_LOGIN_MAX_FAILURES")
     login_window_s: int = Field(default=300, alias="HOMING_LOGIN_WINDOW_S")
-    cookie_secure: bool = Field(default=False, alias="HOMING_COOKIE_SECURE")
+    # Unset: decided by the address `homing serve` binds to (`for_host`): Secure cookies
+    # unless it is loopback, where a browser on this machine talks plain HTTP to it.
+    cookie_secure: bool | None = Field(default=None, alias="HOMING_COOKIE_SECURE")
 
     # Pages: htmx from its CDN unless told to serve the copy under static/vendor.
     htmx_local: bool = Field(default=False, alias="HOMING_HTMX_LOCAL")
@@ -52,6 +56,13 @@ class Settings(BaseSettings):
         if not v.startswith(("sqlite", "postgres")):
             raise ValueError(f"DATABASE_URL must be sqlite:/// or postgresql://, got {v!r}")
         return v
+
+    def for_host(self, host: str) -> Settings:
+        """These settings for a server bound to `host`: an explicit HOMING_COOKIE_SECURE
+        wins, else cookies are Secure unless the host is loopback."""
+        if self.cookie_secure is not None:
+            return self
+        return self.model_copy(update={"cookie_secure": not is_loopback_host(host)})
 
     @property
     def is_sqlite(self) -> bool:

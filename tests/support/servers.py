@@ -74,10 +74,15 @@ class InProcessServer:
 class NodeProcess:
     """A separate `python -m app serve` process: a real second node."""
 
-    def __init__(self, env: dict[str, str], *, port: int | None = None, jobs: bool = False) -> None:
+    def __init__(
+        self, env: dict[str, str], *, port: int | None = None, jobs: bool = False,
+        host: str = "127.0.0.1", log_level: str = "warning",
+    ) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.jobs = jobs
+        self.host = host  # what it binds to; tests reach it on 127.0.0.1 either way
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(os.environ.get("HOMING_TEST_LOGS", "/tmp")) / f"homing-node-{self.port}.log"
 
@@ -90,7 +95,8 @@ class NodeProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> NodeProcess:
-        args = [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--log-level", "warning"]
+        args = [sys.executable, "-m", "app", "serve", "--host", self.host, "--port", str(self.port),
+                "--log-level", self.log_level]
         if not self.jobs:
             args.append("--no-jobs")
         with open(self.log, "wb") as out:
