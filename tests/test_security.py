@@ -107,6 +107,10 @@ async def test_agent_socket_by_cookie_only_from_a_page_of_this_server(server):
     assert await hello_or_close_code(url, additional_headers=cookie,
                                      origin=server.http.replace("127.0.0.1", "localhost")) == 4401
     assert await hello_or_close_code(url, additional_headers=cookie) == 4401
+    # Behind a proxy that rewrites Host, the page's host comes as X-Forwarded-Host.
+    proxied = {**cookie, "X-Forwarded-Host": "desk.example.com"}
+    assert await hello_or_close_code(url, additional_headers=proxied, origin="https://desk.example.com") == "hello"
+    assert await hello_or_close_code(url, additional_headers=proxied, origin="https://evil.example") == 4401
     # API clients keep `?token=` (PROTOCOL.md), from anywhere.
     assert await hello_or_close_code(f"{url}?token={token}") == "hello"
     assert await hello_or_close_code(f"{url}?token={token}", origin="http://elsewhere.example") == "hello"

@@ -413,11 +413,14 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSession | None:
 def _agent_credential(ws: WebSocket) -> str | None:
     """`?token=` (API clients), else the session cookie, which counts only from a page of
     this server: a browser sends the cookie on any site's socket, and sockets have no CORS,
-    so the `Origin` header is what stops another site's page from opening one."""
+    so the `Origin` header is what stops another site's page from opening one. Behind a
+    proxy that rewrites `Host`, its `X-Forwarded-Host` is the page's host (a page cannot
+    set that header on a socket)."""
     token = ws.query_params.get("token")
     if token:
         return token
-    if not same_origin(ws.headers.get("origin"), ws.headers.get("host")):
+    origin = ws.headers.get("origin")
+    if not any(same_origin(origin, ws.headers.get(h)) for h in ("host", "x-forwarded-host")):
         return None
     return ws.cookies.get(SESSION_COOKIE)
 
