@@ -86,7 +86,8 @@ def csrf_refused(request: Request, sent: str | None = None) -> Response | None:
     a form field) does not match the session cookie's; None when it matches."""
     session = request.cookies.get(SESSION_COOKIE)
     if session and not csrf_ok(session, sent or request.headers.get(CSRF_HEADER)):
-        return Response("This form is out of date; reload the page.", status_code=403)
+        t = STRINGS[pick_lang(request)[0]]
+        return Response(t["csrf_refused"], status_code=403, media_type="text/plain; charset=utf-8")
     return None
 
 
