@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import ipaddress
 import json
 import logging
 import sys
@@ -16,6 +15,7 @@ from app.config import Settings
 from app.db import Database
 from app.demo import seed_demo
 from app.migrate import upgrade
+from app.security import install_log_masking, is_loopback_host, uvicorn_log_config
 from app.shops import actions as shop_actions
 
 
@@ -60,16 +60,6 @@ def main(argv: list[str] | None = None) -> None:
         _shop_create(settings, args)
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `--host` only listens on this machine: 127.0.0.0/8, ::1 or localhost."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # another name may resolve to anything
-
-
 def demo_refusal(demo: bool, host: str, demo_public: bool) -> str | None:
     """Why `homing serve` will not start as asked, or None.
 
@@ -79,7 +69,7 @@ def demo_refusal(demo: bool, host: str, demo_public: bool) -> str | None:
     """
     if demo_public and not demo:
         return "--demo-public only makes sense with --demo."
-    if demo and not demo_public and not is_loopback(host):
+    if demo and not demo_public and not is_loopback_host(host):
         return (
             f"--demo would serve the demo shop (public passwords, buyer tokens signed for anyone) on "
             f"--host {host}, which is not loopback (127.0.0.0/8, ::1, localhost). Serve the demo on "
@@ -104,7 +94,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     from app.main import create_app
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.log_level)
+    settings = settings.for_host(args.host)
     upgrade(settings.database_url)
     if settings.demo:
         asyncio.run(_seed_demo(settings))
@@ -118,6 +109,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=uvicorn_log_config(),
         ws_max_size=settings.max_frame_bytes * 4,
         ws_ping_interval=20,
         # Chat frames are small; per-socket deflate state costs ~38 KB of memory per socket.
@@ -125,6 +117,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         ws_ping_timeout=20,
         **proxy_header_options(settings),
     )
+
+
+def _configure_logging(level: str) -> None:
+    """Log lines to stderr, with every `token=` / `ticket=` value masked (README "Security")."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_masking()
 
 
 def _tune_gc() -> None:
@@ -145,7 +143,7 @@ def _tune_gc() -> None:
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.worker import run_worker
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(args.log_level)
     upgrade(settings.database_url)
     asyncio.run(run_worker(settings))
 

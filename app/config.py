@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.security import is_loopback_host
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HTMX_VERSION = "2.0.4"
 
@@ -41,7 +43,9 @@ class Settings(BaseSettings):
     # Failed logins one address may make across all usernames and shops in the window,
     # so nobody can guess at many names from one place (each account's own limit is above).
     login_address_max_failures: int = Field(default=20, alias="HOMING_LOGIN_ADDRESS_MAX_FAILURES")
-    cookie_secure: bool = Field(default=False, alias="HOMING_COOKIE_SECURE")
+    # Unset: decided by the address `homing serve` binds to (`for_host`): Secure cookies
+    # unless it is loopback, where a browser on this machine talks plain HTTP to it.
+    cookie_secure: bool | None = Field(default=None, alias="HOMING_COOKIE_SECURE")
 
     # The demo shop's storefront (`/demo/*`, which signs buyer tokens for shop `demo`)
     # exists only in demo mode; `homing serve --demo` turns it on.
@@ -89,6 +93,13 @@ class Settings(BaseSettings):
                     f"or *, but got {item!r}"
                 ) from None
         return ",".join(items)
+
+    def for_host(self, host: str) -> Settings:
+        """These settings for a server bound to `host`: an explicit HOMING_COOKIE_SECURE
+        wins, else cookies are Secure unless the host is loopback."""
+        if self.cookie_secure is not None:
+            return self
+        return self.model_copy(update={"cookie_secure": not is_loopback_host(host)})
 
     @property
     def is_sqlite(self) -> bool:

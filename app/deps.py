@@ -9,10 +9,9 @@ from fastapi import Depends, Request
 from app.chat.actions import BuyerIdentity
 from app.context import AppContext
 from app.errors import Forbidden, NotAuthenticated
+from app.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_ok
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
-
-SESSION_COOKIE = "homing_session"
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -30,8 +29,21 @@ def bearer(request: Request) -> str | None:
     return None
 
 
+def session_cookie(request: Request) -> str | None:
+    """The session cookie, as a credential: on a request that changes state it counts only
+    with the session's CSRF token in `X-CSRF-Token` (another site's form or script can make
+    the browser send the cookie, never the header)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and request.method not in SAFE_METHODS and not csrf_ok(cookie, request.headers.get(CSRF_HEADER)):
+        raise Forbidden(
+            f"A request authenticated by the session cookie must carry the {CSRF_HEADER} header.",
+            code="csrf_failed",
+        )
+    return cookie
+
+
 async def current_agent(request: Request, ctx: Ctx) -> Agent:
-    token = bearer(request) or request.cookies.get(SESSION_COOKIE)
+    token = bearer(request) or session_cookie(request)
     async with ctx.db.read() as s:
         return await shop_service.agent_for_token(s, token, ctx.clock.now())
 
@@ -70,13 +82,14 @@ async def caller_from_token(
 ) -> Agent | BuyerIdentity:
     token = bearer(request) or extra_token
     now = ctx.clock.now()
-    async with ctx.db.read() as s:
-        if token and token.count(".") == 2:
+    if token and token.count(".") == 2:
+        async with ctx.db.read() as s:
             return await shop_service.buyer_for_token(s, token, now)
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not token and not cookie:
-            raise NotAuthenticated("Credentials are required.")
-        return await shop_service.agent_for_token(s, token or cookie, now)
+    token = token or session_cookie(request)
+    if not token:
+        raise NotAuthenticated("Credentials are required.")
+    async with ctx.db.read() as s:
+        return await shop_service.agent_for_token(s, token, now)
 
 
 CurrentCaller = Annotated[Agent | BuyerIdentity, Depends(current_caller)]

@@ -36,6 +36,7 @@ from app.recall import api as recall_api
 from app.routing import api as routing_api
 from app.routing.dispatcher import Dispatcher
 from app.routing.presence import PresenceHeartbeat
+from app.security import SecurityHeaders
 from app.shops import api as shops_api
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def create_app(
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
     )
+    # CSP, nosniff, Referrer-Policy, no framing (app/security.py).
+    app.add_middleware(SecurityHeaders, htmx_from_cdn=not settings.htmx_local)
     app.include_router(shops_api.router)
     app.include_router(chat_api.router)
     app.include_router(orders_api.router)

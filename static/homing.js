@@ -248,5 +248,13 @@
     return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
   }
 
-  window.Homing = { Socket, newClientId, el, money, messageContent, insertBySeq, clockTime, elapsed };
+  /* The session's CSRF token as a header, for a page's own state-changing requests that go
+   * by the session cookie (the server refuses them without it). The widget needs none:
+   * it sends its buyer token in Authorization. */
+  function csrfHeader() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? { "X-CSRF-Token": meta.content } : {};
+  }
+
+  window.Homing = { Socket, newClientId, el, money, messageContent, insertBySeq, clockTime, elapsed, csrfHeader };
 })();

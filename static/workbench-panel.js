@@ -3,7 +3,7 @@
  * and passes every socket frame on ("homing:frame"). Data goes on the page as text only. */
 (function () {
   "use strict";
-  const { el, money } = window.Homing;
+  const { el, money, csrfHeader } = window.Homing;
   const wb = window.HomingWorkbench;
   const boot = wb.boot;
   const T = boot.strings;
@@ -180,7 +180,7 @@
       res = await fetch("/api/v1/payouts", {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "Idempotency-Key": attempt.key },
+        headers: { "Content-Type": "application/json", "Idempotency-Key": attempt.key, ...csrfHeader() },
         body: fingerprint,
       });
       data = await res.json().catch(() => null);

@@ -82,7 +82,8 @@
   const readTimers = new Map();
 
   // ---- the socket --------------------------------------------------------------------
-  const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/agent?token=${encodeURIComponent(boot.token)}`;
+  // No token in the address: the socket goes by the session cookie (same origin only).
+  const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/agent`;
   const socket = new Socket(wsUrl, {
     onFrame: handleFrame,
     onDown: () => { ui.banner.hidden = false; },

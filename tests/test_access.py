@@ -102,7 +102,9 @@ async def test_login_session_cookie_and_logout(server, shop):
         assert r.status_code == 200 and "homing_session" in r.cookies
         assert set(r.json()["agent"]) == {"id", "username", "display_name", "role"}
         assert (await c.get("/api/v1/me")).json()["username"] == "agent1"  # by cookie
-        assert (await c.post("/api/v1/auth/logout")).status_code == 200
+        # A state change by cookie needs the session's CSRF token (tests/test_security.py).
+        logout = await c.post("/api/v1/auth/logout", headers={"X-CSRF-Token": r.json()["csrf_token"]})
+        assert logout.status_code == 200
         c.cookies.clear()
         r2 = await c.get("/api/v1/me", headers={"Authorization": f"Bearer {r.json()['token']}"})
         assert r2.status_code == 401

@@ -13,6 +13,7 @@ from app import cli
 from app.demo import DEMO_BUYER_SECRET, DEMO_SLUG, seed_demo
 from app.errors import Conflict
 from app.pages.i18n import STRINGS
+from app.security import is_loopback_host
 from app.shops import actions as shop_actions
 from tests.support.factories import PASSWORD
 from tests.support.servers import NodeProcess, free_port
@@ -67,11 +68,11 @@ async def test_the_demo_slug_is_reserved(server, database_url):
         ("127.0.0.1", True), ("127.9.8.7", True), ("::1", True), ("[::1]", True),
         ("localhost", True), ("LocalHost", True),
         ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("10.0.0.1", False),
-        ("example.com", False), ("127.0.0.1.nip.io", False), ("", False),
+        ("example.com", False), ("127.0.0.1.nip.io", False), ("", False), ("app.localhost", True),
     ],
 )
 def test_loopback_hosts(host, loopback):
-    assert cli.is_loopback(host) is loopback
+    assert is_loopback_host(host) is loopback
     assert (cli.demo_refusal(True, host, False) is None) is loopback
     assert cli.demo_refusal(True, host, True) is None
     assert cli.demo_refusal(False, host, False) is None

@@ -24,6 +24,7 @@ from app.groups import ws as group_ws
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
 from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
+from app.security import SESSION_COOKIE, same_origin
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
 
@@ -384,7 +385,7 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSession | None:
     await ws.accept()
     try:
         async with ctx.db.read() as s:
-            agent = await shop_service.agent_for_token(s, ws.query_params.get("token"), ctx.clock.now())
+            agent = await shop_service.agent_for_token(s, _agent_credential(ws), ctx.clock.now())
     except NotAuthenticated:
         await ws.close(CLOSE_UNAUTHORIZED)
         return None
@@ -407,6 +408,21 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSession | None:
         "conversations": public,
     })
     return AgentSession(ctx, ws, conn, agent)
+
+
+def _agent_credential(ws: WebSocket) -> str | None:
+    """`?token=` (API clients), else the session cookie, which counts only from a page of
+    this server: a browser sends the cookie on any site's socket, and sockets have no CORS,
+    so the `Origin` header is what stops another site's page from opening one. Behind a
+    proxy that rewrites `Host`, its `X-Forwarded-Host` is the page's host (a page cannot
+    set that header on a socket)."""
+    token = ws.query_params.get("token")
+    if token:
+        return token
+    origin = ws.headers.get("origin")
+    if not any(same_origin(origin, ws.headers.get(h)) for h in ("host", "x-forwarded-host")):
+        return None
+    return ws.cookies.get(SESSION_COOKIE)
 
 
 # Served straight from the application's entry point (see app.main.HomingApp).

@@ -26,7 +26,7 @@ from app.errors import DomainError
 from app.metrics import service as metrics_service
 from app.metrics.api import agent_metrics_public
 from app.pages.i18n import STRINGS, pick_lang
-from app.pages.views import render, session_agent
+from app.pages.views import csrf_refused, render, session_agent
 from app.payouts import actions as payout_actions
 from app.payouts import service as payout_service
 from app.payouts.schemas import payout_public
@@ -250,6 +250,9 @@ async def console_section(tab: str, request: Request, ctx: Ctx) -> Response:
 
 async def posted(request: Request, ctx: Ctx, *, admin: bool) -> Agent | Response:
     """The staff member (an admin if `admin`) behind an htmx form post; else the refusal."""
+    refused = csrf_refused(request)
+    if refused is not None:
+        return refused
     me = await console_staff(request, ctx)
     if isinstance(me, Response):
         return me

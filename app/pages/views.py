@@ -20,6 +20,7 @@ from app.deps import SESSION_COOKIE, Ctx
 from app.errors import NotAuthenticated, RateLimited
 from app.pages import demo
 from app.pages.i18n import LANG_COOKIE, STRINGS, pick_lang
+from app.security import CSRF_FIELD, CSRF_HEADER, csrf_ok, csrf_token_for
 from app.shops import api as shops_api
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
@@ -63,6 +64,9 @@ def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: A
     t = STRINGS[lang]
     # The other language's link keeps the page's other query parameters (e.g. ?buyer=).
     other = request.url.include_query_params(lang=t["switch_to"])
+    # A signed-in page sends its session's CSRF token back with every state change
+    # (htmx from <body hx-headers>, scripts from <meta name=csrf-token>, forms as a field).
+    session = request.cookies.get(SESSION_COOKIE)
     html = templates.get_template(name).render(
         request=request,
         lang=lang,
@@ -70,12 +74,25 @@ def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: A
         htmx_src=htmx_src,
         demo_mode=ctx.settings.demo,
         switch_lang_url=f"{other.path}?{other.query}",
+        csrf_token=csrf_token_for(session) if session else None,
+        csrf_header=CSRF_HEADER,
+        csrf_field=CSRF_FIELD,
         **values,
     )
     response = Response(html, status_code=status, media_type="text/html; charset=utf-8")
     if chosen:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
     return response
+
+
+def csrf_refused(request: Request, sent: str | None = None) -> Response | None:
+    """A 403 for a state-changing page request whose CSRF token (header, or `sent` from
+    a form field) does not match the session cookie's; None when it matches."""
+    session = request.cookies.get(SESSION_COOKIE)
+    if session and not csrf_ok(session, sent or request.headers.get(CSRF_HEADER)):
+        t = STRINGS[pick_lang(request)[0]]
+        return Response(t["csrf_refused"], status_code=403, media_type="text/plain; charset=utf-8")
+    return None
 
 
 async def session_agent(request: Request, ctx: Ctx) -> Agent | None:
@@ -136,6 +153,10 @@ async def login_submit(request: Request, ctx: Ctx) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request, ctx: Ctx) -> Response:
+    form = await request.form()
+    refused = csrf_refused(request, str(form.get(CSRF_FIELD) or ""))
+    if refused is not None:
+        return refused
     response = RedirectResponse("/login", status_code=303)
     agent = await session_agent(request, ctx)
     if agent is None:
@@ -151,11 +172,10 @@ async def workbench(request: Request, ctx: Ctx) -> Response:
     if agent is None:
         return RedirectResponse("/login", status_code=303)
     lang = pick_lang(request)[0]
-    # The session cookie is HttpOnly; the page gets the same credential here, for the socket.
+    # No credential in the boot data: the socket and the API go by the HttpOnly cookie.
     async with ctx.db.read() as s:
         shop = await s.get(Shop, agent.shop_id)
     boot = {
-        "token": request.cookies.get(SESSION_COOKIE),
         "agent": {
             **shops_api.agent_public(agent),
             "status": agent.status,

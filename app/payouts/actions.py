@@ -222,10 +222,9 @@ async def _conversation_for_payout(
     uow: UnitOfWork, agent: Agent, conversation_id: str
 ) -> Conversation:
     conv = await uow.session.get(Conversation, conversation_id)
-    if conv is None:
+    # Another shop's id gets the same answer as a missing one: its existence is not ours to confirm.
+    if conv is None or conv.shop_id != agent.shop_id:
         raise NotFound("No such conversation.")
-    if conv.shop_id != agent.shop_id:
-        raise Forbidden("This conversation belongs to another shop.")
     if not agent_may_see(agent, conv):
         raise Forbidden("Only the agent serving this conversation, or a supervisor, may pay in it.")
     return conv
@@ -377,10 +376,8 @@ async def _claim_pending(
     later ones find it no longer pending."""
     s = uow.session
     payout = await payout_service.get_payout(s, payout_id)
-    if payout is None:
+    if payout is None or payout.shop_id != approver.shop_id:
         raise NotFound("No such payout.")
-    if payout.shop_id != approver.shop_id:
-        raise Forbidden("This payout belongs to another shop.")
     if approver.role not in APPROVER_ROLES:
         raise Forbidden("Only supervisors and admins approve or reject payouts.")
     if payout.agent_id == approver.id:

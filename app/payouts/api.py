@@ -143,10 +143,8 @@ async def list_coupons(
 async def get_payout(payout_id: str, agent: CurrentAgent, ctx: Ctx) -> dict[str, Any]:
     async with ctx.db.read() as s:
         payout = await service.get_payout(s, payout_id)
-    if payout is None:
+    if payout is None or payout.shop_id != agent.shop_id:  # another shop's: as if missing
         raise NotFound("No such payout.")
-    if payout.shop_id != agent.shop_id:
-        raise Forbidden("This payout belongs to another shop.")
     if agent.role not in STAFF and payout.agent_id != agent.id:
         raise Forbidden("Agents see only their own payouts.")
     return payout_public(payout)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from app.deps import SESSION_COOKIE, Ctx, CurrentAdmin, CurrentAgent, CurrentStaff, bearer
 from app.errors import BadInput, NotAuthenticated, RateLimited
+from app.security import csrf_token_for
 from app.shops import actions
 from app.shops import service as shop_service
 from app.shops.service import AgentWithQueues
@@ -45,10 +46,12 @@ async def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -
     if result.token is None:
         raise NotAuthenticated("Wrong shop, username or password.", code="bad_credentials")
     response.set_cookie(
-        SESSION_COOKIE, result.token, httponly=True, samesite="lax", secure=s.cookie_secure,
+        SESSION_COOKIE, result.token, httponly=True, samesite="lax", secure=bool(s.cookie_secure),
         max_age=s.session_ttl_hours * 3600,
     )
-    return {"token": result.token, "agent": agent_public(result.agent)}
+    # For a client that goes on with the cookie: its state changes need this header value.
+    return {"token": result.token, "agent": agent_public(result.agent),
+            "csrf_token": csrf_token_for(result.token)}
 
 
 @router.post("/auth/logout")

@@ -18,7 +18,7 @@ from tests.browser.helpers import (
 )
 from tests.support.factories import PASSWORD, make_shop
 
-SOCKETS = re.compile(r"^wss?://[^/]+/ws/(buyer|agent)\?")
+SOCKETS = re.compile(r"^wss?://[^/]+/ws/(buyer|agent)(\?|$)")
 
 
 class Link:

@@ -75,12 +75,16 @@ class InProcessServer:
 class NodeProcess:
     """A separate `python -m app serve` process: a real second node."""
 
-    def __init__(self, env: dict[str, str], *, port: int | None = None, jobs: bool = False,
-                 args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, env: dict[str, str], *, port: int | None = None, jobs: bool = False,
+        host: str = "127.0.0.1", log_level: str = "warning", args: tuple[str, ...] = (),
+    ) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.jobs = jobs
-        self.args = args
+        self.host = host  # what it binds to; tests reach it on 127.0.0.1 either way
+        self.log_level = log_level
+        self.args = args  # more `homing serve` arguments (a later --host wins)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(os.environ.get("HOMING_TEST_LOGS", "/tmp")) / f"homing-node-{self.port}.log"
 
@@ -93,7 +97,8 @@ class NodeProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> NodeProcess:
-        args = [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--log-level", "warning"]
+        args = [sys.executable, "-m", "app", "serve", "--host", self.host, "--port", str(self.port),
+                "--log-level", self.log_level]
         if not self.jobs:
             args.append("--no-jobs")
         args.extend(self.args)
