@@ -336,7 +336,8 @@ async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
     try:
         body = shops_api.AgentPatchIn(**_agent_fields(form, creating=False))
         updated = await ctx.db.run(
-            shop_actions.update_agent, me.shop_id, agent_id, body.to_fields(), keep_token=own_token
+            shop_actions.update_agent, me.shop_id, agent_id, body.to_fields(), now=ctx.clock.now(),
+            keep_token=own_token,
         )
     except (PageError, DomainError, ValidationError) as err:
         return await section(request, ctx, me, "agents", error=error_text(t, err))
