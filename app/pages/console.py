@@ -345,6 +345,25 @@ async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
                           flash=t["ag_saved"].format(updated.agent.display_name))
 
 
+@router.post("/console/agents/{agent_id}/active")
+async def set_agent_active(agent_id: str, request: Request, ctx: Ctx) -> Response:
+    """Deactivate (`active=0`) or activate (`active=1`) an agent, as `PATCH {"active"}` does."""
+    me = await posted(request, ctx, admin=True)
+    if isinstance(me, Response):
+        return me
+    t = STRINGS[pick_lang(request)[0]]
+    active = form_text(await request.form(), "active") == "1"
+    try:
+        updated = await ctx.db.run(
+            shop_actions.update_agent, me.shop_id, agent_id, shop_actions.AgentFields(active=active),
+            now=ctx.clock.now(),
+        )
+    except DomainError as err:
+        return await section(request, ctx, me, "agents", error=error_text(t, err))
+    done = t["ag_activated"] if active else t["ag_deactivated"]
+    return await section(request, ctx, me, "agents", flash=done.format(updated.agent.display_name))
+
+
 @router.post("/console/categories")
 async def save_categories(request: Request, ctx: Ctx) -> Response:
     me = await posted(request, ctx, admin=True)

@@ -23,6 +23,8 @@ from app.realtime.sessions import CLOSE_UNAUTHORIZED
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 5000
+# How long an ended socket may take to receive what was queued before it ended.
+END_FLUSH_S = 0.5
 
 
 class Loader(Protocol):
@@ -146,7 +148,7 @@ class Connection:
         track.mark(message["seq"])
 
     def _put(self, item: tuple[str, Any]) -> None:
-        if self.closed:
+        if self.closed or self.ended:
             return
         if self._items is None:
             self._items = deque()
@@ -164,25 +166,27 @@ class Connection:
             self._writer = asyncio.create_task(self._write_queued(), name=f"ws-writer-{self.kind}")
 
     def end(self, code: int, reason: str) -> None:
-        """Close the socket now with `code` and `reason`; whatever is queued is dropped.
+        """Close the socket with `code` and `reason`: nothing more is queued from now on.
 
-        Called from the hub (a revocation on the bus, an expired session) or the writer
-        (a check against the record). A write in progress is cancelled (a frame is handed
-        to the server whole, so none is cut), then the socket is closed.
+        Called by the hub (a revocation on the bus, an expired session) or by the writer
+        (a check against the record). What was queued before goes out first if the
+        client takes it within `END_FLUSH_S`; then the socket is closed.
         """
         if self.ended:
             return
-        self.ended = self.closed = True
-        self._items = None
-        writer = self._writer
-        if writer is asyncio.current_task():
-            writer = None  # the writer itself: it stops on its own once this returns
-        self._ending = asyncio.create_task(self._end(writer, code, reason), name=f"ws-end-{self.kind}")
+        self.ended = True
+        self._ending = asyncio.create_task(self._end(code, reason), name=f"ws-end-{self.kind}")
 
-    async def _end(self, writer: asyncio.Task[None] | None, code: int, reason: str) -> None:
+    async def _end(self, code: int, reason: str) -> None:
+        writer = self._writer
         if writer is not None:
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), END_FLUSH_S)
+            except TimeoutError:
+                writer.cancel()  # a frame is handed to the server whole, so none is cut
+                await asyncio.gather(writer, return_exceptions=True)
+        self.closed = True
+        self._items = None
         try:
             await self._close(code, reason)
         except (RuntimeError, OSError, WebSocketDisconnect) as exc:  # the client went first
