@@ -113,7 +113,7 @@ class Connection:
         # An agent socket belongs to a login: the session's token hash, and when it expires.
         self.session_key = session_key
         self.expires_at = expires_at
-        self.ended = False  # `end` was called: closing, nothing more is written or handled
+        self.ended = False  # `end` was called: closing; nothing more is queued, no frame is acted on
         self._ending: asyncio.Task[None] | None = None
 
     # ---- producers (never block) -------------------------------------------------
