@@ -217,6 +217,9 @@ async def test_an_inactive_agent_loses_sessions_conversations_and_routing(server
         async with server.ctx.db.read() as s:
             conv = await s.get(Conversation, waiting)
         assert conv.agent_id == kit.agents["agent2"]
+        # Nor does a transfer.
+        await colleague.send({"type": "conversation.transfer", "conversation_id": waiting, "to_agent_id": agent_id})
+        assert (await colleague.expect("error"))["code"] == "agent_unavailable"
 
         # Active again: they log in again like anyone else.
         r = await admin.patch(f"/api/v1/agents/{agent_id}", json={"active": True})
