@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     upload_max_bytes: int = Field(default=5 * 1024 * 1024, alias="HOMING_UPLOAD_MAX_BYTES")
 
     # Identities.
-    session_ttl_hours: int = Field(default=24 * 7, alias="HOMING_SESSION_TTL_HOURS")
+    # Hours; a fraction is allowed (0.01 is 36 s), e.g. to watch sessions expire.
+    session_ttl_hours: float = Field(default=24 * 7, gt=0, alias="HOMING_SESSION_TTL_HOURS")
     login_max_failures: int = Field(default=5, alias="HOMING_LOGIN_MAX_FAILURES")
     login_window_s: int = Field(default=300, alias="HOMING_LOGIN_WINDOW_S")
     # Failed logins one address may make across all usernames and shops in the window,

@@ -32,6 +32,7 @@ from app.pages import views as pages
 from app.payouts import api as payouts_api
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
+from app.realtime.sessions import SessionExpiry
 from app.recall import api as recall_api
 from app.routing import api as routing_api
 from app.routing.dispatcher import Dispatcher
@@ -86,6 +87,8 @@ def create_app(
         dispatcher.start(sweep=run_jobs)
         presence = PresenceHeartbeat(db, clock, hub, settings.presence_interval_s)
         presence.start()
+        expiry = SessionExpiry(hub, clock)
+        expiry.start()
         jobs = JobRunner(
             JobContext(db=db, clock=clock, settings=settings, live_agent_ids=hub.local_agent_ids), registered_jobs()
         )
@@ -93,13 +96,14 @@ def create_app(
             jobs.start()
         app.state.ctx = AppContext(
             settings=settings, clock=clock, db=db, bus=bus, hub=hub,
-            loader=ChatLoader(db), dispatcher=dispatcher, jobs=jobs, presence=presence,
+            loader=ChatLoader(db, clock), dispatcher=dispatcher, jobs=jobs, presence=presence,
             appender=MessageAppender(db),
         )
         try:
             yield
         finally:
             await jobs.stop()
+            await expiry.stop()
             await presence.stop()
             await dispatcher.stop()
             await app.state.ctx.appender.close()

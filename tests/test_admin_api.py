@@ -25,6 +25,7 @@ AGENT_FIELDS = {
     "active_count",
     "payout_limit_cents",
     "payout_daily_cents",
+    "active",
 }
 
 
@@ -105,6 +106,7 @@ async def test_agents_are_read_by_staff_and_written_by_the_admin_only(server, ki
             "active_count": 0,
             "payout_limit_cents": 5000,
             "payout_daily_cents": 50000,
+            "active": True,
         }
         assert (await sup.post("/api/v1/agents", json=new_agent())).status_code == 403
         assert (
@@ -135,6 +137,7 @@ async def test_the_admin_adds_an_agent_who_can_log_in(server, kit):
             "active_count": 0,
             "payout_limit_cents": 3000,
             "payout_daily_cents": 30000,
+            "active": True,
         }
         assert carol["id"] in {a["id"] for a in (await admin.get("/api/v1/agents")).json()}
         # Left out: display name = username, role agent, 5 at once, the role's payout limits.

@@ -9,13 +9,17 @@ from sqlalchemy import or_, select
 from app.chat import service
 from app.chat.models import Conversation
 from app.chat.schemas import message_public
+from app.clock import Clock
 from app.db import Database
 from app.realtime.connection import Connection
+from app.realtime.sessions import ENDED, ROLE_CHANGED
+from app.shops import service as shop_service
 
 
 class ChatLoader:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
+        self.clock = clock
 
     async def messages_after(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
         async with self.db.read() as session:
@@ -37,3 +41,13 @@ class ChatLoader:
         async with self.db.read() as session:
             convs = list((await session.execute(select(Conversation).where(cond))).scalars())
             return await service.public_conversations(session, convs)
+
+    async def session_ended(self, conn: Connection) -> str | None:
+        """Why an agent socket's session no longer stands (ended, or the role changed), or None."""
+        if conn.session_key is None:
+            return None
+        async with self.db.read() as session:
+            found = await shop_service.session_of(session, conn.session_key, self.clock.now())
+        if found is None:
+            return ENDED
+        return ROLE_CHANGED if found.agent.role != conn.identity.role else None

@@ -93,11 +93,24 @@ async def conversations_for_agent(
     return list((await session.execute(q)).scalars())
 
 
+STAFF_ROLES = ("supervisor", "admin")
+
+
 def agent_may_see(agent: Agent, conv: Conversation) -> bool:
     """The assigned agent, and the shop's supervisors and admins."""
     if conv.shop_id != agent.shop_id:
         return False
-    return conv.agent_id == agent.id or agent.role in ("supervisor", "admin")
+    return conv.agent_id == agent.id or agent.role in STAFF_ROLES
+
+
+async def is_staff_now(session: AsyncSession, agent_id: str) -> bool:
+    """Whether the agent is an active supervisor or admin as stored now.
+
+    A socket holds the agent as they were when it opened; a role changed since judges
+    its very next frame (the socket itself is closed by the revocation soon after).
+    """
+    role = (await session.execute(select(Agent.role).where(Agent.id == agent_id, Agent.active))).scalar()
+    return role in STAFF_ROLES
 
 
 def buyer_may_see(shop_id: str, buyer_id: str, conv: Conversation) -> bool:

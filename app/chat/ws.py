@@ -23,14 +23,13 @@ from app.errors import BadInput, DomainError, NotAuthenticated, RateLimited, Too
 from app.groups import ws as group_ws
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
+from app.realtime.sessions import CLOSE_UNAUTHORIZED, ENDED, ROLE_CHANGED
 from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
 from app.security import SESSION_COOKIE, same_origin
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
 
 log = logging.getLogger(__name__)
-
-CLOSE_UNAUTHORIZED = 4401
 
 
 class Session(ABC):
@@ -54,6 +53,8 @@ class Session(ABC):
             msg = await self.ws.receive()
             if msg["type"] == "websocket.disconnect":
                 return
+            if self.conn.ended:
+                continue  # its session has ended: the socket is closing, frames are not acted on
             text = msg.get("text")
             if text is None:
                 data = msg.get("bytes") or b""
@@ -304,10 +305,13 @@ def _ctx(ws: WebSocket) -> AppContext:
     return ws.app.state.ctx  # type: ignore[no-any-return]
 
 
-def _connection(ctx: AppContext, ws: WebSocket, kind: str, identity: Any, topics: list[str]) -> Connection:
-    async def close(code: int) -> None:
+def _connection(
+    ctx: AppContext, ws: WebSocket, kind: str, identity: Any, topics: list[str],
+    login: shop_service.SignedIn | None = None,
+) -> Connection:
+    async def close(code: int, reason: str) -> None:
         if ws.application_state == WebSocketState.CONNECTED:
-            await ws.close(code)
+            await ws.close(code, reason)
 
     return Connection(
         kind=kind,
@@ -317,6 +321,8 @@ def _connection(ctx: AppContext, ws: WebSocket, kind: str, identity: Any, topics
         close=close,
         loader=ctx.loader,
         gap_fill_s=ctx.settings.gap_fill_s,
+        session_key=login.token_hash if login else None,
+        expires_at=login.expires_at if login else None,
     )
 
 
@@ -385,15 +391,25 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSession | None:
     await ws.accept()
     try:
         async with ctx.db.read() as s:
-            agent = await shop_service.agent_for_token(s, _agent_credential(ws), ctx.clock.now())
+            login = await shop_service.signed_in(s, _agent_credential(ws), ctx.clock.now())
     except NotAuthenticated:
         await ws.close(CLOSE_UNAUTHORIZED)
         return None
+    agent = login.agent
     topics = [agent_topic(agent.id)]
     if agent.role in ("supervisor", "admin"):
         topics.append(shop_staff_topic(agent.shop_id))  # approvals and other shop-wide news
-    conn = _connection(ctx, ws, "agent", agent, topics)
+    conn = _connection(ctx, ws, "agent", agent, topics, login)
     ctx.hub.register(conn)
+    # Registered, the socket hears any revocation from now on; one committed between the
+    # login read and now is seen by reading the session again.
+    async with ctx.db.read() as s:
+        still = await shop_service.session_of(s, login.token_hash, ctx.clock.now())
+    if still is None or still.agent.role != agent.role:
+        ctx.hub.end(conn, ENDED if still is None else ROLE_CHANGED)  # no-op if a revocation did
+    if conn.ended:
+        await conn.stop()
+        return None
     await ctx.presence.beat([agent.id])
     async with ctx.db.read() as s:
         convs = await service.conversations_for_agent(s, agent)

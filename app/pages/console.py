@@ -339,12 +339,32 @@ async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
     try:
         body = shops_api.AgentPatchIn(**_agent_fields(form, creating=False))
         updated = await ctx.db.run(
-            shop_actions.update_agent, me.shop_id, agent_id, body.to_fields(), keep_token=own_token
+            shop_actions.update_agent, me.shop_id, agent_id, body.to_fields(), now=ctx.clock.now(),
+            keep_token=own_token,
         )
     except (PageError, DomainError, ValidationError) as err:
         return await section(request, ctx, me, "agents", error=error_text(t, err))
     return await section(request, ctx, me, "agents",
                           flash=t["ag_saved"].format(updated.agent.display_name))
+
+
+@router.post("/console/agents/{agent_id}/active")
+async def set_agent_active(agent_id: str, request: Request, ctx: Ctx) -> Response:
+    """Deactivate (`active=0`) or activate (`active=1`) an agent, as `PATCH {"active"}` does."""
+    me = await posted(request, ctx, admin=True)
+    if isinstance(me, Response):
+        return me
+    t = STRINGS[pick_lang(request)[0]]
+    active = form_text(await request.form(), "active") == "1"
+    try:
+        updated = await ctx.db.run(
+            shop_actions.update_agent, me.shop_id, agent_id, shop_actions.AgentFields(active=active),
+            now=ctx.clock.now(),
+        )
+    except DomainError as err:
+        return await section(request, ctx, me, "agents", error=error_text(t, err))
+    done = t["ag_activated"] if active else t["ag_deactivated"]
+    return await section(request, ctx, me, "agents", flash=done.format(updated.agent.display_name))
 
 
 @router.post("/console/categories")

@@ -146,8 +146,8 @@ async def login_submit(request: Request, ctx: Ctx) -> Response:
         await shops_api.login(body, request, response, ctx)
     except RateLimited:
         return failed(t["login_throttled"], 429)
-    except NotAuthenticated:
-        return failed(t["login_bad"], 401)
+    except NotAuthenticated as err:
+        return failed(t["login_inactive" if err.code == "agent_inactive" else "login_bad"], 401)
     return response
 
 

@@ -12,14 +12,19 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
 from starlette.websockets import WebSocketDisconnect
 
+from app.realtime.sessions import CLOSE_UNAUTHORIZED
+
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 5000
+# How long an ended socket may take to receive what was queued before it ended.
+END_FLUSH_S = 0.5
 
 
 class Loader(Protocol):
@@ -28,6 +33,9 @@ class Loader(Protocol):
     async def messages_after(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]: ...
 
     async def current_conversations(self, conn: Connection) -> list[dict[str, Any]]: ...
+
+    async def session_ended(self, conn: Connection) -> str | None:
+        """Why the session an agent socket was opened with no longer stands, or None if it does."""
 
 
 class SeqTrack:
@@ -78,9 +86,11 @@ class Connection:
         identity: Any,
         topics: list[str],
         send_text: Callable[[str], Awaitable[None]],
-        close: Callable[[int], Awaitable[None]],
+        close: Callable[[int, str], Awaitable[None]],
         loader: Loader,
         gap_fill_s: float,
+        session_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> None:
         self.kind = kind  # "buyer" or "agent"
         self.identity = identity
@@ -100,6 +110,11 @@ class Connection:
         # Sends in flight on this socket: their own echo must not overtake their ack.
         self.own_pending: set[str] = set()
         self._backfill_due: set[str] = set()  # conversations with a gap fill scheduled
+        # An agent socket belongs to a login: the session's token hash, and when it expires.
+        self.session_key = session_key
+        self.expires_at = expires_at
+        self.ended = False  # `end` was called: closing; nothing more is queued, no frame is acted on
+        self._ending: asyncio.Task[None] | None = None
 
     # ---- producers (never block) -------------------------------------------------
     def start(self, hello: dict[str, Any]) -> None:
@@ -133,7 +148,7 @@ class Connection:
         track.mark(message["seq"])
 
     def _put(self, item: tuple[str, Any]) -> None:
-        if self.closed:
+        if self.closed or self.ended:
             return
         if self._items is None:
             self._items = deque()
@@ -141,7 +156,7 @@ class Connection:
             # A client this far behind reconnects and syncs; don't hold memory for it.
             log.warning("closing a %s connection with %d frames unsent", self.kind, len(self._items))
             self.closed = True
-            asyncio.create_task(self._close(1013))
+            asyncio.create_task(self._close(1013, ""))
             return
         self._items.append(item)
         self._ensure_writer()
@@ -150,11 +165,40 @@ class Connection:
         if self._started and self._writer is None and not self.closed:
             self._writer = asyncio.create_task(self._write_queued(), name=f"ws-writer-{self.kind}")
 
+    def end(self, code: int, reason: str) -> None:
+        """Close the socket with `code` and `reason`: nothing more is queued from now on.
+
+        Called by the hub (a revocation on the bus, an expired session) or by the writer
+        (a check against the record). What was queued before goes out first if the
+        client takes it within `END_FLUSH_S`; then the socket is closed.
+        """
+        if self.ended:
+            return
+        self.ended = True
+        self._ending = asyncio.create_task(self._end(code, reason), name=f"ws-end-{self.kind}")
+
+    async def _end(self, code: int, reason: str) -> None:
+        writer = self._writer
+        if writer is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(writer), END_FLUSH_S)
+            except TimeoutError:
+                writer.cancel()  # a frame is handed to the server whole, so none is cut
+                await asyncio.gather(writer, return_exceptions=True)
+        self.closed = True
+        self._items = None
+        try:
+            await self._close(code, reason)
+        except (RuntimeError, OSError, WebSocketDisconnect) as exc:  # the client went first
+            log.debug("closing an ended %s socket: %s", self.kind, exc)
+
     async def stop(self) -> None:
         self.closed = True
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
+        if self._ending is not None:
+            await asyncio.gather(self._ending, return_exceptions=True)
 
     # ---- the writer ---------------------------------------------------------------
     async def _write_queued(self) -> None:
@@ -255,7 +299,16 @@ class Connection:
         track.lower_floor(asked_after)
 
     async def _resync(self) -> None:
-        """After a bus outage: state changes and messages we may have missed, from the record."""
+        """After a bus outage: state changes and messages we may have missed, from the record.
+
+        A revocation may have been missed too: an agent socket whose session no longer
+        stands is ended instead.
+        """
+        if self.session_key is not None:
+            reason = await self._loader.session_ended(self)
+            if reason is not None:
+                self.end(CLOSE_UNAUTHORIZED, reason)
+                return
         for conv in await self._loader.current_conversations(self):
             before = self.known.get(conv["id"])
             now = (conv["status"], conv.get("agent_id"))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from app.realtime.bus import RESYNC, Bus
 from app.realtime.connection import Connection
+from app.realtime.sessions import CLOSE_UNAUTHORIZED, EXPIRED, REVOKE, revokes
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +27,20 @@ class Hub:
         self.bus = bus
         self.subs: dict[str, set[Connection]] = defaultdict(set)
         self.connections: set[Connection] = set()
+        self.expiring: set[Connection] = set()  # sockets of a session that expires (agents)
         bus.on_message = self.on_bus_message
         bus.on_reconnect = self.resync_all
 
     def register(self, conn: Connection) -> None:
         self.connections.add(conn)
+        if conn.expires_at is not None:
+            self.expiring.add(conn)
         for t in conn.topics:
             self.subs[t].add(conn)
 
     def unregister(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        self.expiring.discard(conn)
         for t in conn.topics:
             subs = self.subs.get(t)
             if subs is not None:
@@ -95,6 +101,11 @@ class Hub:
                 targets |= subs
         if not targets:
             return
+        if frame.get("type") == REVOKE:
+            for conn in targets:
+                if conn.kind == "agent" and revokes(frame, conn.session_key):
+                    self.end(conn, str(frame.get("reason") or ""))
+            return
         for conn in targets:
             conn.push(frame, body)
         # A frame may carry a change of what its recipients listen to (joining a group).
@@ -103,6 +114,18 @@ class Hub:
             if isinstance(topic, str):
                 for conn in targets:
                     change(conn, topic)
+
+    def end(self, conn: Connection, reason: str) -> None:
+        """Close a socket whose session has ended; from now on it hears nothing."""
+        self.unregister(conn)
+        conn.end(CLOSE_UNAUTHORIZED, reason)
+
+    def end_expired(self, now: datetime) -> int:
+        """End the sockets here whose session has expired by `now`; how many."""
+        due = [c for c in self.expiring if c.expires_at is not None and c.expires_at <= now]
+        for conn in due:
+            self.end(conn, EXPIRED)
+        return len(due)
 
     async def resync_all(self) -> None:
         self._resync_local()

@@ -177,6 +177,7 @@ async def _take_slot(
             Agent.shop_id == shop_id,
             AgentQueue.queue == queue,
             Agent.status == "online",
+            Agent.active,
             Agent.active_count < Agent.max_concurrent,
         )
     )
@@ -190,6 +191,7 @@ async def _take_slot(
             .where(
                 Agent.id == cand.id,
                 Agent.status == "online",
+                Agent.active,
                 Agent.active_count < Agent.max_concurrent,
             )
             .values(active_count=Agent.active_count + 1, last_assigned_at=now)
@@ -244,7 +246,8 @@ async def take_slot_of(uow: UnitOfWork, agent_id: str, now: datetime) -> bool:
     """Reserve a slot with this agent if they are online and have room (transfers)."""
     result = await uow.session.execute(
         update(Agent)
-        .where(Agent.id == agent_id, Agent.status == "online", Agent.active_count < Agent.max_concurrent)
+        .where(Agent.id == agent_id, Agent.status == "online", Agent.active,
+               Agent.active_count < Agent.max_concurrent)
         .values(active_count=Agent.active_count + 1, last_assigned_at=now)
     )
     return result.rowcount == 1

@@ -13,6 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db import Database, UnitOfWork
 from app.errors import BadInput, Conflict, NotAuthenticated, NotFound
+from app.realtime import sessions as ended
+from app.routing import actions as routing
 from app.routing import config as routing_config
 from app.routing.models import DEFAULT_QUEUES, AgentQueue, Queue
 from app.shops import service as shop_service
@@ -96,6 +98,7 @@ class AgentFields:
     max_concurrent: int | None = None
     payout_limit_cents: int | None = None
     payout_daily_cents: int | None = None
+    active: bool | None = None
 
 
 def check_agent_fields(fields: AgentFields) -> None:
@@ -113,6 +116,8 @@ def check_agent_fields(fields: AgentFields) -> None:
                        code="bad_display_name")
     if fields.password is not None and not 1 <= len(fields.password) <= PASSWORD_MAX:
         raise BadInput(f"A password is 1-{PASSWORD_MAX} characters.", code="bad_password")
+    if fields.active is not None and not isinstance(fields.active, bool):
+        raise BadInput(f"active must be true or false, but got {fields.active!r}.", code="invalid")
     if fields.role is not None and fields.role not in ROLES:
         raise BadInput(f"Expected role one of {', '.join(ROLES)}, but got {fields.role!r}.",
                        code="bad_role")
@@ -213,20 +218,27 @@ async def update_agent(
     agent_id: str,
     fields: AgentFields,
     *,
+    now: datetime,
     keep_token: str | None = None,
 ) -> AgentWithQueues:
     """An admin changes an agent of their shop; fields left None stay as they are.
 
     A new password ends the agent's sessions, except `keep_token` (the admin's own,
-    when they change their own password). The shop never loses its last admin.
-    Status and active_count are routing's and are never written here.
+    when they change their own password). A new role keeps the sessions but closes the
+    agent's sockets, so each opens again as the new role. Deactivating ends every
+    session and hands the agent's open conversations back to the queues. The shop never
+    loses its last active admin. Status and active_count are routing's and are never
+    written here (deactivation goes through routing's own requeue).
     """
     check_agent_fields(fields)
     s = uow.session
     agent = await shop_service.agent_of_shop(s, shop_id, agent_id)
-    if fields.role is not None and fields.role != "admin" and agent.role == "admin":
+    role_changed = fields.role is not None and fields.role != agent.role
+    deactivated = fields.active is False and agent.active
+    will_admin = (fields.role or agent.role) == "admin" and (agent.active if fields.active is None else fields.active)
+    if agent.role == "admin" and agent.active and not will_admin:
         await _keep_an_admin(uow, shop_id, agent.id)
-    for name in ("display_name", "role", "max_concurrent", "payout_limit_cents", "payout_daily_cents"):
+    for name in ("display_name", "role", "max_concurrent", "payout_limit_cents", "payout_daily_cents", "active"):
         value = getattr(fields, name)
         if value is not None:
             setattr(agent, name, value)
@@ -237,12 +249,21 @@ async def update_agent(
                 await s.flush()
         except IntegrityError as exc:
             raise Conflict(f"The shop already has an agent {fields.username!r}.", code="agent_exists") from exc
+    if deactivated:
+        await s.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id))
+        await s.flush()
+        await routing.requeue_agent(uow, agent.id, now)
+        uow.emit(*ended.revocation(agent.id, ended.DEACTIVATED))
+    if role_changed:
+        uow.emit(*ended.revocation(agent.id, ended.ROLE_CHANGED))
     if fields.password is not None:
         agent.password_hash = await asyncio.to_thread(hash_password, fields.password)
+        keep = token_hash(keep_token) if keep_token else None
         revoke = delete(AgentSession).where(AgentSession.agent_id == agent.id)
-        if keep_token:
-            revoke = revoke.where(AgentSession.token_hash != token_hash(keep_token))
+        if keep:
+            revoke = revoke.where(AgentSession.token_hash != keep)
         await s.execute(revoke)
+        uow.emit(*ended.revocation(agent.id, ended.PASSWORD_CHANGED, keep=keep))
     if fields.queues is not None:
         queues = await set_agent_queues(uow, agent, fields.queues)
     else:
@@ -250,6 +271,8 @@ async def update_agent(
         if fields.max_concurrent is not None:
             _ask_dispatch(uow, shop_id, queues)  # more room may serve someone waiting
     await s.flush()
+    if deactivated:
+        await s.refresh(agent)  # status and active_count as routing left them
     return AgentWithQueues(agent, queues)
 
 
@@ -270,16 +293,17 @@ async def set_agent_queues(uow: UnitOfWork, agent: Agent, queues: tuple[str, ...
 
 
 async def _keep_an_admin(uow: UnitOfWork, shop_id: str, leaving_id: str) -> None:
-    """Refuse to demote the shop's only admin (`409 last_admin`).
+    """Refuse to demote or deactivate the shop's only active admin (`409 last_admin`).
 
-    The shop's admin rows are locked, so two admins demoting each other at once
-    cannot both succeed: the second re-reads the first's change and is refused.
+    The shop's active admin rows are locked, so two admins demoting (or deactivating)
+    each other at once cannot both succeed: the second re-reads the first's change and
+    is refused.
     """
     rows = await uow.session.execute(
-        select(Agent.id).where(Agent.shop_id == shop_id, Agent.role == "admin").with_for_update()
+        select(Agent.id).where(Agent.shop_id == shop_id, Agent.role == "admin", Agent.active).with_for_update()
     )
     if not [a for (a,) in rows if a != leaving_id]:
-        raise Conflict("The shop must keep at least one admin.", code="last_admin")
+        raise Conflict("The shop must keep at least one active admin.", code="last_admin")
 
 
 def _ask_dispatch(uow: UnitOfWork, shop_id: str, queues: list[str]) -> None:
@@ -293,6 +317,7 @@ class LoginResult:
     token: str | None
     agent: Agent | None
     throttled: bool = False
+    inactive: bool = False  # the right password, but an admin has deactivated the agent
 
 
 @dataclass(frozen=True)
@@ -379,6 +404,8 @@ async def finish_login(
     if agent is None or agent.password_hash != claim.password_hash:
         # Deleted, or given a new password (which ends its sessions), while this one was checked.
         return LoginResult(None, None)
+    if not agent.active:
+        return LoginResult(None, None, inactive=True)
     token = new_token()
     s.add(AgentSession(token_hash=token_hash(token), agent_id=agent.id, created_at=now,
                        expires_at=now + session_ttl))
@@ -413,7 +440,15 @@ async def login(
 
 
 async def logout(uow: UnitOfWork, token: str) -> None:
-    await uow.session.execute(delete(AgentSession).where(AgentSession.token_hash == token_hash(token)))
+    """End this session; the sockets opened with it close on every node."""
+    digest = token_hash(token)
+    agent_id = (
+        await uow.session.execute(
+            delete(AgentSession).where(AgentSession.token_hash == digest).returning(AgentSession.agent_id)
+        )
+    ).scalar()
+    if agent_id is not None:
+        uow.emit(*ended.revocation(agent_id, ended.LOGOUT, session=digest))
 
 
 async def touch_buyer(uow: UnitOfWork, *, shop_id: str, buyer_id: str, name: str, age: int | None,

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from app.deps import SESSION_COOKIE, Ctx, CurrentAdmin, CurrentAgent, CurrentStaff, bearer
 from app.errors import BadInput, NotAuthenticated, RateLimited
@@ -43,11 +43,13 @@ async def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -
     )
     if result.throttled:
         raise RateLimited("Too many failed logins; wait a few minutes and try again.")
+    if result.inactive:
+        raise NotAuthenticated("This account has been deactivated; ask the shop's admin.", code="agent_inactive")
     if result.token is None:
         raise NotAuthenticated("Wrong shop, username or password.", code="bad_credentials")
     response.set_cookie(
         SESSION_COOKIE, result.token, httponly=True, samesite="lax", secure=bool(s.cookie_secure),
-        max_age=s.session_ttl_hours * 3600,
+        max_age=int(s.session_ttl_hours * 3600),
     )
     # For a client that goes on with the cookie: its state changes need this header value.
     return {"token": result.token, "agent": agent_public(result.agent),
@@ -81,6 +83,7 @@ class AgentPatchIn(BaseModel):
     max_concurrent: StrictInt | None = None
     payout_limit_cents: StrictInt | None = None
     payout_daily_cents: StrictInt | None = None
+    active: StrictBool | None = None
 
     def to_fields(self) -> actions.AgentFields:
         nulls = sorted(k for k in self.model_fields_set if getattr(self, k) is None)
@@ -111,6 +114,7 @@ def agent_detail(found: AgentWithQueues) -> dict[str, Any]:
         "active_count": a.active_count,
         "payout_limit_cents": a.payout_limit_cents,
         "payout_daily_cents": a.payout_daily_cents,
+        "active": a.active,
     }
 
 
@@ -133,6 +137,7 @@ async def update_agent(
     # An admin changing their own password stays logged in on this session.
     own_token = (bearer(request) or request.cookies.get(SESSION_COOKIE)) if agent_id == admin.id else None
     updated = await ctx.db.run(
-        actions.update_agent, admin.shop_id, agent_id, body.to_fields(), keep_token=own_token
+        actions.update_agent, admin.shop_id, agent_id, body.to_fields(), now=ctx.clock.now(),
+        keep_token=own_token,
     )
     return agent_detail(updated)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, String, UniqueConstraint
+from sqlalchemy import Column, Index, String, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, new_id
@@ -36,6 +36,8 @@ class Agent(SQLModel, table=True):
     display_name: str = Field(max_length=100)
     role: str = Field(default="agent", max_length=16)
     status: str = Field(default="offline", max_length=16)
+    # False: deactivated by an admin. No login, no session, never assigned; rows stay for history.
+    active: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
     max_concurrent: int = Field(default=5)
     # Open conversations assigned now; changed only by conditional UPDATEs in routing.
     active_count: int = Field(default=0)

@@ -30,18 +30,39 @@ class AgentWithQueues:
     queues: list[str]
 
 
-async def agent_for_token(session: AsyncSession, token: str | None, now: datetime) -> Agent:
-    if not token:
-        raise NotAuthenticated("Log in first.")
+@dataclass(frozen=True)
+class SignedIn:
+    """An agent's login as it stands: who, the session's token hash, and when it expires."""
+
+    agent: Agent
+    token_hash: str
+    expires_at: datetime
+
+
+async def session_of(session: AsyncSession, digest: str, now: datetime) -> SignedIn | None:
+    """The login with this token hash if it stands now: not ended, not expired, its agent active."""
     row = await session.execute(
         select(Agent, AgentSession.expires_at)
         .join(AgentSession, AgentSession.agent_id == Agent.id)
-        .where(AgentSession.token_hash == token_hash(token))
+        .where(AgentSession.token_hash == digest)
     )
     found = row.first()
-    if found is None or found[1] <= now:
+    if found is None or found[1] <= now or not found[0].active:
+        return None
+    return SignedIn(found[0], digest, found[1])
+
+
+async def signed_in(session: AsyncSession, token: str | None, now: datetime) -> SignedIn:
+    if not token:
+        raise NotAuthenticated("Log in first.")
+    found = await session_of(session, token_hash(token), now)
+    if found is None:
         raise NotAuthenticated("Your session has ended; log in again.")
-    return found[0]
+    return found
+
+
+async def agent_for_token(session: AsyncSession, token: str | None, now: datetime) -> Agent:
+    return (await signed_in(session, token, now)).agent
 
 
 async def buyer_for_token(session: AsyncSession, token: str | None, now: datetime) -> BuyerIdentity:
