@@ -62,7 +62,11 @@ class AgentSession(SQLModel, table=True):
 
 class LoginFailure(SQLModel, table=True):
     __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_at", "shop_slug", "username", "address", "at"),)
+    __table_args__ = (
+        Index("ix_login_failures_key_at", "shop_slug", "username", "address", "at"),
+        # The per-address throttle (across accounts) counts by these two.
+        Index("ix_login_failures_address_at", "address", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     shop_slug: str = Field(max_length=64)
