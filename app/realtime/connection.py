@@ -20,6 +20,10 @@ from starlette.websockets import WebSocketDisconnect
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 5000
+# A socket whose reader or writer failed unexpectedly is closed with this code and
+# reason (RFC 6455 1011: the server met a condition it could not handle).
+CLOSE_SERVER_ERROR = 1011
+SERVER_ERROR_REASON = "server error; reconnect and sync"
 
 
 class Loader(Protocol):
@@ -78,7 +82,7 @@ class Connection:
         identity: Any,
         topics: list[str],
         send_text: Callable[[str], Awaitable[None]],
-        close: Callable[[int], Awaitable[None]],
+        close: Callable[[int, str], Awaitable[None]],
         loader: Loader,
         gap_fill_s: float,
     ) -> None:
@@ -141,7 +145,7 @@ class Connection:
             # A client this far behind reconnects and syncs; don't hold memory for it.
             log.warning("closing a %s connection with %d frames unsent", self.kind, len(self._items))
             self.closed = True
-            asyncio.create_task(self._close(1013))
+            asyncio.create_task(self._close(1013, "too far behind; reconnect and sync"))
             return
         self._items.append(item)
         self._ensure_writer()
@@ -149,6 +153,16 @@ class Connection:
     def _ensure_writer(self) -> None:
         if self._started and self._writer is None and not self.closed:
             self._writer = asyncio.create_task(self._write_queued(), name=f"ws-writer-{self.kind}")
+
+    async def fail(self) -> None:
+        """Something unexpected broke this socket: close it with a reason rather than
+        leave it open and silent (frames still arriving, nothing written back); the
+        client reconnects and syncs."""
+        self.closed = True
+        try:
+            await self._close(CLOSE_SERVER_ERROR, SERVER_ERROR_REASON)
+        except Exception:
+            log.debug("%s connection was gone before it could be closed", self.kind, exc_info=True)
 
     async def stop(self) -> None:
         self.closed = True
@@ -183,9 +197,10 @@ class Connection:
             # The socket is gone or broken; the client reconnects and syncs.
             if _is_disconnect(exc):
                 log.debug("%s connection closed while writing", self.kind)
+                self.closed = True
             else:
                 log.warning("%s connection writer stopped", self.kind, exc_info=True)
-            self.closed = True
+                await self.fail()
 
     async def _write(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
         await self._send_text((raw or orjson.dumps(frame)).decode())
