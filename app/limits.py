@@ -19,6 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_SEQ = 2**31 - 1
 # BIGINT keys (e.g. the payout ledger's id).
 MAX_BIGINT = 2**63 - 1
+# Other numbers clients send (prices in cards, amounts in coupons): exact in a
+# JavaScript number, and within a signed 64-bit integer.
+MAX_NUMBER = 2**53 - 1
 
 JSON_BODY_BYTES = 64 * 1024
 # Whole-list replacements: up to 1,000 sensitive words or 500 categories of up to 100

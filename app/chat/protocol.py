@@ -14,12 +14,9 @@ import orjson
 
 from app.chat.actions import Outgoing
 from app.errors import BadInput, TooLarge
-from app.limits import MAX_SEQ
+from app.limits import MAX_NUMBER, MAX_SEQ
 
 MAX_ID = 128
-# Other numbers in frames (prices in cards): exact in a JavaScript number, and within
-# a signed 64-bit integer.
-MAX_NUMBER = 2**53 - 1
 
 
 def parse_frame(text: str | bytes) -> dict[str, Any]:
