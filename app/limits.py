@@ -58,12 +58,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["method"], scope["path"])
-        declared = _content_length(scope)
+        declared, chunked = _framing(scope)
         if declared is not None and declared > limit:
             await _refuse(send, declared, limit)
             return
-        if declared is not None:
-            # The server delivers no more than Content-Length bytes: nothing to count.
+        if not chunked:
+            # The server delivers no more than Content-Length bytes (none without one):
+            # nothing to count.
             await self.app(scope, receive, send)
             return
         await _Counted(self.app, limit, receive, send).run(scope)
@@ -108,14 +109,18 @@ class _Counted:
         await self._send(message)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The body's announced length, and whether it comes in chunks of unannounced size."""
+    length, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return None  # the server refuses such a request itself
-    return None
+                chunked = True  # the server refuses such a request; count it all the same
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 async def _refuse(send: Send, size: int | None, limit: int) -> None:
