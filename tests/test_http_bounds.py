@@ -1,6 +1,8 @@
 """Every integer an HTTP request carries is bounded at parse time: a number past what
 its column holds is a 422, never a 500 (found by schemathesis: `GET
 /api/v1/payouts/ledger?after_id=9223372036854775808` made SQLite raise OverflowError).
+Likewise text: a NUL character (which PostgreSQL text cannot hold) anywhere in a request
+is a 422 on both databases, never a 500.
 
 The walk below reads the app's own OpenAPI document, so a route added later with an
 unbounded integer is caught too.
@@ -140,3 +142,36 @@ async def test_numbers_past_the_columns_are_422_on_real_records(server, staff):
         r = await staff.put("/api/v1/routing/categories", content='{"shoes": ' + deep + "}",
                             headers={"Content-Type": "application/json"})
         assert r.status_code in (400, 422) and len(r.text) < 2000, (depth, r.text[:300])
+
+
+async def test_a_nul_character_anywhere_in_a_request_is_422(server, staff):
+    spec = (await staff.get("/openapi.json")).json()
+    tried = 0
+    for method, path, op in _operations(spec):
+        content = op.get("requestBody", {}).get("content", {})
+        schema = _resolve(spec, content["application/json"]["schema"]) if "application/json" in content else {}
+        props = {k: _resolve(spec, v) for k, v in schema.get("properties", {}).items()}
+        base = {k: _filler(v) for k, v in props.items()}
+        cases: list[tuple[str, dict[str, str], str | None]] = []
+        for param in op.get("parameters", []):
+            if param["in"] == "path":
+                url = _url(path.replace("{" + param["name"] + "}", "a%00b"), staff.group_id)
+                cases.append((url, {}, None))
+            elif param["in"] == "query" and not _is_integer(param["schema"]):
+                cases.append((_url(path, staff.group_id), {param["name"]: "a\x00b"}, None))
+        for key in props:
+            cases.append((_url(path, staff.group_id), {}, json.dumps({**base, key: "a\x00b"})))
+        for (url, params, body), headers in itertools.product(cases, _callers(staff)):
+            r = await staff.request(method, url, params=params, content=body,
+                                    headers={"Content-Type": "application/json", **headers})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid", (method, url, params, body, r.text)
+            tried += 1
+    assert tried > 100
+    # Forms too (the console and the login page), signed in or not.
+    r = await staff.post("/login", content=b"shop=x&username=a%00b&password=p",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 422
+    # The six characters \u0000 are text like any other.
+    r = await staff.post("/api/v1/groups", content=json.dumps({"name": "\\u0000 群"}),
+                         headers={"Content-Type": "application/json"})
+    assert r.status_code == 201 and r.json()["name"] == "\\u0000 群", r.text
