@@ -26,6 +26,7 @@ from app.db import Database
 from app.errors import DomainError
 from app.groups import api as groups_api
 from app.jobs import JobContext, JobRunner, registered_jobs
+from app.limits import RequestLimits
 from app.metrics import api as metrics_api
 from app.orders import api as orders_api
 from app.pages import views as pages
@@ -111,6 +112,7 @@ def create_app(
             await db.dispose()
 
     app = HomingApp(chat_ws.SOCKETS, title="Homing", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(RequestLimits, upload_max_bytes=settings.upload_max_bytes)  # inside CORS: its 413 is readable
     # The storefront widget runs on shops' own origins and calls the API with a bearer
     # token (never cookies), so any origin may call it.
     app.add_middleware(

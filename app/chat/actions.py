@@ -89,12 +89,18 @@ async def find_sent(
 
 
 async def _replay(uow: UnitOfWork, shop_id: str, sender: str, sender_id: str, client_msg_id: str) -> Sent | None:
-    """A resend of a message already stored: the original, unchanged (idempotent sends)."""
+    """A resend of a message already stored: the original, unchanged (idempotent sends).
+
+    It is announced again: the node that stored it may have died before publishing it,
+    and then the other side would see it only at its next sync. Connections drop a
+    `seq` they have already written, so a second announcement costs nothing on screen.
+    """
     dup = await find_sent(uow, shop_id, sender, sender_id, client_msg_id)
     if dup is None:
         return None
     conv = await uow.session.get(Conversation, dup.conversation_id)
     assert conv is not None  # messages reference their conversation
+    uow.emit_many(conversation_topics(conv), {"type": "message.new", "message": message_public(dup)})
     return Sent(dup, conv, True)
 
 

@@ -14,6 +14,7 @@ from app.chat.models import Upload
 from app.chat.schemas import message_public
 from app.deps import Ctx, CurrentAgent, CurrentCaller, caller_from_token
 from app.errors import BadInput, NotFound
+from app.limits import MAX_SEQ
 
 router = APIRouter(prefix="/api/v1")
 
@@ -35,7 +36,7 @@ async def list_messages(
     conversation_id: str,
     caller: CurrentCaller,
     ctx: Ctx,
-    after_seq: int = Query(default=0, ge=0),
+    after_seq: int = Query(default=0, ge=0, le=MAX_SEQ),
     limit: int = Query(default=service.SYNC_PAGE, ge=1, le=service.SYNC_PAGE),
 ) -> list[dict[str, Any]]:
     async with ctx.db.read() as s:

@@ -1,4 +1,10 @@
-"""Parsing and checking client frames (PROTOCOL.md), with exact error messages."""
+"""Parsing and checking client frames (PROTOCOL.md), with exact error messages.
+
+Every field a handler reads goes through `get_int`, `get_str` or `get_bool`: the value
+is checked for its type and bounded here, at parse time, so nothing out of range (an
+integer past what the columns hold, a nested structure where a scalar belongs) reaches
+the database or an error message. Values are shown in messages by `shown`, never `repr`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import orjson
 
 from app.chat.actions import Outgoing
 from app.errors import BadInput, TooLarge
+from app.limits import MAX_NUMBER, MAX_SEQ
 
 MAX_ID = 128
 
@@ -35,13 +42,30 @@ def get_str(frame: dict[str, Any], key: str, *, max_len: int = MAX_ID, required:
     return value
 
 
-def get_int(frame: dict[str, Any], key: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+def get_int(frame: dict[str, Any], key: str, *, minimum: int = 0, maximum: int = MAX_SEQ) -> int:
+    """An integer in [minimum, maximum]; by default a sequence number (what a column holds)."""
     value = frame.get(key)
     if not isinstance(value, int) or isinstance(value, bool):
         raise BadInput(f'Expected an integer "{key}", but got {_kind(value)}.')
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" to {maximum}" if maximum is not None else " or more"
-        raise BadInput(f'"{key}" must be {minimum}{upper}, but got {value}.')
+    if not minimum <= value <= maximum:
+        raise BadInput(f'"{key}" must be {minimum} to {maximum}, but got {shown(value)}.')
+    return value
+
+
+def get_text(frame: dict[str, Any], key: str, *, max_len: int) -> str:
+    """Optional free text ("" when absent or null), at most `max_len` characters."""
+    value = frame.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_len:
+        raise BadInput(f'"{key}" must be text of at most {max_len} characters, but got {_kind(value)}.')
+    return value
+
+
+def get_choice(frame: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = frame.get(key)
+    if not isinstance(value, str) or value not in choices:
+        raise BadInput(f'Expected "{key}" one of {", ".join(choices)}, but got {_kind(value)}.')
     return value
 
 
@@ -76,7 +100,7 @@ def parse_outgoing(frame: dict[str, Any], *, max_chars: int) -> Outgoing:
             "product_id": get_str(payload, "product_id"),
             "title": get_str(payload, "title", max_len=500),
             "category": get_str(payload, "category", required=False) or None,
-            "price_cents": get_int(payload, "price_cents"),
+            "price_cents": get_int(payload, "price_cents", maximum=MAX_NUMBER),
         }
     elif kind == "order_card":
         payload = {"order_id": get_str(payload, "order_id")}
@@ -89,9 +113,19 @@ def parse_outgoing(frame: dict[str, Any], *, max_chars: int) -> Outgoing:
     return Outgoing(client_msg_id=client_msg_id, body=body, kind=kind, payload=payload)
 
 
+def shown(value: Any) -> str:
+    """A client's value, short and safe to put in a message (never `repr` of a structure:
+    a 1,000-deep list would exhaust the recursion limit, a long string flood the frame)."""
+    if isinstance(value, str):
+        return repr(value[:40]) + ("…" if len(value) > 40 else "")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # JSON integers parse to at most 64 bits
+    return _kind(value)
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, str):
-        return repr(value[:40])
+        return shown(value)
     return type(value).__name__

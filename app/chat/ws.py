@@ -15,11 +15,21 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.chat import actions, service
 from app.chat.appender import Append, Opening
-from app.chat.protocol import get_bool, get_int, get_str, parse_frame, parse_outgoing
+from app.chat.protocol import (
+    MAX_ID,
+    get_bool,
+    get_choice,
+    get_int,
+    get_str,
+    get_text,
+    parse_frame,
+    parse_outgoing,
+    shown,
+)
 from app.chat.schemas import message_public
 from app.context import AppContext
 from app.db import new_id
-from app.errors import BadInput, DomainError, NotAuthenticated, RateLimited, TooLarge
+from app.errors import DomainError, NotAuthenticated, RateLimited, TooLarge
 from app.groups import ws as group_ws
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
@@ -39,7 +49,7 @@ class Session(ABC):
         self.ctx = ctx
         self.ws = ws
         self.conn = conn
-        self.limiter = SlidingWindowLimiter(int(ctx.settings.frames_per_second))
+        self.limiter = SlidingWindowLimiter(int(ctx.settings.frames_per_second), ctx.clock)
 
     # Frame type -> handler method name; one table per class, not per socket.
     HANDLERS: ClassVar[dict[str, str]] = {}
@@ -48,36 +58,49 @@ class Session(ABC):
         self.conn.push({"type": "error", "code": code, "message": message, "ref": ref})
 
     async def receive_forever(self) -> None:
-        limit = self.ctx.settings.max_frame_bytes
         while True:
             msg = await self.ws.receive()
             if msg["type"] == "websocket.disconnect":
                 return
             if self.conn.ended:
                 continue  # its session has ended: the socket is closing, frames are not acted on
-            text = msg.get("text")
-            if text is None:
-                data = msg.get("bytes") or b""
-                text = data.decode("utf-8", errors="replace")
             ref = None
             try:
-                if len(text) > limit:
-                    raise TooLarge(f"The frame is {len(text)} characters; the limit is {limit}.")
-                frame = parse_frame(text)
-                ref = frame.get("client_msg_id") if isinstance(frame.get("client_msg_id"), str) else None
-                if not self.limiter.take():
+                # Every frame counts against the limit, whatever is wrong with it, and
+                # before any work is done on it.
+                allowed = self.limiter.take()
+                try:
+                    frame = self.parse(msg)
+                except DomainError:
+                    if allowed:
+                        raise
+                    frame = {}
+                ref = frame.get("client_msg_id")
+                if not isinstance(ref, str) or len(ref) > MAX_ID:
+                    ref = None
+                if not allowed:
                     raise RateLimited(
                         f"More than {self.ctx.settings.frames_per_second:g} frames a second; slow down."
                     )
                 name = self.HANDLERS.get(frame["type"])
                 if name is None:
-                    raise DomainError(f"Unknown frame type {frame['type']!r}.", code="unknown_type")
+                    raise DomainError(f"Unknown frame type {shown(frame['type'])}.", code="unknown_type")
                 await getattr(self, name)(frame)
             except DomainError as exc:
                 self.error(exc.code, exc.message, ref)
             except Exception:
                 log.exception("frame handler failed")
                 self.error("internal", "Something went wrong on our side; please retry.", ref)
+
+    def parse(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """The frame in a websocket.receive message: a JSON object no larger than allowed."""
+        limit = self.ctx.settings.max_frame_bytes
+        text = msg.get("text")
+        if text is None:
+            text = (msg.get("bytes") or b"").decode("utf-8", errors="replace")
+        if len(text) > limit:
+            raise TooLarge(f"The frame is {len(text)} characters; the limit is {limit}.")
+        return parse_frame(text)
 
     side = ""  # "buyer" or "agent"
 
@@ -226,9 +249,7 @@ class BuyerSession(Session):
 
     async def on_csat(self, frame: dict[str, Any]) -> None:
         score = get_int(frame, "score", minimum=1, maximum=5)
-        comment = frame.get("comment") or ""
-        if not isinstance(comment, str) or len(comment) > 500:
-            raise BadInput('"comment" must be text of at most 500 characters.')
+        comment = get_text(frame, "comment", max_len=500)
         await self.run(actions.rate_conversation, self.buyer, get_str(frame, "conversation_id"), score, comment,
                        self.now())
 
@@ -281,18 +302,14 @@ class AgentSession(Session):
 
 
     async def on_status(self, frame: dict[str, Any]) -> None:
-        status = frame.get("status")
-        if status not in ("online", "busy", "offline"):
-            raise BadInput(f'Expected "status" one of online, busy, offline, but got {status!r}.')
+        status = get_choice(frame, "status", ("online", "busy", "offline"))
         await self.run(actions.set_status, self.agent, status, self.now())
 
     async def on_close(self, frame: dict[str, Any]) -> None:
         await self.run(actions.agent_close, self.agent, get_str(frame, "conversation_id"), self.now())
 
     async def on_transfer(self, frame: dict[str, Any]) -> None:
-        note = frame.get("note") or ""
-        if not isinstance(note, str) or len(note) > 500:
-            raise BadInput('"note" must be text of at most 500 characters.')
+        note = get_text(frame, "note", max_len=500)
         await self.ctx.db.run(
             actions.transfer_conversation, self.agent, get_str(frame, "conversation_id"),
             to_agent_id=get_str(frame, "to_agent_id", required=False) or None,
@@ -309,7 +326,7 @@ def _connection(
     ctx: AppContext, ws: WebSocket, kind: str, identity: Any, topics: list[str],
     login: shop_service.SignedIn | None = None,
 ) -> Connection:
-    async def close(code: int, reason: str) -> None:
+    async def close(code: int, reason: str = "") -> None:
         if ws.application_state == WebSocketState.CONNECTED:
             await ws.close(code, reason)
 
@@ -331,6 +348,11 @@ async def _serve(ctx: AppContext, session: Session) -> None:
         await session.receive_forever()
     except WebSocketDisconnect:
         pass
+    except Exception:
+        # Never leave a socket open that nobody reads: close it, so the client reconnects
+        # and syncs.
+        log.exception("%s socket reader failed", session.side)
+        await session.conn.fail()
     finally:
         ctx.hub.unregister(session.conn)
         await session.conn.stop()

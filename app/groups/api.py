@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from app.chat.actions import BuyerIdentity
 from app.deps import Ctx, CurrentAdmin, CurrentAgent, CurrentCaller, CurrentStaff
 from app.errors import BadInput, Forbidden
 from app.groups import actions, rules, service
+from app.limits import MAX_NUMBER, MAX_SEQ
 
 router = APIRouter(prefix="/api/v1")
 
@@ -31,10 +32,23 @@ class MuteRequest(BaseModel):
     minutes: int
 
 
+# A coupon is stored as given, so it is bounded here: a few named scalars, never a
+# nested structure (one 300 levels deep could not even be written back as JSON).
+CouponValue = (
+    Annotated[StrictInt, Field(ge=-MAX_NUMBER, le=MAX_NUMBER)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[StrictStr, Field(max_length=500)]
+    | StrictBool
+    | None
+)
+
+
 class GiveawayCreate(BaseModel):
     title: str
     quantity: int
-    coupon: dict[str, Any] = Field(default_factory=dict)
+    coupon: Annotated[dict[Annotated[str, Field(max_length=64)], CouponValue], Field(max_length=50)] = Field(
+        default_factory=dict
+    )
 
 
 class SensitiveWords(BaseModel):
@@ -94,7 +108,7 @@ async def list_messages(
     group_id: str,
     caller: CurrentCaller,
     ctx: Ctx,
-    after_seq: int = Query(default=0, ge=0),
+    after_seq: int = Query(default=0, ge=0, le=MAX_SEQ),
     limit: int = Query(default=service.PAGE, ge=1, le=service.PAGE),
 ) -> list[dict[str, Any]]:
     async with ctx.db.read() as s:

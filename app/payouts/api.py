@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictInt
 
 from app.deps import Ctx, CurrentAdmin, CurrentAgent
 from app.errors import BadInput, Forbidden, NotFound
+from app.limits import MAX_BIGINT
 from app.payouts import actions, service
 from app.payouts.models import LEDGER_ENTRIES, PAYOUT_STATUSES
 from app.payouts.schemas import coupon_public, ledger_public, payout_public
@@ -104,7 +105,7 @@ async def get_ledger(
     entry: str | None = None,
     agent_id: str | None = None,
     order_id: str | None = None,
-    after_id: int = Query(default=0, ge=0),
+    after_id: int = Query(default=0, ge=0, le=MAX_BIGINT),
     limit: int = Query(default=service.LIST_LIMIT, ge=1, le=service.LIST_LIMIT),
 ) -> list[dict[str, Any]]:
     """The append-only ledger, oldest first (supervisors and admins)."""

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 MAX_BACKLOG = 5000
 # How long an ended socket may take to receive what was queued before it ended.
 END_FLUSH_S = 0.5
+# A socket whose reader or writer failed unexpectedly is closed with this code and
+# reason (RFC 6455 1011: the server met a condition it could not handle).
+CLOSE_SERVER_ERROR = 1011
+SERVER_ERROR_REASON = "server error; reconnect and sync"
 
 
 class Loader(Protocol):
@@ -156,7 +160,7 @@ class Connection:
             # A client this far behind reconnects and syncs; don't hold memory for it.
             log.warning("closing a %s connection with %d frames unsent", self.kind, len(self._items))
             self.closed = True
-            asyncio.create_task(self._close(1013, ""))
+            asyncio.create_task(self._close(1013, "too far behind; reconnect and sync"))
             return
         self._items.append(item)
         self._ensure_writer()
@@ -191,6 +195,16 @@ class Connection:
             await self._close(code, reason)
         except (RuntimeError, OSError, WebSocketDisconnect) as exc:  # the client went first
             log.debug("closing an ended %s socket: %s", self.kind, exc)
+
+    async def fail(self) -> None:
+        """Something unexpected broke this socket: close it with a reason rather than
+        leave it open and silent (frames still arriving, nothing written back); the
+        client reconnects and syncs."""
+        self.closed = True
+        try:
+            await self._close(CLOSE_SERVER_ERROR, SERVER_ERROR_REASON)
+        except Exception:
+            log.debug("%s connection was gone before it could be closed", self.kind, exc_info=True)
 
     async def stop(self) -> None:
         self.closed = True
@@ -227,9 +241,10 @@ class Connection:
             # The socket is gone or broken; the client reconnects and syncs.
             if _is_disconnect(exc):
                 log.debug("%s connection closed while writing", self.kind)
+                self.closed = True
             else:
                 log.warning("%s connection writer stopped", self.kind, exc_info=True)
-            self.closed = True
+                await self.fail()
 
     async def _write(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
         await self._send_text((raw or orjson.dumps(frame)).decode())
