@@ -28,7 +28,7 @@ from app.config import Settings
 from app.migrate import upgrade
 from tests.support.client import WSClient
 from tests.support.factories import ShopKit, login, make_shop
-from tests.support.servers import InProcessServer
+from tests.support.servers import InProcessServer, NodeProcess
 
 PG_ADMIN = os.environ.get("HOMING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("HOMING_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -111,6 +111,21 @@ async def start_server(database_url: str) -> AsyncIterator[ServerFactory]:
     yield start
     for srv in started:
         await srv.stop()
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[Callable[..., Awaitable[NodeProcess]]]:
+    """Start real `homing serve` processes (`await nodes(env, jobs=False)`); stopped afterwards."""
+    started: list[NodeProcess] = []
+
+    async def start(env: dict[str, str], *, jobs: bool = False) -> NodeProcess:
+        node = NodeProcess(env, jobs=jobs)
+        started.append(node)
+        return await node.start()
+
+    yield start
+    for node in started:
+        node.stop()
 
 
 @pytest.fixture(scope="session")

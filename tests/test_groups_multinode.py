@@ -6,29 +6,13 @@ import asyncio
 import secrets
 
 import httpx
-import pytest
 
 from tests.support.client import WSClient
 from tests.support.factories import login, make_shop
-from tests.support.servers import NodeProcess
 from tests.test_multinode import node_env, pump, wait_for
 
 MEMBERS = 100
 COUPONS = 10
-
-
-@pytest.fixture
-async def nodes():
-    started: list[NodeProcess] = []
-
-    async def start(env):
-        node = NodeProcess(env)
-        started.append(node)
-        return await node.start()
-
-    yield start
-    for node in started:
-        node.stop()
 
 
 async def test_100_members_claim_10_coupons_at_once_on_two_nodes(

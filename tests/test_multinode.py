@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-import pytest
 import websockets
 
 from tests.support.client import WSClient
 from tests.support.factories import login, make_shop
-from tests.support.servers import NodeProcess, RedisServer
+from tests.support.servers import RedisServer
 
 N_EACH_WAY = 500
 
@@ -22,20 +21,6 @@ N_EACH_WAY = 500
 def node_env(database_url: str, redis_url: str, channel: str) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "HOMING_BUS_CHANNEL": channel,
             "HOMING_FRAMES_PER_SECOND": "2000", "HOMING_GAP_FILL_S": "0.5", "HOMING_DISPATCH_SWEEP_S": "0.5"}
-
-
-@pytest.fixture
-async def nodes(request):
-    started: list[NodeProcess] = []
-
-    async def start(env, *, jobs=False):
-        node = NodeProcess(env, jobs=jobs)
-        started.append(node)
-        return await node.start()
-
-    yield start
-    for node in started:
-        node.stop()
 
 
 async def wait_for(pred, timeout, what):

@@ -18,30 +18,15 @@ import statistics
 import time
 
 import httpx
-import pytest
 import websockets
 
 from tests.support.client import WSClient
 from tests.support.factories import login, make_shop
-from tests.support.servers import NodeProcess, RedisServer
+from tests.support.servers import RedisServer
 from tests.test_multinode import node_env, wait_for
 
 SEND_EVERY_S = 0.1  # each client, a steady human-fast stream
 STALL_S = 3.0
-
-
-@pytest.fixture
-async def nodes():
-    started: list[NodeProcess] = []
-
-    async def start(env):
-        node = NodeProcess(env)
-        started.append(node)
-        return await node.start()
-
-    yield start
-    for node in started:
-        node.stop()
 
 
 class Side:

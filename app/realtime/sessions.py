@@ -12,17 +12,15 @@ when it resyncs (`Connection._resync`).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
 from app.clock import Clock
+from app.realtime.periodic import PeriodicTask
 from app.realtime.topics import agent_topic
 
 if TYPE_CHECKING:
     from app.realtime.hub import Hub
 
-log = logging.getLogger(__name__)
 
 # The close code for a socket whose credentials are not (or no longer) good, with one of
 # the reasons below as the close reason.
@@ -61,20 +59,13 @@ class SessionExpiry:
         self.hub = hub
         self.clock = clock
         self.tick_s = tick_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask("ending expired sessions", tick_s, self._end_expired)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="session-expiry")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_s)
-            try:
-                self.hub.end_expired(self.clock.now())
-            except Exception:
-                log.exception("ending expired sessions failed; will retry")
+    async def _end_expired(self) -> None:
+        self.hub.end_expired(self.clock.now())

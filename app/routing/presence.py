@@ -6,15 +6,11 @@ is gone (`requeue_absent_agents` job). This runs on every serving node, jobs or 
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from app.clock import Clock
 from app.db import Database
 from app.realtime.hub import Hub
+from app.realtime.periodic import PeriodicTask
 from app.routing import actions as routing
-
-log = logging.getLogger(__name__)
 
 
 class PresenceHeartbeat:
@@ -23,7 +19,7 @@ class PresenceHeartbeat:
         self.clock = clock
         self.hub = hub
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask("presence heartbeat", interval_s, self.beat)
 
     async def beat(self, agent_ids: list[str] | None = None) -> None:
         """Stamp these agents (a socket of theirs just opened), or every agent held here."""
@@ -32,17 +28,7 @@ class PresenceHeartbeat:
             await self.db.run(routing.touch_agents, ids, self.clock.now())
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="presence-heartbeat")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.beat()
-            except Exception:
-                log.exception("presence heartbeat failed; will retry")
+        await self._loop.stop()
