@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.security import is_loopback_host
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 HTMX_VERSION = "2.0.4"
 
 

@@ -37,7 +37,7 @@ redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "Redis is not runn
 
 say "installing Python packages into .venv"
 python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e ".[test]" || exit 1
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]" || exit 1
 
 # htmx for offline pages, from the npm registry, at the one pinned version.
 if [ -f scripts/vendor.sh ]; then bash scripts/vendor.sh || exit 1; fi

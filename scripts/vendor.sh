@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Put htmx (the exact version app/config.py names) at static/vendor/htmx.min.js, from the
+# Put htmx (the exact version app/config.py names) at app/static/vendor/htmx.min.js, from the
 # npm registry, so pages can run without a CDN (HOMING_HTMX_LOCAL=true; the browser tests).
 # Idempotent: does nothing when the right version is already there.
 set -euo pipefail
@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 version=$(sed -n 's/^HTMX_VERSION = "\([^"]*\)".*/\1/p' app/config.py)
 [ -n "$version" ] || { echo "vendor.sh: no HTMX_VERSION in app/config.py" >&2; exit 1; }
-dest=static/vendor
+dest=app/static/vendor
 if [ -f "$dest/htmx.min.js" ] && [ "$(cat "$dest/htmx.version" 2>/dev/null)" = "$version" ]; then
   exit 0
 fi

@@ -39,6 +39,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      choices=("sqlite", "postgres"), help="database backend under test")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `wheel` are the same on every backend: only the SQLite pass runs them.
+
+    Deselected (not skipped) under `--db postgres`, so the README's test command runs them once.
+    """
+    if config.getoption("--db") != "postgres":
+        return
+    wheel = [item for item in items if item.get_closest_marker("wheel") is not None]
+    if wheel:
+        config.hook.pytest_deselected(items=wheel)
+        items[:] = [item for item in items if item.get_closest_marker("wheel") is None]
+
+
 @pytest.fixture(scope="session")
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.config.getoption("--db"))

@@ -7,6 +7,8 @@ and `POST /api/v1/auth/login` share one path (throttle, session, cookie).
 
 from __future__ import annotations
 
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -15,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
-from app.config import HTMX_VERSION, PROJECT_ROOT
+from app.config import HTMX_VERSION
 from app.deps import SESSION_COOKIE, Ctx
 from app.errors import NotAuthenticated, RateLimited
 from app.pages import demo
@@ -25,8 +27,21 @@ from app.shops import api as shops_api
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
 
-STATIC_DIR = PROJECT_ROOT / "static"
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
+
+def package_folder(name: str) -> Path:
+    """A folder shipped inside the `app` package as package data (see pyproject.toml).
+
+    Found through the import system, so it is the installed copy wherever Homing runs
+    from: the checkout (editable install) or site-packages (a wheel, `pip install .`).
+    """
+    found = files("app") / name
+    if not isinstance(found, Path) or not found.is_dir():
+        raise RuntimeError(f"Homing's {name}/ folder is missing from the installed app package")
+    return found
+
+
+STATIC_DIR = package_folder("static")
+TEMPLATES_DIR = package_folder("templates")
 HTMX_CDN = "https://unpkg.com/htmx.org@{version}/dist/htmx.min.js"
 HTMX_LOCAL = "/static/vendor/htmx.min.js"
 

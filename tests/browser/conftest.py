@@ -2,7 +2,7 @@
 
 The page servers use a database of their own with the demo shop seeded, so what these
 tests do to the demo shop never meets the rest of the suite. htmx comes from
-static/vendor (HOMING_HTMX_LOCAL): there is no internet here.
+app/static/vendor (HOMING_HTMX_LOCAL): there is no internet here.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ expect.set_options(timeout=10_000)
 
 @pytest.fixture(scope="session")
 def vendored_htmx() -> Path:
-    """static/vendor/htmx.min.js, fetched by scripts/vendor.sh if this checkout lacks it."""
-    path = ROOT / "static" / "vendor" / "htmx.min.js"
+    """app/static/vendor/htmx.min.js, fetched by scripts/vendor.sh if this checkout lacks it."""
+    path = ROOT / "app" / "static" / "vendor" / "htmx.min.js"
     if not path.exists():
         done = subprocess.run(
             ["bash", str(ROOT / "scripts" / "vendor.sh")],
