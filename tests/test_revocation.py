@@ -263,14 +263,18 @@ async def test_a_session_expires_on_time(start_server, connect):
 
 
 async def test_a_revocation_lost_with_the_bus_is_found_when_the_node_resyncs(start_server, connect):
+    """The socket is on node A; the logout goes through node B while Redis is down, so B's
+    news stays on B. When Redis is back, A resyncs and finds the session gone."""
     redis = RedisServer().start()
     try:
-        srv = await start_server(REDIS_URL=redis.url, HOMING_BUS_CHANNEL=f"homing:test:{secrets.token_hex(4)}")
-        kit = await make_shop(srv.ctx.db, agents=STAFF)
-        token = await login(srv.http, kit, "agent1")
-        socket = await agent_socket(connect, srv.ws, token)
+        bus = {"REDIS_URL": redis.url, "HOMING_BUS_CHANNEL": f"homing:test:{secrets.token_hex(4)}"}
+        node_a = await start_server(run_jobs=False, **bus)
+        node_b = await start_server(run_jobs=False, **bus)
+        kit = await make_shop(node_a.ctx.db, agents=STAFF)
+        token = await login(node_a.http, kit, "agent1")
+        socket = await agent_socket(connect, node_a.ws, token)
         redis.stop()
-        async with api(srv.http, token) as c:
+        async with api(node_b.http, token) as c:
             assert (await c.post("/api/v1/auth/logout")).status_code == 200
         since = now()
         redis.start()
@@ -372,6 +376,7 @@ async def test_the_console_deactivates_and_activates_an_agent(server, kit, conne
     async with httpx.AsyncClient(base_url=server.http, headers={"HX-Request": "true"}) as page:
         r = await page.post("/api/v1/auth/login", json={"shop": kit.slug, "username": "admin", "password": PASSWORD})
         assert r.status_code == 200
+        page.headers["X-CSRF-Token"] = r.json()["csrf_token"]  # as the console's pages send it
         since = now()
         r = await page.post(url, data={"active": "0"})
         assert r.status_code == 200 and "已停用 agent1 客服" in r.text and 'value="1"' in r.text

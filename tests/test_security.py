@@ -123,8 +123,10 @@ PAGES = ("/", "/login", "/workbench", "/console", "/demo/shop")
 
 async def test_every_page_has_csp_and_no_framing(server, start_server):
     kit = await make_shop(server.ctx.db)
-    local = await start_server(run_jobs=False, HOMING_HTMX_LOCAL="true")
-    for srv, scripts in ((server, "script-src 'self' https://unpkg.com;"), (local, "script-src 'self';")):
+    # Demo mode, so /demo/shop exists; htmx from its CDN, then from static/vendor.
+    cdn = await start_server(run_jobs=False, HOMING_DEMO="true")
+    local = await start_server(run_jobs=False, HOMING_HTMX_LOCAL="true", HOMING_DEMO="true")
+    for srv, scripts in ((cdn, "script-src 'self' https://unpkg.com;"), (local, "script-src 'self';")):
         async with httpx.AsyncClient(base_url=srv.http) as c:
             await cookie_login(c, kit)
             for path in PAGES:
