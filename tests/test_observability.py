@@ -8,10 +8,12 @@ processes.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -32,8 +34,19 @@ from tests.support.servers import ROOT, NodeProcess, RedisServer
 from tests.test_multinode import wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-# A non-loopback address of this machine, if it has one (a container's eth0).
-OUTSIDE_HOST = os.environ.get("HOMING_TEST_OUTSIDE_HOST", "192.0.2.2")
+
+
+def outside_address() -> str:
+    """This machine's address on its network (not loopback): where another machine reaches it.
+
+    A UDP socket "connected" to a TEST-NET address takes the outgoing interface's address;
+    nothing is sent.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))
+        address = str(s.getsockname()[0])
+    assert not ipaddress.ip_address(address).is_loopback, address
+    return address
 
 
 async def scrape(base: str, **headers: str) -> Samples:
@@ -170,10 +183,11 @@ async def json_node(database_url):
 
 
 async def test_metrics_without_a_token_refuse_another_machine(json_node):
+    outside = f"http://{outside_address()}:{json_node.port}"  # the peer address is not loopback
     async with httpx.AsyncClient() as c:
-        r = await c.get(f"http://{OUTSIDE_HOST}:{json_node.port}/metrics")
+        r = await c.get(f"{outside}/metrics")
         assert r.status_code == 404
-        assert (await c.get(f"http://{OUTSIDE_HOST}:{json_node.port}/healthz")).status_code == 200
+        assert (await c.get(f"{outside}/healthz")).status_code == 200
     await scrape(json_node.http)
 
 
