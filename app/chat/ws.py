@@ -67,7 +67,7 @@ class Session(ABC):
             if msg["type"] == "websocket.disconnect":
                 return
             self.received_at = time.perf_counter()
-            frames_received.inc()
+            frames_received.n += 1
             if self.conn.ended:
                 continue  # its session has ended: the socket is closing, frames are not acted on
             ref = None

@@ -33,14 +33,16 @@ SERVER_ERROR_REASON = "server error; reconnect and sync"
 
 
 class Count(Protocol):
-    """Where written frames are counted (a Prometheus counter)."""
+    """Where written frames are counted (`n += 1`; /metrics reads it)."""
 
-    def inc(self, amount: float = 1) -> None: ...
+    n: int
 
 
-class _NoCount:
-    def inc(self, amount: float = 1) -> None:
-        return None
+class _Uncounted:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
 
 
 class Loader(Protocol):
@@ -110,7 +112,7 @@ class Connection:
         frames_sent: Count | None = None,
     ) -> None:
         self.kind = kind  # "buyer" or "agent"
-        self._frames_sent = frames_sent or _NoCount()
+        self._frames_sent = frames_sent or _Uncounted()
         # The opening socket's context (its connection_id for the logs): the tasks below
         # are often started by another socket's fan-out, whose context they must not take.
         self._context = contextvars.copy_context()
@@ -267,7 +269,7 @@ class Connection:
 
     async def _write(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
         await self._send_text((raw or orjson.dumps(frame)).decode())
-        self._frames_sent.inc()
+        self._frames_sent.n += 1
 
     async def _deliver(self, frame: dict[str, Any], raw: bytes | None) -> None:
         ftype = frame.get("type")
