@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
 
     worker = sub.add_parser("worker", help="run scheduled jobs only")
     worker.add_argument("--log-level", default="info")
+    worker.add_argument("--metrics-port", type=int, help="serve GET /metrics on this port (README \"Monitoring\")")
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="the address --metrics-port binds to")
 
     shop = sub.add_parser("shop", help="manage shops")
     shop_sub = shop.add_subparsers(dest="shop_command", required=True)
@@ -160,7 +162,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
 
     _configure_logging(args.log_level, settings.log_format)
     upgrade(settings.database_url)
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, metrics_host=args.metrics_host, metrics_port=args.metrics_port))
 
 
 async def _seed_demo(settings: Settings) -> None:

@@ -30,7 +30,7 @@ from app.routing.jobs import REQUEUE_ABSENT_JOB
 from tests.conftest import buyer, online_agent
 from tests.support.client import WSClient
 from tests.support.factories import make_shop
-from tests.support.servers import ROOT, NodeProcess, RedisServer
+from tests.support.servers import ROOT, NodeProcess, RedisServer, free_port
 from tests.test_multinode import wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -234,22 +234,39 @@ async def test_json_logs_name_each_request_and_socket(json_node, server):
     assert any(line["logger"] == "app.cli" and "Homing is running" in line["message"] for line in lines)
 
 
-def test_json_logs_of_the_worker(database_url, tmp_path):
+def test_the_worker_logs_json_and_serves_its_jobs_metrics(database_url, tmp_path):
+    """`homing worker` runs the jobs in a deployment of several nodes: its logs are JSON
+    like the server's, and `--metrics-port` shows when each job last succeeded."""
     log = tmp_path / "worker.log"
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "HOMING_LOG_FORMAT": "json"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app", "worker", "--log-level", "info"], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "app", "worker", "--log-level", "info",
+                                 "--metrics-port", str(port)], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while "worker running" not in log.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
+        while True:  # every job runs once at start; the first that finishes shows its time
+            r = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"X-Request-ID": "worker-scrape"})
+            assert r.status_code == 200
+            jobs = {s.labels["job"]: s.value for family in text_string_to_metric_families(r.text)
+                    for s in family.samples if s.name == "homing_job_last_success_timestamp_seconds"}
+            assert set(jobs) == {job.name for job in registered_jobs()}
+            if any(jobs.values()):
+                break
+            assert time.monotonic() < deadline, jobs
+            time.sleep(0.1)
+        assert all(0 <= at <= time.time() for at in jobs.values())
     finally:
         proc.terminate()
         proc.wait(10)
+    assert proc.returncode == 0, log.read_text()[-2000:]
     lines = json_lines(log.read_text())
     assert any(line["logger"] == "app.worker" and line["message"].startswith("worker running") for line in lines)
+    assert any(line.get("request_id") == "worker-scrape" and line["logger"] == "uvicorn.access" for line in lines)
 
 
 def test_json_formatter_keeps_exceptions_and_masks_secrets():
