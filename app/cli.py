@@ -15,6 +15,7 @@ from app.config import Settings
 from app.db import Database
 from app.demo import seed_demo
 from app.migrate import upgrade
+from app.observability.logs import JsonFormatter, formatter_for
 from app.security import install_log_masking, is_loopback_host, uvicorn_log_config
 from app.shops import actions as shop_actions
 
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> None:
 
     worker = sub.add_parser("worker", help="run scheduled jobs only")
     worker.add_argument("--log-level", default="info")
+    worker.add_argument("--metrics-port", type=int, help="serve GET /metrics on this port (README \"Monitoring\")")
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="the address --metrics-port binds to")
 
     shop = sub.add_parser("shop", help="manage shops")
     shop_sub = shop.add_subparsers(dest="shop_command", required=True)
@@ -94,7 +97,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
 
     from app.main import create_app
 
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, settings.log_format)
     settings = settings.for_host(args.host)
     upgrade(settings.database_url)
     if settings.demo:
@@ -103,13 +106,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     _tune_gc()
     url = f"http://{args.host}:{args.port}"
     demo = f", demo shop {url}/demo/shop" if settings.demo else ""
-    print(f"Homing is running at {url}/  (workbench {url}/workbench{demo})", flush=True)
+    _announce(settings, f"Homing is running at {url}/  (workbench {url}/workbench{demo})")
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        log_config=uvicorn_log_config(),
+        log_config=uvicorn_log_config(settings.log_format),
         ws_max_size=settings.max_frame_bytes * 4,
         ws_ping_interval=20,
         # Chat frames are small; per-socket deflate state costs ~38 KB of memory per socket.
@@ -119,10 +122,24 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def _configure_logging(level: str) -> None:
-    """Log lines to stderr, with every `token=` / `ticket=` value masked (README "Security")."""
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(level: str, log_format: str) -> None:
+    """Log lines to stderr, text or JSON (HOMING_LOG_FORMAT), with every `token=` /
+    `ticket=` value masked (README "Security")."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter_for(log_format))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
+    if log_format == "json":
+        logging.captureWarnings(True)  # a warning is a log line too, not free text on stderr
     install_log_masking()
+
+
+def _announce(settings: Settings, text: str) -> None:
+    """A line for the person who started the command (stdout): in JSON mode a JSON log
+    line like every other, so a log collector can read the output line by line."""
+    if settings.log_format == "json":
+        record = logging.LogRecord("app.cli", logging.INFO, __file__, 0, text, None, None)
+        text = JsonFormatter().format(record)
+    print(text, flush=True)
 
 
 def _tune_gc() -> None:
@@ -143,16 +160,16 @@ def _tune_gc() -> None:
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     from app.worker import run_worker
 
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, settings.log_format)
     upgrade(settings.database_url)
-    asyncio.run(run_worker(settings))
+    asyncio.run(run_worker(settings, metrics_host=args.metrics_host, metrics_port=args.metrics_port))
 
 
 async def _seed_demo(settings: Settings) -> None:
     db = Database(settings.async_database_url)
     try:
         created = await db.run(seed_demo, Clock().now())
-        print("demo shop created" if created else "demo shop already present", flush=True)
+        _announce(settings, "demo shop created" if created else "demo shop already present")
     finally:
         await db.dispose()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,14 @@ class Settings(BaseSettings):
     # believed (comma-separated addresses or networks, or "*"). Empty, the default: no
     # proxy is trusted and those headers are ignored; the client is the socket's peer.
     forwarded_allow_ips: str = Field(default="", alias="HOMING_FORWARDED_ALLOW_IPS")
+
+    # Monitoring (README "Monitoring"). Set: GET /metrics wants `Authorization: Bearer <it>`
+    # (else 401). Unset: /metrics answers only requests from loopback that came through no
+    # proxy (no X-Forwarded-For / Forwarded header); anyone else gets 404.
+    metrics_token: str | None = Field(default=None, alias="HOMING_METRICS_TOKEN")
+    # `homing serve` and `homing worker` log lines: "text" (default) or "json", one object
+    # a line with request_id / connection_id (app/observability/logs.py).
+    log_format: Literal["text", "json"] = Field(default="text", alias="HOMING_LOG_FORMAT")
 
     # Pages: htmx from its CDN unless told to serve the copy under static/vendor.
     htmx_local: bool = Field(default=False, alias="HOMING_HTMX_LOCAL")

@@ -10,6 +10,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobRunner
+from app.observability.metrics import Metrics
 from app.realtime.bus import Bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
@@ -28,3 +29,4 @@ class AppContext:
     jobs: JobRunner
     presence: PresenceHeartbeat
     appender: MessageAppender
+    metrics: Metrics

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import secrets
 import time
@@ -275,7 +276,9 @@ class Database:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._grouped.append((fn, args, kwargs, future))
         if self._grouper is None or self._grouper.done():
-            self._grouper = asyncio.create_task(self._run_groups(), name="grouped-writes")
+            # Its own context: a group serves many callers, so its log lines name none.
+            self._grouper = asyncio.create_task(self._run_groups(), name="grouped-writes",
+                                                context=contextvars.Context())
         return await future
 
     async def _run_groups(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -52,6 +53,15 @@ class JobRunner:
         self.ctx = ctx
         self.jobs = jobs
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_success: dict[str, float] = {}  # job name -> Unix time it last finished well
+
+    def last_successes(self) -> dict[str, float]:
+        """When each job last finished without error (Unix time; 0 for a scheduled job not yet).
+
+        Jobs this process does not schedule (`--no-jobs`) appear only once run by hand.
+        """
+        due = dict.fromkeys((j.name for j in self.jobs), 0.0) if self._tasks else {}
+        return {**due, **self._last_success}
 
     def start(self) -> None:
         for job in self.jobs:
@@ -66,12 +76,17 @@ class JobRunner:
     async def run_once(self, name: str) -> object:
         """Run one job now (tests and the console's "run now")."""
         job = next(j for j in self.jobs if j.name == name)
-        return await job.run(self.ctx)
+        return await self._run(job)
+
+    async def _run(self, job: Job) -> object:
+        result = await job.run(self.ctx)
+        self._last_success[job.name] = time.time()
+        return result
 
     async def _loop(self, job: Job) -> None:
         while True:
             try:
-                await job.run(self.ctx)
+                await self._run(job)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -28,6 +28,9 @@ from app.groups import api as groups_api
 from app.jobs import JobContext, JobRunner, registered_jobs
 from app.limits import RequestLimits
 from app.metrics import api as metrics_api
+from app.observability import api as observability_api
+from app.observability.logs import RequestIds
+from app.observability.metrics import Metrics
 from app.orders import api as orders_api
 from app.pages import views as pages
 from app.payouts import api as payouts_api
@@ -76,6 +79,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics = Metrics()  # this app's own registry (several apps may share a process)
         db = Database(settings.async_database_url)
         bus = make_bus(settings.redis_url, settings.bus_channel, timeout_s=settings.bus_publish_timeout_s,
                    probe_s=settings.bus_probe_s)
@@ -95,10 +99,11 @@ def create_app(
         )
         if run_jobs:
             jobs.start()
+        metrics.watch(hub=hub, bus=bus, db=db, dispatcher=dispatcher, jobs=jobs)
         app.state.ctx = AppContext(
             settings=settings, clock=clock, db=db, bus=bus, hub=hub,
             loader=ChatLoader(db, clock), dispatcher=dispatcher, jobs=jobs, presence=presence,
-            appender=MessageAppender(db),
+            appender=MessageAppender(db, batch_sizes=metrics.group_commit_batch), metrics=metrics,
         )
         try:
             yield
@@ -122,6 +127,8 @@ def create_app(
     )
     # CSP, nosniff, Referrer-Policy, no framing (app/security.py).
     app.add_middleware(SecurityHeaders, htmx_from_cdn=not settings.htmx_local)
+    # Outermost: every log line about a request, to its end, names it (X-Request-ID).
+    app.add_middleware(RequestIds)
     app.include_router(shops_api.router)
     app.include_router(chat_api.router)
     app.include_router(orders_api.router)
@@ -130,6 +137,7 @@ def create_app(
     app.include_router(metrics_api.router)
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
+    app.include_router(observability_api.router)
     app.include_router(pages.router)
     if settings.demo:
         app.include_router(pages.demo_router)

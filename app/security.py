@@ -172,9 +172,13 @@ def install_log_masking() -> None:
                 handler.addFilter(MaskTokens())
 
 
-def uvicorn_log_config() -> dict[str, Any]:
+def uvicorn_log_config(log_format: str = "text") -> dict[str, Any]:
     """uvicorn's own logging set-up, with `MaskTokens` on its handlers (access lines carry
-    the query string, and `?token=` is how API clients and the widget open sockets)."""
+    the query string, and `?token=` is how API clients and the widget open sockets).
+
+    `log_format="json"`: its lines (access and errors) are JSON objects like ours
+    (app/observability/logs.py `JsonFormatter`).
+    """
     from uvicorn.config import LOGGING_CONFIG
 
     config: dict[str, Any] = {
@@ -182,4 +186,7 @@ def uvicorn_log_config() -> dict[str, Any]:
         "filters": {"mask_tokens": {"()": MaskTokens}},
         "handlers": {name: {**h, "filters": ["mask_tokens"]} for name, h in LOGGING_CONFIG["handlers"].items()},
     }
+    if log_format == "json":
+        json_lines = {"()": "app.observability.logs.JsonFormatter"}
+        config["formatters"] = {name: json_lines for name in LOGGING_CONFIG["formatters"]}
     return config

@@ -10,6 +10,8 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import Database
 from app.jobs import JobContext, JobRunner, registered_jobs
+from app.observability.api import serve_metrics
+from app.observability.metrics import Metrics
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
@@ -17,7 +19,7 @@ from app.routing.dispatcher import Dispatcher
 log = logging.getLogger(__name__)
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, *, metrics_host: str = "127.0.0.1", metrics_port: int | None = None) -> None:
     db = Database(settings.async_database_url)
     bus = make_bus(settings.redis_url, settings.bus_channel, timeout_s=settings.bus_publish_timeout_s,
                    probe_s=settings.bus_probe_s)
@@ -29,12 +31,19 @@ async def run_worker(settings: Settings) -> None:
     dispatcher.start(sweep=True)
     jobs = JobRunner(JobContext(db=db, clock=Clock(), settings=settings), registered_jobs())
     jobs.start()
+    stop_metrics = None
+    if metrics_port is not None:
+        metrics = Metrics()
+        metrics.watch(hub=hub, bus=bus, db=db, dispatcher=dispatcher, jobs=jobs)
+        stop_metrics = await serve_metrics(settings, metrics, metrics_host, metrics_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker running (db %s, bus %s)", db.dialect, bus.name)
     await stop.wait()
+    if stop_metrics is not None:
+        await stop_metrics()
     await jobs.stop()
     await dispatcher.stop()
     await bus.stop()

@@ -178,10 +178,12 @@ def test_log_masking_covers_every_token_parameter():
     assert mask_secrets(line) == '127.0.0.1:5 - "GET /ws/buyer?lang=en&token=***&ticket=*** HTTP/1.1" 101 /x?TOKEN=***'
 
 
-async def test_no_credential_reaches_the_servers_log(database_url, server):
-    """A whole session against a real `homing serve` logging at info (access lines on)."""
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_no_credential_reaches_the_servers_log(database_url, server, log_format):
+    """A whole session against a real `homing serve` logging at info (access lines on),
+    in either log format (HOMING_LOG_FORMAT)."""
     kit = await make_shop(server.ctx.db)
-    node = NodeProcess({"DATABASE_URL": database_url}, log_level="info")
+    node = NodeProcess({"DATABASE_URL": database_url, "HOMING_LOG_FORMAT": log_format}, log_level="info")
     jwt = kit.buyer_token(f"logged-{secrets.token_hex(3)}")
     try:
         await node.start()
@@ -217,10 +219,12 @@ async def test_no_credential_reaches_the_servers_log(database_url, server):
             assert r.status_code == 200
     finally:
         node.stop()
-    log = node.log.read_text()
+    raw = node.log.read_text()
+    # JSON: every line an object; its messages are what the text format would have shown.
+    log = raw if log_format == "text" else "\n".join(json.loads(line)["message"] for line in raw.splitlines())
     # The lines are there (so the check below means something), masked.
     assert '"GET /workbench HTTP/1.1" 200' in log
     assert "/ws/buyer?token=***" in log and "/ws/agent?token=***" in log
     assert "/api/v1/uploads/" in log and "?token=***" in log
     for secret in (session, jwt, kit.api_key, login["csrf_token"], kit.buyer_secret):
-        assert secret not in log
+        assert secret not in raw

@@ -29,13 +29,14 @@ The function relies on `_candidates`: no message twice in a batch.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sqlite3
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -225,9 +226,16 @@ def _wire(item: Append, message_id: str, seq: int) -> dict[str, Any]:
     )
 
 
+class Observer(Protocol):
+    """Where batch sizes are reported (a Prometheus histogram)."""
+
+    def observe(self, amount: float) -> None: ...
+
+
 class MessageAppender:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, batch_sizes: Observer | None = None) -> None:
         self.db = db
+        self._batch_sizes = batch_sizes  # /metrics: a histogram of messages per batch
         self._waiting: list[Append] = []
         self._drainer: asyncio.Task[None] | None = None
         self._sqlite: sqlite3.Connection | None = None
@@ -241,7 +249,9 @@ class MessageAppender:
         item.future = asyncio.get_running_loop().create_future()
         self._waiting.append(item)
         if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain(), name="message-appender")
+            # Its own context: the batches serve every socket, so their log lines name none.
+            self._drainer = asyncio.create_task(self._drain(), name="message-appender",
+                                                context=contextvars.Context())
         return await item.future
 
     async def close(self) -> None:
@@ -267,6 +277,8 @@ class MessageAppender:
                             exc_info=True)
                 stored = [None] * len(batch)
             self.batches += 1
+            if self._batch_sizes is not None:
+                self._batch_sizes.observe(len(batch))
             events: list[tuple[str, dict[str, Any]]] = []
             signals: list[tuple[str, tuple[str, str]]] = []
             for result in stored:

@@ -7,6 +7,7 @@ to error frames. The socket stays open after any error in a frame.
 from __future__ import annotations
 
 import logging
+import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ from app.context import AppContext
 from app.db import new_id
 from app.errors import DomainError, NotAuthenticated, RateLimited, TooLarge
 from app.groups import ws as group_ws
+from app.observability.logs import connection_id, new_log_id
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
 from app.realtime.sessions import CLOSE_UNAUTHORIZED, ENDED, ROLE_CHANGED
@@ -50,6 +52,7 @@ class Session(ABC):
         self.ws = ws
         self.conn = conn
         self.limiter = SlidingWindowLimiter(int(ctx.settings.frames_per_second), ctx.clock)
+        self.received_at = 0.0  # perf_counter() when the frame being handled arrived
 
     # Frame type -> handler method name; one table per class, not per socket.
     HANDLERS: ClassVar[dict[str, str]] = {}
@@ -58,10 +61,13 @@ class Session(ABC):
         self.conn.push({"type": "error", "code": code, "message": message, "ref": ref})
 
     async def receive_forever(self) -> None:
+        frames_received = self.ctx.metrics.frames_received[self.side]
         while True:
             msg = await self.ws.receive()
             if msg["type"] == "websocket.disconnect":
                 return
+            self.received_at = time.perf_counter()
+            frames_received.n += 1
             if self.conn.ended:
                 continue  # its session has ended: the socket is closing, frames are not acted on
             ref = None
@@ -147,7 +153,12 @@ class Session(ABC):
             self.conn.own_pending.discard(out.client_msg_id)
         self.conn.mark_sent(msg)
         self.sent_into(msg["conversation_id"])
-        self.conn.push({"type": "message.ack", "client_msg_id": out.client_msg_id, "message": msg})
+        self.ack(out.client_msg_id, msg)
+
+    def ack(self, client_msg_id: str, message: dict[str, Any]) -> None:
+        """Queue the ack of a stored message; /metrics times it from the frame's arrival."""
+        self.conn.push({"type": "message.ack", "client_msg_id": client_msg_id, "message": message})
+        self.ctx.metrics.ack_seconds.observe(time.perf_counter() - self.received_at)
 
     def sent_into(self, conversation_id: str) -> None:
         """A message of this socket's was stored in `conversation_id`."""
@@ -340,6 +351,7 @@ def _connection(
         gap_fill_s=ctx.settings.gap_fill_s,
         session_key=login.token_hash if login else None,
         expires_at=login.expires_at if login else None,
+        frames_sent=ctx.metrics.frames_sent[kind],
     )
 
 
@@ -359,6 +371,7 @@ async def _serve(ctx: AppContext, session: Session) -> None:
 
 
 async def buyer_socket(ws: WebSocket) -> None:
+    connection_id.set(new_log_id())  # on this socket's log lines (HOMING_LOG_FORMAT=json)
     ctx = _ctx(ws)
     session = await _open_buyer(ctx, ws)
     if session is not None:
@@ -366,6 +379,7 @@ async def buyer_socket(ws: WebSocket) -> None:
 
 
 async def agent_socket(ws: WebSocket) -> None:
+    connection_id.set(new_log_id())
     ctx = _ctx(ws)
     session = await _open_agent(ctx, ws)
     if session is not None:

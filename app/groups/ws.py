@@ -34,13 +34,7 @@ async def on_group_send(session: Any, caller: service.Caller, frame: dict[str, A
     sent = await session.run(
         actions.send_to_group, caller, group_id, out.client_msg_id, out.body, session.now()
     )
-    session.conn.push(
-        {
-            "type": "message.ack",
-            "client_msg_id": out.client_msg_id,
-            "message": service.message_public(sent.message),
-        }
-    )
+    session.ack(out.client_msg_id, service.message_public(sent.message))
 
 
 async def on_group_sync(session: Any, caller: service.Caller, frame: dict[str, Any]) -> None:

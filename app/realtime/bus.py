@@ -40,6 +40,10 @@ class Bus(ABC):
     def __init__(self) -> None:
         self.on_message: OnMessage = lambda _data: None
         self.on_reconnect: OnReconnect | None = None
+        # Envelopes that could not be sent to the other nodes (they reached this one only),
+        # and times the breaker opened: read by /metrics.
+        self.publish_failures = 0
+        self.trips = 0
 
     @abstractmethod
     async def start(self) -> None: ...
@@ -120,7 +124,6 @@ class RedisBus(Bus):
         self._up = False  # the breaker is closed: subscribed, and Redis answers in time
         self._lost = asyncio.Event()  # the breaker opened: the listener drops its subscription
         self._dirty = False  # news went only to this node (or maybe nowhere): others must resync
-        self.trips = 0  # times the breaker opened
 
     async def start(self) -> None:
         self._client = aioredis.Redis.from_url(
@@ -161,10 +164,12 @@ class RedisBus(Bus):
     async def publish_many(self, envelopes: list[bytes]) -> bool:
         """Queue envelopes for Redis and return at once; False: Redis is out, they went only here."""
         if not self._up:
+            self.publish_failures += len(envelopes)
             self._deliver_here(envelopes)
             return False
         self._outbox.extend(envelopes)
         if len(self._outbox) > self.max_queued:
+            self.publish_failures += len(self._outbox)
             self._trip(f"{len(self._outbox)} envelopes waiting for Redis")
             self._deliver_here([])
             return False
@@ -202,6 +207,7 @@ class RedisBus(Bus):
                     await self._send(batch)
                 except (RedisError, OSError, TimeoutError) as exc:
                     # Whether Redis got this batch is unknown: every node resyncs when it is back.
+                    self.publish_failures += len(batch) + len(self._outbox)
                     self._trip(f"publish: {str(exc) or type(exc).__name__}")
                     self._deliver_here([])  # marks this node's news as not heard everywhere
                 finally:

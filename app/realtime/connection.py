@@ -9,6 +9,7 @@ and history loaded after an assignment never overtakes what it should precede.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -29,6 +30,19 @@ END_FLUSH_S = 0.5
 # reason (RFC 6455 1011: the server met a condition it could not handle).
 CLOSE_SERVER_ERROR = 1011
 SERVER_ERROR_REASON = "server error; reconnect and sync"
+
+
+class Count(Protocol):
+    """Where written frames are counted (`n += 1`; /metrics reads it)."""
+
+    n: int
+
+
+class _Uncounted:
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
 
 
 class Loader(Protocol):
@@ -95,8 +109,13 @@ class Connection:
         gap_fill_s: float,
         session_key: str | None = None,
         expires_at: datetime | None = None,
+        frames_sent: Count | None = None,
     ) -> None:
         self.kind = kind  # "buyer" or "agent"
+        self._frames_sent = frames_sent or _Uncounted()
+        # The opening socket's context (its connection_id for the logs): the tasks below
+        # are often started by another socket's fan-out, whose context they must not take.
+        self._context = contextvars.copy_context()
         self.identity = identity
         self.topics = topics
         self._send_text = send_text
@@ -160,14 +179,15 @@ class Connection:
             # A client this far behind reconnects and syncs; don't hold memory for it.
             log.warning("closing a %s connection with %d frames unsent", self.kind, len(self._items))
             self.closed = True
-            asyncio.create_task(self._close(1013, "too far behind; reconnect and sync"))
+            asyncio.create_task(self._close(1013, "too far behind; reconnect and sync"), context=self._context)
             return
         self._items.append(item)
         self._ensure_writer()
 
     def _ensure_writer(self) -> None:
         if self._started and self._writer is None and not self.closed:
-            self._writer = asyncio.create_task(self._write_queued(), name=f"ws-writer-{self.kind}")
+            self._writer = asyncio.create_task(self._write_queued(), name=f"ws-writer-{self.kind}",
+                                               context=self._context)
 
     def end(self, code: int, reason: str) -> None:
         """Close the socket with `code` and `reason`: nothing more is queued from now on.
@@ -179,7 +199,8 @@ class Connection:
         if self.ended:
             return
         self.ended = True
-        self._ending = asyncio.create_task(self._end(code, reason), name=f"ws-end-{self.kind}")
+        self._ending = asyncio.create_task(self._end(code, reason), name=f"ws-end-{self.kind}",
+                                           context=self._context)
 
     async def _end(self, code: int, reason: str) -> None:
         writer = self._writer
@@ -248,6 +269,7 @@ class Connection:
 
     async def _write(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
         await self._send_text((raw or orjson.dumps(frame)).decode())
+        self._frames_sent.n += 1
 
     async def _deliver(self, frame: dict[str, Any], raw: bytes | None) -> None:
         ftype = frame.get("type")

@@ -54,6 +54,11 @@ class Dispatcher:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
+    @property
+    def backlog(self) -> int:
+        """Queues waiting for this dispatcher: to dispatch, and to announce positions of."""
+        return len(self._pending) + len(self._positions) + len(self._positions_deferred)
+
     def on_signal(self, name: str, arg: tuple[str, str]) -> None:
         if name == "dispatch":
             self._pending.add(arg)

@@ -1,0 +1,157 @@
+"""The Prometheus metrics of one running app, in a registry of its own.
+
+Hot paths pay `tally.n += 1` per frame (frames in and out per socket kind) or one
+histogram `observe()` per message (ack latency) or per batch (group-commit sizes). Everything that is a state
+rather than an event (open sockets, bus connected, dispatcher backlog, pool in use, jobs'
+last success) is read from the live objects when Prometheus scrapes, never updated as it
+changes. A registry per app, not the library's global one: several apps run in one test
+process, and each must report only its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from app.db import Database
+    from app.jobs import JobRunner
+    from app.realtime.bus import Bus
+    from app.realtime.hub import Hub
+    from app.routing.dispatcher import Dispatcher
+
+SOCKET_KINDS = ("buyer", "agent")
+# Frame received to ack queued: a group commit shares a transaction, so most acks land
+# in the low milliseconds; the tail is a busy database.
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class Metrics:
+    """The counters and histograms the hot paths write to, and the registry that exposes them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        # Plain tallies, exported at scrape time: a frame costs `tally.n += 1`, a tenth of
+        # a prometheus Counter's inc() (which takes a lock and checks its argument).
+        self.frames_received = {kind: Tally() for kind in SOCKET_KINDS}
+        self.frames_sent = {kind: Tally() for kind in SOCKET_KINDS}
+        self.ack_seconds = Histogram(
+            "homing_ws_ack_seconds", "Time from a message.send or group.send frame received to its ack queued.",
+            buckets=ACK_BUCKETS, registry=self.registry,
+        )
+        self.group_commit_batch = Histogram(
+            "homing_group_commit_batch_size", "Messages written by one group commit (one transaction).",
+            buckets=BATCH_BUCKETS, registry=self.registry,
+        )
+
+    def collect_tallies(self) -> Iterator[Metric]:
+        received = CounterMetricFamily("homing_ws_frames_received", "Frames received from clients, by socket kind.",
+                                       labels=["kind"])
+        sent = CounterMetricFamily("homing_ws_frames_sent", "Frames written to clients, by socket kind.",
+                                   labels=["kind"])
+        for kind in SOCKET_KINDS:
+            received.add_metric([kind], self.frames_received[kind].n)
+            sent.add_metric([kind], self.frames_sent[kind].n)
+        yield received
+        yield sent
+
+    def watch(self, *, hub: Hub, bus: Bus, db: Database, dispatcher: Dispatcher, jobs: JobRunner) -> None:
+        """Report these objects' state at every scrape (call once, in the lifespan)."""
+        self.registry.register(StateCollector(hub=hub, bus=bus, db=db, dispatcher=dispatcher, jobs=jobs,
+                                              tallies=self))
+
+    def exposition(self) -> bytes:
+        """The Prometheus text format of everything in this app's registry."""
+        return generate_latest(self.registry)
+
+
+class Tally:
+    """A count bumped on a hot path with `tally.n += 1`; read at scrape time.
+
+    No lock: every increment and every scrape runs on the one event loop thread.
+    """
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+class StateCollector(Collector):
+    """Gauges (and the tallies and the bus's own counters) read from the live objects at scrape time."""
+
+    def __init__(self, *, hub: Hub, bus: Bus, db: Database, dispatcher: Dispatcher, jobs: JobRunner,
+                 tallies: Metrics) -> None:
+        self.tallies = tallies
+        self.hub = hub
+        self.bus = bus
+        self.db = db
+        self.dispatcher = dispatcher
+        self.jobs = jobs
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # names are known only when collected; nothing to check up front
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.tallies.collect_tallies()
+        sockets = GaugeMetricFamily("homing_ws_open_sockets", "Sockets open on this node, by kind.",
+                                    labels=["kind"])
+        counts = dict.fromkeys(SOCKET_KINDS, 0)
+        for conn in self.hub.connections:
+            counts[conn.kind] = counts.get(conn.kind, 0) + 1
+        for kind, n in counts.items():
+            sockets.add_metric([kind], n)
+        yield sockets
+
+        connected = GaugeMetricFamily(
+            "homing_bus_connected", "1 while the bus reaches every node (always 1 for the in-process bus).",
+            labels=["bus"])
+        connected.add_metric([self.bus.name], 1 if self.bus.healthy else 0)
+        yield connected
+        yield _counter("homing_bus_publish_failures",
+                       "Envelopes that could not be sent to the other nodes (delivered on this node only).",
+                       self.bus.publish_failures)
+        yield _counter("homing_bus_breaker_trips", "Times the bus's circuit breaker opened (Redis out).",
+                       self.bus.trips)
+
+        yield GaugeMetricFamily("homing_dispatcher_backlog",
+                                "Queues waiting for this node's dispatcher (assignments and position updates).",
+                                value=self.dispatcher.backlog)
+
+        last = GaugeMetricFamily("homing_job_last_success_timestamp_seconds",
+                                 "Unix time a scheduled job last finished without error (0: not yet).",
+                                 labels=["job"])
+        for name, at in self.jobs.last_successes().items():
+            last.add_metric([name], at)
+        yield last
+
+        in_use = GaugeMetricFamily("homing_db_pool_in_use", "Database connections checked out of the pool.",
+                                   labels=["pool"])
+        size = GaugeMetricFamily("homing_db_pool_size", "Connections the pool keeps open (its steady size).",
+                                 labels=["pool"])
+        for name, pool in self._pools():
+            in_use.add_metric([name], _pool_number(pool, "checkedout"))
+            size.add_metric([name], _pool_number(pool, "size"))
+        yield in_use
+        yield size
+
+    def _pools(self) -> list[tuple[str, Any]]:
+        # SQLite writes through an engine of its own (one writer); PostgreSQL shares one.
+        if self.db.write_engine is self.db.engine:
+            return [("main", self.db.engine.pool)]
+        return [("read", self.db.engine.pool), ("write", self.db.write_engine.pool)]
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+def _pool_number(pool: Any, method: str) -> float:
+    """A pool figure, or 0 for pool classes without it (NullPool, StaticPool)."""
+    fn = getattr(pool, method, None)
+    return float(fn()) if callable(fn) else 0.0
