@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
@@ -42,6 +43,13 @@ from app.security import SecurityHeaders
 from app.shops import api as shops_api
 
 log = logging.getLogger(__name__)
+
+
+class HealthOut(BaseModel):
+    ok: bool
+    db: str = Field(description="`sqlite` or `postgresql`.")
+    bus: str = Field(description="`memory` or `redis`.")
+    bus_connected: bool
 
 
 class HomingApp(FastAPI):
@@ -135,12 +143,12 @@ def create_app(
         app.include_router(pages.demo_router)
     app.mount("/static", pages.static_files(), name="static")
 
-    @app.get("/healthz")
-    async def healthz(request: Request) -> dict[str, Any]:
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> HealthOut:
         ctx: AppContext = request.app.state.ctx
         async with ctx.db.read() as s:
             await s.execute(text("SELECT 1"))
-        return {"ok": True, "db": ctx.db.dialect, "bus": ctx.bus.name, "bus_connected": ctx.bus.healthy}
+        return HealthOut(ok=True, db=ctx.db.dialect, bus=ctx.bus.name, bus_connected=ctx.bus.healthy)
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
