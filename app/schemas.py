@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 
 class ErrorDetail(BaseModel):
@@ -40,3 +41,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 class OkOut(BaseModel):
     ok: bool
+
+
+def _iso_text(value: Any) -> Any:
+    """JSON carries a time as an ISO 8601 string. Pydantic would also take a number as Unix
+    seconds (`"send_at": 0` became 1970), which the schema does not allow and no client
+    means; Python callers (the console's forms) may pass a datetime."""
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError("Expected an ISO 8601 date-time string")
+
+
+# A date-time in a request body: an ISO 8601 string, as the OpenAPI document says.
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_text)]

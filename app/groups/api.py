@@ -26,9 +26,10 @@ from app.schemas import ERROR_RESPONSES
 router = APIRouter(prefix="/api/v1", tags=["groups"], responses=ERROR_RESPONSES)
 
 
+# Whole numbers are JSON integers: no "5" or 5.0 (the schema says integer; the domain judges the range).
 class GroupCreate(BaseModel):
     name: str
-    max_members: int = rules.DEFAULT_MAX_MEMBERS
+    max_members: StrictInt = rules.DEFAULT_MAX_MEMBERS
 
 
 class GroupPost(BaseModel):
@@ -38,7 +39,7 @@ class GroupPost(BaseModel):
 
 class MuteRequest(BaseModel):
     buyer_id: str | None = None
-    minutes: int
+    minutes: StrictInt
 
 
 # A coupon is stored as given, so it is bounded here: a few named scalars, never a
@@ -54,7 +55,7 @@ CouponValue = (
 
 class GiveawayCreate(BaseModel):
     title: str
-    quantity: int
+    quantity: StrictInt
     coupon: Annotated[dict[Annotated[str, Field(max_length=64)], CouponValue], Field(max_length=50)] = Field(
         default_factory=dict
     )

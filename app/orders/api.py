@@ -11,7 +11,7 @@ from app.deps import Ctx, CurrentAgent, CurrentShop
 from app.errors import NotFound
 from app.orders import actions, service
 from app.orders.schemas import OrderPublic, PanelOrder, order_public
-from app.schemas import ERROR_RESPONSES
+from app.schemas import ERROR_RESPONSES, IsoDatetime
 
 router = APIRouter(prefix="/api/v1", tags=["orders"], responses=ERROR_RESPONSES)
 
@@ -22,8 +22,8 @@ class OrderIn(BaseModel):
     amount_cents: StrictInt = Field(ge=0, le=10**12)
     status: str = Field(max_length=16)
     category: str | None = Field(default=None, max_length=64)
-    created_at: datetime
-    ship_by: datetime | None = None
+    created_at: IsoDatetime
+    ship_by: IsoDatetime | None = None
 
     @field_validator("created_at", "ship_by")
     @classmethod

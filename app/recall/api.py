@@ -25,7 +25,7 @@ from app.recall.schemas import (
     intent_public,
     preview_public,
 )
-from app.schemas import ERROR_RESPONSES
+from app.schemas import ERROR_RESPONSES, IsoDatetime
 
 router = APIRouter(prefix="/api/v1", tags=["recall"], responses=ERROR_RESPONSES)
 
@@ -42,7 +42,7 @@ class EventIn(BaseModel):
     type: str = Field(max_length=16)
     product_id: str | None = Field(default=None, max_length=128)
     category: str | None = Field(default=None, max_length=64)
-    at: datetime | None = None
+    at: IsoDatetime | None = None
 
     @field_validator("at")
     @classmethod
@@ -75,8 +75,8 @@ class CouponIn(BaseModel):
 
 class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    send_at: datetime
-    ends_at: datetime
+    send_at: IsoDatetime
+    ends_at: IsoDatetime
     min_intent: StrictInt = Field(default=50, ge=0, le=100)
     coupon: CouponIn
     message: str = Field(default="", max_length=1000)
