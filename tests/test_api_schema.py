@@ -274,3 +274,15 @@ async def test_whole_numbers_are_json_integers(server: Any) -> None:
                            (f"/api/v1/groups/{group['id']}/giveaways", {"title": "t", "quantity": "3"})):
             r = await c.post(path, headers=admin, json=body)
             assert r.status_code == 422, (path, r.text)
+
+
+async def test_a_method_the_path_does_not_have_is_405_with_allow(server: Any) -> None:
+    """RFC 9110: a 405 lists the methods the path has. The error envelope used to drop the
+    `Allow` header (and Starlette's named only the first route's methods)."""
+    async with httpx.AsyncClient(base_url=server.http) as c:
+        for method, path, allowed in (("TRACE", "/api/v1/agents", {"GET", "POST"}),
+                                      ("DELETE", "/api/v1/me", {"GET"}),
+                                      ("GET", "/api/v1/payouts/p1/approve", {"POST"})):
+            r = await c.request(method, path)
+            assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed", r.text
+            assert {m.strip() for m in r.headers["allow"].split(",")} == allowed, r.headers
