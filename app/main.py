@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from app.chat import api as chat_api
@@ -45,6 +47,15 @@ from app.security import SecurityHeaders
 from app.shops import api as shops_api
 
 log = logging.getLogger(__name__)
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class HealthOut(BaseModel):
+    ok: bool
+    db: str = Field(description="`sqlite` or `postgresql`.")
+    bus: str = Field(description="`memory` or `redis`.")
+    bus_connected: bool
 
 
 class HomingApp(FastAPI):
@@ -143,12 +154,12 @@ def create_app(
         app.include_router(pages.demo_router)
     app.mount("/static", pages.static_files(), name="static")
 
-    @app.get("/healthz")
-    async def healthz(request: Request) -> dict[str, Any]:
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> HealthOut:
         ctx: AppContext = request.app.state.ctx
         async with ctx.db.read() as s:
             await s.execute(text("SELECT 1"))
-        return {"ok": True, "db": ctx.db.dialect, "bus": ctx.bus.name, "bus_connected": ctx.bus.healthy}
+        return HealthOut(ok=True, db=ctx.db.dialect, bus=ctx.bus.name, bus_connected=ctx.bus.healthy)
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -161,12 +172,27 @@ def create_app(
         return _error(422, "invalid", f"{where}: {first.get('msg', 'invalid input')}")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
-        return _error(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: a 405 lists the path's methods. Starlette names only those of the
+            # first route on the path, and FastAPI makes a route per method.
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+        return _error(exc.status_code, code, str(exc.detail), headers=headers)
 
     return app
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _allowed_methods(request: Request) -> set[str]:
+    """The methods some route of the app answers on this request's path (for `Allow`)."""
+    allowed = set()
+    for method in HTTP_METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.add(method)
+    return allowed
+
+
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)

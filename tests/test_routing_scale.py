@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.chat.models import Conversation
 from app.shops.models import Agent
 from tests.support.factories import login, make_shop
-from tests.test_multinode import node_env, nodes, pump, wait_for  # noqa: F401  (fixture)
+from tests.test_multinode import node_env, pump, wait_for
 
 N_BUYERS = 200
 N_AGENTS = 10

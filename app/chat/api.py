@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 
 from app.chat import service, uploads
 from app.chat.actions import BuyerIdentity
 from app.chat.models import Upload
-from app.chat.schemas import message_public
+from app.chat.schemas import ConversationPublic, MessagePublic, UploadOut, message_public
 from app.deps import Ctx, CurrentAgent, CurrentCaller, caller_from_token
 from app.errors import BadInput, NotFound
 from app.limits import MAX_SEQ
+from app.schemas import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["chat"], responses=ERROR_RESPONSES)
 
 STATUSES = ("queued", "assigned", "closed")
 
 
 @router.get("/conversations")
-async def list_conversations(agent: CurrentAgent, ctx: Ctx, status: str | None = None) -> list[dict[str, Any]]:
+async def list_conversations(agent: CurrentAgent, ctx: Ctx, status: str | None = None) -> list[ConversationPublic]:
     if status is not None and status not in STATUSES:
         raise BadInput(f"Expected status one of {', '.join(STATUSES)}, but got {status!r}.", code="bad_request")
     whole_shop = agent.role in ("supervisor", "admin")
     async with ctx.db.read() as s:
         convs = await service.conversations_for_agent(s, agent, status=status, whole_shop=whole_shop)
-        return await service.public_conversations(s, convs)
+        return [ConversationPublic.model_validate(c) for c in await service.public_conversations(s, convs)]
 
 
 @router.get("/conversations/{conversation_id}/messages")
@@ -38,7 +37,7 @@ async def list_messages(
     ctx: Ctx,
     after_seq: int = Query(default=0, ge=0, le=MAX_SEQ),
     limit: int = Query(default=service.SYNC_PAGE, ge=1, le=service.SYNC_PAGE),
-) -> list[dict[str, Any]]:
+) -> list[MessagePublic]:
     async with ctx.db.read() as s:
         conv = await service.get_conversation(s, conversation_id)
         if conv is None:
@@ -51,11 +50,11 @@ async def list_messages(
             # Same answer as "does not exist": don't confirm other shops' ids.
             raise NotFound("No such conversation.")
         msgs = await service.messages_after(s, conversation_id, after_seq, limit)
-        return [message_public(m) for m in msgs]
+        return [MessagePublic.model_validate(message_public(m)) for m in msgs]
 
 
 @router.post("/uploads", status_code=201)
-async def upload(file: UploadFile, caller: CurrentCaller, ctx: Ctx) -> JSONResponse:
+async def upload(file: UploadFile, caller: CurrentCaller, ctx: Ctx) -> UploadOut:
     limit = ctx.settings.upload_max_bytes
     data = await file.read(limit + 1)
     if isinstance(caller, BuyerIdentity):
@@ -66,10 +65,18 @@ async def upload(file: UploadFile, caller: CurrentCaller, ctx: Ctx) -> JSONRespo
         uploads.store_upload, shop_id=shop_id, owner_kind=owner_kind, owner_id=owner_id,
         data=data, max_bytes=limit, now=ctx.clock.now(),
     )
-    return JSONResponse({"upload_id": stored.id}, status_code=201)
+    return UploadOut(upload_id=stored.id)
 
 
-@router.get("/uploads/{upload_id}")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # what uploads.sniff_image accepts
+
+
+@router.get(
+    "/uploads/{upload_id}",
+    response_class=Response,
+    responses={200: {"description": "The image, as uploaded.",
+                     "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES}}},
+)
 async def get_upload(upload_id: str, request: Request, ctx: Ctx) -> Response:
     """The image, to anyone of the same shop; `?token=` serves <img> tags in the widget."""
     caller = await caller_from_token(request, ctx, request.query_params.get("token"))

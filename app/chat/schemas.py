@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.chat.models import Conversation, Message
 
 
@@ -64,3 +66,46 @@ def conversation_public(
         "buyer_read_seq": c.buyer_read_seq,
         "agent_read_seq": c.agent_read_seq,
     }
+
+
+# ---- the same shapes as models, for the API's response declarations ----------------------
+
+
+class MessagePublic(BaseModel):
+    """MSG of PROTOCOL.md. Times are ISO 8601 strings with their offset, as sent."""
+
+    id: str
+    conversation_id: str | None
+    seq: int
+    sender: str
+    sender_id: str | None
+    kind: str
+    body: str
+    payload: dict[str, Any]
+    created_at: str | None
+    client_msg_id: str | None
+
+
+class ConversationPublic(BaseModel):
+    """CONV of PROTOCOL.md, with the buyer's name and VIP level for the workbench."""
+
+    id: str
+    shop: str
+    buyer_id: str
+    buyer_name: str
+    buyer_vip: int | None
+    queue: str
+    status: str
+    agent_id: str | None
+    agent_name: str | None
+    elder: bool
+    opened_at: str | None
+    assigned_at: str | None
+    closed_at: str | None
+    last_seq: int
+    buyer_read_seq: int
+    agent_read_seq: int
+
+
+class UploadOut(BaseModel):
+    upload_id: str

@@ -5,21 +5,31 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from app.chat.actions import BuyerIdentity
 from app.deps import Ctx, CurrentAdmin, CurrentAgent, CurrentCaller, CurrentStaff
 from app.errors import BadInput, Forbidden
 from app.groups import actions, rules, service
+from app.groups.schemas import (
+    CheckinOut,
+    GiveawayClaimOut,
+    GiveawayPublic,
+    GroupMessagePublic,
+    GroupPublic,
+    MuteOut,
+    SensitiveWordsPublic,
+)
 from app.limits import MAX_NUMBER, MAX_SEQ
+from app.schemas import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["groups"], responses=ERROR_RESPONSES)
 
 
+# Whole numbers are JSON integers: no "5" or 5.0 (the schema says integer; the domain judges the range).
 class GroupCreate(BaseModel):
     name: str
-    max_members: int = rules.DEFAULT_MAX_MEMBERS
+    max_members: StrictInt = rules.DEFAULT_MAX_MEMBERS
 
 
 class GroupPost(BaseModel):
@@ -29,7 +39,7 @@ class GroupPost(BaseModel):
 
 class MuteRequest(BaseModel):
     buyer_id: str | None = None
-    minutes: int
+    minutes: StrictInt
 
 
 # A coupon is stored as given, so it is bounded here: a few named scalars, never a
@@ -45,7 +55,7 @@ CouponValue = (
 
 class GiveawayCreate(BaseModel):
     title: str
-    quantity: int
+    quantity: StrictInt
     coupon: Annotated[dict[Annotated[str, Field(max_length=64)], CouponValue], Field(max_length=50)] = Field(
         default_factory=dict
     )
@@ -62,33 +72,36 @@ def _buyer(caller: Any) -> BuyerIdentity:
 
 
 @router.get("/groups/sensitive-words")
-async def get_sensitive_words(agent: CurrentAgent, ctx: Ctx) -> dict[str, list[str]]:
+async def get_sensitive_words(agent: CurrentAgent, ctx: Ctx) -> SensitiveWordsPublic:
     async with ctx.db.read() as s:
-        return {"words": await service.sensitive_words(s, agent.shop_id)}
+        return SensitiveWordsPublic(words=await service.sensitive_words(s, agent.shop_id))
 
 
 @router.put("/groups/sensitive-words")
 async def put_sensitive_words(
     body: SensitiveWords, admin: CurrentAdmin, ctx: Ctx
-) -> dict[str, list[str]]:
-    return {"words": await ctx.db.run(actions.set_sensitive_words, admin, body.words)}
+) -> SensitiveWordsPublic:
+    return SensitiveWordsPublic(words=await ctx.db.run(actions.set_sensitive_words, admin, body.words))
 
 
 @router.post("/groups", status_code=201)
-async def create_group(body: GroupCreate, admin: CurrentAdmin, ctx: Ctx) -> dict[str, Any]:
+async def create_group(body: GroupCreate, admin: CurrentAdmin, ctx: Ctx) -> GroupPublic:
     g = await ctx.db.run(actions.create_group, admin, body.name, body.max_members, ctx.clock.now())
-    return service.group_public(g)
+    return GroupPublic.model_validate(service.group_public(g))
 
 
-@router.get("/groups")
-async def list_groups(caller: CurrentCaller, ctx: Ctx, all: bool = False) -> list[dict[str, Any]]:
+# A buyer's view carries their membership; an agent's has no such fields (left out, not null).
+@router.get("/groups", response_model_exclude_unset=True)
+async def list_groups(caller: CurrentCaller, ctx: Ctx, all: bool = False) -> list[GroupPublic]:
     async with ctx.db.read() as s:
-        return await service.groups_for(s, caller, all_of_shop=all)
+        return [GroupPublic.model_validate(g) for g in await service.groups_for(s, caller, all_of_shop=all)]
 
 
 @router.post("/groups/{group_id}/join")
-async def join(group_id: str, caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
-    return await ctx.db.run(actions.join_group, _buyer(caller), group_id, ctx.clock.now())  # type: ignore[no-any-return]
+async def join(group_id: str, caller: CurrentCaller, ctx: Ctx) -> GroupPublic:
+    return GroupPublic.model_validate(
+        await ctx.db.run(actions.join_group, _buyer(caller), group_id, ctx.clock.now())
+    )
 
 
 @router.delete("/groups/{group_id}/members/me", status_code=204)
@@ -110,15 +123,23 @@ async def list_messages(
     ctx: Ctx,
     after_seq: int = Query(default=0, ge=0, le=MAX_SEQ),
     limit: int = Query(default=service.PAGE, ge=1, le=service.PAGE),
-) -> list[dict[str, Any]]:
+) -> list[GroupMessagePublic]:
     async with ctx.db.read() as s:
-        return await service.history(s, caller, group_id, after_seq, limit)
+        return [
+            GroupMessagePublic.model_validate(m)
+            for m in await service.history(s, caller, group_id, after_seq, limit)
+        ]
 
 
-@router.post("/groups/{group_id}/messages")
+@router.post(
+    "/groups/{group_id}/messages",
+    status_code=201,
+    responses={200: {"model": GroupMessagePublic, "description": "A repeated client_msg_id."}},
+)
 async def post_message(
-    group_id: str, body: GroupPost, caller: CurrentCaller, ctx: Ctx
-) -> JSONResponse:
+    group_id: str, body: GroupPost, caller: CurrentCaller, ctx: Ctx, response: Response
+) -> GroupMessagePublic:
+    """201 with the new message; 200 with the stored one when `client_msg_id` repeats."""
     text = body.body
     if not text.strip() or "\x00" in text or len(text) > ctx.settings.max_body_chars:
         raise BadInput(
@@ -128,46 +149,45 @@ async def post_message(
     sent = await ctx.db.run(
         actions.send_to_group, caller, group_id, body.client_msg_id, text, ctx.clock.now()
     )
-    return JSONResponse(
-        service.message_public(sent.message), status_code=200 if sent.duplicate else 201
-    )
+    response.status_code = 200 if sent.duplicate else 201
+    return GroupMessagePublic.model_validate(service.message_public(sent.message))
 
 
 @router.post("/groups/{group_id}/checkin")
-async def checkin(group_id: str, caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
-    return await ctx.db.run(actions.check_in, _buyer(caller), group_id, ctx.clock.now())  # type: ignore[no-any-return]
+async def checkin(group_id: str, caller: CurrentCaller, ctx: Ctx) -> CheckinOut:
+    return CheckinOut.model_validate(
+        await ctx.db.run(actions.check_in, _buyer(caller), group_id, ctx.clock.now())
+    )
 
 
 @router.post("/groups/{group_id}/mute")
-async def mute(group_id: str, body: MuteRequest, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
-    return await ctx.db.run(  # type: ignore[no-any-return]
-        actions.mute, staff, group_id, body.buyer_id, body.minutes, ctx.clock.now()
+async def mute(group_id: str, body: MuteRequest, staff: CurrentStaff, ctx: Ctx) -> MuteOut:
+    return MuteOut.model_validate(
+        await ctx.db.run(actions.mute, staff, group_id, body.buyer_id, body.minutes, ctx.clock.now())
     )
 
 
 @router.post("/groups/{group_id}/giveaways", status_code=201)
 async def create_giveaway(
     group_id: str, body: GiveawayCreate, staff: CurrentStaff, ctx: Ctx
-) -> dict[str, Any]:
-    return await ctx.db.run(  # type: ignore[no-any-return]
-        actions.create_giveaway,
-        staff,
-        group_id,
-        body.title,
-        body.quantity,
-        body.coupon,
-        ctx.clock.now(),
+) -> GiveawayPublic:
+    return GiveawayPublic.model_validate(
+        await ctx.db.run(
+            actions.create_giveaway, staff, group_id, body.title, body.quantity, body.coupon, ctx.clock.now()
+        )
     )
 
 
 @router.get("/giveaways/{giveaway_id}")
-async def get_giveaway(giveaway_id: str, caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
+async def get_giveaway(giveaway_id: str, caller: CurrentCaller, ctx: Ctx) -> GiveawayPublic:
     async with ctx.db.read() as s:
         gw = await service.giveaway_in_shop(s, caller.shop_id, giveaway_id)
         await service.readable_group(s, caller, gw.group_id)
-        return service.giveaway_public(gw)
+        return GiveawayPublic.model_validate(service.giveaway_public(gw))
 
 
 @router.post("/giveaways/{giveaway_id}/claim")
-async def claim(giveaway_id: str, caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
-    return await ctx.db.run(actions.claim_giveaway, _buyer(caller), giveaway_id, ctx.clock.now())  # type: ignore[no-any-return]
+async def claim(giveaway_id: str, caller: CurrentCaller, ctx: Ctx) -> GiveawayClaimOut:
+    return GiveawayClaimOut.model_validate(
+        await ctx.db.run(actions.claim_giveaway, _buyer(caller), giveaway_id, ctx.clock.now())
+    )

@@ -3,35 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from app.deps import Ctx, CurrentStaff
 from app.metrics import service
+from app.metrics.schemas import AgentMetricsPublic, ShopMetricsPublic
 from app.metrics.service import AgentMetrics
+from app.schemas import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/v1/metrics")
+router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], responses=ERROR_RESPONSES)
 
 # `from`/`to`: ISO dates or datetimes; `rules.resolve_period` reads them (422 when bad).
 From = Annotated[str | None, Query(alias="from", max_length=64)]
 To = Annotated[str | None, Query(alias="to", max_length=64)]
 
 
-def agent_metrics_public(row: AgentMetrics) -> dict[str, Any]:
-    return {
+def agent_metrics_public(row: AgentMetrics) -> AgentMetricsPublic:
+    return AgentMetricsPublic.model_validate({
         "agent_id": row.agent_id,
         "username": row.username,
         "display_name": row.display_name,
         "role": row.role,
         **asdict(row.metrics),
-    }
+    })
 
 
 @router.get("/agents")
 async def agent_metrics(
     staff: CurrentStaff, ctx: Ctx, start: From = None, end: To = None
-) -> list[dict[str, Any]]:
+) -> list[AgentMetricsPublic]:
     async with ctx.db.read() as s:
         report = await service.shop_metrics(s, staff.shop_id, start, end, ctx.clock.now())
     return [agent_metrics_public(row) for row in report.agents]
@@ -40,7 +42,9 @@ async def agent_metrics(
 @router.get("/shop")
 async def shop_metrics(
     staff: CurrentStaff, ctx: Ctx, start: From = None, end: To = None
-) -> dict[str, Any]:
+) -> ShopMetricsPublic:
     async with ctx.db.read() as s:
         report = await service.shop_metrics(s, staff.shop_id, start, end, ctx.clock.now())
-    return {"from": report.start.isoformat(), "to": report.end.isoformat(), **asdict(report.shop)}
+    return ShopMetricsPublic.model_validate(
+        {"from": report.start.isoformat(), "to": report.end.isoformat(), **asdict(report.shop)}
+    )

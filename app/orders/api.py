@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from app.deps import Ctx, CurrentAgent, CurrentShop
 from app.errors import NotFound
 from app.orders import actions, service
-from app.orders.schemas import order_public
+from app.orders.schemas import OrderPublic, PanelOrder, order_public
+from app.schemas import ERROR_RESPONSES, IsoDatetime
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["orders"], responses=ERROR_RESPONSES)
 
 
 class OrderIn(BaseModel):
@@ -23,8 +22,8 @@ class OrderIn(BaseModel):
     amount_cents: StrictInt = Field(ge=0, le=10**12)
     status: str = Field(max_length=16)
     category: str | None = Field(default=None, max_length=64)
-    created_at: datetime
-    ship_by: datetime | None = None
+    created_at: IsoDatetime
+    ship_by: IsoDatetime | None = None
 
     @field_validator("created_at", "ship_by")
     @classmethod
@@ -35,26 +34,28 @@ class OrderIn(BaseModel):
         return v
 
 
-@router.post("/orders")
-async def put_order(body: OrderIn, shop: CurrentShop, ctx: Ctx) -> JSONResponse:
+@router.post("/orders", responses={201: {"model": OrderPublic, "description": "A new order."}})
+async def put_order(body: OrderIn, shop: CurrentShop, ctx: Ctx, response: Response) -> OrderPublic:
+    """Create or update an order (the storefront's API key): 201 when new, 200 when known."""
     report = actions.OrderReport(**body.model_dump())
     order, created = await ctx.db.run(actions.upsert_order, shop.id, report, ctx.clock.now())
-    return JSONResponse(order_public(order), status_code=201 if created else 200)
+    response.status_code = 201 if created else 200
+    return OrderPublic.model_validate(order_public(order))
 
 
 @router.get("/orders/{order_id}")
-async def get_order(order_id: str, agent: CurrentAgent, ctx: Ctx) -> dict[str, Any]:
+async def get_order(order_id: str, agent: CurrentAgent, ctx: Ctx) -> OrderPublic:
     async with ctx.db.read() as s:
         order = await service.get_order(s, agent.shop_id, order_id)
     if order is None:
         raise NotFound("No such order.")
-    return order_public(order)
+    return OrderPublic.model_validate(order_public(order))
 
 
-@router.get("/buyers/{buyer_id}/orders")
+@router.get("/buyers/{buyer_id}/orders", response_model_exclude_unset=True)
 async def buyer_orders(
     buyer_id: str, agent: CurrentAgent, ctx: Ctx, conversation_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[PanelOrder]:
     async with ctx.db.read() as s:
         rows = await service.buyer_panel(s, agent.shop_id, buyer_id, conversation_id)
-    return [order_public(o, linked=linked) for o, linked in rows]
+    return [PanelOrder.model_validate(order_public(o, linked=linked)) for o, linked in rows]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from app.chat.schemas import iso
 from app.orders.models import Order
 
@@ -23,3 +25,22 @@ def order_public(o: Order, *, linked: bool | None = None) -> dict[str, Any]:
     if linked is not None:
         out["linked"] = linked
     return out
+
+
+class OrderPublic(BaseModel):
+    """An order as reported by the storefront, with what has been paid out against it."""
+
+    order_id: str
+    buyer_id: str
+    amount_cents: int
+    status: str
+    category: str | None
+    created_at: str | None
+    ship_by: str | None
+    paid_out_cents: int
+    updated_at: str | None
+
+
+class PanelOrder(OrderPublic):
+    # Only with `?conversation_id=`: whether the order is linked to that conversation.
+    linked: bool | None = Field(default=None, description="Present only with `conversation_id`.")

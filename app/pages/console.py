@@ -132,7 +132,7 @@ def _from_htmx(request: Request) -> bool:
 
 async def _agent_rows(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
     async with ctx.db.read() as s:
-        return [shops_api.agent_detail(a) for a in await shop_service.agents_of_shop(s, shop_id)]
+        return [shops_api.agent_detail(a).model_dump() for a in await shop_service.agents_of_shop(s, shop_id)]
 
 
 async def _queues(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
@@ -187,7 +187,7 @@ async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str,
         shown_end = (report.end.astimezone(zone) - timedelta(microseconds=1)).date()
         return {
             "shop": asdict(report.shop),
-            "agents": [agent_metrics_public(row) for row in report.agents],
+            "agents": [agent_metrics_public(row).model_dump() for row in report.agents],
             "start": start or first,
             "end": end or shown_end.isoformat(),
             "period": (first, shown_end.isoformat()),

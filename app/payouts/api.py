@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field, StrictInt
 
 from app.deps import Ctx, CurrentAdmin, CurrentAgent
 from app.errors import BadInput, Forbidden, NotFound
 from app.limits import MAX_BIGINT
 from app.payouts import actions, service
-from app.payouts.models import LEDGER_ENTRIES, PAYOUT_STATUSES
-from app.payouts.schemas import coupon_public, ledger_public, payout_public
+from app.payouts.models import LEDGER_ENTRIES, PAYOUT_STATUSES, Payout
+from app.payouts.schemas import (
+    CouponPublic,
+    FundOut,
+    LedgerLine,
+    PayoutPublic,
+    coupon_public,
+    ledger_public,
+    payout_public,
+)
+from app.schemas import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["payouts"], responses=ERROR_RESPONSES)
 
 STAFF = ("supervisor", "admin")
+
+
+def _public(p: Payout) -> PayoutPublic:
+    return PayoutPublic.model_validate(payout_public(p))
 # Wide enough for any amount the domain should judge itself (≤ 0 is its 422, not ours).
 AmountCents = Annotated[StrictInt, Field(ge=-(10**15), le=10**15)]
 
@@ -38,13 +50,15 @@ class TopupIn(BaseModel):
     amount_cents: AmountCents
 
 
-@router.post("/payouts")
+@router.post("/payouts", responses={201: {"model": PayoutPublic, "description": "A new payout."}})
 async def create_payout(
     body: PayoutIn,
     agent: CurrentAgent,
     ctx: Ctx,
+    response: Response,
     idempotency_key: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
+) -> PayoutPublic:
+    """201 for a new payout; 200 with the same payout when the Idempotency-Key is repeated."""
     req = actions.PayoutRequest(**body.model_dump())
     outcome = await actions.submit_payout(
         ctx.db,
@@ -54,7 +68,8 @@ async def create_payout(
         req=req,
         now=ctx.clock.now(),
     )
-    return JSONResponse(payout_public(outcome.payout), status_code=201 if outcome.created else 200)
+    response.status_code = 201 if outcome.created else 200
+    return _public(outcome.payout)
 
 
 @router.get("/payouts")
@@ -65,7 +80,7 @@ async def list_payouts(
     agent_id: str | None = None,
     order_id: str | None = None,
     limit: int = Query(default=service.LIST_LIMIT, ge=1, le=service.LIST_LIMIT),
-) -> list[dict[str, Any]]:
+) -> list[PayoutPublic]:
     """Agents see their own payouts; supervisors and admins the whole shop's."""
     if status is not None and status not in PAYOUT_STATUSES:
         raise BadInput(
@@ -80,21 +95,21 @@ async def list_payouts(
         payouts = await service.list_payouts(
             s, agent.shop_id, status=status, agent_id=agent_id, order_id=order_id, limit=limit
         )
-    return [payout_public(p) for p in payouts]
+    return [_public(p) for p in payouts]
 
 
 @router.get("/payouts/fund")
-async def get_fund(agent: CurrentAgent, ctx: Ctx) -> dict[str, int]:
+async def get_fund(agent: CurrentAgent, ctx: Ctx) -> FundOut:
     async with ctx.db.read() as s:
-        return {"balance_cents": await service.fund_balance(s, agent.shop_id)}
+        return FundOut(balance_cents=await service.fund_balance(s, agent.shop_id))
 
 
 @router.post("/payouts/fund/topup")
-async def topup_fund(body: TopupIn, admin: CurrentAdmin, ctx: Ctx) -> dict[str, int]:
+async def topup_fund(body: TopupIn, admin: CurrentAdmin, ctx: Ctx) -> FundOut:
     balance = await ctx.db.run(
         actions.topup_fund, admin_id=admin.id, amount_cents=body.amount_cents, now=ctx.clock.now()
     )
-    return {"balance_cents": balance}
+    return FundOut(balance_cents=balance)
 
 
 @router.get("/payouts/ledger")
@@ -107,7 +122,7 @@ async def get_ledger(
     order_id: str | None = None,
     after_id: int = Query(default=0, ge=0, le=MAX_BIGINT),
     limit: int = Query(default=service.LIST_LIMIT, ge=1, le=service.LIST_LIMIT),
-) -> list[dict[str, Any]]:
+) -> list[LedgerLine]:
     """The append-only ledger, oldest first (supervisors and admins)."""
     if agent.role not in STAFF:
         raise Forbidden("Only supervisors and admins read the payout ledger.")
@@ -127,34 +142,34 @@ async def get_ledger(
             after_id=after_id,
             limit=limit,
         )
-    return [ledger_public(e) for e in lines]
+    return [LedgerLine.model_validate(ledger_public(e)) for e in lines]
 
 
 @router.get("/payouts/coupons")
 async def list_coupons(
     agent: CurrentAgent, ctx: Ctx, order_id: str | None = None, buyer_id: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[CouponPublic]:
     """Late-shipment coupons issued (amount 0: the order was too small for one)."""
     async with ctx.db.read() as s:
         found = await service.coupons(s, agent.shop_id, order_id=order_id, buyer_id=buyer_id)
-    return [coupon_public(c) for c in found]
+    return [CouponPublic.model_validate(coupon_public(c)) for c in found]
 
 
 @router.get("/payouts/{payout_id}")
-async def get_payout(payout_id: str, agent: CurrentAgent, ctx: Ctx) -> dict[str, Any]:
+async def get_payout(payout_id: str, agent: CurrentAgent, ctx: Ctx) -> PayoutPublic:
     async with ctx.db.read() as s:
         payout = await service.get_payout(s, payout_id)
     if payout is None or payout.shop_id != agent.shop_id:  # another shop's: as if missing
         raise NotFound("No such payout.")
     if agent.role not in STAFF and payout.agent_id != agent.id:
         raise Forbidden("Agents see only their own payouts.")
-    return payout_public(payout)
+    return _public(payout)
 
 
 @router.post("/payouts/{payout_id}/approve")
 async def approve(
     payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
-) -> dict[str, Any]:
+) -> PayoutPublic:
     payout = await actions.decide_payout(
         ctx.db,
         approver_id=agent.id,
@@ -164,13 +179,13 @@ async def approve(
         note=body.note if body else None,
         now=ctx.clock.now(),
     )
-    return payout_public(payout)
+    return _public(payout)
 
 
 @router.post("/payouts/{payout_id}/reject")
 async def reject(
     payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
-) -> dict[str, Any]:
+) -> PayoutPublic:
     payout = await actions.decide_payout(
         ctx.db,
         approver_id=agent.id,
@@ -180,4 +195,4 @@ async def reject(
         note=body.note if body else None,
         now=ctx.clock.now(),
     )
-    return payout_public(payout)
+    return _public(payout)

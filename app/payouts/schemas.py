@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from app.chat.schemas import iso
 from app.payouts.models import LateShipmentCoupon, Payout, PayoutLedgerEntry
 
@@ -56,3 +58,57 @@ def coupon_public(c: LateShipmentCoupon) -> dict[str, Any]:
         "message_id": c.message_id,
         "issued_at": iso(c.issued_at),
     }
+
+
+class PayoutPublic(BaseModel):
+    """PAYOUT of PROTOCOL.md, with its note and when it was decided and paid."""
+
+    id: str
+    conversation_id: str
+    order_id: str | None
+    buyer_id: str | None
+    agent_id: str
+    amount_cents: int
+    reason: str
+    status: str
+    approved_by: str | None
+    created_at: str | None
+    note: str | None
+    decided_at: str | None
+    paid_at: str | None
+
+
+class LedgerLine(BaseModel):
+    """One line of the append-only payout ledger."""
+
+    id: int
+    at: str | None
+    entry: str
+    payout_id: str | None
+    actor_kind: str
+    actor_id: str | None
+    agent_id: str | None
+    approver_id: str | None
+    order_id: str | None
+    conversation_id: str | None
+    buyer_id: str | None
+    amount_cents: int | None
+    reason: str | None
+    code: str | None
+    note: str | None
+
+
+class CouponPublic(BaseModel):
+    """A late-shipment coupon (amount 0: the order was too small for one)."""
+
+    id: str
+    order_id: str
+    buyer_id: str
+    amount_cents: int
+    conversation_id: str | None
+    message_id: str | None
+    issued_at: str | None
+
+
+class FundOut(BaseModel):
+    balance_cents: int

@@ -6,16 +6,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from app.chat.actions import BuyerIdentity
 from app.deps import Ctx, CurrentAdmin, CurrentCaller, CurrentShop, CurrentStaff
 from app.errors import Forbidden, NotFound
 from app.recall import actions, service
-from app.recall.schemas import campaign_public, intent_public, preview_public
+from app.recall.schemas import (
+    CampaignPublic,
+    ClaimOut,
+    EventOut,
+    IntentPublic,
+    OptOutOut,
+    PreviewPublic,
+    RecallStateOut,
+    WindowPublic,
+    campaign_public,
+    intent_public,
+    preview_public,
+)
+from app.schemas import ERROR_RESPONSES, IsoDatetime
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["recall"], responses=ERROR_RESPONSES)
 
 
 def _utc(v: datetime | None) -> datetime | None:
@@ -30,7 +42,7 @@ class EventIn(BaseModel):
     type: str = Field(max_length=16)
     product_id: str | None = Field(default=None, max_length=128)
     category: str | None = Field(default=None, max_length=64)
-    at: datetime | None = None
+    at: IsoDatetime | None = None
 
     @field_validator("at")
     @classmethod
@@ -39,20 +51,20 @@ class EventIn(BaseModel):
 
 
 @router.post("/events", status_code=201)
-async def post_event(body: EventIn, shop: CurrentShop, ctx: Ctx) -> dict[str, Any]:
+async def post_event(body: EventIn, shop: CurrentShop, ctx: Ctx) -> EventOut:
     now = ctx.clock.now()
     ev = actions.StorefrontEvent(
         body.buyer_id, body.type, body.product_id, body.category, body.at or now
     )
     row = await ctx.db.run(actions.record_event, shop.id, ev, now)
-    return {"id": row.id, "buyer_id": row.buyer_id, "type": row.type, "at": row.at.isoformat()}
+    return EventOut(id=row.id, buyer_id=row.buyer_id, type=row.type, at=row.at.isoformat())
 
 
 @router.get("/buyers/{buyer_id}/intent")
-async def buyer_intent(buyer_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+async def buyer_intent(buyer_id: str, staff: CurrentStaff, ctx: Ctx) -> IntentPublic:
     async with ctx.db.read() as s:
         intent, last = await service.buyer_intent(s, staff.shop_id, buyer_id, ctx.clock.now())
-    return intent_public(intent, last)
+    return IntentPublic.model_validate(intent_public(intent, last))
 
 
 class CouponIn(BaseModel):
@@ -63,8 +75,8 @@ class CouponIn(BaseModel):
 
 class CampaignIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    send_at: datetime
-    ends_at: datetime
+    send_at: IsoDatetime
+    ends_at: IsoDatetime
     min_intent: StrictInt = Field(default=50, ge=0, le=100)
     coupon: CouponIn
     message: str = Field(default="", max_length=1000)
@@ -85,16 +97,16 @@ class CampaignIn(BaseModel):
         )
 
 
-async def _campaign_out(ctx: Ctx, shop_id: str, campaign_id: str) -> dict[str, Any]:
+async def _campaign_out(ctx: Ctx, shop_id: str, campaign_id: str) -> CampaignPublic:
     async with ctx.db.read() as s:
         c = await service.get_campaign(s, shop_id, campaign_id)
         if c is None:
             raise NotFound("No such campaign.")
-        return campaign_public(c, await service.results(s, c))
+        return CampaignPublic.model_validate(campaign_public(c, await service.results(s, c)))
 
 
 @router.post("/recall/campaigns", status_code=201)
-async def create_campaign(body: CampaignIn, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+async def create_campaign(body: CampaignIn, staff: CurrentStaff, ctx: Ctx) -> CampaignPublic:
     c = await ctx.db.run(
         actions.create_campaign, staff.shop_id, staff.id, body.to_draft(), ctx.clock.now()
     )
@@ -102,36 +114,37 @@ async def create_campaign(body: CampaignIn, staff: CurrentStaff, ctx: Ctx) -> di
 
 
 @router.get("/recall/campaigns")
-async def list_campaigns(staff: CurrentStaff, ctx: Ctx) -> list[dict[str, Any]]:
+async def list_campaigns(staff: CurrentStaff, ctx: Ctx) -> list[CampaignPublic]:
     async with ctx.db.read() as s:
         return [
-            campaign_public(c, await service.results(s, c))
+            CampaignPublic.model_validate(campaign_public(c, await service.results(s, c)))
             for c in await service.list_campaigns(s, staff.shop_id)
         ]
 
 
 @router.get("/recall/campaigns/{campaign_id}")
-async def get_campaign(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+async def get_campaign(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> CampaignPublic:
     return await _campaign_out(ctx, staff.shop_id, campaign_id)
 
 
 @router.get("/recall/campaigns/{campaign_id}/preview")
-async def preview(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+async def preview(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> PreviewPublic:
     async with ctx.db.read() as s:
         c = await service.get_campaign(s, staff.shop_id, campaign_id)
         if c is None:
             raise NotFound("No such campaign.")
-        return preview_public(await service.audience(s, c.shop_id, c.min_intent, ctx.clock.now()))
+        audience = await service.audience(s, c.shop_id, c.min_intent, ctx.clock.now())
+        return PreviewPublic.model_validate(preview_public(audience))
 
 
 @router.post("/recall/campaigns/{campaign_id}/schedule")
-async def schedule(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+async def schedule(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> CampaignPublic:
     await ctx.db.run(actions.schedule_campaign, staff.shop_id, campaign_id, ctx.clock.now())
     return await _campaign_out(ctx, staff.shop_id, campaign_id)
 
 
 @router.post("/recall/campaigns/{campaign_id}/cancel")
-async def cancel(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+async def cancel(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> CampaignPublic:
     await ctx.db.run(actions.cancel_campaign, staff.shop_id, campaign_id, ctx.clock.now())
     return await _campaign_out(ctx, staff.shop_id, campaign_id)
 
@@ -143,31 +156,31 @@ def _buyer(caller: Any) -> BuyerIdentity:
 
 
 @router.post("/recall/opt-out")
-async def opt_out(caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
+async def opt_out(caller: CurrentCaller, ctx: Ctx) -> OptOutOut:
     buyer = _buyer(caller)
     await ctx.db.run(actions.opt_out, buyer.shop_id, buyer.buyer_id, ctx.clock.now())
-    return {"opted_out": True}
+    return OptOutOut(opted_out=True)
 
 
 @router.get("/recall/me")
-async def my_recall_state(caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
+async def my_recall_state(caller: CurrentCaller, ctx: Ctx) -> RecallStateOut:
     """The buyer's opt-out and claimed coupons, so their cards show them after a reload."""
     buyer = _buyer(caller)
     async with ctx.db.read() as s:
-        return await service.buyer_recall_state(s, buyer.shop_id, buyer.buyer_id)
+        return RecallStateOut.model_validate(
+            await service.buyer_recall_state(s, buyer.shop_id, buyer.buyer_id)
+        )
 
 
 @router.post("/recall/coupons/{coupon_id}/claim")
-async def claim(coupon_id: str, caller: CurrentCaller, ctx: Ctx) -> dict[str, Any]:
+async def claim(coupon_id: str, caller: CurrentCaller, ctx: Ctx) -> ClaimOut:
     buyer = _buyer(caller)
     send = await ctx.db.run(
         actions.claim_coupon, buyer.shop_id, buyer.buyer_id, coupon_id, ctx.clock.now()
     )
-    return {
-        "coupon_id": send.id,
-        "campaign_id": send.campaign_id,
-        "claimed_at": send.claimed_at.isoformat(),
-    }
+    return ClaimOut(
+        coupon_id=send.id, campaign_id=send.campaign_id, claimed_at=send.claimed_at.isoformat()
+    )
 
 
 class WindowIn(BaseModel):
@@ -176,14 +189,14 @@ class WindowIn(BaseModel):
 
 
 @router.get("/recall/settings")
-async def get_settings(staff: CurrentStaff, ctx: Ctx) -> dict[str, Any]:
+async def get_settings(staff: CurrentStaff, ctx: Ctx) -> WindowPublic:
     async with ctx.db.read() as s:
         start, end = await service.sending_window(s, staff.shop_id)
-    return {"window_start_min": start, "window_end_min": end}
+    return WindowPublic(window_start_min=start, window_end_min=end)
 
 
 @router.put("/recall/settings")
-async def put_settings(body: WindowIn, admin: CurrentAdmin, ctx: Ctx) -> JSONResponse:
+async def put_settings(body: WindowIn, admin: CurrentAdmin, ctx: Ctx) -> WindowPublic:
     await ctx.db.run(
         actions.set_window,
         admin.shop_id,
@@ -191,6 +204,4 @@ async def put_settings(body: WindowIn, admin: CurrentAdmin, ctx: Ctx) -> JSONRes
         body.window_end_min,
         ctx.clock.now(),
     )
-    return JSONResponse(
-        {"window_start_min": body.window_start_min, "window_end_min": body.window_end_min}
-    )
+    return WindowPublic(window_start_min=body.window_start_min, window_end_min=body.window_end_min)

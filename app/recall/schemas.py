@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from app.recall import rules
 from app.recall.models import RecallCampaign
 from app.recall.service import Audience, Results
@@ -49,3 +51,89 @@ def intent_public(intent: rules.Intent, last_consulted_at: datetime | None) -> d
 
 def preview_public(a: Audience) -> dict[str, Any]:
     return {"eligible": a.eligible, "excluded": dict(a.excluded)}
+
+
+# ---- the same shapes as models, for the API's response declarations ----------------------
+
+
+class EventOut(BaseModel):
+    id: str
+    buyer_id: str
+    type: str
+    at: str
+
+
+class SignalPublic(BaseModel):
+    type: str
+    count: int
+    points: int
+
+
+class IntentPublic(BaseModel):
+    score: int = Field(description="0-100.")
+    signals: list[SignalPublic]
+    last_consulted_at: str | None
+
+
+class Progress(BaseModel):
+    total: int
+    sent: int
+    skipped: int
+
+
+class CampaignStats(BaseModel):
+    sent: int
+    read: int
+    claimed: int
+    converted: int
+    conversion_rate: float
+
+
+class CampaignPublic(BaseModel):
+    """CAMPAIGN of PROTOCOL.md, with its progress and results."""
+
+    id: str
+    name: str
+    send_at: str | None
+    ends_at: str | None
+    min_intent: int
+    coupon: dict[str, Any]
+    message: str
+    status: str
+    created_by: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    progress: Progress
+    stats: CampaignStats
+
+
+class PreviewPublic(BaseModel):
+    """How many a campaign would recall now, and how many are left out, by reason."""
+
+    eligible: int
+    excluded: dict[str, int]
+
+
+class OptOutOut(BaseModel):
+    opted_out: bool
+
+
+class RecallStateOut(BaseModel):
+    """The buyer's own recall state: opted out or not, and the coupons they claimed."""
+
+    opted_out: bool
+    claimed: list[str]
+
+
+class ClaimOut(BaseModel):
+    coupon_id: str
+    campaign_id: str
+    claimed_at: str
+
+
+class WindowPublic(BaseModel):
+    """The daily sending window, in minutes after midnight in the shop's time zone."""
+
+    window_start_min: int
+    window_end_min: int

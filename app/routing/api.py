@@ -6,13 +6,14 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from app.deps import Ctx, CurrentAdmin, CurrentAgent
 from app.routing import config
+from app.routing.schemas import QueuePublic
+from app.schemas import ERROR_RESPONSES
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["routing"], responses=ERROR_RESPONSES)
 
 
 class QueueIn(BaseModel):
@@ -26,26 +27,27 @@ class QueuePatchIn(BaseModel):
 
 
 @router.get("/queues")
-async def list_queues(agent: CurrentAgent, ctx: Ctx) -> list[dict[str, Any]]:
+async def list_queues(agent: CurrentAgent, ctx: Ctx) -> list[QueuePublic]:
     async with ctx.db.read() as s:
-        return [asdict(q) for q in await config.list_queues(s, agent.shop_id, ctx.clock.now())]
+        return [QueuePublic.model_validate(asdict(q)) for q in await config.list_queues(s, agent.shop_id, ctx.clock.now())]
 
 
 @router.post("/queues", status_code=201)
-async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> JSONResponse:
+async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> QueuePublic:
     summary = await ctx.db.run(
         config.create_queue, admin.shop_id, body.name, body.overflow_after_s, now=ctx.clock.now()
     )
-    return JSONResponse(asdict(summary), status_code=201)
+    return QueuePublic.model_validate(asdict(summary))
 
 
 @router.patch("/queues/{name}")
 async def update_queue(
     name: str, body: QueuePatchIn, admin: CurrentAdmin, ctx: Ctx
-) -> dict[str, Any]:
-    return asdict(
-        await ctx.db.run(config.set_overflow, admin.shop_id, name, body.overflow_after_s, now=ctx.clock.now())
+) -> QueuePublic:
+    summary = await ctx.db.run(
+        config.set_overflow, admin.shop_id, name, body.overflow_after_s, now=ctx.clock.now()
     )
+    return QueuePublic.model_validate(asdict(summary))
 
 
 @router.get("/routing/categories")

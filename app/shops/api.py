@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from app.deps import SESSION_COOKIE, Ctx, CurrentAdmin, CurrentAgent, CurrentStaff, bearer
 from app.errors import BadInput, NotAuthenticated, RateLimited
+from app.schemas import ERROR_RESPONSES, OkOut
 from app.security import csrf_token_for
 from app.shops import actions
 from app.shops import service as shop_service
+from app.shops.schemas import AgentRead, LoginOut, MeOut
 from app.shops.service import AgentWithQueues
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["agents"], responses=ERROR_RESPONSES)
 
 
 class LoginIn(BaseModel):
@@ -30,7 +30,7 @@ def agent_public(agent: object) -> dict[str, object]:
 
 
 @router.post("/auth/login")
-async def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -> dict[str, object]:
+async def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -> LoginOut:
     # The client as uvicorn reports it: behind trusted proxies (HOMING_FORWARDED_ALLOW_IPS)
     # that is the X-Forwarded-For client; cut to the column's width, whatever a proxy sent.
     address = (request.client.host if request.client else "unknown")[:64]
@@ -52,22 +52,24 @@ async def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -
         max_age=int(s.session_ttl_hours * 3600),
     )
     # For a client that goes on with the cookie: its state changes need this header value.
-    return {"token": result.token, "agent": agent_public(result.agent),
-            "csrf_token": csrf_token_for(result.token)}
+    return LoginOut.model_validate({"token": result.token, "agent": agent_public(result.agent),
+                                    "csrf_token": csrf_token_for(result.token)})
 
 
 @router.post("/auth/logout")
-async def logout(request: Request, response: Response, agent: CurrentAgent, ctx: Ctx) -> dict[str, bool]:
+async def logout(request: Request, response: Response, agent: CurrentAgent, ctx: Ctx) -> OkOut:
     token = bearer(request) or request.cookies.get(SESSION_COOKIE)
     if token:
         await ctx.db.run(actions.logout, token)
     response.delete_cookie(SESSION_COOKIE)
-    return {"ok": True}
+    return OkOut(ok=True)
 
 
 @router.get("/me")
-async def me(agent: CurrentAgent) -> dict[str, object]:
-    return {**agent_public(agent), "status": agent.status, "max_concurrent": agent.max_concurrent}
+async def me(agent: CurrentAgent) -> MeOut:
+    return MeOut.model_validate(
+        {**agent_public(agent), "status": agent.status, "max_concurrent": agent.max_concurrent}
+    )
 
 
 # Bounds here only keep bodies small; the domain judges the values (and answers 422).
@@ -100,10 +102,10 @@ class AgentIn(AgentPatchIn):
     password: StrictStr = Field(max_length=TEXT_MAX)
 
 
-def agent_detail(found: AgentWithQueues) -> dict[str, Any]:
+def agent_detail(found: AgentWithQueues) -> AgentRead:
     """Agent JSON for the console; never the password hash."""
     a = found.agent
-    return {
+    return AgentRead.model_validate({
         "id": a.id,
         "username": a.username,
         "display_name": a.display_name,
@@ -115,25 +117,25 @@ def agent_detail(found: AgentWithQueues) -> dict[str, Any]:
         "payout_limit_cents": a.payout_limit_cents,
         "payout_daily_cents": a.payout_daily_cents,
         "active": a.active,
-    }
+    })
 
 
 @router.get("/agents")
-async def list_agents(staff: CurrentStaff, ctx: Ctx) -> list[dict[str, Any]]:
+async def list_agents(staff: CurrentStaff, ctx: Ctx) -> list[AgentRead]:
     async with ctx.db.read() as s:
         return [agent_detail(a) for a in await shop_service.agents_of_shop(s, staff.shop_id)]
 
 
 @router.post("/agents", status_code=201)
-async def add_agent(body: AgentIn, admin: CurrentAdmin, ctx: Ctx) -> JSONResponse:
+async def add_agent(body: AgentIn, admin: CurrentAdmin, ctx: Ctx) -> AgentRead:
     added = await ctx.db.run(actions.add_agent, admin.shop_id, body.to_fields(), ctx.clock.now())
-    return JSONResponse(agent_detail(added), status_code=201)
+    return agent_detail(added)
 
 
 @router.patch("/agents/{agent_id}")
 async def update_agent(
     agent_id: str, body: AgentPatchIn, request: Request, admin: CurrentAdmin, ctx: Ctx
-) -> dict[str, Any]:
+) -> AgentRead:
     # An admin changing their own password stays logged in on this session.
     own_token = (bearer(request) or request.cookies.get(SESSION_COOKIE)) if agent_id == admin.id else None
     updated = await ctx.db.run(
