@@ -44,7 +44,7 @@ from app.shops import service as shop_service
 log = logging.getLogger(__name__)
 
 
-class Session(ABC):
+class SocketHandler(ABC):
     """One authenticated socket: its connection, its identity and its frame handlers."""
 
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection) -> None:
@@ -194,7 +194,7 @@ class Session(ABC):
 
 
 
-class BuyerSession(Session):
+class BuyerSocket(SocketHandler):
     side = "buyer"
 
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, buyer: actions.BuyerIdentity):
@@ -265,7 +265,7 @@ class BuyerSession(Session):
                        self.now())
 
 
-class AgentSession(Session):
+class AgentSocket(SocketHandler):
     side = "agent"
 
     def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, agent: Any):
@@ -355,7 +355,7 @@ def _connection(
     )
 
 
-async def _serve(ctx: AppContext, session: Session) -> None:
+async def _serve(ctx: AppContext, session: SocketHandler) -> None:
     try:
         await session.receive_forever()
     except WebSocketDisconnect:
@@ -390,7 +390,7 @@ async def agent_socket(ws: WebSocket) -> None:
 # are freed once hello is queued, not kept for the socket's lifetime by the endpoint.
 
 
-async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSession | None:
+async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
     await ws.accept()
     now = ctx.clock.now()
     try:
@@ -418,12 +418,12 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSession | None:
         conn.follow(conv.id, conv.last_seq, conv.status, conv.agent_id)
     conn.start({"type": "hello", "buyer_id": buyer.buyer_id, "elder_mode": buyer.elder_mode,
                 "conversation": public, "position": position, "groups": groups})
-    session = BuyerSession(ctx, ws, conn, buyer)
+    session = BuyerSocket(ctx, ws, conn, buyer)
     session.conversation_id = conv.id if conv is not None else None
     return session
 
 
-async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSession | None:
+async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSocket | None:
     await ws.accept()
     try:
         async with ctx.db.read() as s:
@@ -459,7 +459,7 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSession | None:
         "status": agent.status,
         "conversations": public,
     })
-    return AgentSession(ctx, ws, conn, agent)
+    return AgentSocket(ctx, ws, conn, agent)
 
 
 def _agent_credential(ws: WebSocket) -> str | None:

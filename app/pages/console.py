@@ -30,7 +30,7 @@ from app.pages.views import csrf_refused, render, session_agent
 from app.payouts import actions as payout_actions
 from app.payouts import service as payout_service
 from app.payouts.schemas import payout_public
-from app.routing import config as routing_config
+from app.routing import queues as routing_queues
 from app.shops import actions as shop_actions
 from app.shops import api as shops_api
 from app.shops import service as shop_service
@@ -137,7 +137,7 @@ async def _agent_rows(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
 
 async def _queues(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
     async with ctx.db.read() as s:
-        return [asdict(q) for q in await routing_config.list_queues(s, shop_id, ctx.clock.now())]
+        return [asdict(q) for q in await routing_queues.list_queues(s, shop_id, ctx.clock.now())]
 
 
 async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str, Any]:
@@ -157,7 +157,7 @@ async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str,
         return {"agents": await _agent_rows(ctx, shop_id), "queues": await _queues(ctx, shop_id)}
     if tab == "categories":
         async with ctx.db.read() as s:
-            mapping = await routing_config.category_map(s, shop_id)
+            mapping = await routing_queues.category_map(s, shop_id)
         return {"categories": sorted(mapping.items()), "queues": await _queues(ctx, shop_id)}
     if tab == "approvals":
         async with ctx.db.read() as s:
@@ -378,7 +378,7 @@ async def save_categories(request: Request, ctx: Ctx) -> Response:
     targets = [str(q) for q in form.getlist("queue")]
     mapping = {name: queue for name, queue in zip(names, targets, strict=False) if name}
     try:
-        await ctx.db.run(routing_config.replace_category_map, me.shop_id, mapping)
+        await ctx.db.run(routing_queues.replace_category_map, me.shop_id, mapping)
     except DomainError as err:
         return await section(request, ctx, me, "categories", error=error_text(t, err))
     return await section(request, ctx, me, "categories", flash=t["cat_saved"])

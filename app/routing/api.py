@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from app.deps import Ctx, CurrentAdmin, CurrentAgent
-from app.routing import config
+from app.routing import queues
 from app.routing.schemas import QueuePublic
 from app.schemas import ERROR_RESPONSES
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["routing"], responses=ERROR_RESPONSES
 
 
 class QueueIn(BaseModel):
-    # Loose bounds keep bodies small; `config` judges the values and answers 422.
+    # Loose bounds keep bodies small; `queues` judges the values and answers 422.
     name: StrictStr = Field(max_length=1000)
     overflow_after_s: StrictInt | None = None
 
@@ -29,13 +29,13 @@ class QueuePatchIn(BaseModel):
 @router.get("/queues")
 async def list_queues(agent: CurrentAgent, ctx: Ctx) -> list[QueuePublic]:
     async with ctx.db.read() as s:
-        return [QueuePublic.model_validate(asdict(q)) for q in await config.list_queues(s, agent.shop_id, ctx.clock.now())]
+        return [QueuePublic.model_validate(asdict(q)) for q in await queues.list_queues(s, agent.shop_id, ctx.clock.now())]
 
 
 @router.post("/queues", status_code=201)
 async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> QueuePublic:
     summary = await ctx.db.run(
-        config.create_queue, admin.shop_id, body.name, body.overflow_after_s, now=ctx.clock.now()
+        queues.create_queue, admin.shop_id, body.name, body.overflow_after_s, now=ctx.clock.now()
     )
     return QueuePublic.model_validate(asdict(summary))
 
@@ -45,7 +45,7 @@ async def update_queue(
     name: str, body: QueuePatchIn, admin: CurrentAdmin, ctx: Ctx
 ) -> QueuePublic:
     summary = await ctx.db.run(
-        config.set_overflow, admin.shop_id, name, body.overflow_after_s, now=ctx.clock.now()
+        queues.set_overflow, admin.shop_id, name, body.overflow_after_s, now=ctx.clock.now()
     )
     return QueuePublic.model_validate(asdict(summary))
 
@@ -53,12 +53,12 @@ async def update_queue(
 @router.get("/routing/categories")
 async def get_categories(agent: CurrentAgent, ctx: Ctx) -> dict[str, str]:
     async with ctx.db.read() as s:
-        return await config.category_map(s, agent.shop_id)
+        return await queues.category_map(s, agent.shop_id)
 
 
 @router.put("/routing/categories")
 async def replace_categories(
     body: Annotated[dict[str, Any], Body()], admin: CurrentAdmin, ctx: Ctx
 ) -> dict[str, str]:
-    mapping: dict[str, str] = await ctx.db.run(config.replace_category_map, admin.shop_id, body)
+    mapping: dict[str, str] = await ctx.db.run(queues.replace_category_map, admin.shop_id, body)
     return mapping

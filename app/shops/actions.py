@@ -15,7 +15,7 @@ from app.db import Database, UnitOfWork
 from app.errors import BadInput, Conflict, NotAuthenticated, NotFound
 from app.realtime import sessions as ended
 from app.routing import actions as routing
-from app.routing import config as routing_config
+from app.routing import queues as routing_queues
 from app.routing.models import DEFAULT_QUEUES, AgentQueue, Queue
 from app.shops import service as shop_service
 from app.shops.models import ROLES, Agent, AgentSession, Buyer, LoginFailure, Shop
@@ -194,7 +194,7 @@ async def add_agent(uow: UnitOfWork, shop_id: str, fields: AgentFields, now: dat
     if shop is None:
         raise NotFound("No such shop.")
     queues = sorted(set(fields.queues or ()))
-    await routing_config.check_queues_exist(s, shop_id, queues)
+    await routing_queues.check_queues_exist(s, shop_id, queues)
     role = fields.role or "agent"
     try:
         # The unique (shop, username) constraint decides races between two admins.
@@ -280,7 +280,7 @@ async def set_agent_queues(uow: UnitOfWork, agent: Agent, queues: tuple[str, ...
     """Make `queues` exactly the ones the agent serves; unknown names are `422 unknown_queue`."""
     s = uow.session
     wanted = set(queues)
-    await routing_config.check_queues_exist(s, agent.shop_id, wanted)
+    await routing_queues.check_queues_exist(s, agent.shop_id, wanted)
     current = set((await shop_service.queues_of_agents(s, [agent.id]))[agent.id])
     if current - wanted:
         await s.execute(

@@ -1,4 +1,4 @@
-"""A shop's routing configuration: its queues and the category → skill-queue map.
+"""A shop's queues and its category → skill-queue map: what admins set up, read by routing.
 
 Reads take a session; changes take a UnitOfWork and run inside the caller's
 transaction. Uniqueness (a queue name per shop) is held by the primary key, not by a
