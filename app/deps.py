@@ -12,6 +12,7 @@ from app.errors import Forbidden, NotAuthenticated
 from app.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_ok
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
+from app.shops.roles import STAFF_ROLES
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -59,7 +60,6 @@ async def current_admin(agent: CurrentAgent) -> Agent:
 
 CurrentAdmin = Annotated[Agent, Depends(current_admin)]
 
-STAFF_ROLES = ("supervisor", "admin")
 
 
 async def current_staff(agent: CurrentAgent) -> Agent:

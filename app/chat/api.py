@@ -14,6 +14,7 @@ from app.deps import Ctx, CurrentAgent, CurrentCaller, caller_from_token
 from app.errors import BadInput, NotFound
 from app.limits import MAX_SEQ
 from app.schemas import ERROR_RESPONSES
+from app.shops.roles import is_staff
 
 router = APIRouter(prefix="/api/v1", tags=["chat"], responses=ERROR_RESPONSES)
 
@@ -24,7 +25,7 @@ STATUSES = ("queued", "assigned", "closed")
 async def list_conversations(agent: CurrentAgent, ctx: Ctx, status: str | None = None) -> list[ConversationPublic]:
     if status is not None and status not in STATUSES:
         raise BadInput(f"Expected status one of {', '.join(STATUSES)}, but got {status!r}.", code="bad_request")
-    whole_shop = agent.role in ("supervisor", "admin")
+    whole_shop = is_staff(agent.role)
     async with ctx.db.read() as s:
         convs = await service.conversations_for_agent(s, agent, status=status, whole_shop=whole_shop)
         return [ConversationPublic.model_validate(c) for c in await service.public_conversations(s, convs)]

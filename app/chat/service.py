@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.chat.models import Conversation, Message
 from app.chat.schemas import conversation_public
 from app.shops.models import Agent, Buyer, Shop
+from app.shops.roles import STAFF_ROLES
 
 SYNC_PAGE = 500
 
@@ -93,7 +94,6 @@ async def conversations_for_agent(
     return list((await session.execute(q)).scalars())
 
 
-STAFF_ROLES = ("supervisor", "admin")
 
 
 def agent_may_see(agent: Agent, conv: Conversation) -> bool:

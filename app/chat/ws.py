@@ -40,6 +40,7 @@ from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
 from app.security import SESSION_COOKIE, same_origin
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
+from app.shops.roles import is_staff
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +434,7 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSocket | None:
         return None
     agent = login.agent
     topics = [agent_topic(agent.id)]
-    if agent.role in ("supervisor", "admin"):
+    if is_staff(agent.role):
         topics.append(shop_staff_topic(agent.shop_id))  # approvals and other shop-wide news
     conn = _connection(ctx, ws, "agent", agent, topics, login)
     ctx.hub.register(conn)

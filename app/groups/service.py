@@ -20,9 +20,9 @@ from app.groups.models import (
     GroupSensitiveWord,
 )
 from app.shops.models import Agent, Buyer
+from app.shops.roles import STAFF_ROLES
 
 PAGE = 500
-STAFF_ROLES = ("supervisor", "admin")
 
 Caller = Agent | BuyerIdentity
 

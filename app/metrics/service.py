@@ -21,9 +21,8 @@ from app.metrics.rules import Metrics, Said, Tally, resolve_period, score_conver
 from app.payouts import service as payouts_service
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
+from app.shops.roles import MEASURED_ROLES
 
-# Roles whose work is measured one by one (admins configure; they are not on the desk).
-MEASURED_ROLES = ("agent", "supervisor")
 STREAM_BATCH = 2000
 
 

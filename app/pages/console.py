@@ -35,12 +35,12 @@ from app.shops import actions as shop_actions
 from app.shops import api as shops_api
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
+from app.shops.roles import ROLES
+from app.shops.roles import STAFF_ROLES as STAFF
 
 router = APIRouter(include_in_schema=False)
 
 TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics", "recall", "groups")
-STAFF = ("supervisor", "admin")
-ROLES = ("agent", "supervisor", "admin")
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
 BAD_AMOUNT = "bad_amount"
 

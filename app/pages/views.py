@@ -26,6 +26,7 @@ from app.security import CSRF_FIELD, CSRF_HEADER, csrf_ok, csrf_token_for
 from app.shops import api as shops_api
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
+from app.shops.roles import is_staff
 
 
 def package_folder(name: str) -> Path:
@@ -71,6 +72,7 @@ def asset(path: str) -> str:
 
 
 templates.globals["asset"] = asset
+templates.globals["is_staff"] = is_staff
 
 
 def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: Any) -> Response:

@@ -47,10 +47,11 @@ from app.payouts.schemas import payout_public
 from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
 from app.routing.rules import BuyerFacts, choose_queue
 from app.shops.models import Agent, Buyer, Shop
+from app.shops.roles import STAFF_ROLES
 
 log = logging.getLogger(__name__)
 
-APPROVER_ROLES = ("supervisor", "admin")
+APPROVER_ROLES = STAFF_ROLES
 MAX_KEY_CHARS = 200
 
 

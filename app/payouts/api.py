@@ -22,10 +22,10 @@ from app.payouts.schemas import (
     payout_public,
 )
 from app.schemas import ERROR_RESPONSES
+from app.shops.roles import STAFF_ROLES as STAFF
 
 router = APIRouter(prefix="/api/v1", tags=["payouts"], responses=ERROR_RESPONSES)
 
-STAFF = ("supervisor", "admin")
 
 
 def _public(p: Payout) -> PayoutPublic:

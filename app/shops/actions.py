@@ -18,7 +18,8 @@ from app.routing import actions as routing
 from app.routing import queues as routing_queues
 from app.routing.models import DEFAULT_QUEUES, AgentQueue, Queue
 from app.shops import service as shop_service
-from app.shops.models import ROLES, Agent, AgentSession, Buyer, LoginFailure, Shop
+from app.shops.models import Agent, AgentSession, Buyer, LoginFailure, Shop
+from app.shops.roles import ROLES, is_staff
 from app.shops.security import hash_password, new_token, token_hash, verify_password
 from app.shops.service import AgentWithQueues
 
@@ -144,7 +145,7 @@ def _is_int_in(value: object, low: int, high: int) -> bool:
 
 def default_payout_limits(role: str) -> tuple[int, int]:
     """(per payout, per day) in cents: agent ¥50 / ¥500; supervisor and admin ¥2,000 / ¥20,000."""
-    return (200000, 2000000) if role in ("supervisor", "admin") else (5000, 50000)
+    return (200000, 2000000) if is_staff(role) else (5000, 50000)
 
 
 async def create_agent(

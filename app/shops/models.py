@@ -9,7 +9,6 @@ from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, new_id
 
-ROLES = ("agent", "supervisor", "admin")
 AGENT_STATUSES = ("online", "busy", "offline")
 
 
