@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.chat.schemas import MessagePublic
+
 
 class GroupPublic(BaseModel):
     id: str
@@ -20,20 +22,11 @@ class GroupPublic(BaseModel):
     my_muted_until: str | None = Field(default=None, description="Buyers only: their own mute.")
 
 
-class GroupMessagePublic(BaseModel):
+class GroupMessagePublic(MessagePublic):
     """MSG with `group_id`; `conversation_id` is always null."""
 
-    id: str
     conversation_id: None
     group_id: str
-    seq: int
-    sender: str
-    sender_id: str | None
-    kind: str
-    body: str
-    payload: dict[str, Any]
-    created_at: str | None
-    client_msg_id: str | None
 
 
 class SensitiveWordsPublic(BaseModel):
