@@ -61,7 +61,6 @@ async def current_admin(agent: CurrentAgent) -> Agent:
 CurrentAdmin = Annotated[Agent, Depends(current_admin)]
 
 
-
 async def current_staff(agent: CurrentAgent) -> Agent:
     """A supervisor or the admin: who may watch the whole shop (agents, metrics)."""
     if agent.role not in STAFF_ROLES:

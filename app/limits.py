@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.schemas import error_envelope
+
 # Sequence numbers and read marks are INTEGER columns (32-bit on PostgreSQL).
 MAX_SEQ = 2**31 - 1
 # BIGINT keys (e.g. the payout ledger's id).
@@ -208,7 +210,7 @@ async def _invalid(send: Send, message: str, *, unread: bool = False) -> None:
 
 async def _answer(send: Send, status: int, code: str, message: str, *, close: bool) -> None:
     """The application's error envelope, sent without it."""
-    body = orjson.dumps({"error": {"code": code, "message": message}})
+    body = orjson.dumps(error_envelope(code, message))
     headers: list[tuple[bytes, bytes]] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

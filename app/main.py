@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -43,6 +43,7 @@ from app.recall import api as recall_api
 from app.routing import api as routing_api
 from app.routing.dispatcher import Dispatcher
 from app.routing.presence import PresenceHeartbeat
+from app.schemas import error_response
 from app.security import SecurityHeaders
 from app.shops import api as shops_api
 
@@ -163,13 +164,13 @@ def create_app(
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return _error(422, "invalid", f"{where}: {first.get('msg', 'invalid input')}")
+        return error_response(422, "invalid", f"{where}: {first.get('msg', 'invalid input')}")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -179,7 +180,7 @@ def create_app(
             # RFC 9110: a 405 lists the path's methods. Starlette names only those of the
             # first route on the path, and FastAPI makes a route per method.
             headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
-        return _error(exc.status_code, code, str(exc.detail), headers=headers)
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     return app
 
@@ -194,5 +195,3 @@ def _allowed_methods(request: Request) -> set[str]:
     return allowed
 
 
-def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field
+from starlette.responses import JSONResponse
 
 
 class ErrorDetail(BaseModel):
@@ -14,10 +16,18 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """Every error answer of the API: `{"error": {"code", "message"}}` (app/main.py builds it;
-    app/limits.py sends it itself for bodies over the limit and for NUL characters)."""
+    """Every error answer of the API: `{"error": {"code", "message"}}` (`error_envelope`)."""
 
     error: ErrorDetail
+
+
+def error_envelope(code: str, message: str) -> dict[str, Any]:
+    """The body of every error answer (ErrorOut), wherever it is sent from."""
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_envelope(code, message), status_code=status, headers=headers)
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -94,8 +94,6 @@ async def conversations_for_agent(
     return list((await session.execute(q)).scalars())
 
 
-
-
 def agent_may_see(agent: Agent, conv: Conversation) -> bool:
     """The assigned agent, and the shop's supervisors and admins."""
     if conv.shop_id != agent.shop_id:

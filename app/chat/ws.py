@@ -40,6 +40,7 @@ from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
 from app.security import SESSION_COOKIE, same_origin
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
+from app.shops.models import AGENT_STATUSES
 from app.shops.roles import is_staff
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ class AgentSocket(SocketHandler):
 
 
     async def on_status(self, frame: dict[str, Any]) -> None:
-        status = get_choice(frame, "status", ("online", "busy", "offline"))
+        status = get_choice(frame, "status", AGENT_STATUSES)
         await self.run(actions.set_status, self.agent, status, self.now())
 
     async def on_close(self, frame: dict[str, Any]) -> None:

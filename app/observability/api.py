@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,6 +21,7 @@ from app.config import Settings
 from app.context import AppContext
 from app.observability.logs import RequestIds
 from app.observability.metrics import Metrics
+from app.schemas import error_response
 from app.security import is_loopback_host, uvicorn_log_config
 
 router = APIRouter()
@@ -62,12 +62,12 @@ def metrics_response(request: Request, settings: Settings, metrics: Metrics) -> 
         any(h in request.headers for h in PROXY_HEADERS),
     )
     if refusal == 401:
-        return JSONResponse(
-            {"error": {"code": "unauthorized", "message": "Send the metrics token as Authorization: Bearer <token>."}},
-            status_code=401, headers={"WWW-Authenticate": "Bearer"},
+        return error_response(
+            401, "unauthorized", "Send the metrics token as Authorization: Bearer <token>.",
+            headers={"WWW-Authenticate": "Bearer"},
         )
     if refusal is not None:  # as for a page that does not exist
-        return JSONResponse({"error": {"code": "not_found", "message": "Not Found"}}, status_code=404)
+        return error_response(404, "not_found", "Not Found")
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
