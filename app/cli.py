@@ -25,19 +25,31 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the server (and its scheduled jobs)")
-    serve.add_argument("--demo", action="store_true",
-                       help="demo mode: create the demo shop (idempotent) and serve its storefront /demo/shop")
-    serve.add_argument("--demo-public", action="store_true",
-                       help="allow --demo on a --host other than loopback (the demo passwords are public)")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode: create the demo shop (idempotent) and serve its storefront /demo/shop",
+    )
+    serve.add_argument(
+        "--demo-public",
+        action="store_true",
+        help="allow --demo on a --host other than loopback (the demo passwords are public)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--no-jobs", action="store_true", help="leave scheduled jobs to `homing worker`")
+    serve.add_argument(
+        "--no-jobs", action="store_true", help="leave scheduled jobs to `homing worker`"
+    )
     serve.add_argument("--log-level", default="info")
 
     worker = sub.add_parser("worker", help="run scheduled jobs only")
     worker.add_argument("--log-level", default="info")
-    worker.add_argument("--metrics-port", type=int, help="serve GET /metrics on this port (README \"Monitoring\")")
-    worker.add_argument("--metrics-host", default="127.0.0.1", help="the address --metrics-port binds to")
+    worker.add_argument(
+        "--metrics-port", type=int, help='serve GET /metrics on this port (README "Monitoring")'
+    )
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", help="the address --metrics-port binds to"
+    )
 
     shop = sub.add_parser("shop", help="manage shops")
     shop_sub = shop.add_subparsers(dest="shop_command", required=True)
@@ -162,7 +174,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
 
     _configure_logging(args.log_level, settings.log_format)
     upgrade(settings.database_url)
-    asyncio.run(run_worker(settings, metrics_host=args.metrics_host, metrics_port=args.metrics_port))
+    asyncio.run(
+        run_worker(settings, metrics_host=args.metrics_host, metrics_port=args.metrics_port)
+    )
 
 
 async def _seed_demo(settings: Settings) -> None:
@@ -181,8 +195,12 @@ def _shop_create(settings: Settings, args: argparse.Namespace) -> None:
         db = Database(settings.async_database_url)
         try:
             return await db.run(  # type: ignore[no-any-return]
-                shop_actions.create_shop, slug=args.slug, admin_username=args.admin,
-                admin_password=args.password, now=Clock().now(), name=args.name,
+                shop_actions.create_shop,
+                slug=args.slug,
+                admin_username=args.admin,
+                admin_password=args.password,
+                now=Clock().now(),
+                name=args.name,
             )
         finally:
             await db.dispose()
@@ -194,5 +212,13 @@ def _shop_create(settings: Settings, args: argparse.Namespace) -> None:
     except DomainError as exc:
         print(json.dumps({"error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
         raise SystemExit(1) from exc
-    print(json.dumps({"shop": new.shop.slug, "shop_id": new.shop.id, "buyer_secret": new.buyer_secret,
-                      "api_key": new.api_key}))
+    print(
+        json.dumps(
+            {
+                "shop": new.shop.slug,
+                "shop_id": new.shop.id,
+                "buyer_secret": new.buyer_secret,
+                "api_key": new.api_key,
+            }
+        )
+    )

@@ -81,7 +81,9 @@ _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
 def _is_retryable(exc: BaseException) -> bool:
     orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    code = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
     return code in _RETRYABLE_SQLSTATES
 
 
@@ -189,7 +191,10 @@ class Database:
         self.write_engine: AsyncEngine = self.engine
         if self.is_sqlite:
             self.write_engine = create_async_engine(async_url, **kwargs)
-            for eng, begin in ((self.engine, _sqlite_begin), (self.write_engine, _sqlite_begin_immediate)):
+            for eng, begin in (
+                (self.engine, _sqlite_begin),
+                (self.write_engine, _sqlite_begin_immediate),
+            ):
                 event.listen(eng.sync_engine, "connect", sqlite_pragmas)
                 event.listen(eng.sync_engine, "begin", begin)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -277,8 +282,9 @@ class Database:
         self._grouped.append((fn, args, kwargs, future))
         if self._grouper is None or self._grouper.done():
             # Its own context: a group serves many callers, so its log lines name none.
-            self._grouper = asyncio.create_task(self._run_groups(), name="grouped-writes",
-                                                context=contextvars.Context())
+            self._grouper = asyncio.create_task(
+                self._run_groups(), name="grouped-writes", context=contextvars.Context()
+            )
         return await future
 
     async def _run_groups(self) -> None:
@@ -288,7 +294,11 @@ class Database:
                 try:
                     results = await self._group_once(group)
                 except Exception:
-                    log.debug("a grouped write failed; running each of %d alone", len(group), exc_info=True)
+                    log.debug(
+                        "a grouped write failed; running each of %d alone",
+                        len(group),
+                        exc_info=True,
+                    )
                 else:
                     for (_fn, _a, _kw, future), result in zip(group, results, strict=True):
                         if not future.done():

@@ -30,15 +30,29 @@ async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
     if (await uow.session.execute(select(Shop.id).where(Shop.slug == DEMO_SLUG))).first():
         return False
     new = await shop_actions.create_shop(
-        uow, slug=DEMO_SLUG, name="Homing 演示店", admin_username="admin",
-        admin_password=DEMO_PASSWORD, now=now, buyer_secret=DEMO_BUYER_SECRET, api_key=DEMO_API_KEY,
+        uow,
+        slug=DEMO_SLUG,
+        name="Homing 演示店",
+        admin_username="admin",
+        admin_password=DEMO_PASSWORD,
+        now=now,
+        buyer_secret=DEMO_BUYER_SECRET,
+        api_key=DEMO_API_KEY,
         demo_seed=True,
     )
     for username, display, role, queues in DEMO_AGENTS:
         await shop_actions.create_agent(
-            uow, new.shop, username=username, password=DEMO_PASSWORD, role=role,
-            display_name=display, queues=queues, now=now,
+            uow,
+            new.shop,
+            username=username,
+            password=DEMO_PASSWORD,
+            role=role,
+            display_name=display,
+            queues=queues,
+            now=now,
         )
-    await payout_actions.topup_fund(uow, admin_id=new.admin_id, amount_cents=DEMO_FUND_CENTS, now=now)
+    await payout_actions.topup_fund(
+        uow, admin_id=new.admin_id, amount_cents=DEMO_FUND_CENTS, now=now
+    )
     await recall_actions.set_window(uow, new.shop.id, 0, 24 * 60, now)  # recalls all day
     return True

@@ -35,7 +35,11 @@ def session_cookie(request: Request) -> str | None:
     with the session's CSRF token in `X-CSRF-Token` (another site's form or script can make
     the browser send the cookie, never the header)."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie and request.method not in SAFE_METHODS and not csrf_ok(cookie, request.headers.get(CSRF_HEADER)):
+    if (
+        cookie
+        and request.method not in SAFE_METHODS
+        and not csrf_ok(cookie, request.headers.get(CSRF_HEADER))
+    ):
         raise Forbidden(
             f"A request authenticated by the session cookie must carry the {CSRF_HEADER} header.",
             code="csrf_failed",

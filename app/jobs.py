@@ -43,7 +43,11 @@ def registered_jobs() -> list[Job]:
     return [
         Job(routing_jobs.REQUEUE_ABSENT_JOB, 5.0, routing_jobs.requeue_absent_agents),
         Job(routing_jobs.AUTO_CLOSE_JOB, 30.0, routing_jobs.auto_close_inactive),
-        Job(payout_jobs.LATE_SHIPMENT_JOB, payout_jobs.LATE_SHIPMENT_EVERY_S, payout_jobs.issue_late_shipment_coupons),
+        Job(
+            payout_jobs.LATE_SHIPMENT_JOB,
+            payout_jobs.LATE_SHIPMENT_EVERY_S,
+            payout_jobs.issue_late_shipment_coupons,
+        ),
         Job(recall_jobs.RECALL_JOB, recall_jobs.RECALL_EVERY_S, recall_jobs.run_due_campaigns),
     ]
 

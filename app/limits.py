@@ -83,7 +83,9 @@ class RequestLimits:
             return
         await _Counted(self.app, limit, receive, send).run(scope)
 
-    async def _text_body(self, scope: Scope, receive: Receive, send: Send, limit: int, kind: str) -> None:
+    async def _text_body(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, kind: str
+    ) -> None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -201,7 +203,13 @@ def _framing(scope: Scope) -> tuple[int | None, bool, str | None]:
 
 async def _refuse(send: Send, size: int | None, limit: int) -> None:
     what = f"{size} bytes" if size is not None else "over the limit"
-    await _answer(send, 413, "too_large", f"The request body is {what}; the limit is {limit} bytes.", close=True)
+    await _answer(
+        send,
+        413,
+        "too_large",
+        f"The request body is {what}; the limit is {limit} bytes.",
+        close=True,
+    )
 
 
 async def _invalid(send: Send, message: str, *, unread: bool = False) -> None:

@@ -69,7 +69,9 @@ class HomingApp(FastAPI):
     directly. Everything else, HTTP and lifespan, goes through FastAPI as usual.
     """
 
-    def __init__(self, sockets: dict[str, Callable[[WebSocket], Awaitable[None]]], **kwargs: Any) -> None:
+    def __init__(
+        self, sockets: dict[str, Callable[[WebSocket], Awaitable[None]]], **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.sockets = sockets
 
@@ -93,8 +95,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = Metrics()  # this app's own registry (several apps may share a process)
         db = Database(settings.async_database_url)
-        bus = make_bus(settings.redis_url, settings.bus_channel, timeout_s=settings.bus_publish_timeout_s,
-                   probe_s=settings.bus_probe_s)
+        bus = make_bus(
+            settings.redis_url,
+            settings.bus_channel,
+            timeout_s=settings.bus_publish_timeout_s,
+            probe_s=settings.bus_probe_s,
+        )
         hub = Hub(bus)
         dispatcher = Dispatcher(db, clock, settings.dispatch_sweep_s)
         db.publisher = hub.publish
@@ -107,15 +113,24 @@ def create_app(
         expiry = SessionExpiry(hub, clock)
         expiry.start()
         jobs = JobRunner(
-            JobContext(db=db, clock=clock, settings=settings, live_agent_ids=hub.local_agent_ids), registered_jobs()
+            JobContext(db=db, clock=clock, settings=settings, live_agent_ids=hub.local_agent_ids),
+            registered_jobs(),
         )
         if run_jobs:
             jobs.start()
         metrics.watch(hub=hub, bus=bus, db=db, dispatcher=dispatcher, jobs=jobs)
         app.state.ctx = AppContext(
-            settings=settings, clock=clock, db=db, bus=bus, hub=hub,
-            loader=ChatLoader(db, clock), dispatcher=dispatcher, jobs=jobs, presence=presence,
-            appender=MessageAppender(db, batch_sizes=metrics.group_commit_batch), metrics=metrics,
+            settings=settings,
+            clock=clock,
+            db=db,
+            bus=bus,
+            hub=hub,
+            loader=ChatLoader(db, clock),
+            dispatcher=dispatcher,
+            jobs=jobs,
+            presence=presence,
+            appender=MessageAppender(db, batch_sizes=metrics.group_commit_batch),
+            metrics=metrics,
         )
         try:
             yield
@@ -129,11 +144,15 @@ def create_app(
             await db.dispose()
 
     app = HomingApp(chat_ws.SOCKETS, title="Homing", version="0.1.0", lifespan=lifespan)
-    app.add_middleware(RequestLimits, upload_max_bytes=settings.upload_max_bytes)  # inside CORS: its 413 is readable
+    app.add_middleware(
+        RequestLimits, upload_max_bytes=settings.upload_max_bytes
+    )  # inside CORS: its 413 is readable
     # The storefront widget runs on shops' own origins and calls the API with a bearer
     # token (never cookies), so any origin may call it.
     app.add_middleware(
-        CORSMiddleware, allow_origins=["*"], allow_credentials=False,
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_credentials=False,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
     )
@@ -160,7 +179,9 @@ def create_app(
         ctx: AppContext = request.app.state.ctx
         async with ctx.db.read() as s:
             await s.execute(text("SELECT 1"))
-        return HealthOut(ok=True, db=ctx.db.dialect, bus=ctx.bus.name, bus_connected=ctx.bus.healthy)
+        return HealthOut(
+            ok=True, db=ctx.db.dialect, bus=ctx.bus.name, bus_connected=ctx.bus.healthy
+        )
 
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
@@ -193,5 +214,3 @@ def _allowed_methods(request: Request) -> set[str]:
         if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
             allowed.add(method)
     return allowed
-
-

@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="A stable code clients branch on (PROTOCOL.md), e.g. `not_found`.")
+    code: str = Field(
+        description="A stable code clients branch on (PROTOCOL.md), e.g. `not_found`."
+    )
     message: str = Field(description="A sentence for people; it may change.")
 
 
@@ -26,7 +28,9 @@ def error_envelope(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_envelope(code, message), status_code=status, headers=headers)
 
 
@@ -44,7 +48,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _error("No such object in the caller's shop (another shop's objects answer the same)."),
     409: _error("The state forbids it now (closed conversation, full group, decided payout, ...)."),
     413: _error("The request body is over the route's limit (`too_large`)."),
-    422: _error("The input is invalid (`invalid` or a more precise code); NUL is refused here too."),
+    422: _error(
+        "The input is invalid (`invalid` or a more precise code); NUL is refused here too."
+    ),
     429: _error("Too many requests (login throttle, rate limits)."),
 }
 

@@ -91,17 +91,19 @@ def content_security_policy(*, htmx_from_cdn: bool) -> str:
     under the shop's policy, and reaches this server by its full address.
     """
     scripts = "'self'" + (f" {HTMX_CDN_ORIGIN}" if htmx_from_cdn else "")
-    return "; ".join((
-        "default-src 'self'",
-        f"script-src {scripts}",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            f"script-src {scripts}",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
 
 
 class SecurityHeaders:
@@ -158,14 +160,18 @@ class MaskTokens(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(mask_secrets(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.args, dict):
-            record.args = {k: mask_secrets(v) if isinstance(v, str) else v for k, v in record.args.items()}
+            record.args = {
+                k: mask_secrets(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
         return True
 
 
 def install_log_masking() -> None:
     """Put `MaskTokens` on every handler configured so far (root, uvicorn's, any other)."""
     loggers: list[Any] = [logging.getLogger()]
-    loggers += [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    loggers += [
+        lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
     for logger in loggers:
         for handler in logger.handlers:
             if not any(isinstance(f, MaskTokens) for f in handler.filters):
@@ -184,7 +190,10 @@ def uvicorn_log_config(log_format: str = "text") -> dict[str, Any]:
     config: dict[str, Any] = {
         **LOGGING_CONFIG,
         "filters": {"mask_tokens": {"()": MaskTokens}},
-        "handlers": {name: {**h, "filters": ["mask_tokens"]} for name, h in LOGGING_CONFIG["handlers"].items()},
+        "handlers": {
+            name: {**h, "filters": ["mask_tokens"]}
+            for name, h in LOGGING_CONFIG["handlers"].items()
+        },
     }
     if log_format == "json":
         json_lines = {"()": "app.observability.logs.JsonFormatter"}

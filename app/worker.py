@@ -19,10 +19,16 @@ from app.routing.dispatcher import Dispatcher
 log = logging.getLogger(__name__)
 
 
-async def run_worker(settings: Settings, *, metrics_host: str = "127.0.0.1", metrics_port: int | None = None) -> None:
+async def run_worker(
+    settings: Settings, *, metrics_host: str = "127.0.0.1", metrics_port: int | None = None
+) -> None:
     db = Database(settings.async_database_url)
-    bus = make_bus(settings.redis_url, settings.bus_channel, timeout_s=settings.bus_publish_timeout_s,
-                   probe_s=settings.bus_probe_s)
+    bus = make_bus(
+        settings.redis_url,
+        settings.bus_channel,
+        timeout_s=settings.bus_publish_timeout_s,
+        probe_s=settings.bus_probe_s,
+    )
     hub = Hub(bus)  # publishes what the jobs change; it serves no sockets itself
     dispatcher = Dispatcher(db, Clock(), settings.dispatch_sweep_s)
     db.publisher = hub.publish

@@ -291,7 +291,17 @@ class HomingCluster(Homing):
         self.procs.append(self.redis.proc)
         for node in range(2):
             port = free_port()
-            args = [python(), "-m", "app", "serve", "--demo", "--port", str(port), "--log-level", "warning"]
+            args = [
+                python(),
+                "-m",
+                "app",
+                "serve",
+                "--demo",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ]
             if node or not self.jobs:
                 args.append("--no-jobs")
             proc = Proc(f"homing-pg-{port}", args, env=self.env(), log_dir=self.log_dir).start()
@@ -307,7 +317,9 @@ class HomingCluster(Homing):
         super().stop()
         # Called from inside the workload's event loop: drop the database from a thread.
         drop = threading.Thread(
-            target=lambda: asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)'))
+            target=lambda: asyncio.run(
+                pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            )
         )
         drop.start()
         drop.join(30)

@@ -35,8 +35,12 @@ REDIS = os.environ.get("HOMING_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--db", default=os.environ.get("HOMING_TEST_DB", "sqlite"),
-                     choices=("sqlite", "postgres"), help="database backend under test")
+    parser.addoption(
+        "--db",
+        default=os.environ.get("HOMING_TEST_DB", "sqlite"),
+        choices=("sqlite", "postgres"),
+        help="database backend under test",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -80,8 +84,9 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory,
-                 request: pytest.FixtureRequest) -> str:
+def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> str:
     if backend == "postgres":
         return str(request.getfixturevalue("pg_url"))
     path: Path = tmp_path_factory.mktemp("db") / "homing.db"
@@ -95,7 +100,7 @@ async def redis_url() -> str:
     client = aioredis.Redis.from_url(REDIS, socket_connect_timeout=2)
     try:
         await client.ping()
-    except Exception as exc:
+    except (aioredis.RedisError, OSError) as exc:
         pytest.fail(f"Redis is not reachable at {REDIS} ({exc}); start it (see README).")
     finally:
         await client.aclose()
@@ -115,7 +120,9 @@ async def start_server(database_url: str) -> AsyncIterator[ServerFactory]:
     """Start extra in-process servers with their own settings and clock; stopped afterwards."""
     started: list[InProcessServer] = []
 
-    async def start(*, clock: Any = None, run_jobs: bool = True, **overrides: Any) -> InProcessServer:
+    async def start(
+        *, clock: Any = None, run_jobs: bool = True, **overrides: Any
+    ) -> InProcessServer:
         settings = make_settings(overrides.pop("database_url", database_url), **overrides)
         srv = InProcessServer(settings, clock or OffsetClock(), run_jobs=run_jobs)
         started.append(srv)
@@ -184,7 +191,9 @@ async def online_agent(server: Any, kit: ShopKit, username: str, connect: Any) -
     return a
 
 
-async def buyer(server: Any, kit: ShopKit, connect: Any, sub: str | None = None, **claims: Any) -> WSClient:
+async def buyer(
+    server: Any, kit: ShopKit, connect: Any, sub: str | None = None, **claims: Any
+) -> WSClient:
     b = await connect(f"{server.ws}/ws/buyer?token={kit.buyer_token(sub, **claims)}")
     await b.expect("hello")
     return b

@@ -32,17 +32,23 @@ async def test_a_buyer_cannot_read_another_buyers_conversation(server, shop, con
         assert (await c.get(url)).status_code == 401
         r = await c.get(url, headers={"Authorization": f"Bearer {shop.buyer_token('mallory')}"})
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
-        own = await c.get(url, headers={"Authorization": f"Bearer {shop.buyer_token('alice-buyer')}"})
+        own = await c.get(
+            url, headers={"Authorization": f"Bearer {shop.buyer_token('alice-buyer')}"}
+        )
         assert own.status_code == 200 and [m["body"] for m in own.json()] == ["alice-buyer 的私事"]
 
 
 async def test_an_agent_cannot_see_another_shops_conversations(server, shop, connect):
     _, _, conv_id = await chat_with(server, shop, connect, "loyal")
-    rival = await make_shop(server.ctx.db, agents=(("agent1", "agent", ("general",)),
-                                                   ("boss", "supervisor", ("general",))))
+    rival = await make_shop(
+        server.ctx.db,
+        agents=(("agent1", "agent", ("general",)), ("boss", "supervisor", ("general",))),
+    )
     for username in ("agent1", "boss", "admin"):
         token = await login(server.http, rival, username)
-        async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {token}"}) as c:
+        async with httpx.AsyncClient(
+            base_url=server.http, headers={"Authorization": f"Bearer {token}"}
+        ) as c:
             r = await c.get(f"/api/v1/conversations/{conv_id}/messages")
             assert r.status_code == 404, username
             listed = await c.get("/api/v1/conversations", params={"status": "assigned"})
@@ -51,7 +57,12 @@ async def test_an_agent_cannot_see_another_shops_conversations(server, shop, con
         await a.expect("hello")
         for frame in (
             {"type": "sync", "conversation_id": conv_id, "after_seq": 0},
-            {"type": "message.send", "conversation_id": conv_id, "client_msg_id": "x", "body": "偷看"},
+            {
+                "type": "message.send",
+                "conversation_id": conv_id,
+                "client_msg_id": "x",
+                "body": "偷看",
+            },
             {"type": "conversation.close", "conversation_id": conv_id},
         ):
             await a.send(frame)
@@ -59,20 +70,31 @@ async def test_an_agent_cannot_see_another_shops_conversations(server, shop, con
 
 
 async def test_an_agent_cannot_reply_in_a_colleagues_conversation(server, connect):
-    kit = await make_shop(server.ctx.db, agents=(("agent1", "agent", ("general",)),
-                                                 ("agent2", "agent", ("elderly",)),
-                                                 ("sup", "supervisor", ())))
+    kit = await make_shop(
+        server.ctx.db,
+        agents=(
+            ("agent1", "agent", ("general",)),
+            ("agent2", "agent", ("elderly",)),
+            ("sup", "supervisor", ()),
+        ),
+    )
     _, _, conv_id = await chat_with(server, kit, connect, "someone")
     colleague = await online_agent(server, kit, "agent2", connect)
-    await colleague.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "x", "body": "插话"})
+    await colleague.send(
+        {"type": "message.send", "conversation_id": conv_id, "client_msg_id": "x", "body": "插话"}
+    )
     assert (await colleague.expect("error"))["code"] == "forbidden"
     # A supervisor may read the shop's conversations.
     token = await login(server.http, kit, "sup")
-    async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {token}"}) as c:
+    async with httpx.AsyncClient(
+        base_url=server.http, headers={"Authorization": f"Bearer {token}"}
+    ) as c:
         assert (await c.get(f"/api/v1/conversations/{conv_id}/messages")).status_code == 200
         assert conv_id in {x["id"] for x in (await c.get("/api/v1/conversations")).json()}
     agent1 = await login(server.http, kit, "agent1")
-    async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {agent1}"}) as c:
+    async with httpx.AsyncClient(
+        base_url=server.http, headers={"Authorization": f"Bearer {agent1}"}
+    ) as c:
         mine = (await c.get("/api/v1/conversations")).json()
         assert [x["id"] for x in mine] == [conv_id] and mine[0]["agent_name"] == "agent1 客服"
         bad = await c.get("/api/v1/conversations", params={"status": "weird"})
@@ -88,7 +110,9 @@ async def test_login_is_throttled_per_account_and_address(server, shop):
         r = await c.post("/api/v1/auth/login", json={**body, "password": PASSWORD})
         assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
         # Another account from the same address is not locked out.
-        r = await c.post("/api/v1/auth/login", json={**body, "username": "admin", "password": PASSWORD})
+        r = await c.post(
+            "/api/v1/auth/login", json={**body, "username": "admin", "password": PASSWORD}
+        )
         assert r.status_code == 200
         # Five minutes later the account may try again.
         server.clock.advance(seconds=301)
@@ -98,12 +122,17 @@ async def test_login_is_throttled_per_account_and_address(server, shop):
 
 async def test_login_session_cookie_and_logout(server, shop):
     async with httpx.AsyncClient(base_url=server.http) as c:
-        r = await c.post("/api/v1/auth/login", json={"shop": shop.slug, "username": "agent1", "password": PASSWORD})
+        r = await c.post(
+            "/api/v1/auth/login",
+            json={"shop": shop.slug, "username": "agent1", "password": PASSWORD},
+        )
         assert r.status_code == 200 and "homing_session" in r.cookies
         assert set(r.json()["agent"]) == {"id", "username", "display_name", "role"}
         assert (await c.get("/api/v1/me")).json()["username"] == "agent1"  # by cookie
         # A state change by cookie needs the session's CSRF token (tests/test_security.py).
-        logout = await c.post("/api/v1/auth/logout", headers={"X-CSRF-Token": r.json()["csrf_token"]})
+        logout = await c.post(
+            "/api/v1/auth/logout", headers={"X-CSRF-Token": r.json()["csrf_token"]}
+        )
         assert logout.status_code == 200
         c.cookies.clear()
         r2 = await c.get("/api/v1/me", headers={"Authorization": f"Bearer {r.json()['token']}"})

@@ -335,7 +335,9 @@ async def test_queues_are_listed_to_any_agent_and_added_by_the_admin(server, kit
             assert r.status_code == 200
             waited = {q["name"]: q.pop("longest_wait_s") for q in r.json() if "longest_wait_s" in q}
             assert 95 <= waited.pop("elderly") <= 100 and set(waited.values()) == {0}
-            assert {q["name"]: {k: v for k, v in q.items() if k != "longest_wait_s"} for q in r.json()} == {
+            assert {
+                q["name"]: {k: v for k, v in q.items() if k != "longest_wait_s"} for q in r.json()
+            } == {
                 "elderly": {
                     "name": "elderly",
                     "overflow_after_s": 60,

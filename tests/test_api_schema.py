@@ -67,7 +67,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 class Target:
     """The node under test, who may call it, and real objects of its shop."""
 
-    def __init__(self, node: NodeProcess, kit: ShopKit, tokens: dict[str, str], ids: dict[str, str]) -> None:
+    def __init__(
+        self, node: NodeProcess, kit: ShopKit, tokens: dict[str, str], ids: dict[str, str]
+    ) -> None:
         self.node = node
         self.kit = kit
         self.tokens = tokens
@@ -107,12 +109,14 @@ async def target(own_database_url: str) -> AsyncIterator[Target]:
         )
     finally:
         await db.dispose()
-    node = NodeProcess({
-        "DATABASE_URL": own_database_url,
-        # Schemathesis logs in with made-up accounts from this one address; the run's own
-        # logins (below, and before each logout) must not be throttled by them.
-        "HOMING_LOGIN_ADDRESS_MAX_FAILURES": "1000000",
-    })
+    node = NodeProcess(
+        {
+            "DATABASE_URL": own_database_url,
+            # Schemathesis logs in with made-up accounts from this one address; the run's own
+            # logins (below, and before each logout) must not be throttled by them.
+            "HOMING_LOGIN_ADDRESS_MAX_FAILURES": "1000000",
+        }
+    )
     await node.start()
     try:
         tokens = {
@@ -124,16 +128,23 @@ async def target(own_database_url: str) -> AsyncIterator[Target]:
         t = Target(node, kit, tokens, await seed(node, kit, tokens))
         yield t
         REPORT.parent.mkdir(exist_ok=True)
-        REPORT.write_text(json.dumps({
-            "operations": len(t.cases), "cases": sum(t.cases.values()),
-            "statuses": {str(k): v for k, v in sorted(t.statuses.items())},
-        }, indent=1))
+        REPORT.write_text(
+            json.dumps(
+                {
+                    "operations": len(t.cases),
+                    "cases": sum(t.cases.values()),
+                    "statuses": {str(k): v for k, v in sorted(t.statuses.items())},
+                },
+                indent=1,
+            )
+        )
     finally:
         node.stop()
 
 
 async def seed(node: NodeProcess, kit: ShopKit, tokens: dict[str, str]) -> dict[str, str]:
     """One real object of each kind, so that generated cases also reach past the lookups."""
+
     def auth(role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {tokens[role]}"}
 
@@ -146,38 +157,88 @@ async def seed(node: NodeProcess, kit: ShopKit, tokens: dict[str, str]) -> dict[
         await buyer_ws.close()
     now = datetime.now(UTC)
     async with httpx.AsyncClient(base_url=node.http) as c:
+
         async def ok(r: Any) -> dict[str, Any]:
             response = await r
             assert response.status_code in (200, 201), response.text
             return response.json()  # type: ignore[no-any-return]
 
-        order = await ok(c.post("/api/v1/orders", headers=auth("storefront"), json={
-            "order_id": "seed-order", "buyer_id": BUYER, "amount_cents": 10_000, "status": "paid",
-            "created_at": now.isoformat()}))
-        await ok(c.post("/api/v1/payouts/fund/topup", headers=auth("admin"), json={"amount_cents": 100_000}))
-        payout = await ok(c.post("/api/v1/payouts", headers={**auth("admin"), "Idempotency-Key": "seed"}, json={
-            "conversation_id": conversation_id, "order_id": order["order_id"], "amount_cents": 100,
-            "reason": "goodwill"}))
-        group = await ok(c.post("/api/v1/groups", headers=auth("admin"), json={"name": "seed group"}))
+        order = await ok(
+            c.post(
+                "/api/v1/orders",
+                headers=auth("storefront"),
+                json={
+                    "order_id": "seed-order",
+                    "buyer_id": BUYER,
+                    "amount_cents": 10_000,
+                    "status": "paid",
+                    "created_at": now.isoformat(),
+                },
+            )
+        )
+        await ok(
+            c.post(
+                "/api/v1/payouts/fund/topup", headers=auth("admin"), json={"amount_cents": 100_000}
+            )
+        )
+        payout = await ok(
+            c.post(
+                "/api/v1/payouts",
+                headers={**auth("admin"), "Idempotency-Key": "seed"},
+                json={
+                    "conversation_id": conversation_id,
+                    "order_id": order["order_id"],
+                    "amount_cents": 100,
+                    "reason": "goodwill",
+                },
+            )
+        )
+        group = await ok(
+            c.post("/api/v1/groups", headers=auth("admin"), json={"name": "seed group"})
+        )
         await ok(c.post(f"/api/v1/groups/{group['id']}/join", headers=auth("buyer")))
-        giveaway = await ok(c.post(f"/api/v1/groups/{group['id']}/giveaways", headers=auth("admin"), json={
-            "title": "seed", "quantity": 1000, "coupon": {"amount_cents": 100}}))
-        campaign = await ok(c.post("/api/v1/recall/campaigns", headers=auth("admin"), json={
-            "name": "seed", "send_at": (now + timedelta(days=1)).isoformat(),
-            "ends_at": (now + timedelta(days=2)).isoformat(), "coupon": {"title": "t", "amount_cents": 100}}))
-        upload = await ok(c.post("/api/v1/uploads", headers=auth("buyer"), files={"file": ("a.png", PNG)}))
+        giveaway = await ok(
+            c.post(
+                f"/api/v1/groups/{group['id']}/giveaways",
+                headers=auth("admin"),
+                json={"title": "seed", "quantity": 1000, "coupon": {"amount_cents": 100}},
+            )
+        )
+        campaign = await ok(
+            c.post(
+                "/api/v1/recall/campaigns",
+                headers=auth("admin"),
+                json={
+                    "name": "seed",
+                    "send_at": (now + timedelta(days=1)).isoformat(),
+                    "ends_at": (now + timedelta(days=2)).isoformat(),
+                    "coupon": {"title": "t", "amount_cents": 100},
+                },
+            )
+        )
+        upload = await ok(
+            c.post("/api/v1/uploads", headers=auth("buyer"), files={"file": ("a.png", PNG)})
+        )
     return {
-        "conversation_id": conversation_id, "order_id": order["order_id"], "payout_id": payout["id"],
-        "group_id": group["id"], "giveaway_id": giveaway["id"], "campaign_id": campaign["id"],
-        "upload_id": upload["upload_id"], "name": "general", "buyer_id": BUYER,
+        "conversation_id": conversation_id,
+        "order_id": order["order_id"],
+        "payout_id": payout["id"],
+        "group_id": group["id"],
+        "giveaway_id": giveaway["id"],
+        "campaign_id": campaign["id"],
+        "upload_id": upload["upload_id"],
+        "name": "general",
+        "buyer_id": BUYER,
         # The supervisor: the run's own sessions (admin, agent1) must survive PATCHes of an agent.
         "agent_id": kit.agents["sup"],
     }
 
 
 def fresh_session(target: Target, username: str) -> str:
-    r = httpx.post(f"{target.node.http}/api/v1/auth/login",
-                   json={"shop": target.kit.slug, "username": username, "password": PASSWORD})
+    r = httpx.post(
+        f"{target.node.http}/api/v1/auth/login",
+        json={"shop": target.kit.slug, "username": username, "password": PASSWORD},
+    )
     r.raise_for_status()
     return str(r.json()["token"])
 
@@ -191,11 +252,18 @@ def run_operation(target: Target, role: str, operation: Any, mode: GenerationMod
     if names and all(n in target.ids for n in names):
         # Half the cases address real objects, half made-up ones.
         cases = cases | operation.as_strategy(
-            generation_mode=mode, path_parameters={n: target.ids[n] for n in names})
+            generation_mode=mode, path_parameters={n: target.ids[n] for n in names}
+        )
 
     @given(case=cases)
-    @settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    )
     def check(case: Any) -> None:
         token = target.tokens[role]
         if operation.path == "/api/v1/auth/logout" and role in ("admin", "agent"):
@@ -244,21 +312,58 @@ async def test_a_number_is_not_a_date_time(server: Any) -> None:
     iso = datetime.now(UTC).isoformat()
     async with httpx.AsyncClient(base_url=server.http) as c:
         for headers, path, body in (
-            (shop_key, "/api/v1/orders", {"order_id": "o-1", "buyer_id": "b", "amount_cents": 1,
-                                          "status": "paid", "created_at": 0}),
-            (shop_key, "/api/v1/orders", {"order_id": "o-2", "buyer_id": "b", "amount_cents": 1,
-                                          "status": "paid", "created_at": iso, "ship_by": 1.5}),
+            (
+                shop_key,
+                "/api/v1/orders",
+                {
+                    "order_id": "o-1",
+                    "buyer_id": "b",
+                    "amount_cents": 1,
+                    "status": "paid",
+                    "created_at": 0,
+                },
+            ),
+            (
+                shop_key,
+                "/api/v1/orders",
+                {
+                    "order_id": "o-2",
+                    "buyer_id": "b",
+                    "amount_cents": 1,
+                    "status": "paid",
+                    "created_at": iso,
+                    "ship_by": 1.5,
+                },
+            ),
             (shop_key, "/api/v1/events", {"buyer_id": "b", "type": "product_view", "at": 12}),
-            (admin, "/api/v1/recall/campaigns", {"name": "x", "send_at": 0, "ends_at": iso,
-                                                 "coupon": {"title": "t", "amount_cents": 1}}),
+            (
+                admin,
+                "/api/v1/recall/campaigns",
+                {
+                    "name": "x",
+                    "send_at": 0,
+                    "ends_at": iso,
+                    "coupon": {"title": "t", "amount_cents": 1},
+                },
+            ),
         ):
             r = await c.post(path, headers=headers, json=body)
             assert r.status_code == 422 and r.json()["error"]["code"] == "invalid", (path, r.text)
         # The ISO strings are still read, with or without an offset.
-        r = await c.post("/api/v1/orders", headers=shop_key, json={
-            "order_id": "o-3", "buyer_id": "b", "amount_cents": 1, "status": "paid",
-            "created_at": "2026-01-02T03:04:05"})
-        assert r.status_code == 201 and r.json()["created_at"] == "2026-01-02T03:04:05+00:00", r.text
+        r = await c.post(
+            "/api/v1/orders",
+            headers=shop_key,
+            json={
+                "order_id": "o-3",
+                "buyer_id": "b",
+                "amount_cents": 1,
+                "status": "paid",
+                "created_at": "2026-01-02T03:04:05",
+            },
+        )
+        assert r.status_code == 201 and r.json()["created_at"] == "2026-01-02T03:04:05+00:00", (
+            r.text
+        )
 
 
 async def test_whole_numbers_are_json_integers(server: Any) -> None:
@@ -267,11 +372,17 @@ async def test_whole_numbers_are_json_integers(server: Any) -> None:
     admin = {"Authorization": f"Bearer {await login(server.http, kit, 'admin')}"}
     async with httpx.AsyncClient(base_url=server.http) as c:
         for bad in ("5", 5.0):
-            r = await c.post("/api/v1/groups", headers=admin, json={"name": "g", "max_members": bad})
+            r = await c.post(
+                "/api/v1/groups", headers=admin, json={"name": "g", "max_members": bad}
+            )
             assert r.status_code == 422, r.text
-        group = (await c.post("/api/v1/groups", headers=admin, json={"name": "g", "max_members": 5})).json()
-        for path, body in ((f"/api/v1/groups/{group['id']}/mute", {"minutes": "5"}),
-                           (f"/api/v1/groups/{group['id']}/giveaways", {"title": "t", "quantity": "3"})):
+        group = (
+            await c.post("/api/v1/groups", headers=admin, json={"name": "g", "max_members": 5})
+        ).json()
+        for path, body in (
+            (f"/api/v1/groups/{group['id']}/mute", {"minutes": "5"}),
+            (f"/api/v1/groups/{group['id']}/giveaways", {"title": "t", "quantity": "3"}),
+        ):
             r = await c.post(path, headers=admin, json=body)
             assert r.status_code == 422, (path, r.text)
 
@@ -280,9 +391,13 @@ async def test_a_method_the_path_does_not_have_is_405_with_allow(server: Any) ->
     """RFC 9110: a 405 lists the methods the path has. The error envelope used to drop the
     `Allow` header (and Starlette's named only the first route's methods)."""
     async with httpx.AsyncClient(base_url=server.http) as c:
-        for method, path, allowed in (("TRACE", "/api/v1/agents", {"GET", "POST"}),
-                                      ("DELETE", "/api/v1/me", {"GET"}),
-                                      ("GET", "/api/v1/payouts/p1/approve", {"POST"})):
+        for method, path, allowed in (
+            ("TRACE", "/api/v1/agents", {"GET", "POST"}),
+            ("DELETE", "/api/v1/me", {"GET"}),
+            ("GET", "/api/v1/payouts/p1/approve", {"POST"}),
+        ):
             r = await c.request(method, path)
-            assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed", r.text
+            assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed", (
+                r.text
+            )
             assert {m.strip() for m in r.headers["allow"].split(",")} == allowed, r.headers

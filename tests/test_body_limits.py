@@ -18,15 +18,27 @@ MB = 1024 * 1024
 
 async def uploads_of(server, shop_id: str) -> int:
     async with server.ctx.db.read() as s:
-        return int((await s.execute(select(func.count()).select_from(Upload).where(Upload.shop_id == shop_id))).scalar())
+        return int(
+            (
+                await s.execute(
+                    select(func.count()).select_from(Upload).where(Upload.shop_id == shop_id)
+                )
+            ).scalar()
+        )
 
 
 def too_large(status: int, body: bytes | dict) -> bool:
     data = json.loads(body) if isinstance(body, bytes | str) else body
-    return status == 413 and data["error"]["code"] == "too_large" and "limit" in data["error"]["message"]
+    return (
+        status == 413
+        and data["error"]["code"] == "too_large"
+        and "limit" in data["error"]["message"]
+    )
 
 
-async def raw_request(port: int, head: bytes, body_parts, *, read_after: int) -> tuple[int, bytes, int]:
+async def raw_request(
+    port: int, head: bytes, body_parts, *, read_after: int
+) -> tuple[int, bytes, int]:
     """Send `head`, then body parts, reading the answer once `read_after` body bytes are
     out (the rest is only sent if the server has not answered by then). Returns the
     status, the answer's body and how many body bytes had been sent when it came."""
@@ -52,15 +64,23 @@ async def raw_request(port: int, head: bytes, body_parts, *, read_after: int) ->
 
 
 def multipart_head(path: str, *, token: str | None, length: int | None) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", "Host: test", "Content-Type: multipart/form-data; boundary=BOUNDARY"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        "Host: test",
+        "Content-Type: multipart/form-data; boundary=BOUNDARY",
+    ]
     if token:
         lines.append(f"Authorization: Bearer {token}")
-    lines.append(f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked")
+    lines.append(
+        f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    )
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-PART_HEAD = (b'--BOUNDARY\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
-             b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff")
+PART_HEAD = (
+    b'--BOUNDARY\r\nContent-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
+    b"Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff"
+)
 
 
 def chunked(data: bytes) -> bytes:
@@ -77,8 +97,11 @@ async def test_json_bodies_over_64_kib_are_refused_before_sign_in(server):
         r = await c.post("/api/v1/auth/login", json=padded)
         assert r.status_code == 401, r.text
         # Any route, any method with a body, signed in or not.
-        r = await c.post("/api/v1/payouts", content=b"{" + b" " * JSON_BODY_BYTES + b"}",
-                         headers={"Content-Type": "application/json"})
+        r = await c.post(
+            "/api/v1/payouts",
+            content=b"{" + b" " * JSON_BODY_BYTES + b"}",
+            headers={"Content-Type": "application/json"},
+        )
         assert too_large(r.status_code, r.json())
 
 
@@ -89,15 +112,21 @@ async def test_whole_list_replacements_may_be_larger(server):
     async with httpx.AsyncClient(base_url=server.http) as c:
         r = await c.put("/api/v1/groups/sensitive-words", json={"words": words}, headers=admin)
         assert r.status_code == 200 and len(r.json()["words"]) == 1000, r.text[:300]
-        r = await c.put("/api/v1/groups/sensitive-words", json={"words": ["x" * LIST_BODY_BYTES]}, headers=admin)
+        r = await c.put(
+            "/api/v1/groups/sensitive-words", json={"words": ["x" * LIST_BODY_BYTES]}, headers=admin
+        )
         assert too_large(r.status_code, r.json())
 
 
 async def test_a_chunked_json_body_is_cut_off_at_the_limit(server):
-    head = (b"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     parts = [chunked(b" " * 16 * 1024) for _ in range(64)]  # 1 MB offered, 16 KiB at a time
-    status, body, sent = await raw_request(server.port, head, parts, read_after=JSON_BODY_BYTES + 32 * 1024)
+    status, body, sent = await raw_request(
+        server.port, head, parts, read_after=JSON_BODY_BYTES + 32 * 1024
+    )
     assert too_large(status, body)
     assert sent < 256 * 1024  # answered once the limit was passed, not after the megabyte
 
@@ -126,8 +155,9 @@ async def test_a_chunked_oversize_upload_stops_at_the_limit_and_stores_nothing(s
     assert await uploads_of(server, kit.shop_id) == 0
     # An upload within the limit still goes through.
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-    async with httpx.AsyncClient(base_url=server.http,
-                                 headers={"Authorization": f"Bearer {kit.buyer_token('uploader')}"}) as c:
+    async with httpx.AsyncClient(
+        base_url=server.http, headers={"Authorization": f"Bearer {kit.buyer_token('uploader')}"}
+    ) as c:
         ok = await c.post("/api/v1/uploads", files={"file": ("p.png", png, "image/png")})
         assert ok.status_code == 201, ok.text
     assert await uploads_of(server, kit.shop_id) == 1

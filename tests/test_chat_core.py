@@ -29,13 +29,17 @@ async def open_chat(server, kit, connect, sub="b-1"):
 
 async def stored(db, conv_id):
     async with db.read() as s:
-        rows = await s.execute(select(Message).where(Message.conversation_id == conv_id).order_by(Message.seq))
+        rows = await s.execute(
+            select(Message).where(Message.conversation_id == conv_id).order_by(Message.seq)
+        )
         return list(rows.scalars())
 
 
 async def test_ack_comes_after_the_message_is_stored(server, shop, connect):
-    agent, b, conv_id = await open_chat(server, shop, connect)
-    await b.send({"type": "message.send", "client_msg_id": "durable-1", "body": "订单什么时候发货?"})
+    _agent, b, conv_id = await open_chat(server, shop, connect)
+    await b.send(
+        {"type": "message.send", "client_msg_id": "durable-1", "body": "订单什么时候发货?"}
+    )
     ack = await b.expect("message.ack")
     # Read through a separate database session the moment the ack arrives.
     msgs = await stored(server.ctx.db, conv_id)
@@ -53,9 +57,14 @@ def fail_group_commit_after_store(monkeypatch):
 
     monkeypatch.setattr(appender_module, "_plan", plan_then_fail)
     # PostgreSQL: the function stores the batch, then the same statement fails on its rows.
-    monkeypatch.setattr(appender_module, "_PG_APPEND", (
-        "WITH stored AS (" + appender_module._PG_APPEND + ") "
-        "SELECT out_index / (out_index - out_index), out_seq, out_agent_id, out_buyer_id FROM stored"))
+    monkeypatch.setattr(
+        appender_module,
+        "_PG_APPEND",
+        (
+            "WITH stored AS (" + appender_module._PG_APPEND + ") "
+            "SELECT out_index / (out_index - out_index), out_seq, out_agent_id, out_buyer_id FROM stored"
+        ),
+    )
 
 
 async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):
@@ -74,7 +83,9 @@ async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):
         err = await b.expect("error")
     assert err["code"] == "internal" and err["ref"] == "lost-1"
     assert [m.client_msg_id for m in await stored(server.ctx.db, conv_id)] == ["b-1-open"]
-    assert not [f for f in b.frames if f.get("type") == "message.ack" and f["client_msg_id"] == "lost-1"]
+    assert not [
+        f for f in b.frames if f.get("type") == "message.ack" and f["client_msg_id"] == "lost-1"
+    ]
     # Nothing was published for the failed message, and the next one takes seq 2.
     await b.send({"type": "message.send", "client_msg_id": "ok-2", "body": "再试一次"})
     assert (await b.expect("message.ack"))["message"]["seq"] == 2
@@ -82,7 +93,9 @@ async def test_no_ack_when_the_store_fails(server, shop, connect, monkeypatch):
     assert [m["client_msg_id"] for m in agent.new_messages(conv_id)] == ["b-1-open", "ok-2"]
 
 
-async def test_a_failed_group_commit_falls_back_to_the_full_path(server, shop, connect, monkeypatch):
+async def test_a_failed_group_commit_falls_back_to_the_full_path(
+    server, shop, connect, monkeypatch
+):
     agent, b, conv_id = await open_chat(server, shop, connect)
     before = server.ctx.appender.messages
     with monkeypatch.context() as patch:
@@ -91,10 +104,15 @@ async def test_a_failed_group_commit_falls_back_to_the_full_path(server, shop, c
         ack = await b.expect("message.ack")
     assert ack["message"]["seq"] == 2
     assert (await agent.expect("message.new"))["message"]["client_msg_id"] == "fallback-1"
-    assert [m.client_msg_id for m in await stored(server.ctx.db, conv_id)] == ["b-1-open", "fallback-1"]
+    assert [m.client_msg_id for m in await stored(server.ctx.db, conv_id)] == [
+        "b-1-open",
+        "fallback-1",
+    ]
     assert server.ctx.appender.messages == before  # the batch rolled back; the full path stored it
     # And the group commit takes the next one.
-    await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "a-2", "body": "在的"})
+    await agent.send(
+        {"type": "message.send", "conversation_id": conv_id, "client_msg_id": "a-2", "body": "在的"}
+    )
     assert (await agent.expect("message.ack"))["message"]["seq"] == 3
     assert (await b.expect("message.new"))["message"]["client_msg_id"] == "a-2"
     assert server.ctx.appender.messages == before + 1
@@ -109,10 +127,18 @@ async def test_sequence_numbers_have_no_gaps_under_concurrent_senders(start_serv
 
     async def burst(client, who, extra):
         for i in range(n):
-            await client.send({"type": "message.send", "client_msg_id": f"{who}-{i}", "body": f"{who} {i}", **extra})
+            await client.send(
+                {
+                    "type": "message.send",
+                    "client_msg_id": f"{who}-{i}",
+                    "body": f"{who} {i}",
+                    **extra,
+                }
+            )
 
     await asyncio.gather(
-        burst(tab1, "tab1", {}), burst(tab2, "tab2", {}),
+        burst(tab1, "tab1", {}),
+        burst(tab2, "tab2", {}),
         burst(agent, "agent", {"conversation_id": conv_id}),
     )
     for client in (tab1, tab2, agent):
@@ -130,7 +156,7 @@ async def test_sequence_numbers_have_no_gaps_under_concurrent_senders(start_serv
 
 
 async def test_resend_with_same_client_msg_id_returns_the_original(server, shop, connect):
-    agent, b, conv_id = await open_chat(server, shop, connect)
+    _agent, b, conv_id = await open_chat(server, shop, connect)
     frame = {"type": "message.send", "client_msg_id": "retry-me", "body": "第一次"}
     await b.send(frame)
     first = await b.expect("message.ack")
@@ -142,8 +168,13 @@ async def test_resend_with_same_client_msg_id_returns_the_original(server, shop,
     await other_tab.send(frame)
     assert (await other_tab.expect("message.ack"))["message"]["id"] == first["message"]["id"]
     async with server.ctx.db.read() as s:
-        count = (await s.execute(select(func.count()).select_from(Message).where(
-            Message.conversation_id == conv_id, Message.client_msg_id == "retry-me"))).scalar()
+        count = (
+            await s.execute(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.conversation_id == conv_id, Message.client_msg_id == "retry-me")
+            )
+        ).scalar()
     assert count == 1
     assert [m.seq for m in await stored(server.ctx.db, conv_id)] == [1, 2]
 
@@ -151,7 +182,7 @@ async def test_resend_with_same_client_msg_id_returns_the_original(server, shop,
 async def test_concurrent_resends_store_one_message(start_server, connect):
     srv = await start_server(HOMING_FRAMES_PER_SECOND="1000")
     kit = await make_shop(srv.ctx.db)
-    agent, b, conv_id = await open_chat(srv, kit, connect, sub="flaky")
+    _agent, b, conv_id = await open_chat(srv, kit, connect, sub="flaky")
     tabs = [b] + [await buyer(srv, kit, connect, "flaky") for _ in range(4)]
     frame = {"type": "message.send", "client_msg_id": "same-id", "body": "弱网重发"}
     await asyncio.gather(*(t.send(frame) for t in tabs))
@@ -166,19 +197,34 @@ async def test_reconnect_and_sync_delivers_exactly_the_missed_messages(server, s
     last_seen = (await b.expect("message.ack"))["message"]["seq"]
     await b.close()
     for i in range(5):
-        await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": f"while-away-{i}",
-                          "body": f"您离开时的第 {i} 条"})
+        await agent.send(
+            {
+                "type": "message.send",
+                "conversation_id": conv_id,
+                "client_msg_id": f"while-away-{i}",
+                "body": f"您离开时的第 {i} 条",
+            }
+        )
         await agent.expect("message.ack")
     back = await connect(f"{server.ws}/ws/buyer?token={shop.buyer_token('commuter')}")
     hello = await back.expect("hello")
-    assert hello["conversation"]["id"] == conv_id and hello["conversation"]["last_seq"] == last_seen + 5
+    assert (
+        hello["conversation"]["id"] == conv_id
+        and hello["conversation"]["last_seq"] == last_seen + 5
+    )
     await back.send({"type": "sync", "conversation_id": conv_id, "after_seq": last_seen})
     missed = [(await back.expect("message.new"))["message"] for _ in range(5)]
     assert [m["seq"] for m in missed] == list(range(last_seen + 1, last_seen + 6))
     assert [m["client_msg_id"] for m in missed] == [f"while-away-{i}" for i in range(5)]
     # Live delivery resumes above what was synced, once.
-    await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "welcome-back",
-                      "body": "欢迎回来"})
+    await agent.send(
+        {
+            "type": "message.send",
+            "conversation_id": conv_id,
+            "client_msg_id": "welcome-back",
+            "body": "欢迎回来",
+        }
+    )
     live = await back.expect("message.new")
     assert live["message"]["seq"] == last_seen + 6
     await back.drain()
@@ -196,10 +242,18 @@ async def test_sync_racing_live_messages_sends_each_once(start_server, connect):
 
     async def agent_burst():
         for i in range(20):
-            await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": f"r{i}",
-                              "body": str(i)})
+            await agent.send(
+                {
+                    "type": "message.send",
+                    "conversation_id": conv_id,
+                    "client_msg_id": f"r{i}",
+                    "body": str(i),
+                }
+            )
 
-    await asyncio.gather(agent_burst(), back.send({"type": "sync", "conversation_id": conv_id, "after_seq": 0}))
+    await asyncio.gather(
+        agent_burst(), back.send({"type": "sync", "conversation_id": conv_id, "after_seq": 0})
+    )
     for _ in range(20):
         await agent.expect("message.ack")
     await asyncio.sleep(0.5)
@@ -220,7 +274,9 @@ async def test_agent_gets_history_right_after_assignment(server, connect):
     assigned = await agent.expect("conversation.assigned")
     history = [(await agent.expect("message.new"))["message"]["body"] for _ in range(3)]
     assert history == ["有人吗 0", "有人吗 1", "有人吗 2"]
-    assert (await b.expect("conversation.assigned"))["conversation"]["id"] == assigned["conversation"]["id"]
+    assert (await b.expect("conversation.assigned"))["conversation"]["id"] == assigned[
+        "conversation"
+    ]["id"]
 
 
 async def test_typing_and_read_receipts_reach_the_other_side(server, shop, connect):
@@ -247,7 +303,9 @@ async def test_close_frees_the_slot_and_tells_both(server, connect):
     assert (await agent.expect("conversation.assigned"))["conversation"]["buyer_id"] == "second"
     await b2.expect("conversation.assigned")
     # Writing into the closed conversation is refused; the buyer's next words open a new one.
-    await agent.send({"type": "message.send", "conversation_id": conv1, "client_msg_id": "late", "body": "?"})
+    await agent.send(
+        {"type": "message.send", "conversation_id": conv1, "client_msg_id": "late", "body": "?"}
+    )
     assert (await agent.expect("error"))["code"] == "conversation_closed"
     await b1.send({"type": "message.send", "client_msg_id": "again", "body": "还有个问题"})
     ack = await b1.expect("message.ack")
@@ -266,8 +324,8 @@ async def test_waiting_buyers_are_served_in_order_with_positions(server, connect
     first = (await agent.expect("conversation.assigned"))["conversation"]
     assert first["buyer_id"] == "w0"
     # The others move up one place.
-    assert (await buyers[1].expect("conversation.queued", lambda f: f["position"] == 1))
-    assert (await buyers[2].expect("conversation.queued", lambda f: f["position"] == 2))
+    assert await buyers[1].expect("conversation.queued", lambda f: f["position"] == 1)
+    assert await buyers[2].expect("conversation.queued", lambda f: f["position"] == 2)
     await agent.send({"type": "conversation.close", "conversation_id": first["id"]})
     assert (await agent.expect("conversation.assigned"))["conversation"]["buyer_id"] == "w1"
 
@@ -283,43 +341,72 @@ async def test_agent_status_is_kept_across_connections(server, shop, connect):
 
 
 async def test_image_messages_need_a_real_image_upload(server, shop, connect):
-    agent, b, conv_id = await open_chat(server, shop, connect)
+    _agent, b, _conv_id = await open_chat(server, shop, connect)
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
     token = shop.buyer_token("b-1")
-    async with httpx.AsyncClient(base_url=server.http, headers={"Authorization": f"Bearer {token}"}) as c:
-        fake = await c.post("/api/v1/uploads", files={"file": ("cat.png", b"<svg onload=alert(1)>", "image/png")})
+    async with httpx.AsyncClient(
+        base_url=server.http, headers={"Authorization": f"Bearer {token}"}
+    ) as c:
+        fake = await c.post(
+            "/api/v1/uploads", files={"file": ("cat.png", b"<svg onload=alert(1)>", "image/png")}
+        )
         assert fake.status_code == 422 and fake.json()["error"]["code"] == "bad_image"
-        big = await c.post("/api/v1/uploads", files={"file": ("big.jpg", b"\xff\xd8\xff" + b"0" * (5 * 1024 * 1024))})
+        big = await c.post(
+            "/api/v1/uploads",
+            files={"file": ("big.jpg", b"\xff\xd8\xff" + b"0" * (5 * 1024 * 1024))},
+        )
         assert big.status_code == 413
-        ok = await c.post("/api/v1/uploads", files={"file": ("photo.bin", png, "application/octet-stream")})
+        ok = await c.post(
+            "/api/v1/uploads", files={"file": ("photo.bin", png, "application/octet-stream")}
+        )
         assert ok.status_code == 201
         upload_id = ok.json()["upload_id"]
-    await b.send({"type": "message.send", "client_msg_id": "img", "kind": "image", "body": "",
-                  "payload": {"upload_id": upload_id}})
+    await b.send(
+        {
+            "type": "message.send",
+            "client_msg_id": "img",
+            "kind": "image",
+            "body": "",
+            "payload": {"upload_id": upload_id},
+        }
+    )
     msg = (await b.expect("message.ack"))["message"]
     assert msg["kind"] == "image" and msg["payload"]["content_type"] == "image/png"
     agent_token = await login(server.http, shop, "agent1")
     async with httpx.AsyncClient(base_url=server.http) as c:
         got = await c.get(msg["payload"]["url"], headers={"Authorization": f"Bearer {agent_token}"})
-        assert got.status_code == 200 and got.content == png and got.headers["content-type"] == "image/png"
+        assert (
+            got.status_code == 200
+            and got.content == png
+            and got.headers["content-type"] == "image/png"
+        )
         other = await make_shop(server.ctx.db)
         stranger = await c.get(msg["payload"]["url"], params={"token": other.buyer_token("x")})
         assert stranger.status_code == 404
-    await b.send({"type": "message.send", "client_msg_id": "img2", "kind": "image", "body": "",
-                  "payload": {"upload_id": "nope"}})
+    await b.send(
+        {
+            "type": "message.send",
+            "client_msg_id": "img2",
+            "kind": "image",
+            "body": "",
+            "payload": {"upload_id": "nope"},
+        }
+    )
     assert (await b.expect("error"))["code"] == "not_found"
 
 
-@pytest.mark.parametrize("body", ["<img src=x onerror=alert(1)>", "emoji 👍 中文\ttab\r\nline &amp; ' \" \\"])
+@pytest.mark.parametrize(
+    "body", ["<img src=x onerror=alert(1)>", "emoji 👍 中文\ttab\r\nline &amp; ' \" \\"]
+)
 async def test_text_is_stored_exactly_as_written(server, shop, connect, body):
-    agent, b, conv_id = await open_chat(server, shop, connect)
+    agent, b, _conv_id = await open_chat(server, shop, connect)
     await b.send({"type": "message.send", "client_msg_id": "raw", "body": body})
     assert (await b.expect("message.ack"))["message"]["body"] == body
     assert (await agent.expect("message.new"))["message"]["body"] == body
 
 
 async def test_nul_characters_are_refused_clearly(server, shop, connect):
-    agent, b, conv_id = await open_chat(server, shop, connect)
+    _agent, b, _conv_id = await open_chat(server, shop, connect)
     await b.send({"type": "message.send", "client_msg_id": "nul", "body": "a\u0000b"})
     err = await b.expect("error")
     assert err["code"] == "bad_frame" and "NUL" in err["message"] and err["ref"] == "nul"
@@ -336,20 +423,36 @@ async def test_recipients_come_from_the_row_as_locked_not_as_read(server, connec
 
     kit = await make_shop(server.ctx.db)
     db, now = server.ctx.db, server.clock.now()
-    opened = await db.run(routing.open_conversation, shop_id=kit.shop_id, buyer_id="racer", buyer=BuyerFacts(),
-                          now=now)
+    opened = await db.run(
+        routing.open_conversation,
+        shop_id=kit.shop_id,
+        buyer_id="racer",
+        buyer=BuyerFacts(),
+        now=now,
+    )
     stale = opened.conversation
     assert stale.status == "queued" and stale.agent_id is None
 
     async def agent_online(uow):
-        await uow.session.execute(update(Agent).where(Agent.id == kit.agents["agent1"]).values(status="online"))
+        await uow.session.execute(
+            update(Agent).where(Agent.id == kit.agents["agent1"]).values(status="online")
+        )
 
     await db.run(agent_online)
     assert await db.run(routing.dispatch, kit.shop_id, "general", now) == 1  # committed elsewhere
 
     async def write_with_stale_copy(uow):
-        await chat_actions.append_message(uow, stale, sender="buyer", sender_id="racer", kind="text",
-                                          body="抢在分配时发出", payload=None, now=now, client_msg_id="race-1")
+        await chat_actions.append_message(
+            uow,
+            stale,
+            sender="buyer",
+            sender_id="racer",
+            kind="text",
+            body="抢在分配时发出",
+            payload=None,
+            now=now,
+            client_msg_id="race-1",
+        )
         return list(uow.events)
 
     events = await db.run(write_with_stale_copy)
@@ -366,26 +469,39 @@ async def test_hello_tells_a_waiting_buyer_their_place_and_conv_names_the_buyer(
         await b.send({"type": "message.send", "client_msg_id": "q", "body": "排队"})
         await b.expect("message.ack")
         await b.close()
-    back = await connect(f"{server.ws}/ws/buyer?token={kit.buyer_token('queue-1', name='买家1', vip=3)}")
+    back = await connect(
+        f"{server.ws}/ws/buyer?token={kit.buyer_token('queue-1', name='买家1', vip=3)}"
+    )
     hello = await back.expect("hello")
     assert hello["position"] == 2 and hello["conversation"]["status"] == "queued"
-    assert hello["conversation"]["buyer_name"] == "买家1" and hello["conversation"]["buyer_vip"] == 3
+    assert (
+        hello["conversation"]["buyer_name"] == "买家1" and hello["conversation"]["buyer_vip"] == 3
+    )
     agent = await online_agent(server, kit, "agent1", connect)
     conv = (await agent.expect("conversation.assigned"))["conversation"]
-    assert conv["buyer_id"] == "queue-0" and conv["buyer_name"] == "买家0" and conv["buyer_vip"] == 3
+    assert (
+        conv["buyer_id"] == "queue-0" and conv["buyer_name"] == "买家0" and conv["buyer_vip"] == 3
+    )
     assert (await back.expect("conversation.assigned"))["conversation"]["buyer_name"] == "买家1"
 
 
 async def test_the_api_answers_other_origins_for_the_widget(server):
     async with httpx.AsyncClient(base_url=server.http) as c:
-        pre = await c.options("/api/v1/uploads", headers={
-            "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization"})
+        pre = await c.options(
+            "/api/v1/uploads",
+            headers={
+                "Origin": "https://shop.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
         assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
         assert "authorization" in pre.headers["access-control-allow-headers"].lower()
 
 
-async def test_one_group_commit_batch_stores_the_plain_and_hands_back_the_rest(server, shop, connect):
+async def test_one_group_commit_batch_stores_the_plain_and_hands_back_the_rest(
+    server, shop, connect
+):
     agent, b, conv_id = await open_chat(server, shop, connect, sub="batch-b")
     now = server.ctx.clock.now()
     app = appender_module.MessageAppender(server.ctx.db)
@@ -394,8 +510,15 @@ async def test_one_group_commit_batch_stores_the_plain_and_hands_back_the_rest(s
 
     def item(sender, sender_id, cmid, conversation_id=conv_id):
         return appender_module.Append(
-            shop_id=shop.shop_id, conversation_id=conversation_id, sender=sender, sender_id=sender_id,
-            kind="text", body=cmid, payload={}, client_msg_id=cmid, now=now,
+            shop_id=shop.shop_id,
+            conversation_id=conversation_id,
+            sender=sender,
+            sender_id=sender_id,
+            kind="text",
+            body=cmid,
+            payload={},
+            client_msg_id=cmid,
+            now=now,
         )
 
     try:
@@ -412,10 +535,18 @@ async def test_one_group_commit_batch_stores_the_plain_and_hands_back_the_rest(s
         await app.close()
     assert app.batches == 1
     assert [r and (r["client_msg_id"], r["seq"]) for r in results] == [
-        ("x1", 2), None, ("y1", 3), None, None, ("x2", 4)
+        ("x1", 2),
+        None,
+        ("y1", 3),
+        None,
+        None,
+        ("x2", 4),
     ]
     assert [(m.seq, m.client_msg_id) for m in await stored(server.ctx.db, conv_id)] == [
-        (1, "batch-b-open"), (2, "x1"), (3, "y1"), (4, "x2")
+        (1, "batch-b-open"),
+        (2, "x1"),
+        (3, "y1"),
+        (4, "x2"),
     ]
     async with server.ctx.db.read() as s:
         conv = await s.get(Conversation, conv_id)

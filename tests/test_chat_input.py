@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import websockets
 
 from tests.conftest import buyer, online_agent
 from tests.support.factories import make_shop
@@ -25,7 +26,10 @@ async def still_works(client, cmid):
         ('{"type": "launch.rockets"}', "unknown_type"),
         ('{"type": "message.send", "body": "missing client id"}', "bad_frame"),
         ('{"type": "message.send", "client_msg_id": "k", "body": "   "}', "bad_frame"),
-        ('{"type": "message.send", "client_msg_id": "k", "body": "x", "kind": "coupon_card"}', "bad_frame"),
+        (
+            '{"type": "message.send", "client_msg_id": "k", "body": "x", "kind": "coupon_card"}',
+            "bad_frame",
+        ),
         ('{"type": "message.send", "client_msg_id": "k", "body": 42}', "bad_frame"),
         ('{"type": "sync", "conversation_id": "c", "after_seq": -1}', "bad_frame"),
         ('{"type": "elder_mode", "on": "yes"}', "bad_frame"),
@@ -85,7 +89,7 @@ async def test_bad_credentials_close_with_4401(server, shop, connect):
     ]
     for url in cases:
         c = await connect(url)
-        with pytest.raises(Exception):
+        with pytest.raises(websockets.ConnectionClosed):
             await c.recv(timeout=5)
         assert c.close_code == 4401, url
         assert not c.frames, "no hello before 4401"
@@ -94,8 +98,10 @@ async def test_bad_credentials_close_with_4401(server, shop, connect):
 async def test_unsigned_buyer_token_is_refused(server, shop, connect):
     import jwt
 
-    unsigned = jwt.encode({"sub": "x", "shop": shop.slug, "exp": 9999999999}, None, algorithm="none")
+    unsigned = jwt.encode(
+        {"sub": "x", "shop": shop.slug, "exp": 9999999999}, None, algorithm="none"
+    )
     c = await connect(f"{server.ws}/ws/buyer?token={unsigned}")
-    with pytest.raises(Exception):
+    with pytest.raises(websockets.ConnectionClosed):
         await c.recv(timeout=5)
     assert c.close_code == 4401

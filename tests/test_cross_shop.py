@@ -25,22 +25,43 @@ async def test_another_shops_ids_are_404_like_missing_ones(server, connect):
         # Shop A's objects, one of each kind.
         await mine.order("O-1", 50_000)
         payout = (await mine.pay(100, order_id="O-1", username="admin")).json()
-        upload = (await http.post("/api/v1/uploads", files={"file": ("p.png", PNG, "image/png")},
-                                  headers={"Authorization": f"Bearer {mine.buyer_token}"})).json()
+        upload = (
+            await http.post(
+                "/api/v1/uploads",
+                files={"file": ("p.png", PNG, "image/png")},
+                headers={"Authorization": f"Bearer {mine.buyer_token}"},
+            )
+        ).json()
         group = (await http.post("/api/v1/groups", json={"name": "铁粉群"}, headers=a_admin)).json()
-        giveaway = (await http.post(
-            f"/api/v1/groups/{group['id']}/giveaways", headers=a_admin,
-            json={"title": "券", "quantity": 5, "coupon": {"title": "券", "amount_cents": 100}},
-        )).json()
+        giveaway = (
+            await http.post(
+                f"/api/v1/groups/{group['id']}/giveaways",
+                headers=a_admin,
+                json={"title": "券", "quantity": 5, "coupon": {"title": "券", "amount_cents": 100}},
+            )
+        ).json()
         now = server.clock.now()
-        campaign = (await http.post("/api/v1/recall/campaigns", headers=a_admin, json={
-            "name": "回访", "send_at": (now + timedelta(days=1)).isoformat(),
-            "ends_at": (now + timedelta(days=2)).isoformat(), "coupon": {"title": "券", "amount_cents": 100},
-        })).json()
+        campaign = (
+            await http.post(
+                "/api/v1/recall/campaigns",
+                headers=a_admin,
+                json={
+                    "name": "回访",
+                    "send_at": (now + timedelta(days=1)).isoformat(),
+                    "ends_at": (now + timedelta(days=2)).isoformat(),
+                    "coupon": {"title": "券", "amount_cents": 100},
+                },
+            )
+        ).json()
         ids = {
-            "conv": mine.conversation_id, "payout": payout["id"], "upload": upload["upload_id"],
-            "group": group["id"], "giveaway": giveaway["id"], "campaign": campaign["id"],
-            "agent": mine.kit.agents["agent1"], "order": "O-1",
+            "conv": mine.conversation_id,
+            "payout": payout["id"],
+            "upload": upload["upload_id"],
+            "group": group["id"],
+            "giveaway": giveaway["id"],
+            "campaign": campaign["id"],
+            "agent": mine.kit.agents["agent1"],
+            "order": "O-1",
         }
         assert all(ids.values()), ids
 
@@ -64,7 +85,13 @@ async def test_another_shops_ids_are_404_like_missing_ones(server, connect):
             (b_staff, "POST", "/recall/campaigns/{id}/schedule", "campaign", None),
             (b_staff, "POST", "/recall/campaigns/{id}/cancel", "campaign", None),
             (b_staff, "GET", "/groups/{id}/messages", "group", None),
-            (b_staff, "POST", "/groups/{id}/messages", "group", {"client_msg_id": "c1", "body": "hi"}),
+            (
+                b_staff,
+                "POST",
+                "/groups/{id}/messages",
+                "group",
+                {"client_msg_id": "c1", "body": "hi"},
+            ),
             (b_staff, "POST", "/groups/{id}/mute", "group", {"minutes": 5}),
             (b_staff, "POST", "/groups/{id}/giveaways", "group", {"title": "t", "quantity": 1}),
             (b_staff, "DELETE", "/groups/{id}/members/" + mine.buyer_id, "group", None),
@@ -84,19 +111,25 @@ async def test_another_shops_ids_are_404_like_missing_ones(server, connect):
                     json, path = body, template.replace("{id}", the_id)
                 headers = {**who, "Idempotency-Key": secrets.token_hex(6)}
                 r = await http.request(method, f"/api/v1{path}", json=json, headers=headers)
-                answers.append((r.status_code, r.json()["error"]["code"] if r.status_code >= 400 else None))
+                answers.append(
+                    (r.status_code, r.json()["error"]["code"] if r.status_code >= 400 else None)
+                )
             assert answers[0] == answers[1] == (404, "not_found"), (method, template, answers)
 
         # Shop A still has all of it, untouched.
-        assert (await http.get(f"/api/v1/payouts/{payout['id']}", headers=a_admin)).status_code == 200
+        assert (
+            await http.get(f"/api/v1/payouts/{payout['id']}", headers=a_admin)
+        ).status_code == 200
         r = await http.get(f"/api/v1/recall/campaigns/{campaign['id']}", headers=a_admin)
         assert r.json()["status"] == "draft"
 
         # Over the buyer socket too: A's group is as unknown to B's buyer as a made-up id.
         b = await connect(f"{server.ws}/ws/buyer?token={theirs.kit.buyer_token('nosy-buyer')}")
         await b.expect("hello")
-        for frame in ({"type": "group.sync", "after_seq": 0},
-                      {"type": "group.send", "client_msg_id": "g1", "body": "hi"}):
+        for frame in (
+            {"type": "group.sync", "after_seq": 0},
+            {"type": "group.send", "client_msg_id": "g1", "body": "hi"},
+        ):
             codes = []
             for the_id in (group["id"], "missing-group"):
                 await b.send({**frame, "group_id": the_id})

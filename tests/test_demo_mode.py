@@ -48,27 +48,50 @@ async def test_demo_storefront_exists_only_in_demo_mode(start_server):
 
 async def test_the_demo_slug_is_reserved(server, database_url):
     for slug in ("demo", "Demo", "DEMO"):
-        done = homing("shop", "create", slug, "--admin", "boss", "--password", "pw", database_url=database_url)
+        done = homing(
+            "shop", "create", slug, "--admin", "boss", "--password", "pw", database_url=database_url
+        )
         assert done.returncode == 1, done.stdout
         error = json.loads(done.stderr)["error"]
         assert error["code"] == "slug_reserved" and "reserved for the demo shop" in error["message"]
     # The action refuses it whoever calls it; only the demo seed may create it.
     with pytest.raises(Conflict) as refused:
-        await server.ctx.db.run(shop_actions.create_shop, slug="demo", admin_username="a",
-                                admin_password=PASSWORD, now=server.clock.now())
+        await server.ctx.db.run(
+            shop_actions.create_shop,
+            slug="demo",
+            admin_username="a",
+            admin_password=PASSWORD,
+            now=server.clock.now(),
+        )
     assert refused.value.code == "slug_reserved" and refused.value.status == 422
     with pytest.raises(Conflict):
-        await server.ctx.db.run(shop_actions.create_shop, slug="Demo", admin_username="a",
-                                admin_password=PASSWORD, now=server.clock.now(), demo_seed=True)
+        await server.ctx.db.run(
+            shop_actions.create_shop,
+            slug="Demo",
+            admin_username="a",
+            admin_password=PASSWORD,
+            now=server.clock.now(),
+            demo_seed=True,
+        )
 
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [
-        ("127.0.0.1", True), ("127.9.8.7", True), ("::1", True), ("[::1]", True),
-        ("localhost", True), ("LocalHost", True),
-        ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("10.0.0.1", False),
-        ("example.com", False), ("127.0.0.1.nip.io", False), ("", False), ("app.localhost", True),
+        ("127.0.0.1", True),
+        ("127.9.8.7", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LocalHost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("10.0.0.1", False),
+        ("example.com", False),
+        ("127.0.0.1.nip.io", False),
+        ("", False),
+        ("app.localhost", True),
     ],
 )
 def test_loopback_hosts(host, loopback):
@@ -104,13 +127,17 @@ async def test_serve_demo_on_loopback_public_or_not_at_all(database_url):
         for node in nodes:
             await node.start()
         async with httpx.AsyncClient() as c:
-            demo_loopback, demo_public, plain = [(await c.get(n.http + "/demo/shop")) for n in nodes]
+            demo_loopback, demo_public, plain = [
+                (await c.get(n.http + "/demo/shop")) for n in nodes
+            ]
             assert demo_loopback.status_code == 200 and TOKEN.search(demo_loopback.text)
             assert demo_public.status_code == 200 and TOKEN.search(demo_public.text)
             # The demo shop exists in this database, but this node is not in demo mode.
             assert plain.status_code == 404 and not TOKEN.search(plain.text)
-            r = await c.post(nodes[0].http + "/api/v1/auth/login",
-                             json={"shop": "demo", "username": "alice", "password": "demo"})
+            r = await c.post(
+                nodes[0].http + "/api/v1/auth/login",
+                json={"shop": "demo", "username": "alice", "password": "demo"},
+            )
             assert r.status_code == 200
     finally:
         for node in nodes:

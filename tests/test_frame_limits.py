@@ -26,7 +26,10 @@ from tests.support.factories import login, make_shop
 # 1,000-deep array is valid JSON (orjson parses up to 1,024 levels).
 DEEP = "__deep_array__"
 DEEP_OBJECT = "__deep_object__"
-_DEEP_TEXT = {f'"{DEEP}"': "[" * 1000 + "0" + "]" * 1000, f'"{DEEP_OBJECT}"': '{"a": ' * 500 + "0" + "}" * 500}
+_DEEP_TEXT = {
+    f'"{DEEP}"': "[" * 1000 + "0" + "]" * 1000,
+    f'"{DEEP_OBJECT}"': '{"a": ' * 500 + "0" + "}" * 500,
+}
 
 
 def dumps(frame: dict[str, Any]) -> str:
@@ -39,23 +42,54 @@ def dumps(frame: dict[str, Any]) -> str:
 # What goes into one field at a time: wrong types, numbers out of every range, strings
 # that look like numbers, deep structures.
 BAD_VALUES: list[Any] = [
-    "x", 7, 1.5, True, None, [], {}, -1, 2**31, 2**53, 2**63, 2**64 - 1, -(2**63),
-    "NaN", "x" * 10_000, DEEP, DEEP_OBJECT,
+    "x",
+    7,
+    1.5,
+    True,
+    None,
+    [],
+    {},
+    -1,
+    2**31,
+    2**53,
+    2**63,
+    2**64 - 1,
+    -(2**63),
+    "NaN",
+    "x" * 10_000,
+    DEEP,
+    DEEP_OBJECT,
 ]
 
 # Whole frames that are wrong before any field is read (text unless bytes).
 RAW_FRAMES: list[str | bytes] = [
-    "{not json", "", " ", "[]", "null", "1", '"text"', "[" * 2000 + "]" * 2000,
-    '{"type": 1}', '{"type": null}', '{"type": []}', '{"type": {"a": 1}}',
-    json.dumps({"type": "x" * 50_000}), dumps({"type": DEEP}),
-    '{"type": "launch.rockets"}', '{"type": "hello"}', '{"type": "message.ack"}', '{"type": ""}',
+    "{not json",
+    "",
+    " ",
+    "[]",
+    "null",
+    "1",
+    '"text"',
+    "[" * 2000 + "]" * 2000,
+    '{"type": 1}',
+    '{"type": null}',
+    '{"type": []}',
+    '{"type": {"a": 1}}',
+    json.dumps({"type": "x" * 50_000}),
+    dumps({"type": DEEP}),
+    '{"type": "launch.rockets"}',
+    '{"type": "hello"}',
+    '{"type": "message.ack"}',
+    '{"type": ""}',
     '{"type": "sync", "conversation_id": "c", "after_seq": NaN}',
     '{"type": "sync", "conversation_id": "c", "after_seq": Infinity}',
     '{"type": "sync", "conversation_id": "c", "after_seq": 1e400}',
     '{"type": "sync", "conversation_id": "c", "after_seq": 123456789012345678901234567890}',
     '{"type": "sync", "conversation_id": "c", "after_seq": -0.0}',
     json.dumps({"type": "message.send", "client_msg_id": "big", "body": "x" * 100_000}),
-    b"\xff\xfe\xfd", b"\x00" * 16, b'{"type": "typing", "conversation_id": "\xff\xfe"}',
+    b"\xff\xfe\xfd",
+    b"\x00" * 16,
+    b'{"type": "typing", "conversation_id": "\xff\xfe"}',
     b'{"type": "message.send", "client_msg_id": "\xc3\x28", "body": "\xed\xa0\x80"}',
     '{"type": "sync", "conversation_id": "\\ud800", "after_seq": 0}',
 ]
@@ -79,8 +113,12 @@ def _frames_for(side: str, conv_id: str) -> list[str | bytes]:
             "elder_mode": {"on": False},
             "csat.submit": {"conversation_id": ghost, "score": 5, "comment": "ok"},
         }
-        base["message.send:card"] = {"client_msg_id": "c", "body": "", "kind": "product_card",
-                                     "payload": {"product_id": "p", "title": "t", "price_cents": 1}}
+        base["message.send:card"] = {
+            "client_msg_id": "c",
+            "body": "",
+            "kind": "product_card",
+            "payload": {"product_id": "p", "title": "t", "price_cents": 1},
+        }
     else:
         base = {
             **common,
@@ -92,7 +130,9 @@ def _frames_for(side: str, conv_id: str) -> list[str | bytes]:
     frames: list[str | bytes] = []
     for name, fields in base.items():
         ftype = name.split(":")[0]
-        keys = list(fields) if name != "message.send:card" else ["product_id", "title", "price_cents"]
+        keys = (
+            list(fields) if name != "message.send:card" else ["product_id", "title", "price_cents"]
+        )
         for key, bad in itertools.product(keys, BAD_VALUES):
             if name == "message.send:card":
                 frame = {"type": ftype, **fields, "payload": {**fields["payload"], key: bad}}
@@ -111,9 +151,14 @@ async def _answers_or_closes(
     try:
         await client.ws.send(frame)
         await client.send(probe)
-        await client.expect("message.ack", lambda f: f["client_msg_id"] == probe["client_msg_id"], timeout=10)
+        await client.expect(
+            "message.ack", lambda f: f["client_msg_id"] == probe["client_msg_id"], timeout=10
+        )
     except websockets.ConnectionClosed:
-        assert client.ws.close_code is not None and client.ws.close_reason, (frame[:200], client.ws.close_code)
+        assert client.ws.close_code is not None and client.ws.close_reason, (
+            frame[:200],
+            client.ws.close_code,
+        )
         return await reopen()
     errors = [f for f in client.frames[seen:] if f.get("type") == "error"]
     assert all(e["code"] != "internal" for e in errors), (frame[:200], errors)
@@ -122,7 +167,9 @@ async def _answers_or_closes(
 
 
 @pytest.mark.parametrize("side", ["buyer", "agent"])
-async def test_three_hundred_malformed_frames_never_leave_a_socket_silent(start_server, connect, side):
+async def test_three_hundred_malformed_frames_never_leave_a_socket_silent(
+    start_server, connect, side
+):
     srv = await start_server(HOMING_FRAMES_PER_SECOND="100000", run_jobs=False)
     kit = await make_shop(srv.ctx.db)
     agent = await online_agent(srv, kit, "agent1", connect)
@@ -143,7 +190,11 @@ async def test_three_hundred_malformed_frames_never_leave_a_socket_silent(start_
     frames = _frames_for(side, conv_id)
     assert len(frames) >= 280
     for i, frame in enumerate(frames):
-        probe: dict[str, Any] = {"type": "message.send", "client_msg_id": f"probe-{i}", "body": f"probe {i}"}
+        probe: dict[str, Any] = {
+            "type": "message.send",
+            "client_msg_id": f"probe-{i}",
+            "body": f"probe {i}",
+        }
         if side == "agent":
             probe["conversation_id"] = conv_id
         client = await _answers_or_closes(client, frame, probe, reopen)
@@ -171,7 +222,9 @@ async def test_numbers_past_what_a_column_holds_are_bad_frames(server, connect, 
     err = await client.expect("error")
     assert err["code"] == "bad_frame" and f'"{field}"' in err["message"], err
     # And the socket still works both ways.
-    await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "a", "body": "在的"})
+    await agent.send(
+        {"type": "message.send", "conversation_id": conv_id, "client_msg_id": "a", "body": "在的"}
+    )
     await agent.expect("message.ack")
     assert (await b.expect("message.new"))["message"]["body"] == "在的"
     await b.send({"type": "message.send", "client_msg_id": "b", "body": "好的"})
@@ -181,8 +234,10 @@ async def test_numbers_past_what_a_column_holds_are_bad_frames(server, connect, 
 async def test_a_deep_structure_where_a_word_belongs_is_a_bad_frame(server, connect):
     kit = await make_shop(server.ctx.db)
     agent = await online_agent(server, kit, "agent1", connect)
-    for frame in ({"type": "agent.status", "status": DEEP}, {"type": "conversation.transfer",
-                                                              "conversation_id": "c", "note": DEEP}):
+    for frame in (
+        {"type": "agent.status", "status": DEEP},
+        {"type": "conversation.transfer", "conversation_id": "c", "note": DEEP},
+    ):
         await agent.send(dumps(frame))
         err = await agent.expect("error")
         assert err["code"] == "bad_frame", err
@@ -198,8 +253,13 @@ async def test_bad_frames_count_against_the_rate_limit(start_server, connect):
     srv = await start_server(clock=clock, run_jobs=False)
     kit = await make_shop(srv.ctx.db, clock=clock)
     b = await buyer(srv, kit, connect)
-    junk = ["{not json", "[1]", json.dumps({"type": "x" * 70_000}), '{"type": "launch.rockets"}',
-            '{"type": "sync", "after_seq": "NaN"}']
+    junk = [
+        "{not json",
+        "[1]",
+        json.dumps({"type": "x" * 70_000}),
+        '{"type": "launch.rockets"}',
+        '{"type": "sync", "after_seq": "NaN"}',
+    ]
     for frame in junk * 2:
         await b.send(frame)
     for _ in range(10):

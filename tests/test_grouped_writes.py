@@ -17,8 +17,9 @@ async def test_grouped_writes_commit_together_and_fail_alone(server, shop):
     now = server.clock.now()
 
     async def touch(uow, buyer_id):
-        await shop_actions.touch_buyer(uow, shop_id=shop.shop_id, buyer_id=buyer_id, name=buyer_id, age=None,
-                                       vip=None, now=now)
+        await shop_actions.touch_buyer(
+            uow, shop_id=shop.shop_id, buyer_id=buyer_id, name=buyer_id, age=None, vip=None, now=now
+        )
         uow.emit("t:grouped", {"type": "test", "buyer": buyer_id})
         return buyer_id
 
@@ -53,4 +54,6 @@ async def test_grouped_results_match_their_callers(server, shop, n):
         await asyncio.sleep(0)
         return value * 2
 
-    assert await asyncio.gather(*(db.run_grouped(echo, i) for i in range(n))) == [i * 2 for i in range(n)]
+    assert await asyncio.gather(*(db.run_grouped(echo, i) for i in range(n))) == [
+        i * 2 for i in range(n)
+    ]

@@ -62,8 +62,12 @@ async def test_one_address_guessing_at_names_is_throttled_but_not_the_agent_else
         for body in ({**right, "username": "name-9"}, {**right, "username": "admin"}):
             r = await attacker.post(LOGIN, json=body)
             assert r.status_code == 429
-            assert r.json() == {"error": {"code": "rate_limited",
-                                          "message": "Too many failed logins; wait a few minutes and try again."}}
+            assert r.json() == {
+                "error": {
+                    "code": "rate_limited",
+                    "message": "Too many failed logins; wait a few minutes and try again.",
+                }
+            }
         # The agent, and everyone else, still log in from their own address.
         assert (await owner.post(LOGIN, json=right)).status_code == 200
         assert (await owner.post(LOGIN, json={**right, "username": "admin"})).status_code == 200
@@ -76,9 +80,12 @@ async def test_concurrent_guesses_at_names_never_pass_the_address_limit(start_se
     srv = await start_server(run_jobs=False, HOMING_LOGIN_ADDRESS_MAX_FAILURES="8")
     kit = await make_shop(srv.ctx.db)
     async with client_from(loopback_address(), srv.http) as c:
-        answers = await asyncio.gather(*(
-            c.post(LOGIN, json={"shop": kit.slug, "username": f"name-{i}", "password": "x"}) for i in range(30)
-        ))
+        answers = await asyncio.gather(
+            *(
+                c.post(LOGIN, json={"shop": kit.slug, "username": f"name-{i}", "password": "x"})
+                for i in range(30)
+            )
+        )
     assert Counter(r.status_code for r in answers) == {401: 8, 429: 22}
 
 
@@ -86,34 +93,49 @@ async def test_concurrent_guesses_at_one_account_never_pass_its_limit(start_serv
     srv = await start_server(run_jobs=False, HOMING_LOGIN_ADDRESS_MAX_FAILURES="8")
     kit = await make_shop(srv.ctx.db)
     async with client_from(loopback_address(), srv.http) as c:
-        answers = await asyncio.gather(*(
-            c.post(LOGIN, json={"shop": kit.slug, "username": "agent1", "password": f"guess-{i}"})
-            for i in range(12)
-        ))
+        answers = await asyncio.gather(
+            *(
+                c.post(
+                    LOGIN, json={"shop": kit.slug, "username": "agent1", "password": f"guess-{i}"}
+                )
+                for i in range(12)
+            )
+        )
         assert Counter(r.status_code for r in answers) == {401: 5, 429: 7}
     # Right passwords at once from one address are let in, and taken back from the count
     # (an attempt counts against the limits only while its password is being checked).
     async with client_from(loopback_address(), srv.http) as c:
-        answers = await asyncio.gather(*(
-            c.post(LOGIN, json={"shop": kit.slug, "username": name, "password": PASSWORD})
-            for name in ("admin",) * 4 + ("agent1",) * 3
-        ))
+        answers = await asyncio.gather(
+            *(
+                c.post(LOGIN, json={"shop": kit.slug, "username": name, "password": PASSWORD})
+                for name in ("admin",) * 4 + ("agent1",) * 3
+            )
+        )
         assert [r.status_code for r in answers] == [200] * 7
         for i in range(9):
-            r = await c.post(LOGIN, json={"shop": kit.slug, "username": f"name-{i}", "password": "x"})
+            r = await c.post(
+                LOGIN, json={"shop": kit.slug, "username": f"name-{i}", "password": "x"}
+            )
             assert r.status_code == (401 if i < 8 else 429)
 
 
-async def _fail_five_then_login(node: NodeProcess, client_address: str, kit_slug: str,
-                                first: str, second: str) -> tuple[int, int]:
+async def _fail_five_then_login(
+    node: NodeProcess, client_address: str, kit_slug: str, first: str, second: str
+) -> tuple[int, int]:
     """Five wrong passwords forwarded for `first`, then the right one for `first` and `second`."""
     body = {"shop": kit_slug, "username": "agent1"}
     async with client_from(client_address, node.http) as c:
         for _ in range(5):
-            r = await c.post(LOGIN, json={**body, "password": "wrong"}, headers={"X-Forwarded-For": first})
+            r = await c.post(
+                LOGIN, json={**body, "password": "wrong"}, headers={"X-Forwarded-For": first}
+            )
             assert r.status_code == 401
-        again = await c.post(LOGIN, json={**body, "password": PASSWORD}, headers={"X-Forwarded-For": first})
-        other = await c.post(LOGIN, json={**body, "password": PASSWORD}, headers={"X-Forwarded-For": second})
+        again = await c.post(
+            LOGIN, json={**body, "password": PASSWORD}, headers={"X-Forwarded-For": first}
+        )
+        other = await c.post(
+            LOGIN, json={**body, "password": PASSWORD}, headers={"X-Forwarded-For": second}
+        )
     return again.status_code, other.status_code
 
 
@@ -126,12 +148,20 @@ async def test_forwarded_for_is_believed_only_from_listed_proxies(server, databa
         await default.start()
         # Through the listed proxy: each forwarded client has its own count.
         kit = await make_shop(server.ctx.db)
-        assert await _fail_five_then_login(trusting, proxy, kit.slug, "203.0.113.7", "198.51.100.9") == (429, 200)
+        assert await _fail_five_then_login(
+            trusting, proxy, kit.slug, "203.0.113.7", "198.51.100.9"
+        ) == (429, 200)
         # The same headers from an address not listed, or on a node that lists none, are
         # ignored: the throttle keys on the peer, whatever the header claims.
-        for node, peer in ((trusting, loopback_address()), (default, proxy), (default, "127.0.0.1")):
+        for node, peer in (
+            (trusting, loopback_address()),
+            (default, proxy),
+            (default, "127.0.0.1"),
+        ):
             kit = await make_shop(server.ctx.db)
-            assert await _fail_five_then_login(node, peer, kit.slug, "203.0.113.7", "198.51.100.9") == (429, 429)
+            assert await _fail_five_then_login(
+                node, peer, kit.slug, "203.0.113.7", "198.51.100.9"
+            ) == (429, 429)
     finally:
         trusting.stop()
         default.stop()

@@ -54,8 +54,11 @@ async def scrape(base: str, **headers: str) -> Samples:
         r = await c.get("/metrics", headers=headers)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/plain; version=")
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(r.text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -89,9 +92,16 @@ async def test_metrics_report_this_servers_sockets_frames_acks_and_state(start_s
     assert value(m, "homing_bus_publish_failures_total") == 0
     assert value(m, "homing_dispatcher_backlog") == 0
     # Jobs this server does not schedule appear once run; their time is when they finished.
-    assert ran_at - 60 < value(m, "homing_job_last_success_timestamp_seconds", job=REQUEUE_ABSENT_JOB) <= ran_at
-    assert not any(name == "homing_job_last_success_timestamp_seconds" and dict(labels)["job"] != REQUEUE_ABSENT_JOB
-                   for name, labels in m)
+    assert (
+        ran_at - 60
+        < value(m, "homing_job_last_success_timestamp_seconds", job=REQUEUE_ABSENT_JOB)
+        <= ran_at
+    )
+    assert not any(
+        name == "homing_job_last_success_timestamp_seconds"
+        and dict(labels)["job"] != REQUEUE_ABSENT_JOB
+        for name, labels in m
+    )
     pool = "write" if srv.ctx.db.write_engine is not srv.ctx.db.engine else "main"
     assert value(m, "homing_db_pool_in_use", pool=pool) >= 0
 
@@ -129,8 +139,9 @@ async def test_jobs_a_node_schedules_are_listed_from_the_start(start_server):
 async def test_metrics_show_the_bus_out_and_the_news_it_could_not_send(start_server, connect):
     redis = RedisServer().start()
     try:
-        srv = await start_server(run_jobs=False, REDIS_URL=redis.url,
-                                 HOMING_BUS_CHANNEL=f"obs-{secrets.token_hex(4)}")
+        srv = await start_server(
+            run_jobs=False, REDIS_URL=redis.url, HOMING_BUS_CHANNEL=f"obs-{secrets.token_hex(4)}"
+        )
         m = await scrape(srv.http)
         assert value(m, "homing_bus_connected", bus="redis") == 1
         assert value(m, "homing_bus_publish_failures_total") == 0
@@ -151,7 +162,11 @@ async def test_metrics_show_the_bus_out_and_the_news_it_could_not_send(start_ser
 async def test_metrics_token_is_required_when_set(start_server):
     srv = await start_server(run_jobs=False, HOMING_METRICS_TOKEN="scrape-s3cret")
     async with httpx.AsyncClient(base_url=srv.http) as c:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic scrape-s3cret"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "Basic scrape-s3cret"},
+        ):
             r = await c.get("/metrics", headers=headers)
             assert r.status_code == 401, headers
             assert r.headers["www-authenticate"] == "Bearer"
@@ -175,8 +190,11 @@ async def test_metrics_without_a_token_answer_loopback_only(server):
 @pytest.fixture(scope="module")
 async def json_node(database_url):
     """`homing serve` on every address, logging JSON at info (access lines on)."""
-    node = NodeProcess({"DATABASE_URL": database_url, "HOMING_LOG_FORMAT": "json"},
-                       host="0.0.0.0", log_level="info")
+    node = NodeProcess(
+        {"DATABASE_URL": database_url, "HOMING_LOG_FORMAT": "json"},
+        host="0.0.0.0",
+        log_level="info",
+    )
     await node.start()
     yield node
     node.stop()
@@ -210,7 +228,10 @@ async def test_json_logs_name_each_request_and_socket(json_node, server):
         assert made and made != 'no "quotes" or spaces'
         fresh = (await c.get("/healthz")).headers["x-request-id"]
         assert fresh and fresh != made
-    clients = [await WSClient.connect(f"{json_node.ws}/ws/buyer?token={kit.buyer_token()}") for _ in range(2)]
+    clients = [
+        await WSClient.connect(f"{json_node.ws}/ws/buyer?token={kit.buyer_token()}")
+        for _ in range(2)
+    ]
     try:
         for b in clients:
             await b.expect("hello")
@@ -219,19 +240,26 @@ async def test_json_logs_name_each_request_and_socket(json_node, server):
             await b.close()
 
     def accepted() -> list[dict[str, Any]]:
-        return [line for line in json_lines(json_node.log.read_text())
-                if "/ws/buyer" in line["message"] and "accepted" in line["message"]]
+        return [
+            line
+            for line in json_lines(json_node.log.read_text())
+            if "/ws/buyer" in line["message"] and "accepted" in line["message"]
+        ]
 
     await wait_for(lambda: len(accepted()) >= 2, 10, "both sockets' lines in the log")
     lines = json_lines(json_node.log.read_text())
-    by_request = {line.get("request_id"): line for line in lines if line["logger"] == "uvicorn.access"}
+    by_request = {
+        line.get("request_id"): line for line in lines if line["logger"] == "uvicorn.access"
+    }
     for rid in ("probe-7f3a", made, fresh):
         line = by_request[rid]
         assert line["level"] == "INFO" and line["path"] == "/healthz" and line["status"] == 200
     socket_ids = {line.get("connection_id") for line in accepted()}
     assert len(socket_ids) == 2 and None not in socket_ids  # one id a socket
     assert all(line["level"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") for line in lines)
-    assert any(line["logger"] == "app.cli" and "Homing is running" in line["message"] for line in lines)
+    assert any(
+        line["logger"] == "app.cli" and "Homing is running" in line["message"] for line in lines
+    )
 
 
 def test_the_worker_logs_json_and_serves_its_jobs_metrics(database_url, tmp_path):
@@ -241,19 +269,38 @@ def test_the_worker_logs_json_and_serves_its_jobs_metrics(database_url, tmp_path
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "HOMING_LOG_FORMAT": "json"}
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "app", "worker", "--log-level", "info",
-                                 "--metrics-port", str(port)], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "worker",
+                "--log-level",
+                "info",
+                "--metrics-port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while "worker running" not in log.read_text():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.1)
         while True:  # every job runs once at start; the first that finishes shows its time
-            r = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"X-Request-ID": "worker-scrape"})
+            r = httpx.get(
+                f"http://127.0.0.1:{port}/metrics", headers={"X-Request-ID": "worker-scrape"}
+            )
             assert r.status_code == 200
-            jobs = {s.labels["job"]: s.value for family in text_string_to_metric_families(r.text)
-                    for s in family.samples if s.name == "homing_job_last_success_timestamp_seconds"}
+            jobs = {
+                s.labels["job"]: s.value
+                for family in text_string_to_metric_families(r.text)
+                for s in family.samples
+                if s.name == "homing_job_last_success_timestamp_seconds"
+            }
             assert set(jobs) == {job.name for job in registered_jobs()}
             if any(jobs.values()):
                 break
@@ -265,8 +312,14 @@ def test_the_worker_logs_json_and_serves_its_jobs_metrics(database_url, tmp_path
         proc.wait(10)
     assert proc.returncode == 0, log.read_text()[-2000:]
     lines = json_lines(log.read_text())
-    assert any(line["logger"] == "app.worker" and line["message"].startswith("worker running") for line in lines)
-    assert any(line.get("request_id") == "worker-scrape" and line["logger"] == "uvicorn.access" for line in lines)
+    assert any(
+        line["logger"] == "app.worker" and line["message"].startswith("worker running")
+        for line in lines
+    )
+    assert any(
+        line.get("request_id") == "worker-scrape" and line["logger"] == "uvicorn.access"
+        for line in lines
+    )
 
 
 def test_json_formatter_keeps_exceptions_and_masks_secrets():
@@ -276,7 +329,10 @@ def test_json_formatter_keeps_exceptions_and_masks_secrets():
         record = logging_record("opening /x?ticket=t-123 failed", exc_info=sys.exc_info())
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "opening /x?ticket=*** failed"
-    assert "Traceback" in line["exception"] and "ValueError: bad link /ws/buyer?token=***" in line["exception"]
+    assert (
+        "Traceback" in line["exception"]
+        and "ValueError: bad link /ws/buyer?token=***" in line["exception"]
+    )
     assert "eyJ.secret.sig" not in json.dumps(line)
 
 

@@ -18,14 +18,18 @@ from tests.conftest import buyer, online_agent
 async def conversations_of(db, shop_id, buyer_id):
     async with db.read() as s:
         rows = await s.execute(
-            select(Conversation).where(Conversation.shop_id == shop_id, Conversation.buyer_id == buyer_id)
+            select(Conversation).where(
+                Conversation.shop_id == shop_id, Conversation.buyer_id == buyer_id
+            )
         )
         return list(rows.scalars())
 
 
 async def messages_in(db, conv_id):
     async with db.read() as s:
-        rows = await s.execute(select(Message).where(Message.conversation_id == conv_id).order_by(Message.seq))
+        rows = await s.execute(
+            select(Message).where(Message.conversation_id == conv_id).order_by(Message.seq)
+        )
         return list(rows.scalars())
 
 
@@ -36,22 +40,33 @@ def grouped(server) -> int:
 async def test_a_first_message_opens_and_queues_the_conversation(server, shop, connect):
     b = await buyer(server, shop, connect, "opener-1")
     before = grouped(server)
-    await b.send({"type": "message.send", "client_msg_id": "first", "body": "在吗?大促的券还能用吗"})
+    await b.send(
+        {"type": "message.send", "client_msg_id": "first", "body": "在吗?大促的券还能用吗"}
+    )
     opened = (await b.expect("conversation.opened"))["conversation"]
     ack = await b.expect("message.ack")
     queued = await b.expect("conversation.queued")
     # The frames say what the full path says: opened before its first message, then the place.
     assert opened["status"] == "queued" and opened["queue"] == "general" and opened["last_seq"] == 0
-    assert opened["buyer_name"] == "测试买家" and opened["agent_id"] is None and opened["shop"] == shop.slug
+    assert (
+        opened["buyer_name"] == "测试买家"
+        and opened["agent_id"] is None
+        and opened["shop"] == shop.slug
+    )
     assert ack["message"]["seq"] == 1 and ack["message"]["conversation_id"] == opened["id"]
-    assert queued == {"type": "conversation.queued", "conversation_id": opened["id"], "queue": "general",
-                      "position": 1}
+    assert queued == {
+        "type": "conversation.queued",
+        "conversation_id": opened["id"],
+        "queue": "general",
+        "position": 1,
+    }
     assert grouped(server) == before + 1
     [conv] = await conversations_of(server.ctx.db, shop.shop_id, "opener-1")
     assert (conv.id, conv.status, conv.last_seq, conv.elder) == (opened["id"], "queued", 1, False)
     assert conv.last_buyer_message_at is not None and conv.queued_at == conv.opened_at
-    assert [(m.seq, m.body, m.client_msg_id) for m in await messages_in(server.ctx.db, conv.id)] == [
-        (1, "在吗?大促的券还能用吗", "first")]
+    assert [
+        (m.seq, m.body, m.client_msg_id) for m in await messages_in(server.ctx.db, conv.id)
+    ] == [(1, "在吗?大促的券还能用吗", "first")]
     # The next message goes into the conversation just opened.
     await b.send({"type": "message.send", "client_msg_id": "second", "body": "还有货吗"})
     assert (await b.expect("message.ack"))["message"]["seq"] == 2
@@ -66,7 +81,9 @@ async def test_an_opened_conversation_is_routed_to_an_online_agent_at_once(serve
     assigned = (await agent.expect("conversation.assigned"))["conversation"]
     assert assigned["id"] == conv_id and assigned["status"] == "assigned"
     assert (await agent.expect("message.new"))["message"]["body"] == "你好"
-    assert (await b.expect("conversation.assigned"))["conversation"]["agent_id"] == assigned["agent_id"]
+    assert (await b.expect("conversation.assigned"))["conversation"]["agent_id"] == assigned[
+        "agent_id"
+    ]
 
 
 async def test_an_elderly_buyer_opens_in_the_elderly_queue(server, shop, connect):
@@ -81,8 +98,12 @@ async def test_an_elderly_buyer_opens_in_the_elderly_queue(server, shop, connect
 async def test_a_surge_of_openers_each_get_one_conversation_and_a_place(server, shop, connect):
     n = 30
     buyers = [await buyer(server, shop, connect, f"surge-{i}") for i in range(n)]
-    await asyncio.gather(*(b.send({"type": "message.send", "client_msg_id": "s", "body": f"第{i}个"})
-                           for i, b in enumerate(buyers)))
+    await asyncio.gather(
+        *(
+            b.send({"type": "message.send", "client_msg_id": "s", "body": f"第{i}个"})
+            for i, b in enumerate(buyers)
+        )
+    )
     acks = [await b.expect("message.ack") for b in buyers]
     places = [(await b.expect("conversation.queued"))["position"] for b in buyers]
     conv_ids = {a["message"]["conversation_id"] for a in acks}
@@ -97,14 +118,21 @@ async def test_a_surge_of_openers_each_get_one_conversation_and_a_place(server, 
 
 async def test_two_tabs_opening_at_once_share_one_conversation(server, shop, connect):
     tabs = [await buyer(server, shop, connect, "two-tabs") for _ in range(2)]
-    await asyncio.gather(*(t.send({"type": "message.send", "client_msg_id": f"tab-{i}", "body": f"标签{i}"})
-                           for i, t in enumerate(tabs)))
+    await asyncio.gather(
+        *(
+            t.send({"type": "message.send", "client_msg_id": f"tab-{i}", "body": f"标签{i}"})
+            for i, t in enumerate(tabs)
+        )
+    )
     acks = [(await t.expect("message.ack"))["message"] for t in tabs]
     assert acks[0]["conversation_id"] == acks[1]["conversation_id"]
     assert sorted(a["seq"] for a in acks) == [1, 2]
     [conv] = await conversations_of(server.ctx.db, shop.shop_id, "two-tabs")
     assert conv.last_seq == 2
-    assert sorted(m.client_msg_id for m in await messages_in(server.ctx.db, conv.id)) == ["tab-0", "tab-1"]
+    assert sorted(m.client_msg_id for m in await messages_in(server.ctx.db, conv.id)) == [
+        "tab-0",
+        "tab-1",
+    ]
 
 
 async def test_a_resent_first_message_opens_nothing_new(server, shop, connect):

@@ -422,7 +422,9 @@ async def test_a_buyer_reads_back_claims_and_opt_out(desk):
     sends = await sends_by_buyer(srv.ctx.db, kit.shop_id)
 
     def me(who):
-        return http.get("/api/v1/recall/me", headers={"Authorization": f"Bearer {kit.buyer_token(who)}"})
+        return http.get(
+            "/api/v1/recall/me", headers={"Authorization": f"Bearer {kit.buyer_token(who)}"}
+        )
 
     assert (await me("keeper")).json() == {"opted_out": False, "claimed": []}
     coupon_id = sends["keeper"][0].id

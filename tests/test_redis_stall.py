@@ -45,8 +45,14 @@ class Side:
         while not stop.is_set():
             cmid = f"{self.name}-{i}"
             self.sent.append((cmid, time.monotonic()))
-            await self.client.send({"type": "message.send", "client_msg_id": cmid, "body": f"{self.name} {i}",
-                                    **self.extra})
+            await self.client.send(
+                {
+                    "type": "message.send",
+                    "client_msg_id": cmid,
+                    "body": f"{self.name} {i}",
+                    **self.extra,
+                }
+            )
             i += 1
             await asyncio.sleep(SEND_EVERY_S)
 
@@ -68,7 +74,9 @@ class Side:
 
 async def open_pair(server, buyer_node, agent_node, connect) -> tuple[Side, Side]:
     kit = await make_shop(server.ctx.db)
-    agent = await connect(f"{agent_node.ws}/ws/agent?token={await login(agent_node.http, kit, 'agent1')}")
+    agent = await connect(
+        f"{agent_node.ws}/ws/agent?token={await login(agent_node.http, kit, 'agent1')}"
+    )
     await agent.expect("hello")
     await agent.send({"type": "agent.status", "status": "online"})
     await agent.expect("agent.status")
@@ -76,28 +84,36 @@ async def open_pair(server, buyer_node, agent_node, connect) -> tuple[Side, Side
     await buyer.expect("hello")
     await buyer.send({"type": "message.send", "client_msg_id": "hello", "body": "在吗"})
     conv_id = (await buyer.expect("message.ack"))["message"]["conversation_id"]
-    assert (await agent.expect("conversation.assigned", timeout=20))["conversation"]["id"] == conv_id
+    assert (await agent.expect("conversation.assigned", timeout=20))["conversation"][
+        "id"
+    ] == conv_id
     await agent.expect("message.new")
     await buyer.expect("conversation.assigned")
     tag = secrets.token_hex(2)
-    return (Side(f"b{tag}", buyer, conv_id, {}),
-            Side(f"a{tag}", agent, conv_id, {"conversation_id": conv_id}))
+    return (
+        Side(f"b{tag}", buyer, conv_id, {}),
+        Side(f"a{tag}", agent, conv_id, {"conversation_id": conv_id}),
+    )
 
 
 async def bus_connected(http: httpx.AsyncClient, node) -> bool:
     return bool((await http.get(node.http + "/healthz", timeout=5)).json()["bus_connected"])
 
 
-async def test_a_silent_redis_neither_stalls_acks_nor_loses_messages(server, database_url, nodes, connect):
+async def test_a_silent_redis_neither_stalls_acks_nor_loses_messages(
+    server, database_url, nodes, connect
+):
     redis = RedisServer().start()
     stopped = False
     http = httpx.AsyncClient()  # made before the outage: making one costs the test's loop ~50 ms
     try:
         env = node_env(database_url, redis.url, f"homing:test:{secrets.token_hex(4)}")
         node1, node2 = await nodes(env), await nodes(env)
-        pairs = [await open_pair(server, node1, node2, connect),  # buyer and agent on different nodes
-                 await open_pair(server, node1, node1, connect),  # both on node 1
-                 await open_pair(server, node2, node2, connect)]  # both on node 2
+        pairs = [
+            await open_pair(server, node1, node2, connect),  # buyer and agent on different nodes
+            await open_pair(server, node1, node1, connect),  # both on node 1
+            await open_pair(server, node2, node2, connect),
+        ]  # both on node 2
         sides = [s for pair in pairs for s in pair]
         stop_chat, stop_read = asyncio.Event(), asyncio.Event()
         readers = [asyncio.create_task(s.read(stop_read)) for s in sides]
@@ -119,20 +135,29 @@ async def test_a_silent_redis_neither_stalls_acks_nor_loses_messages(server, dat
         await asyncio.gather(*chats)
 
         # Every ack arrives, and those of the messages sent while Redis was silent came fast.
-        await wait_for(lambda: all(cmid in s.acked for s in sides for cmid, _ in s.sent), 30, "every ack")
+        await wait_for(
+            lambda: all(cmid in s.acked for s in sides for cmid, _ in s.sent), 30, "every ack"
+        )
         during = [s.acked[cmid] - at for s in sides for cmid, at in s.sent if t_stop <= at < t_cont]
         q = statistics.quantiles(during, n=100)
         p50, p99 = statistics.median(during), q[98]
-        print(f"\nack latency while Redis was stopped ({len(during)} acks): "
-              f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {max(during) * 1000:.1f} ms")
-        assert len(during) >= len(sides) * 0.5 * STALL_S / SEND_EVERY_S, "the chat went on during the outage"
+        print(
+            f"\nack latency while Redis was stopped ({len(during)} acks): "
+            f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {max(during) * 1000:.1f} ms"
+        )
+        assert len(during) >= len(sides) * 0.5 * STALL_S / SEND_EVERY_S, (
+            "the chat went on during the outage"
+        )
         assert p99 < 0.2, f"ack p99 during the outage {p99 * 1000:.0f} ms"
         assert health_during == [False, False], "healthz shows the bus out while Redis is silent"
 
         # Nothing lost: each side gets every message of the other exactly once, in order.
         def complete() -> bool:
-            return all(len(a.received("buyer")) >= len(b.sent) + 1 and len(b.received("agent")) >= len(a.sent)
-                       for b, a in pairs)
+            return all(
+                len(a.received("buyer")) >= len(b.sent) + 1
+                and len(b.received("agent")) >= len(a.sent)
+                for b, a in pairs
+            )
 
         await wait_for(complete, 20, "every message to reach the other side after the outage")
         await asyncio.sleep(1.0)  # anything duplicated would have arrived by now
@@ -142,8 +167,12 @@ async def test_a_silent_redis_neither_stalls_acks_nor_loses_messages(server, dat
             for receiver, sender, first in ((agent, buyer, ["hello"]), (buyer, agent, [])):
                 got = receiver.received("buyer" if sender is buyer else "agent")
                 ids = [m["client_msg_id"] for m in sorted(got, key=lambda m: m["seq"])]
-                assert len(got) == len({m["seq"] for m in got}), f"{receiver.name} got a message twice"
-                assert ids == first + [cmid for cmid, _ in sender.sent], f"{receiver.name}: lost or out of order"
+                assert len(got) == len({m["seq"] for m in got}), (
+                    f"{receiver.name} got a message twice"
+                )
+                assert ids == first + [cmid for cmid, _ in sender.sent], (
+                    f"{receiver.name}: lost or out of order"
+                )
         errors = [f for s in sides for f in s.client.of_type("error")]
         assert not errors, errors[:3]
         await wait_for_async(lambda: all_connected(http, node1, node2), 10, "both nodes' bus back")
@@ -166,8 +195,9 @@ async def wait_for_async(pred, timeout, what):
         await asyncio.sleep(0.1)
 
 
-async def test_an_idle_node_notices_a_silent_redis_and_hears_news_again_after_it(server, database_url, nodes,
-                                                                                 connect):
+async def test_an_idle_node_notices_a_silent_redis_and_hears_news_again_after_it(
+    server, database_url, nodes, connect
+):
     """With nothing to publish, only the subscriber can tell Redis has gone silent."""
     redis = RedisServer().start()
     stopped = False
@@ -178,13 +208,17 @@ async def test_an_idle_node_notices_a_silent_redis_and_hears_news_again_after_it
         buyer, agent = await open_pair(server, node1, node2, connect)
         os.kill(redis.proc.pid, signal.SIGSTOP)
         stopped = True
-        await wait_for_async(lambda: none_connected(http, node1, node2), 15, "both nodes to see the bus out")
+        await wait_for_async(
+            lambda: none_connected(http, node1, node2), 15, "both nodes to see the bus out"
+        )
         os.kill(redis.proc.pid, signal.SIGCONT)
         stopped = False
         await wait_for_async(lambda: all_connected(http, node1, node2), 15, "both nodes' bus back")
         await buyer.client.send({"type": "message.send", "client_msg_id": "back", "body": "又好了"})
         await buyer.client.expect("message.ack")
-        got = await agent.client.expect("message.new", lambda f: f["message"]["client_msg_id"] == "back")
+        got = await agent.client.expect(
+            "message.new", lambda f: f["message"]["client_msg_id"] == "back"
+        )
         assert got["message"]["seq"] == 2
     finally:
         if stopped and redis.proc is not None:

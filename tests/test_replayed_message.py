@@ -21,7 +21,9 @@ async def test_a_retried_message_is_announced_again(server, connect):
 
     # The buyer's send is stored, and the node dies before announcing it: the action runs
     # in a unit of work whose events are dropped.
-    me = chat_actions.BuyerIdentity(shop_id=kit.shop_id, shop_slug=kit.slug, buyer_id="b-1", name="测试买家")
+    me = chat_actions.BuyerIdentity(
+        shop_id=kit.shop_id, shop_slug=kit.slug, buyer_id="b-1", name="测试买家"
+    )
     out = chat_actions.Outgoing(client_msg_id="lost-news", body="还在吗?")
 
     async def stored_silently(uow):
@@ -64,7 +66,11 @@ async def test_a_retried_agent_reply_is_announced_to_the_buyer(server, connect):
     async def stored_silently(uow):
         me = await uow.session.get(Agent, kit.agents["agent1"])
         sent = await chat_actions.send_from_agent(
-            uow, me, conv_id, chat_actions.Outgoing(client_msg_id="reply-1", body="在的"), server.clock.now()
+            uow,
+            me,
+            conv_id,
+            chat_actions.Outgoing(client_msg_id="reply-1", body="在的"),
+            server.clock.now(),
         )
         uow.events.clear()
         return message_public(sent.message)
@@ -72,7 +78,14 @@ async def test_a_retried_agent_reply_is_announced_to_the_buyer(server, connect):
     stored = await server.ctx.db.run(stored_silently)
     await b.drain(quiet=0.3)
     assert not [m for m in b.new_messages(conv_id) if m["id"] == stored["id"]]
-    await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "reply-1", "body": "在的"})
+    await agent.send(
+        {
+            "type": "message.send",
+            "conversation_id": conv_id,
+            "client_msg_id": "reply-1",
+            "body": "在的",
+        }
+    )
     assert (await agent.expect("message.ack"))["message"]["id"] == stored["id"]
     got = await b.expect("message.new", lambda f: f["message"]["id"] == stored["id"], timeout=5)
     assert got["message"]["sender"] == "agent"

@@ -60,7 +60,9 @@ def now() -> float:
     return asyncio.get_running_loop().time()
 
 
-async def closed(client: WSClient, since: float, timeout: float = 10.0) -> tuple[int | None, str, float]:
+async def closed(
+    client: WSClient, since: float, timeout: float = 10.0
+) -> tuple[int | None, str, float]:
     """Read until the server closes the socket: (close code, reason, seconds since `since`)."""
     while True:
         left = since + timeout - now()
@@ -106,18 +108,25 @@ async def test_logout_closes_the_sockets_of_that_session_only(server, kit, conne
 
 async def test_a_password_change_closes_every_other_session(server, kit, connect):
     agent = await agent_socket(connect, server.ws, await login(server.http, kit, "agent1"))
-    admin_token, admin_other = await login(server.http, kit, "admin"), await login(server.http, kit, "admin")
+    admin_token, admin_other = (
+        await login(server.http, kit, "admin"),
+        await login(server.http, kit, "admin"),
+    )
     admin_here = await agent_socket(connect, server.ws, admin_token)
     admin_elsewhere = await agent_socket(connect, server.ws, admin_other)
     since = now()
     async with api(server.http, admin_token) as c:
-        r = await c.patch(f"/api/v1/agents/{kit.agents['agent1']}", json={"password": "a-new-password"})
+        r = await c.patch(
+            f"/api/v1/agents/{kit.agents['agent1']}", json={"password": "a-new-password"}
+        )
         assert r.status_code == 200
         assert_ended(await closed(agent, since), "password_changed")
         # The admin changing their own password keeps this session (and its socket) only.
         since = now()
         admin_id = (await c.get("/api/v1/me")).json()["id"]
-        assert (await c.patch(f"/api/v1/agents/{admin_id}", json={"password": "admin-new"})).status_code == 200
+        assert (
+            await c.patch(f"/api/v1/agents/{admin_id}", json={"password": "admin-new"})
+        ).status_code == 200
     assert_ended(await closed(admin_elsewhere, since), "password_changed")
     await still_open(admin_here)
 
@@ -140,12 +149,18 @@ async def test_a_frame_is_judged_by_the_role_stored_now(server, kit, connect):
     await sup.expect("message.new", lambda f: f["message"]["conversation_id"] == conv_id)
 
     async def demote(uow: Any) -> None:  # the row only: no news reaches the socket
-        await uow.session.execute(update(Agent).where(Agent.id == kit.agents["sup"]).values(role="agent"))
+        await uow.session.execute(
+            update(Agent).where(Agent.id == kit.agents["sup"]).values(role="agent")
+        )
 
     await server.ctx.db.run(demote)
-    await sup.send({"type": "sync", "conversation_id": conv_id, "after_seq": 0, "client_msg_id": "s2"})
+    await sup.send(
+        {"type": "sync", "conversation_id": conv_id, "after_seq": 0, "client_msg_id": "s2"}
+    )
     assert (await sup.expect("error"))["code"] == "forbidden"
-    await sup.send({"type": "conversation.transfer", "conversation_id": conv_id, "to_queue": "elderly"})
+    await sup.send(
+        {"type": "conversation.transfer", "conversation_id": conv_id, "to_queue": "elderly"}
+    )
     assert (await sup.expect("error"))["code"] == "forbidden"
     await sup.drain()
     assert len(sup.new_messages(conv_id)) == 1, "nothing of the conversation after the demotion"
@@ -165,7 +180,9 @@ async def test_a_role_change_closes_the_sockets_and_ends_staff_news(server, kit,
         # (unless the socket is closed already).
         with contextlib.suppress(websockets.ConnectionClosed):
             await sup.send({"type": "sync", "conversation_id": conv_id, "after_seq": 0})
-        assert (await admin.post("/api/v1/payouts/fund/topup", json={"amount_cents": 700})).status_code == 200
+        assert (
+            await admin.post("/api/v1/payouts/fund/topup", json={"amount_cents": 700})
+        ).status_code == 200
         assert_ended(await closed(sup, since), "role_changed")
     await sup2.expect("payout.fund")
     assert not sup.of_type("payout.fund"), "a demoted supervisor hears no staff news"
@@ -183,27 +200,39 @@ async def test_an_inactive_agent_loses_sessions_conversations_and_routing(server
         since = now()
         r = await admin.patch(f"/api/v1/agents/{agent_id}", json={"active": False})
         assert r.status_code == 200, r.text
-        assert (r.json()["active"], r.json()["status"], r.json()["active_count"]) == (False, "offline", 0)
+        assert (r.json()["active"], r.json()["status"], r.json()["active_count"]) == (
+            False,
+            "offline",
+            0,
+        )
         assert_ended(await closed(agent, since), "deactivated")
         requeued = agent.of_type("conversation.requeued")
         assert [f["conversation_id"] for f in requeued] == [conv_id]
         # No session is left, and none can be made.
         async with server.ctx.db.read() as s:
-            left = (await s.execute(select(AgentSession).where(AgentSession.agent_id == agent_id))).all()
+            left = (
+                await s.execute(select(AgentSession).where(AgentSession.agent_id == agent_id))
+            ).all()
         assert left == []
         async with httpx.AsyncClient(base_url=server.http) as c:
-            r = await c.post("/api/v1/auth/login", json={"shop": kit.slug, "username": "agent1",
-                                                         "password": PASSWORD})
+            r = await c.post(
+                "/api/v1/auth/login",
+                json={"shop": kit.slug, "username": "agent1", "password": PASSWORD},
+            )
         assert r.status_code == 401 and r.json()["error"]["code"] == "agent_inactive"
         # The conversation went back to the queue and a colleague gets it.
         colleague = await online_agent(server, kit, "agent2", connect)
-        await colleague.expect("conversation.assigned", lambda f: f["conversation"]["id"] == conv_id)
+        await colleague.expect(
+            "conversation.assigned", lambda f: f["conversation"]["id"] == conv_id
+        )
 
         # Routing never assigns to an inactive agent, whatever their stored status says: with
         # agent2 busy a new conversation waits, and goes to agent2 once they are online again
         # (agent1, inactive but "online" with nothing to do, would be ranked first).
         async def online_again(uow: Any) -> None:
-            await uow.session.execute(update(Agent).where(Agent.id == agent_id).values(status="online"))
+            await uow.session.execute(
+                update(Agent).where(Agent.id == agent_id).values(status="online")
+            )
 
         await server.ctx.db.run(online_again)
         await colleague.send({"type": "agent.status", "status": "busy"})
@@ -213,19 +242,25 @@ async def test_an_inactive_agent_loses_sessions_conversations_and_routing(server
         waiting = (await b.expect("message.ack"))["message"]["conversation_id"]
         await b.expect("conversation.queued")
         await colleague.send({"type": "agent.status", "status": "online"})
-        await colleague.expect("conversation.assigned", lambda f: f["conversation"]["id"] == waiting)
+        await colleague.expect(
+            "conversation.assigned", lambda f: f["conversation"]["id"] == waiting
+        )
         async with server.ctx.db.read() as s:
             conv = await s.get(Conversation, waiting)
         assert conv.agent_id == kit.agents["agent2"]
         # Nor does a transfer.
-        await colleague.send({"type": "conversation.transfer", "conversation_id": waiting, "to_agent_id": agent_id})
+        await colleague.send(
+            {"type": "conversation.transfer", "conversation_id": waiting, "to_agent_id": agent_id}
+        )
         assert (await colleague.expect("error"))["code"] == "agent_unavailable"
 
         # Active again: they log in again like anyone else.
         r = await admin.patch(f"/api/v1/agents/{agent_id}", json={"active": True})
         assert r.status_code == 200 and r.json()["active"] is True
         assert await login(server.http, kit, "agent1")
-        assert (await admin.patch(f"/api/v1/agents/{agent_id}", json={"active": "no"})).status_code == 422
+        assert (
+            await admin.patch(f"/api/v1/agents/{agent_id}", json={"active": "no"})
+        ).status_code == 422
 
 
 async def test_the_shop_keeps_an_active_admin(server, connect):
@@ -234,14 +269,20 @@ async def test_the_shop_keeps_an_active_admin(server, connect):
     async with api(server.http, admin_token) as admin:
         me = (await admin.get("/api/v1/me")).json()["id"]
         second = kit.agents["admin2"]
-        assert (await admin.patch(f"/api/v1/agents/{second}", json={"active": False})).status_code == 200
+        assert (
+            await admin.patch(f"/api/v1/agents/{second}", json={"active": False})
+        ).status_code == 200
         # admin2 is an admin still, but inactive: the caller is the only active admin.
         for change in ({"active": False}, {"role": "supervisor"}):
             r = await admin.patch(f"/api/v1/agents/{me}", json=change)
             assert r.status_code == 409 and r.json()["error"]["code"] == "last_admin", change
         # Demoting and deactivating an inactive admin needs nobody else.
-        assert (await admin.patch(f"/api/v1/agents/{second}", json={"role": "agent"})).status_code == 200
-        assert (await admin.patch(f"/api/v1/agents/{second}", json={"role": "admin", "active": True})).status_code == 200
+        assert (
+            await admin.patch(f"/api/v1/agents/{second}", json={"role": "agent"})
+        ).status_code == 200
+        assert (
+            await admin.patch(f"/api/v1/agents/{second}", json={"role": "admin", "active": True})
+        ).status_code == 200
         own = await agent_socket(connect, server.ws, admin_token)
         since = now()
         r = await admin.patch(f"/api/v1/agents/{me}", json={"active": False})
@@ -286,14 +327,20 @@ async def test_a_revocation_lost_with_the_bus_is_found_when_the_node_resyncs(sta
 
 # ---- two nodes -----------------------------------------------------------------------
 
-TTL_HOURS = 0.002  # sessions made on the two nodes last 7.2 s (login on the in-process server for longer)
+TTL_HOURS = (
+    0.002  # sessions made on the two nodes last 7.2 s (login on the in-process server for longer)
+)
 
 
 @pytest.fixture(scope="module")
 async def two_nodes(database_url, redis_url) -> AsyncIterator[tuple[NodeProcess, NodeProcess]]:
-    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url,
-           "HOMING_BUS_CHANNEL": f"homing:test:{secrets.token_hex(4)}",
-           "HOMING_SESSION_TTL_HOURS": str(TTL_HOURS), "HOMING_DISPATCH_SWEEP_S": "0.5"}
+    env = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "HOMING_BUS_CHANNEL": f"homing:test:{secrets.token_hex(4)}",
+        "HOMING_SESSION_TTL_HOURS": str(TTL_HOURS),
+        "HOMING_DISPATCH_SWEEP_S": "0.5",
+    }
     a, b = NodeProcess(env), NodeProcess(env)
     try:
         await a.start()
@@ -322,7 +369,9 @@ async def test_two_nodes_logout_and_password_change(server, kit, two_nodes, conn
     sockets = await both(connect, two_nodes, await login(server.http, kit, "agent2"))
     since = now()
     async with api(node_a.http, await login(server.http, kit, "admin")) as admin:
-        r = await admin.patch(f"/api/v1/agents/{kit.agents['agent2']}", json={"password": "changed-pw"})
+        r = await admin.patch(
+            f"/api/v1/agents/{kit.agents['agent2']}", json={"password": "changed-pw"}
+        )
         assert r.status_code == 200
     for s in sockets:
         assert_ended(await closed(s, since), "password_changed")
@@ -337,11 +386,15 @@ async def test_two_nodes_role_change_ends_sockets_and_staff_news(server, kit, tw
         r = await admin.patch(f"/api/v1/agents/{kit.agents['sup']}", json={"role": "agent"})
         assert r.status_code == 200
         # Staff news right after the demotion, from the node the demotion went through.
-        assert (await admin.post("/api/v1/payouts/fund/topup", json={"amount_cents": 900})).status_code == 200
+        assert (
+            await admin.post("/api/v1/payouts/fund/topup", json={"amount_cents": 900})
+        ).status_code == 200
     for s in sup:
         assert_ended(await closed(s, since), "role_changed")
     await watcher.expect("payout.fund")
-    assert not [f for s in sup for f in s.of_type("payout.fund")], "no staff news after the demotion"
+    assert not [f for s in sup for f in s.of_type("payout.fund")], (
+        "no staff news after the demotion"
+    )
 
 
 async def test_two_nodes_deactivation(server, kit, two_nodes, connect):
@@ -374,7 +427,9 @@ async def test_the_console_deactivates_and_activates_an_agent(server, kit, conne
     agent = await agent_socket(connect, server.ws, await login(server.http, kit, "agent1"))
     url = f"/console/agents/{kit.agents['agent1']}/active"
     async with httpx.AsyncClient(base_url=server.http, headers={"HX-Request": "true"}) as page:
-        r = await page.post("/api/v1/auth/login", json={"shop": kit.slug, "username": "admin", "password": PASSWORD})
+        r = await page.post(
+            "/api/v1/auth/login", json={"shop": kit.slug, "username": "admin", "password": PASSWORD}
+        )
         assert r.status_code == 200
         page.headers["X-CSRF-Token"] = r.json()["csrf_token"]  # as the console's pages send it
         since = now()

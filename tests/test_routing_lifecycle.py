@@ -43,8 +43,12 @@ async def kit(srv):
 
 
 async def say(client, text, cmid=None, **extra):
-    await client.send({"type": "message.send", "client_msg_id": cmid or text, "body": text, **extra})
-    return (await client.expect("message.ack", lambda f: f["client_msg_id"] == (cmid or text)))["message"]
+    await client.send(
+        {"type": "message.send", "client_msg_id": cmid or text, "body": text, **extra}
+    )
+    return (await client.expect("message.ack", lambda f: f["client_msg_id"] == (cmid or text)))[
+        "message"
+    ]
 
 
 async def dispatch_now(srv, kit, *queues):
@@ -68,11 +72,19 @@ async def test_a_product_in_a_mapped_category_goes_to_the_skill_queue(srv, kit, 
     assert assigned["conversation"]["queue"] == "jewelry"
     assert assigned["conversation"]["id"] == msg["conversation_id"]
     other = await buyer(srv, kit, connect, "tshirt-buyer")
-    await say(other, "T恤尺码", kind="product_card",
-              payload={"product_id": "p-2", "title": "T恤", "category": "服装", "price_cents": 5900})
+    await say(
+        other,
+        "T恤尺码",
+        kind="product_card",
+        payload={"product_id": "p-2", "title": "T恤", "category": "服装", "price_cents": 5900},
+    )
     assert (await gen.expect("conversation.assigned"))["conversation"]["queue"] == "general"
-    assert not [f for f in jewel.frames if f.get("type") == "conversation.assigned"
-                and f["conversation"]["buyer_id"] == "tshirt-buyer"]
+    assert not [
+        f
+        for f in jewel.frames
+        if f.get("type") == "conversation.assigned"
+        and f["conversation"]["buyer_id"] == "tshirt-buyer"
+    ]
 
 
 async def test_elder_buyers_go_to_the_elderly_queue(srv, kit, connect):
@@ -130,18 +142,24 @@ async def test_a_regular_goes_back_to_their_agent_within_48_hours(srv, kit, conn
     for i in range(2):
         other = await buyer(srv, kit, connect, f"filler-{i}")
         await say(other, "hi")
-        await gen1.expect("conversation.assigned", lambda f, i=i: f["conversation"]["buyer_id"] == f"filler-{i}")
+        await gen1.expect(
+            "conversation.assigned", lambda f, i=i: f["conversation"]["buyer_id"] == f"filler-{i}"
+        )
     gen2 = await online_agent(srv, kit, "gen2", connect)
     srv.clock.advance(hours=47)
     await say(b, "又来了")
-    again = (await gen1.expect("conversation.assigned", lambda f: f["conversation"]["buyer_id"] == "regular"))
+    again = await gen1.expect(
+        "conversation.assigned", lambda f: f["conversation"]["buyer_id"] == "regular"
+    )
     again_id = again["conversation"]["id"]
     assert again_id != first["id"]
     await gen1.send({"type": "conversation.close", "conversation_id": again_id})
     await gen1.expect("conversation.closed", lambda f: f["conversation_id"] == again_id)
     srv.clock.advance(hours=49)
     await say(b, "过了两天又来")
-    third = await gen2.expect("conversation.assigned", lambda f: f["conversation"]["buyer_id"] == "regular")
+    third = await gen2.expect(
+        "conversation.assigned", lambda f: f["conversation"]["buyer_id"] == "regular"
+    )
     assert third["conversation"]["agent_id"] == kit.agents["gen2"]
 
 
@@ -168,7 +186,14 @@ async def test_busy_agents_keep_their_conversations_and_get_no_new_ones(srv, kit
     assert (await b2.expect("conversation.queued"))["position"] == 1
     await dispatch_now(srv, kit, "general")
     assert [f["conversation"]["id"] for f in gen1.of_type("conversation.assigned")] == [conv["id"]]
-    await gen1.send({"type": "message.send", "conversation_id": conv["id"], "client_msg_id": "still", "body": "在"})
+    await gen1.send(
+        {
+            "type": "message.send",
+            "conversation_id": conv["id"],
+            "client_msg_id": "still",
+            "body": "在",
+        }
+    )
     assert (await gen1.expect("message.ack"))["message"]["seq"] == 2
     await gen1.send({"type": "agent.status", "status": "online"})
     assert (await gen1.expect("conversation.assigned"))["conversation"]["buyer_id"] == "waits"
@@ -192,14 +217,23 @@ async def test_going_offline_hands_conversations_back_at_the_front(srv, kit, con
     assert got["conversation"]["id"] == conv["id"]
 
 
-async def test_a_dropped_agent_is_requeued_after_the_grace_period_and_nothing_is_lost(srv, kit, connect):
+async def test_a_dropped_agent_is_requeued_after_the_grace_period_and_nothing_is_lost(
+    srv, kit, connect
+):
     gen1 = await online_agent(srv, kit, "gen1", connect)
     b = await buyer(srv, kit, connect, "patient")
     await say(b, "我要退货")
     assigned = await gen1.expect("conversation.assigned")
     gen2 = await online_agent(srv, kit, "gen2", connect)
     conv_id = assigned["conversation"]["id"]
-    await gen1.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "r1", "body": "好的,稍等"})
+    await gen1.send(
+        {
+            "type": "message.send",
+            "conversation_id": conv_id,
+            "client_msg_id": "r1",
+            "body": "好的,稍等",
+        }
+    )
     await gen1.expect("message.ack")
     await gen1.close()  # the agent's network drops
     await say(b, "人呢?")  # while nobody is there
@@ -216,7 +250,9 @@ async def test_a_dropped_agent_is_requeued_after_the_grace_period_and_nothing_is
     assert got["conversation"]["id"] == conv_id
     history = [(await gen2.expect("message.new"))["message"]["body"] for _ in range(3)]
     assert history == ["我要退货", "好的,稍等", "人呢?"]
-    assert (await b.expect("conversation.assigned", lambda f: f["conversation"]["agent_id"] == kit.agents["gen2"]))
+    assert await b.expect(
+        "conversation.assigned", lambda f: f["conversation"]["agent_id"] == kit.agents["gen2"]
+    )
     row = await conv_row(srv, conv_id)
     assert row.status == "assigned" and row.agent_id == kit.agents["gen2"]
 
@@ -242,8 +278,14 @@ async def test_transfer_to_a_colleague_with_a_note(srv, kit, connect):
     await say(b, "钻石证书怎么查")
     conv = (await gen1.expect("conversation.assigned"))["conversation"]
     jewel = await online_agent(srv, kit, "jewel1", connect)
-    await gen1.send({"type": "conversation.transfer", "conversation_id": conv["id"],
-                     "to_agent_id": kit.agents["jewel1"], "note": "珠宝问题,请专员处理"})
+    await gen1.send(
+        {
+            "type": "conversation.transfer",
+            "conversation_id": conv["id"],
+            "to_agent_id": kit.agents["jewel1"],
+            "note": "珠宝问题,请专员处理",
+        }
+    )
     for client in (gen1, jewel, b):
         t = await client.expect("conversation.transferred")
         assert t["note"] == "珠宝问题,请专员处理" and t["to_agent_id"] == kit.agents["jewel1"]
@@ -253,11 +295,22 @@ async def test_transfer_to_a_colleague_with_a_note(srv, kit, connect):
     assert bodies[0] == "钻石证书怎么查" and "珠宝问题,请专员处理" in bodies[1]
     note_msg = await b.expect("message.new", lambda f: f["message"]["sender"] == "system")
     assert "珠宝问题" in note_msg["message"]["body"]
-    assert (await b.expect("conversation.assigned", lambda f: f["conversation"]["agent_id"] == kit.agents["jewel1"]))
+    assert await b.expect(
+        "conversation.assigned", lambda f: f["conversation"]["agent_id"] == kit.agents["jewel1"]
+    )
     # The old agent can no longer write; the new one can.
-    await gen1.send({"type": "message.send", "conversation_id": conv["id"], "client_msg_id": "x", "body": "?"})
+    await gen1.send(
+        {"type": "message.send", "conversation_id": conv["id"], "client_msg_id": "x", "body": "?"}
+    )
     assert (await gen1.expect("error"))["code"] == "forbidden"
-    await jewel.send({"type": "message.send", "conversation_id": conv["id"], "client_msg_id": "y", "body": "您好"})
+    await jewel.send(
+        {
+            "type": "message.send",
+            "conversation_id": conv["id"],
+            "client_msg_id": "y",
+            "body": "您好",
+        }
+    )
     await jewel.expect("message.ack")
 
 
@@ -266,15 +319,29 @@ async def test_transfer_to_a_queue_and_refusals(srv, kit, connect):
     b = await buyer(srv, kit, connect, "moving")
     await say(b, "hi")
     conv = (await gen1.expect("conversation.assigned"))["conversation"]
-    await gen1.send({"type": "conversation.transfer", "conversation_id": conv["id"],
-                     "to_agent_id": kit.agents["gen2"], "note": ""})
+    await gen1.send(
+        {
+            "type": "conversation.transfer",
+            "conversation_id": conv["id"],
+            "to_agent_id": kit.agents["gen2"],
+            "note": "",
+        }
+    )
     assert (await gen1.expect("error"))["code"] == "agent_unavailable"  # gen2 is offline
-    await gen1.send({"type": "conversation.transfer", "conversation_id": conv["id"], "to_queue": "nope"})
+    await gen1.send(
+        {"type": "conversation.transfer", "conversation_id": conv["id"], "to_queue": "nope"}
+    )
     assert (await gen1.expect("error"))["code"] == "not_found"
     await gen1.send({"type": "conversation.transfer", "conversation_id": conv["id"]})
     assert (await gen1.expect("error"))["code"] == "bad_frame"
-    await gen1.send({"type": "conversation.transfer", "conversation_id": conv["id"], "to_queue": "jewelry",
-                     "note": "转珠宝组"})
+    await gen1.send(
+        {
+            "type": "conversation.transfer",
+            "conversation_id": conv["id"],
+            "to_queue": "jewelry",
+            "note": "转珠宝组",
+        }
+    )
     await gen1.expect("conversation.transferred")
     queued = await b.expect("conversation.queued", lambda f: f["queue"] == "jewelry")
     assert queued["position"] == 1
@@ -300,7 +367,9 @@ async def test_inactive_conversations_auto_close_and_the_buyer_rates_once(srv, k
     await gen1.expect("conversation.closed")
     await b.send({"type": "csat.submit", "conversation_id": conv["id"], "score": 6})
     assert (await b.expect("error"))["code"] == "bad_frame"
-    await b.send({"type": "csat.submit", "conversation_id": conv["id"], "score": 5, "comment": "很耐心"})
+    await b.send(
+        {"type": "csat.submit", "conversation_id": conv["id"], "score": 5, "comment": "很耐心"}
+    )
     assert (await b.expect("csat.received"))["score"] == 5
     assert (await gen1.expect("csat.received"))["score"] == 5
     await b.send({"type": "csat.submit", "conversation_id": conv["id"], "score": 1})
@@ -327,8 +396,12 @@ async def test_queue_membership_decides_who_serves(srv, kit, connect):
     # An agent added to a queue starts getting its conversations.
     gen1 = await online_agent(srv, kit, "gen1", connect)
     b = await buyer(srv, kit, connect, "gem", age=30)
-    await say(b, "钻戒", kind="product_card",
-              payload={"product_id": "d", "title": "钻戒", "category": "珠宝", "price_cents": 1})
+    await say(
+        b,
+        "钻戒",
+        kind="product_card",
+        payload={"product_id": "d", "title": "钻戒", "category": "珠宝", "price_cents": 1},
+    )
     assert (await b.expect("conversation.queued"))["queue"] == "jewelry"
 
     async def join(uow):
@@ -338,8 +411,16 @@ async def test_queue_membership_decides_who_serves(srv, kit, connect):
     await dispatch_now(srv, kit, "jewelry")
     assert (await gen1.expect("conversation.assigned"))["conversation"]["queue"] == "jewelry"
     async with srv.ctx.db.read() as s:
-        n = len((await s.execute(select(Message).where(
-            Message.conversation_id == (await b.expect("conversation.assigned"))["conversation"]["id"]))).all())
+        n = len(
+            (
+                await s.execute(
+                    select(Message).where(
+                        Message.conversation_id
+                        == (await b.expect("conversation.assigned"))["conversation"]["id"]
+                    )
+                )
+            ).all()
+        )
     assert n == 1
 
 
@@ -370,10 +451,14 @@ async def test_the_heartbeat_never_waits_in_a_deadlock(srv, kit):
     holding = asyncio.Event()
 
     async def second_then_first(uow):
-        await uow.session.execute(update(Agent).where(Agent.id == second).values(display_name="held"))
+        await uow.session.execute(
+            update(Agent).where(Agent.id == second).values(display_name="held")
+        )
         holding.set()
         await asyncio.sleep(0.5)  # the heartbeat takes `first` meanwhile, and asks for `second`
-        await uow.session.execute(update(Agent).where(Agent.id == first).values(display_name="held"))
+        await uow.session.execute(
+            update(Agent).where(Agent.id == first).values(display_name="held")
+        )
 
     # attempts=1: `run` retries a deadlock victim, which hid it until five in a row failed.
     other = asyncio.create_task(db.run(second_then_first, attempts=1))
@@ -382,6 +467,12 @@ async def test_the_heartbeat_never_waits_in_a_deadlock(srv, kit):
     await db.run(touch_agents, [first, second], now, attempts=1)
     await other  # neither side was chosen as a deadlock victim
     async with db.read() as s:
-        seen = dict((await s.execute(select(Agent.id, Agent.last_seen_at).where(Agent.id == first))).all())
-        names = set((await s.execute(select(Agent.display_name).where(Agent.id.in_([first, second])))).scalars())
+        seen = dict(
+            (await s.execute(select(Agent.id, Agent.last_seen_at).where(Agent.id == first))).all()
+        )
+        names = set(
+            (
+                await s.execute(select(Agent.display_name).where(Agent.id.in_([first, second])))
+            ).scalars()
+        )
     assert seen[first] == now and names == {"held"}

@@ -37,11 +37,16 @@ QUEUES = ("general", "elderly", "jewelry", "fresh", "appliances")
     ],
 )
 def test_choose_queue(buyer, category, expected):
-    assert choose_queue(buyer, category=category, category_queues=CATS, existing_queues=QUEUES) == expected
+    assert (
+        choose_queue(buyer, category=category, category_queues=CATS, existing_queues=QUEUES)
+        == expected
+    )
 
 
 def cand(id_, active, limit=5, idle_min=None):
-    return AgentCandidate(id_, active, limit, T0 - timedelta(minutes=idle_min) if idle_min is not None else None)
+    return AgentCandidate(
+        id_, active, limit, T0 - timedelta(minutes=idle_min) if idle_min is not None else None
+    )
 
 
 @pytest.mark.parametrize(
@@ -50,7 +55,11 @@ def cand(id_, active, limit=5, idle_min=None):
         ([cand("a", 3), cand("b", 1), cand("c", 2)], None, ["b", "c", "a"]),  # least loaded
         ([cand("a", 2, 10), cand("b", 1, 2)], None, ["a", "b"]),  # load is active/limit
         ([cand("a", 1, idle_min=5), cand("b", 1, idle_min=30)], None, ["b", "a"]),  # idle longest
-        ([cand("a", 1, idle_min=5), cand("b", 1)], None, ["b", "a"]),  # never assigned = idle longest
+        (
+            [cand("a", 1, idle_min=5), cand("b", 1)],
+            None,
+            ["b", "a"],
+        ),  # never assigned = idle longest
         ([cand("a", 4), cand("b", 0)], "a", ["a", "b"]),  # regular first when they have room
         ([cand("a", 5), cand("b", 0)], "a", ["b"]),  # ... but not when full
         ([cand("a", 5), cand("b", 5)], None, []),

@@ -22,7 +22,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 async def cookie_login(c: httpx.AsyncClient, kit, username: str = "admin") -> dict:
-    r = await c.post("/api/v1/auth/login", json={"shop": kit.slug, "username": username, "password": PASSWORD})
+    r = await c.post(
+        "/api/v1/auth/login", json={"shop": kit.slug, "username": username, "password": PASSWORD}
+    )
     assert r.status_code == 200 and "homing_session" in c.cookies
     return r.json()
 
@@ -38,19 +40,33 @@ async def test_cookie_authenticated_state_changes_need_the_csrf_token(server):
         # (or with a token that is not this session's).
         for headers in ({}, {"X-CSRF-Token": "guess"}, other_session):
             forged = [
-                await c.post("/api/v1/agents", json={"username": "evil", "password": "x"}, headers=headers),
-                await c.patch(f"/api/v1/agents/{kit.agents['agent1']}", json={"display_name": "pwned"},
-                              headers=headers),
-                await c.post("/api/v1/uploads", files={"file": ("p.png", PNG, "image/png")}, headers=headers),
-                await c.post("/api/v1/payouts/fund/topup", json={"amount_cents": 1}, headers=headers),
+                await c.post(
+                    "/api/v1/agents", json={"username": "evil", "password": "x"}, headers=headers
+                ),
+                await c.patch(
+                    f"/api/v1/agents/{kit.agents['agent1']}",
+                    json={"display_name": "pwned"},
+                    headers=headers,
+                ),
+                await c.post(
+                    "/api/v1/uploads", files={"file": ("p.png", PNG, "image/png")}, headers=headers
+                ),
+                await c.post(
+                    "/api/v1/payouts/fund/topup", json={"amount_cents": 1}, headers=headers
+                ),
                 await c.post("/api/v1/auth/logout", headers=headers),
             ]
             for r in forged:
-                assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_failed", r.request.url
+                assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_failed", (
+                    r.request.url
+                )
             page = [
                 await c.post("/logout", data={}, headers=headers),
-                await c.post("/console/agents", data={"username": "evil2", "password": "x"},
-                             headers={**headers, "HX-Request": "true"}),
+                await c.post(
+                    "/console/agents",
+                    data={"username": "evil2", "password": "x"},
+                    headers={**headers, "HX-Request": "true"},
+                ),
             ]
             assert [r.status_code for r in page] == [403, 403]
             assert page[0].text == STRINGS["zh"]["csrf_refused"]
@@ -63,13 +79,18 @@ async def test_cookie_authenticated_state_changes_need_the_csrf_token(server):
         # With the session's token, the same requests go through.
         r = await c.post("/api/v1/agents", json={"username": "fine", "password": "x"}, headers=csrf)
         assert r.status_code == 201
-        r = await c.post("/console/agents", data={"username": "fine2", "password": "x"},
-                         headers={**csrf, "HX-Request": "true"})
+        r = await c.post(
+            "/console/agents",
+            data={"username": "fine2", "password": "x"},
+            headers={**csrf, "HX-Request": "true"},
+        )
         assert r.status_code == 200
         # A bearer token needs no CSRF token (no browser sends one by itself).
         bearer = {"Authorization": f"Bearer {login['token']}"}
         async with httpx.AsyncClient(base_url=server.http) as api:
-            r = await api.post("/api/v1/agents", json={"username": "fine3", "password": "x"}, headers=bearer)
+            r = await api.post(
+                "/api/v1/agents", json={"username": "fine3", "password": "x"}, headers=bearer
+            )
             assert r.status_code == 201
         # The logout form sends it as a field.
         r = await c.post("/logout", data={"csrf_token": login["csrf_token"]})
@@ -84,7 +105,11 @@ async def test_the_workbench_page_carries_no_session_token(server):
         login = await cookie_login(c, kit, "agent1")
         html = (await c.get("/workbench")).text
     assert login["token"] not in html
-    boot = json.loads(re.search(r'<script type="application/json" id="boot">(.*?)</script>', html, re.DOTALL).group(1))
+    boot = json.loads(
+        re.search(
+            r'<script type="application/json" id="boot">(.*?)</script>', html, re.DOTALL
+        ).group(1)
+    )
     assert "token" not in boot
     assert f'<meta name="csrf-token" content="{login["csrf_token"]}">' in html
 
@@ -105,17 +130,35 @@ async def test_agent_socket_by_cookie_only_from_a_page_of_this_server(server):
     url = f"{server.ws}/ws/agent"
     assert await hello_or_close_code(url, additional_headers=cookie, origin=server.http) == "hello"
     # Another site's page (cross-site WebSocket hijacking), or no Origin at all: refused.
-    assert await hello_or_close_code(url, additional_headers=cookie, origin="http://evil.example") == 4401
-    assert await hello_or_close_code(url, additional_headers=cookie,
-                                     origin=server.http.replace("127.0.0.1", "localhost")) == 4401
+    assert (
+        await hello_or_close_code(url, additional_headers=cookie, origin="http://evil.example")
+        == 4401
+    )
+    assert (
+        await hello_or_close_code(
+            url, additional_headers=cookie, origin=server.http.replace("127.0.0.1", "localhost")
+        )
+        == 4401
+    )
     assert await hello_or_close_code(url, additional_headers=cookie) == 4401
     # Behind a proxy that rewrites Host, the page's host comes as X-Forwarded-Host.
     proxied = {**cookie, "X-Forwarded-Host": "desk.example.com"}
-    assert await hello_or_close_code(url, additional_headers=proxied, origin="https://desk.example.com") == "hello"
-    assert await hello_or_close_code(url, additional_headers=proxied, origin="https://evil.example") == 4401
+    assert (
+        await hello_or_close_code(
+            url, additional_headers=proxied, origin="https://desk.example.com"
+        )
+        == "hello"
+    )
+    assert (
+        await hello_or_close_code(url, additional_headers=proxied, origin="https://evil.example")
+        == 4401
+    )
     # API clients keep `?token=` (PROTOCOL.md), from anywhere.
     assert await hello_or_close_code(f"{url}?token={token}") == "hello"
-    assert await hello_or_close_code(f"{url}?token={token}", origin="http://elsewhere.example") == "hello"
+    assert (
+        await hello_or_close_code(f"{url}?token={token}", origin="http://elsewhere.example")
+        == "hello"
+    )
 
 
 PAGES = ("/", "/login", "/workbench", "/console", "/demo/shop")
@@ -126,7 +169,10 @@ async def test_every_page_has_csp_and_no_framing(server, start_server):
     # Demo mode, so /demo/shop exists; htmx from its CDN, then from static/vendor.
     cdn = await start_server(run_jobs=False, HOMING_DEMO="true")
     local = await start_server(run_jobs=False, HOMING_HTMX_LOCAL="true", HOMING_DEMO="true")
-    for srv, scripts in ((cdn, "script-src 'self' https://unpkg.com;"), (local, "script-src 'self';")):
+    for srv, scripts in (
+        (cdn, "script-src 'self' https://unpkg.com;"),
+        (local, "script-src 'self';"),
+    ):
         async with httpx.AsyncClient(base_url=srv.http) as c:
             await cookie_login(c, kit)
             for path in PAGES:
@@ -140,23 +186,42 @@ async def test_every_page_has_csp_and_no_framing(server, start_server):
                 assert r.headers["x-content-type-options"] == "nosniff"
                 assert r.headers["referrer-policy"] == "same-origin"
                 # Nothing inline for the policy to block: no inline script, handler or style.
-                assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)", r.text), path
+                assert not re.search(r"<script(?![^>]*\bsrc=)(?![^>]*application/json)", r.text), (
+                    path
+                )
                 assert not re.search(r"\son[a-z]+=|\sstyle=", r.text), path
             # The widget's files and the API: no CSP (they run in the shop's page), still nosniff.
-            for path in ("/static/widget.js", "/static/widget.css", "/static/homing.js", "/api/v1/me"):
+            for path in (
+                "/static/widget.js",
+                "/static/widget.css",
+                "/static/homing.js",
+                "/api/v1/me",
+            ):
                 r = await c.get(path)
                 assert r.status_code == 200 and "content-security-policy" not in r.headers, path
                 assert r.headers["x-content-type-options"] == "nosniff"
 
 
-@pytest.mark.parametrize(("host", "env", "secure"), [
-    ("127.0.0.1", None, False), ("127.8.0.1", None, False), ("localhost", None, False),
-    ("::1", None, False), ("[::1]", None, False),
-    ("0.0.0.0", None, True), ("::", None, True), ("192.168.1.20", None, True), ("homing.example.com", None, True),
-    ("0.0.0.0", "false", False), ("127.0.0.1", "true", True),
-])
+@pytest.mark.parametrize(
+    ("host", "env", "secure"),
+    [
+        ("127.0.0.1", None, False),
+        ("127.8.0.1", None, False),
+        ("localhost", None, False),
+        ("::1", None, False),
+        ("[::1]", None, False),
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("192.168.1.20", None, True),
+        ("homing.example.com", None, True),
+        ("0.0.0.0", "false", False),
+        ("127.0.0.1", "true", True),
+    ],
+)
 def test_cookies_are_secure_unless_served_on_loopback(host, env, secure):
-    settings = Settings(DATABASE_URL="sqlite:///x.db", **({"HOMING_COOKIE_SECURE": env} if env else {}))
+    settings = Settings(
+        DATABASE_URL="sqlite:///x.db", **({"HOMING_COOKIE_SECURE": env} if env else {})
+    )
     assert settings.for_host(host).cookie_secure is secure
 
 
@@ -166,7 +231,10 @@ async def test_homing_serve_off_loopback_sets_secure_cookies(database_url, serve
     try:
         await node.start()
         async with httpx.AsyncClient(base_url=node.http) as c:
-            r = await c.post("/api/v1/auth/login", json={"shop": kit.slug, "username": "admin", "password": PASSWORD})
+            r = await c.post(
+                "/api/v1/auth/login",
+                json={"shop": kit.slug, "username": "admin", "password": PASSWORD},
+            )
         assert r.status_code == 200
         assert "secure" in r.headers["set-cookie"].lower().split("; ")
     finally:
@@ -175,7 +243,10 @@ async def test_homing_serve_off_loopback_sets_secure_cookies(database_url, serve
 
 def test_log_masking_covers_every_token_parameter():
     line = '127.0.0.1:5 - "GET /ws/buyer?lang=en&token=eyJ.a.b&ticket=t1 HTTP/1.1" 101 /x?TOKEN=abc'
-    assert mask_secrets(line) == '127.0.0.1:5 - "GET /ws/buyer?lang=en&token=***&ticket=*** HTTP/1.1" 101 /x?TOKEN=***'
+    assert (
+        mask_secrets(line)
+        == '127.0.0.1:5 - "GET /ws/buyer?lang=en&token=***&ticket=*** HTTP/1.1" 101 /x?TOKEN=***'
+    )
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
@@ -183,20 +254,31 @@ async def test_no_credential_reaches_the_servers_log(database_url, server, log_f
     """A whole session against a real `homing serve` logging at info (access lines on),
     in either log format (HOMING_LOG_FORMAT)."""
     kit = await make_shop(server.ctx.db)
-    node = NodeProcess({"DATABASE_URL": database_url, "HOMING_LOG_FORMAT": log_format}, log_level="info")
+    node = NodeProcess(
+        {"DATABASE_URL": database_url, "HOMING_LOG_FORMAT": log_format}, log_level="info"
+    )
     jwt = kit.buyer_token(f"logged-{secrets.token_hex(3)}")
     try:
         await node.start()
         async with httpx.AsyncClient(base_url=node.http) as c:
-            r = await c.post("/api/v1/auth/login", json={"shop": kit.slug, "username": "admin", "password": PASSWORD})
-            assert "secure" not in r.headers["set-cookie"].lower().split("; ")  # loopback: plain HTTP works
+            r = await c.post(
+                "/api/v1/auth/login",
+                json={"shop": kit.slug, "username": "admin", "password": PASSWORD},
+            )
+            assert "secure" not in r.headers["set-cookie"].lower().split(
+                "; "
+            )  # loopback: plain HTTP works
             login = r.json()
             session = login["token"]
             assert (await c.get("/workbench")).status_code == 200
             # The workbench's socket (cookie), an API client's (?token=), the widget's (?token=JWT).
             cookie = {"Cookie": f"homing_session={session}"}
-            assert await hello_or_close_code(f"{node.ws}/ws/agent", additional_headers=cookie,
-                                             origin=node.http) == "hello"
+            assert (
+                await hello_or_close_code(
+                    f"{node.ws}/ws/agent", additional_headers=cookie, origin=node.http
+                )
+                == "hello"
+            )
             assert await hello_or_close_code(f"{node.ws}/ws/agent?token={session}") == "hello"
             b = await WSClient.connect(f"{node.ws}/ws/buyer?token={jwt}")
             try:
@@ -206,14 +288,25 @@ async def test_no_credential_reaches_the_servers_log(database_url, server, log_f
             finally:
                 await b.close()
             # An upload and the widget's <img> of it (?token=JWT), an order by API key.
-            up = await c.post("/api/v1/uploads", files={"file": ("p.png", PNG, "image/png")},
-                              headers={"Authorization": f"Bearer {jwt}"})
+            up = await c.post(
+                "/api/v1/uploads",
+                files={"file": ("p.png", PNG, "image/png")},
+                headers={"Authorization": f"Bearer {jwt}"},
+            )
             assert up.status_code == 201
             img = await c.get(f"/api/v1/uploads/{up.json()['upload_id']}", params={"token": jwt})
             assert img.status_code == 200
-            order = await c.post("/api/v1/orders", headers={"Authorization": f"Bearer {kit.api_key}"}, json={
-                "order_id": "O-log", "buyer_id": "b", "amount_cents": 100, "status": "paid",
-                "created_at": "2026-01-01T00:00:00+00:00"})
+            order = await c.post(
+                "/api/v1/orders",
+                headers={"Authorization": f"Bearer {kit.api_key}"},
+                json={
+                    "order_id": "O-log",
+                    "buyer_id": "b",
+                    "amount_cents": 100,
+                    "status": "paid",
+                    "created_at": "2026-01-01T00:00:00+00:00",
+                },
+            )
             assert order.status_code == 201, order.text
             r = await c.post("/api/v1/auth/logout", headers={"X-CSRF-Token": login["csrf_token"]})
             assert r.status_code == 200
@@ -221,7 +314,11 @@ async def test_no_credential_reaches_the_servers_log(database_url, server, log_f
         node.stop()
     raw = node.log.read_text()
     # JSON: every line an object; its messages are what the text format would have shown.
-    log = raw if log_format == "text" else "\n".join(json.loads(line)["message"] for line in raw.splitlines())
+    log = (
+        raw
+        if log_format == "text"
+        else "\n".join(json.loads(line)["message"] for line in raw.splitlines())
+    )
     # The lines are there (so the check below means something), masked.
     assert '"GET /workbench HTTP/1.1" 200' in log
     assert "/ws/buyer?token=***" in log and "/ws/agent?token=***" in log

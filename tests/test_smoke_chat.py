@@ -13,8 +13,14 @@ async def test_buyer_and_agent_chat_both_ways(server, shop, connect):
     conv_id = assigned["conversation"]["id"]
     first = await agent.expect("message.new")
     assert first["message"]["body"] == "在吗?"
-    await agent.send({"type": "message.send", "conversation_id": conv_id, "client_msg_id": "r1",
-                      "body": "在的,请问有什么可以帮您?"})
+    await agent.send(
+        {
+            "type": "message.send",
+            "conversation_id": conv_id,
+            "client_msg_id": "r1",
+            "body": "在的,请问有什么可以帮您?",
+        }
+    )
     reply = await b.expect("message.new")
     assert reply["message"]["seq"] == 2 and reply["message"]["sender"] == "agent"
     assert (await b.expect("conversation.assigned"))["conversation"]["agent_name"] == "agent1 客服"

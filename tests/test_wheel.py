@@ -43,18 +43,24 @@ PACKAGE_DATA = (
 
 
 def run(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 600) -> str:
-    done = subprocess.run(args, check=False, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        args, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if done.returncode != 0:
-        pytest.fail(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
-                    f"{done.stderr[-3000:]}")
+        pytest.fail(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
+            f"{done.stderr[-3000:]}"
+        )
     return done.stdout
 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without anything that would find the checkout's code."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTHONSTARTUP")
+    }
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env.update(extra)
     return env
@@ -71,13 +77,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # checkout (stale files from earlier builds) never leaks into the wheel.
     src = work / "src"
     src.mkdir()
-    shutil.copytree(ROOT / "app", src / "app",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        ROOT / "app", src / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
     dist = work / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
-        cwd=work, env=clean_env())
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
+        cwd=work,
+        env=clean_env(),
+    )
     (wheel,) = dist.glob("homing-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
@@ -86,8 +96,20 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     venv = work / "venv"
     run([sys.executable, "-m", "venv", str(venv)], cwd=work, env=clean_env())
-    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
-         "-c", str(ROOT / "constraints.txt"), str(wheel)], cwd=work, env=clean_env())
+    run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-c",
+            str(ROOT / "constraints.txt"),
+            str(wheel),
+        ],
+        cwd=work,
+        env=clean_env(),
+    )
     return venv
 
 
@@ -103,9 +125,15 @@ def test_the_wheel_serves_pages_widget_and_docs_from_a_fresh_venv(
     env.pop("REDIS_URL", None)
 
     # The code that runs is the installed copy, not the checkout's.
-    where = run([str(installed / "bin" / "python"), "-c",
-                 "import app, app.pages.views as v; print(app.__file__); print(v.STATIC_DIR)"],
-                cwd=run_dir, env=env)
+    where = run(
+        [
+            str(installed / "bin" / "python"),
+            "-c",
+            "import app, app.pages.views as v; print(app.__file__); print(v.STATIC_DIR)",
+        ],
+        cwd=run_dir,
+        env=env,
+    )
     for line in where.split():
         assert Path(line).is_relative_to(installed), where
 
@@ -113,9 +141,19 @@ def test_the_wheel_serves_pages_widget_and_docs_from_a_fresh_venv(
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(installed / "bin" / "homing"), "serve", "--demo", "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                str(installed / "bin" / "homing"),
+                "serve",
+                "--demo",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=run_dir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -137,13 +175,12 @@ def test_the_wheel_serves_pages_widget_and_docs_from_a_fresh_venv(
             assert page.url.path == "/login"
             assert 'name="password"' in page.text
             # Asset URLs carry the file's modification time: 0 would mean it was not found.
-            stamps = re.findall(r'/static/app\.css\?v=(\d+)', page.text)
+            stamps = re.findall(r"/static/app\.css\?v=(\d+)", page.text)
             assert stamps and int(stamps[0]) > 0, page.text
             assert "/static/vendor/htmx.min.js" in page.text
 
             # Signed in (the demo shop), the workbench itself.
-            login = c.post("/login", data={"shop": "demo", "username": "alice",
-                                           "password": "demo"})
+            login = c.post("/login", data={"shop": "demo", "username": "alice", "password": "demo"})
             assert login.status_code == 303, login.text
             page = c.get("/workbench")
             assert page.status_code == 200, page.text

@@ -88,7 +88,9 @@ async def find_sent(
     return row.scalars().first()
 
 
-async def _replay(uow: UnitOfWork, shop_id: str, sender: str, sender_id: str, client_msg_id: str) -> Sent | None:
+async def _replay(
+    uow: UnitOfWork, shop_id: str, sender: str, sender_id: str, client_msg_id: str
+) -> Sent | None:
     """A resend of a message already stored: the original, unchanged (idempotent sends).
 
     It is announced again: the node that stored it may have died before publishing it,
@@ -100,7 +102,9 @@ async def _replay(uow: UnitOfWork, shop_id: str, sender: str, sender_id: str, cl
         return None
     conv = await uow.session.get(Conversation, dup.conversation_id)
     assert conv is not None  # messages reference their conversation
-    uow.emit_many(conversation_topics(conv), {"type": "message.new", "message": message_public(dup)})
+    uow.emit_many(
+        conversation_topics(conv), {"type": "message.new", "message": message_public(dup)}
+    )
     return Sent(dup, conv, True)
 
 
@@ -144,9 +148,16 @@ async def append_message(
         uow,
         counter,
         lambda row: Message(
-            shop_id=conv.shop_id, conversation_id=conv.id, seq=row.last_seq, sender=sender,
-            sender_id=sender_id, kind=kind, body=body, payload=payload or {},
-            client_msg_id=client_msg_id, created_at=now,
+            shop_id=conv.shop_id,
+            conversation_id=conv.id,
+            seq=row.last_seq,
+            sender=sender,
+            sender_id=sender_id,
+            kind=kind,
+            body=body,
+            payload=payload or {},
+            client_msg_id=client_msg_id,
+            created_at=now,
         ),
         find_duplicate=original,
         missing=ConversationClosed("This conversation is closed."),
@@ -159,7 +170,9 @@ async def append_message(
     # Refresh our copy without marking it dirty (the row is already written).
     for key, value in zip(("last_seq", "agent_id", "status"), stored.counter or (), strict=True):
         set_committed_value(conv, key, value)
-    uow.emit_many(conversation_topics(conv), {"type": "message.new", "message": message_public(msg)})
+    uow.emit_many(
+        conversation_topics(conv), {"type": "message.new", "message": message_public(msg)}
+    )
     return msg, False
 
 
@@ -190,8 +203,9 @@ def plain_opening(buyer: BuyerIdentity, out: Outgoing) -> Opening | None:
     """
     if out.kind != "text":
         return None
-    return Opening(queue=choose_queue(buyer.facts), elder=buyer.facts.is_elder,
-                   shown_as=buyer.shown_as)
+    return Opening(
+        queue=choose_queue(buyer.facts), elder=buyer.facts.is_elder, shown_as=buyer.shown_as
+    )
 
 
 async def send_from_buyer(
@@ -259,7 +273,9 @@ async def send_from_agent(
     return Sent(msg, conv, duplicate)
 
 
-async def conversation_for_agent(uow: UnitOfWork, agent: Agent, conversation_id: str) -> Conversation:
+async def conversation_for_agent(
+    uow: UnitOfWork, agent: Agent, conversation_id: str
+) -> Conversation:
     """The conversation, if the agent serves it or is (as stored now) a supervisor or admin."""
     conv = await uow.session.get(Conversation, conversation_id)
     if conv is None or conv.shop_id != agent.shop_id:
@@ -269,7 +285,9 @@ async def conversation_for_agent(uow: UnitOfWork, agent: Agent, conversation_id:
     return conv
 
 
-async def conversation_for_buyer(uow: UnitOfWork, buyer: BuyerIdentity, conversation_id: str) -> Conversation:
+async def conversation_for_buyer(
+    uow: UnitOfWork, buyer: BuyerIdentity, conversation_id: str
+) -> Conversation:
     conv = await uow.session.get(Conversation, conversation_id)
     if conv is None or not buyer_may_see(buyer.shop_id, buyer.buyer_id, conv):
         raise NotFound("No such conversation.")
@@ -302,8 +320,14 @@ async def close_conversation(
     if conv.status == "closed":
         return False
     await append_message(
-        uow, conv, sender="system", sender_id=None, kind="system", body=CSAT_INVITE,
-        payload={"csat_invite": True, "close_reason": reason}, now=now,
+        uow,
+        conv,
+        sender="system",
+        sender_id=None,
+        kind="system",
+        body=CSAT_INVITE,
+        payload={"csat_invite": True, "close_reason": reason},
+        now=now,
     )
     result = await uow.session.execute(
         update(Conversation)
@@ -321,8 +345,15 @@ async def close_conversation(
     elif conv.status == "queued":
         uow.signal("positions", (conv.shop_id, conv.queue))
     conv.status = "closed"
-    uow.emit_many(topics, {"type": "conversation.closed", "conversation_id": conv.id, "reason": reason,
-                           "csat_invited": True})
+    uow.emit_many(
+        topics,
+        {
+            "type": "conversation.closed",
+            "conversation_id": conv.id,
+            "reason": reason,
+            "csat_invited": True,
+        },
+    )
     return True
 
 
@@ -376,7 +407,10 @@ async def transfer_conversation(
         if to_agent_id == from_agent_id:
             raise BadInput("The conversation is already with that agent.")
         if not await routing.take_slot_of(uow, to_agent_id, now):
-            raise Conflict(f"{target.display_name} is not online or has no free slot.", code="agent_unavailable")
+            raise Conflict(
+                f"{target.display_name} is not online or has no free slot.",
+                code="agent_unavailable",
+            )
         target_name = target.display_name
         values: dict[str, Any] = {"status": "assigned", "agent_id": to_agent_id, "assigned_at": now}
     else:
@@ -391,12 +425,21 @@ async def transfer_conversation(
         for queue in await routing.queues_of_agent(uow, from_agent_id):
             uow.signal("dispatch", (conv.shop_id, queue))
     await uow.session.execute(
-        update(Conversation).where(Conversation.id == conv.id).values(**values)
+        update(Conversation)
+        .where(Conversation.id == conv.id)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     await uow.session.refresh(conv)
-    frame = {"type": "conversation.transferred", "conversation_id": conv.id, "from_agent_id": from_agent_id,
-             "to_agent_id": to_agent_id, "to_agent_name": target_name, "to_queue": to_queue, "note": note}
+    frame = {
+        "type": "conversation.transferred",
+        "conversation_id": conv.id,
+        "from_agent_id": from_agent_id,
+        "to_agent_id": to_agent_id,
+        "to_agent_name": target_name,
+        "to_queue": to_queue,
+        "note": note,
+    }
     topics = conversation_topics(conv)
     if from_agent_id:
         topics.append(agent_topic(from_agent_id))
@@ -406,9 +449,16 @@ async def transfer_conversation(
         await routing.announce_assignment(uow, conv)
     body = f"会话已转接给 {target_name}" if target_name else f"会话已转入 {to_queue} 队列"
     await append_message(
-        uow, conv, sender="system", sender_id=agent.id, kind="system",
+        uow,
+        conv,
+        sender="system",
+        sender_id=agent.id,
+        kind="system",
         body=f"{body}:{note}" if note else body,
-        payload={"transfer": {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}}, now=now,
+        payload={
+            "transfer": {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}
+        },
+        now=now,
     )
     if to_agent_id is None:
         await routing.announce_position(uow, conv)
@@ -417,7 +467,12 @@ async def transfer_conversation(
 
 
 async def rate_conversation(
-    uow: UnitOfWork, buyer: BuyerIdentity, conversation_id: str, score: int, comment: str, now: datetime
+    uow: UnitOfWork,
+    buyer: BuyerIdentity,
+    conversation_id: str,
+    score: int,
+    comment: str,
+    now: datetime,
 ) -> Rating:
     """The buyer's 1-5 rating of a closed conversation; once."""
     if score not in CSAT_SCORES:
@@ -425,8 +480,15 @@ async def rate_conversation(
     conv = await conversation_for_buyer(uow, buyer, conversation_id)
     if conv.status != "closed":
         raise Conflict("Rate a conversation once it is closed.", code="not_closed")
-    rating = Rating(conversation_id=conv.id, shop_id=conv.shop_id, buyer_id=conv.buyer_id, agent_id=conv.agent_id,
-                    score=score, comment=comment, created_at=now)
+    rating = Rating(
+        conversation_id=conv.id,
+        shop_id=conv.shop_id,
+        buyer_id=conv.buyer_id,
+        agent_id=conv.agent_id,
+        score=score,
+        comment=comment,
+        created_at=now,
+    )
     try:
         async with uow.session.begin_nested():
             uow.session.add(rating)
@@ -444,13 +506,15 @@ async def close_inactive(uow: UnitOfWork, now: datetime, after_s: float) -> list
     cutoff = now - timedelta(seconds=after_s)
     last_activity = func.coalesce(Conversation.last_buyer_message_at, Conversation.opened_at)
     rows = await uow.session.execute(
-        select(Conversation).where(Conversation.status != "closed", last_activity <= cutoff)
-        .order_by(last_activity).limit(CLOSE_INACTIVE_BATCH)
+        select(Conversation)
+        .where(Conversation.status != "closed", last_activity <= cutoff)
+        .order_by(last_activity)
+        .limit(CLOSE_INACTIVE_BATCH)
     )
     closed = []
     for conv in rows.scalars().all():
-        if inactive(conv.last_buyer_message_at or conv.opened_at, now, after_s) and await close_conversation(
-            uow, conv, reason="inactive", now=now
-        ):
+        if inactive(
+            conv.last_buyer_message_at or conv.opened_at, now, after_s
+        ) and await close_conversation(uow, conv, reason="inactive", now=now):
             closed.append(conv.id)
     return closed

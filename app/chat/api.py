@@ -22,13 +22,22 @@ STATUSES = ("queued", "assigned", "closed")
 
 
 @router.get("/conversations")
-async def list_conversations(agent: CurrentAgent, ctx: Ctx, status: str | None = None) -> list[ConversationPublic]:
+async def list_conversations(
+    agent: CurrentAgent, ctx: Ctx, status: str | None = None
+) -> list[ConversationPublic]:
     if status is not None and status not in STATUSES:
-        raise BadInput(f"Expected status one of {', '.join(STATUSES)}, but got {status!r}.", code="bad_request")
+        raise BadInput(
+            f"Expected status one of {', '.join(STATUSES)}, but got {status!r}.", code="bad_request"
+        )
     whole_shop = is_staff(agent.role)
     async with ctx.db.read() as s:
-        convs = await service.conversations_for_agent(s, agent, status=status, whole_shop=whole_shop)
-        return [ConversationPublic.model_validate(c) for c in await service.public_conversations(s, convs)]
+        convs = await service.conversations_for_agent(
+            s, agent, status=status, whole_shop=whole_shop
+        )
+        return [
+            ConversationPublic.model_validate(c)
+            for c in await service.public_conversations(s, convs)
+        ]
 
 
 @router.get("/conversations/{conversation_id}/messages")
@@ -63,8 +72,13 @@ async def upload(file: UploadFile, caller: CurrentCaller, ctx: Ctx) -> UploadOut
     else:
         shop_id, owner_kind, owner_id = caller.shop_id, "agent", caller.id
     stored = await ctx.db.run(
-        uploads.store_upload, shop_id=shop_id, owner_kind=owner_kind, owner_id=owner_id,
-        data=data, max_bytes=limit, now=ctx.clock.now(),
+        uploads.store_upload,
+        shop_id=shop_id,
+        owner_kind=owner_kind,
+        owner_id=owner_id,
+        data=data,
+        max_bytes=limit,
+        now=ctx.clock.now(),
     )
     return UploadOut(upload_id=stored.id)
 
@@ -75,16 +89,28 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # what uploads.sniff_im
 @router.get(
     "/uploads/{upload_id}",
     response_class=Response,
-    responses={200: {"description": "The image, as uploaded.",
-                     "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES}}},
+    responses={
+        200: {
+            "description": "The image, as uploaded.",
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in IMAGE_TYPES},
+        }
+    },
 )
 async def get_upload(upload_id: str, request: Request, ctx: Ctx) -> Response:
     """The image, to anyone of the same shop; `?token=` serves <img> tags in the widget."""
     caller = await caller_from_token(request, ctx, request.query_params.get("token"))
     async with ctx.db.read() as s:
-        row = (await s.execute(select(Upload.content_type, Upload.data).where(
-            Upload.id == upload_id, Upload.shop_id == caller.shop_id))).first()
+        row = (
+            await s.execute(
+                select(Upload.content_type, Upload.data).where(
+                    Upload.id == upload_id, Upload.shop_id == caller.shop_id
+                )
+            )
+        ).first()
     if row is None:
         raise NotFound("No such upload.")
-    return Response(row[1], media_type=row[0], headers={
-        "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
+    return Response(
+        row[1],
+        media_type=row[0],
+        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
+    )

@@ -151,27 +151,47 @@ def _candidates(batch: list[Append], order: list[int]) -> list[int]:
 def _stored(item: Append, message_id: str, seq: int, agent_id: str | None, buyer_id: str) -> Stored:
     message = _wire(item, message_id, seq)
     frame = {"type": "message.new", "message": message}
-    return Stored(message, [(topic, frame) for topic in conversation_sides(item.shop_id, buyer_id, agent_id)])
+    return Stored(
+        message, [(topic, frame) for topic in conversation_sides(item.shop_id, buyer_id, agent_id)]
+    )
 
 
 def _opened(item: Append, opens: Opening, message_id: str, position: int) -> Stored:
     """What the full path (`send_from_buyer`) tells of a new conversation, in its order:
     opened (shown before its first message), the message, its place in the queue."""
     conv = Conversation(
-        id=item.conversation_id, shop_id=item.shop_id, buyer_id=item.sender_id, queue=opens.queue,
-        status="queued", elder=opens.elder, last_seq=0, opened_at=item.now, queued_at=item.now,
+        id=item.conversation_id,
+        shop_id=item.shop_id,
+        buyer_id=item.sender_id,
+        queue=opens.queue,
+        status="queued",
+        elder=opens.elder,
+        last_seq=0,
+        opened_at=item.now,
+        queued_at=item.now,
     )
     slug, name, vip = opens.shown_as
     mine = buyer_topic(item.shop_id, item.sender_id)
     stored = _stored(item, message_id, 1, None, item.sender_id)
-    stored.events[:0] = [(mine, {"type": "conversation.opened", "conversation": conversation_public(
-        conv, shop_slug=slug, agent_name=None, buyer=(name, vip))})]
+    stored.events[:0] = [
+        (
+            mine,
+            {
+                "type": "conversation.opened",
+                "conversation": conversation_public(
+                    conv, shop_slug=slug, agent_name=None, buyer=(name, vip)
+                ),
+            },
+        )
+    ]
     stored.events.append((mine, queued_frame(conv.id, opens.queue, position)))
     stored.signals.append(("dispatch", (item.shop_id, opens.queue)))
     return stored
 
 
-def _plan(batch: list[Append]) -> Generator[Statement, Any, tuple[list[Stored | None], list[tuple[Any, ...]]]]:
+def _plan(
+    batch: list[Append],
+) -> Generator[Statement, Any, tuple[list[Stored | None], list[tuple[Any, ...]]]]:
     """SQLite: the batch's statements, one conversation UPDATE per message.
 
     A generator that yields (sql, params) and is sent back the row the statement
@@ -187,8 +207,21 @@ def _plan(batch: list[Append]) -> Generator[Statement, Any, tuple[list[Stored | 
         if item.opens is not None:
             if (yield _SENT, key) is not None:
                 continue  # a resend: the full path returns the original
-            if (yield _OPEN, (item.conversation_id, item.shop_id, item.sender_id, item.opens.queue,
-                              item.opens.elder, now, now, now)) is None:
+            if (
+                yield (
+                    _OPEN,
+                    (
+                        item.conversation_id,
+                        item.shop_id,
+                        item.sender_id,
+                        item.opens.queue,
+                        item.opens.elder,
+                        now,
+                        now,
+                        now,
+                    ),
+                )
+            ) is None:
                 continue  # they have an open conversation already: the full path appends to it
             ahead = yield _AHEAD, (item.shop_id, item.opens.queue, now, now, item.conversation_id)
             message_id = new_id()
@@ -196,9 +229,15 @@ def _plan(batch: list[Append]) -> Generator[Statement, Any, tuple[list[Stored | 
             out[i] = _opened(item, item.opens, message_id, int(ahead[0]) + 1)
             continue
         if item.sender == "buyer":
-            taken = yield _TAKE_SEQ_BUYER, (now, item.conversation_id, item.shop_id, item.sender_id, *key)
+            taken = yield (
+                _TAKE_SEQ_BUYER,
+                (now, item.conversation_id, item.shop_id, item.sender_id, *key),
+            )
         else:
-            taken = yield _TAKE_SEQ_AGENT, (item.conversation_id, item.shop_id, item.sender_id, *key)
+            taken = yield (
+                _TAKE_SEQ_AGENT,
+                (item.conversation_id, item.shop_id, item.sender_id, *key),
+            )
         if taken is None:
             continue  # a resend; closed, moved or not theirs: the full path says which
         seq, agent_id, buyer_id = taken[0], taken[1], taken[2]
@@ -209,8 +248,19 @@ def _plan(batch: list[Append]) -> Generator[Statement, Any, tuple[list[Stored | 
 
 
 def _row(item: Append, message_id: str, seq: int, now: str) -> tuple[Any, ...]:
-    return (message_id, item.shop_id, item.conversation_id, seq, item.sender, item.sender_id, item.kind,
-            item.body, orjson.dumps(item.payload).decode(), item.client_msg_id, now)
+    return (
+        message_id,
+        item.shop_id,
+        item.conversation_id,
+        seq,
+        item.sender,
+        item.sender_id,
+        item.kind,
+        item.body,
+        orjson.dumps(item.payload).decode(),
+        item.client_msg_id,
+        now,
+    )
 
 
 def _sqlite_time(dt: datetime) -> str:
@@ -220,9 +270,16 @@ def _sqlite_time(dt: datetime) -> str:
 
 def _wire(item: Append, message_id: str, seq: int) -> dict[str, Any]:
     return message_wire(
-        id=message_id, conversation_id=item.conversation_id, seq=seq, sender=item.sender,
-        sender_id=item.sender_id, kind=item.kind, body=item.body, payload=item.payload,
-        created_at=item.now, client_msg_id=item.client_msg_id,
+        id=message_id,
+        conversation_id=item.conversation_id,
+        seq=seq,
+        sender=item.sender,
+        sender_id=item.sender_id,
+        kind=item.kind,
+        body=item.body,
+        payload=item.payload,
+        created_at=item.now,
+        client_msg_id=item.client_msg_id,
     )
 
 
@@ -250,8 +307,9 @@ class MessageAppender:
         self._waiting.append(item)
         if self._drainer is None or self._drainer.done():
             # Its own context: the batches serve every socket, so their log lines name none.
-            self._drainer = asyncio.create_task(self._drain(), name="message-appender",
-                                                context=contextvars.Context())
+            self._drainer = asyncio.create_task(
+                self._drain(), name="message-appender", context=contextvars.Context()
+            )
         return await item.future
 
     async def close(self) -> None:
@@ -273,8 +331,11 @@ class MessageAppender:
             try:
                 stored = await self._write(batch)
             except Exception:
-                log.warning("group commit of %d messages failed; each takes the full path", len(batch),
-                            exc_info=True)
+                log.warning(
+                    "group commit of %d messages failed; each takes the full path",
+                    len(batch),
+                    exc_info=True,
+                )
                 stored = [None] * len(batch)
             self.batches += 1
             if self._batch_sizes is not None:
@@ -342,7 +403,9 @@ class MessageAppender:
     async def _postgres(self) -> asyncpg.Connection:
         """The appender's own connection (one batch is in flight at a time)."""
         if self._pg is None or self._pg.is_closed():
-            dsn = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            dsn = self.db.engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            )
             self._pg = await asyncpg.connect(dsn)
         return self._pg
 
@@ -355,18 +418,29 @@ class MessageAppender:
         # concurrent resend of one of these on another node fails the unique index; then
         # every message takes the full path).
         rows = await conn.fetch(
-            _PG_APPEND, ids, [x.shop_id for x in items], [x.conversation_id for x in items],
-            [x.sender for x in items], [x.sender_id for x in items], [x.kind for x in items],
-            [x.body for x in items], [orjson.dumps(x.payload).decode() for x in items],
-            [x.client_msg_id for x in items], [x.now for x in items],
-            [x.opens.queue if x.opens else None for x in items], [bool(x.opens and x.opens.elder) for x in items],
+            _PG_APPEND,
+            ids,
+            [x.shop_id for x in items],
+            [x.conversation_id for x in items],
+            [x.sender for x in items],
+            [x.sender_id for x in items],
+            [x.kind for x in items],
+            [x.body for x in items],
+            [orjson.dumps(x.payload).decode() for x in items],
+            [x.client_msg_id for x in items],
+            [x.now for x in items],
+            [x.opens.queue if x.opens else None for x in items],
+            [bool(x.opens and x.opens.elder) for x in items],
         )
         out: list[Stored | None] = [None] * len(batch)
         for index, seq, agent_id, buyer_id, ahead in rows:
             k = index - 1  # PostgreSQL arrays count from 1
             item = items[k]
-            out[todo[k]] = (_opened(item, item.opens, ids[k], ahead + 1) if item.opens is not None
-                            else _stored(item, ids[k], seq, agent_id, buyer_id))
+            out[todo[k]] = (
+                _opened(item, item.opens, ids[k], ahead + 1)
+                if item.opens is not None
+                else _stored(item, ids[k], seq, agent_id, buyer_id)
+            )
         return out
 
 

@@ -23,7 +23,10 @@ class ChatLoader:
 
     async def messages_after(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
         async with self.db.read() as session:
-            return [message_public(m) for m in await service.messages_after(session, conversation_id, after_seq)]
+            return [
+                message_public(m)
+                for m in await service.messages_after(session, conversation_id, after_seq)
+            ]
 
     async def current_conversations(self, conn: Connection) -> list[dict[str, Any]]:
         """The connection's tracked conversations plus the open ones it should know of."""

@@ -92,7 +92,9 @@ class Upload(SQLModel, table=True):
     """An image a buyer or agent uploaded; the bytes live in the database (the record)."""
 
     __tablename__ = "uploads"
-    __table_args__ = (Index("ix_uploads_owner_at", "shop_id", "owner_kind", "owner_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_uploads_owner_at", "shop_id", "owner_kind", "owner_id", "created_at"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     shop_id: str = Field(foreign_key="shops.id", max_length=32)

@@ -31,7 +31,9 @@ def parse_frame(text: str | bytes) -> dict[str, Any]:
     return frame
 
 
-def get_str(frame: dict[str, Any], key: str, *, max_len: int = MAX_ID, required: bool = True) -> str:
+def get_str(
+    frame: dict[str, Any], key: str, *, max_len: int = MAX_ID, required: bool = True
+) -> str:
     value = frame.get(key)
     if value is None and not required:
         return ""
@@ -58,7 +60,9 @@ def get_text(frame: dict[str, Any], key: str, *, max_len: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > max_len:
-        raise BadInput(f'"{key}" must be text of at most {max_len} characters, but got {_kind(value)}.')
+        raise BadInput(
+            f'"{key}" must be text of at most {max_len} characters, but got {_kind(value)}.'
+        )
     return value
 
 

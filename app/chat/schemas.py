@@ -15,14 +15,31 @@ def iso(dt: Any) -> str | None:
 
 def message_public(m: Message) -> dict[str, Any]:
     return message_wire(
-        id=m.id, conversation_id=m.conversation_id, seq=m.seq, sender=m.sender, sender_id=m.sender_id,
-        kind=m.kind, body=m.body, payload=m.payload, created_at=m.created_at, client_msg_id=m.client_msg_id,
+        id=m.id,
+        conversation_id=m.conversation_id,
+        seq=m.seq,
+        sender=m.sender,
+        sender_id=m.sender_id,
+        kind=m.kind,
+        body=m.body,
+        payload=m.payload,
+        created_at=m.created_at,
+        client_msg_id=m.client_msg_id,
     )
 
 
 def message_wire(
-    *, id: str, conversation_id: str, seq: int, sender: str, sender_id: str | None, kind: str, body: str,
-    payload: dict[str, Any] | None, created_at: Any, client_msg_id: str | None,
+    *,
+    id: str,
+    conversation_id: str,
+    seq: int,
+    sender: str,
+    sender_id: str | None,
+    kind: str,
+    body: str,
+    payload: dict[str, Any] | None,
+    created_at: Any,
+    client_msg_id: str | None,
 ) -> dict[str, Any]:
     """MSG, from its fields (also for messages written without an ORM object: the group commit)."""
     return {
@@ -41,12 +58,20 @@ def message_wire(
 
 def queued_frame(conversation_id: str, queue: str, position: int) -> dict[str, Any]:
     """PROTOCOL `conversation.queued`: where a waiting conversation stands (1 = next)."""
-    return {"type": "conversation.queued", "conversation_id": conversation_id, "queue": queue,
-            "position": position}
+    return {
+        "type": "conversation.queued",
+        "conversation_id": conversation_id,
+        "queue": queue,
+        "position": position,
+    }
 
 
 def conversation_public(
-    c: Conversation, *, shop_slug: str, agent_name: str | None, buyer: tuple[str, int | None] = ("", None)
+    c: Conversation,
+    *,
+    shop_slug: str,
+    agent_name: str | None,
+    buyer: tuple[str, int | None] = ("", None),
 ) -> dict[str, Any]:
     return {
         "id": c.id,

@@ -56,7 +56,9 @@ async def public_conversations(
     for shop_id in shop_ids:
         ids = {c.buyer_id for c in conversations if c.shop_id == shop_id}
         rows = await session.execute(
-            select(Buyer.id, Buyer.name, Buyer.vip).where(Buyer.shop_id == shop_id, Buyer.id.in_(ids))
+            select(Buyer.id, Buyer.name, Buyer.vip).where(
+                Buyer.shop_id == shop_id, Buyer.id.in_(ids)
+            )
         )
         buyers.update({(shop_id, bid): (name, vip) for bid, name, vip in rows})
     # (A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.)
@@ -64,11 +66,15 @@ async def public_conversations(
     slugs = {shop_id: slug for shop_id, slug in rows}
     names: dict[str, str] = {}
     if agent_ids:
-        rows = await session.execute(select(Agent.id, Agent.display_name).where(Agent.id.in_(agent_ids)))
+        rows = await session.execute(
+            select(Agent.id, Agent.display_name).where(Agent.id.in_(agent_ids))
+        )
         names = {agent_id: name for agent_id, name in rows}
     return [
         conversation_public(
-            c, shop_slug=slugs[c.shop_id], agent_name=names.get(c.agent_id or ""),
+            c,
+            shop_slug=slugs[c.shop_id],
+            agent_name=names.get(c.agent_id or ""),
             buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
         )
         for c in conversations
@@ -107,7 +113,9 @@ async def is_staff_now(session: AsyncSession, agent_id: str) -> bool:
     A socket holds the agent as they were when it opened; a role changed since judges
     its very next frame (the socket itself is closed by the revocation soon after).
     """
-    role = (await session.execute(select(Agent.role).where(Agent.id == agent_id, Agent.active))).scalar()
+    role = (
+        await session.execute(select(Agent.role).where(Agent.id == agent_id, Agent.active))
+    ).scalar()
     return role in STAFF_ROLES
 
 

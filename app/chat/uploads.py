@@ -41,7 +41,9 @@ async def store_upload(
         raise BadInput("Only JPEG, PNG and WebP images can be uploaded.", code="bad_image")
     recent = (
         await uow.session.execute(
-            select(func.count()).select_from(Upload).where(
+            select(func.count())
+            .select_from(Upload)
+            .where(
                 Upload.shop_id == shop_id,
                 Upload.owner_kind == owner_kind,
                 Upload.owner_id == owner_id,
@@ -51,8 +53,15 @@ async def store_upload(
     ).scalar() or 0
     if recent >= UPLOADS_PER_MINUTE:
         raise RateLimited(f"At most {UPLOADS_PER_MINUTE} uploads a minute.")
-    upload = Upload(shop_id=shop_id, owner_kind=owner_kind, owner_id=owner_id,
-                    content_type=content_type, size=len(data), data=data, created_at=now)
+    upload = Upload(
+        shop_id=shop_id,
+        owner_kind=owner_kind,
+        owner_id=owner_id,
+        content_type=content_type,
+        size=len(data),
+        data=data,
+        created_at=now,
+    )
     uow.session.add(upload)
     await uow.session.flush()
     return upload
@@ -68,5 +77,9 @@ async def image_payload(uow: UnitOfWork, shop_id: str, upload_id: str) -> dict[s
     found = row.first()
     if found is None:
         raise NotFound("No such upload.")
-    return {"upload_id": found[0], "url": f"/api/v1/uploads/{found[0]}", "content_type": found[1],
-            "size": found[2]}
+    return {
+        "upload_id": found[0],
+        "url": f"/api/v1/uploads/{found[0]}",
+        "content_type": found[1],
+        "size": found[2],
+    }

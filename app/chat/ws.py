@@ -92,7 +92,9 @@ class SocketHandler(ABC):
                     )
                 name = self.HANDLERS.get(frame["type"])
                 if name is None:
-                    raise DomainError(f"Unknown frame type {shown(frame['type'])}.", code="unknown_type")
+                    raise DomainError(
+                        f"Unknown frame type {shown(frame['type'])}.", code="unknown_type"
+                    )
                 await getattr(self, name)(frame)
             except DomainError as exc:
                 self.error(exc.code, exc.message, ref)
@@ -126,7 +128,9 @@ class SocketHandler(ABC):
         conv = await self._conv(frame)
         await self.run(actions.mark_read, conv, self.side, seq)
 
-    async def send_and_ack(self, out: Any, conversation_id: str | None, fn: Any, *args: Any) -> None:
+    async def send_and_ack(
+        self, out: Any, conversation_id: str | None, fn: Any, *args: Any
+    ) -> None:
         """Store the message, then ack it on this socket (its bus echo is not sent here).
 
         A message into a conversation this socket already follows, and a buyer's first
@@ -140,17 +144,28 @@ class SocketHandler(ABC):
             followed = conversation_id if conversation_id in self.conn.tracks else None
             opens = None if followed else self.opening(out)
             if (followed or opens) and out.kind != "image":
-                msg = await self.ctx.appender.append(Append(
-                    shop_id=self.identity_shop_id, conversation_id=followed or new_id(), sender=self.side,
-                    sender_id=self.identity_id, kind=out.kind, body=out.body, payload=out.payload or {},
-                    client_msg_id=out.client_msg_id, now=self.now(), opens=opens,
-                ))
+                msg = await self.ctx.appender.append(
+                    Append(
+                        shop_id=self.identity_shop_id,
+                        conversation_id=followed or new_id(),
+                        sender=self.side,
+                        sender_id=self.identity_id,
+                        kind=out.kind,
+                        body=out.body,
+                        payload=out.payload or {},
+                        client_msg_id=out.client_msg_id,
+                        now=self.now(),
+                        opens=opens,
+                    )
+                )
                 if msg is not None and opens is not None:
                     self.conn.follow(msg["conversation_id"], 0, "queued", None)
             if msg is None:
                 sent = await self.run(fn, *args)
                 msg = message_public(sent.message)
-                self.conn.follow(sent.conversation.id, 0, sent.conversation.status, sent.conversation.agent_id)
+                self.conn.follow(
+                    sent.conversation.id, 0, sent.conversation.status, sent.conversation.agent_id
+                )
         finally:
             self.conn.own_pending.discard(out.client_msg_id)
         self.conn.mark_sent(msg)
@@ -195,11 +210,12 @@ class SocketHandler(ABC):
         return self.ctx.clock.now()
 
 
-
 class BuyerSocket(SocketHandler):
     side = "buyer"
 
-    def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, buyer: actions.BuyerIdentity):
+    def __init__(
+        self, ctx: AppContext, ws: WebSocket, conn: Connection, buyer: actions.BuyerIdentity
+    ):
         super().__init__(ctx, ws, conn)
         self.buyer = buyer
         # Their open conversation, as far as this socket knows (the group commit checks).
@@ -218,7 +234,9 @@ class BuyerSocket(SocketHandler):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
-        await self.send_and_ack(out, self.conversation_id, actions.send_from_buyer, self.buyer, out, self.now())
+        await self.send_and_ack(
+            out, self.conversation_id, actions.send_from_buyer, self.buyer, out, self.now()
+        )
 
     def sent_into(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
@@ -239,32 +257,45 @@ class BuyerSocket(SocketHandler):
         return self.buyer.buyer_id
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
-        return await self.ctx.db.query(actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id"))
-
+        return await self.ctx.db.query(
+            actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id")
+        )
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conv = await self._conv(frame)
         if conv.agent_id:
             await self.ctx.hub.publish(
-                [(agent_topic(conv.agent_id), {"type": "typing", "conversation_id": conv.id, "by": "buyer"})]
+                [
+                    (
+                        agent_topic(conv.agent_id),
+                        {"type": "typing", "conversation_id": conv.id, "by": "buyer"},
+                    )
+                ]
             )
-
 
     async def on_elder_mode(self, frame: dict[str, Any]) -> None:
         on = get_bool(frame, "on")
         await self.ctx.db.run(
-            shop_actions.set_elder_mode, shop_id=self.buyer.shop_id, buyer_id=self.buyer.buyer_id, on=on
+            shop_actions.set_elder_mode,
+            shop_id=self.buyer.shop_id,
+            buyer_id=self.buyer.buyer_id,
+            on=on,
         )
         self.buyer = actions.BuyerIdentity(**{**self.buyer.__dict__, "elder_mode": on})
         self.conn.identity = self.buyer
         self.conn.push({"type": "elder_mode", "on": on})
 
-
     async def on_csat(self, frame: dict[str, Any]) -> None:
         score = get_int(frame, "score", minimum=1, maximum=5)
         comment = get_text(frame, "comment", max_len=500)
-        await self.run(actions.rate_conversation, self.buyer, get_str(frame, "conversation_id"), score, comment,
-                       self.now())
+        await self.run(
+            actions.rate_conversation,
+            self.buyer,
+            get_str(frame, "conversation_id"),
+            score,
+            comment,
+            self.now(),
+        )
 
 
 class AgentSocket(SocketHandler):
@@ -291,12 +322,16 @@ class AgentSocket(SocketHandler):
         return self.agent
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
-        return await self.ctx.db.query(actions.conversation_for_agent, self.agent, get_str(frame, "conversation_id"))
+        return await self.ctx.db.query(
+            actions.conversation_for_agent, self.agent, get_str(frame, "conversation_id")
+        )
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         conv_id = get_str(frame, "conversation_id")
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
-        await self.send_and_ack(out, conv_id, actions.send_from_agent, self.agent, conv_id, out, self.now())
+        await self.send_and_ack(
+            out, conv_id, actions.send_from_agent, self.agent, conv_id, out, self.now()
+        )
 
     @property
     def identity_shop_id(self) -> str:
@@ -306,28 +341,36 @@ class AgentSocket(SocketHandler):
     def identity_id(self) -> str:
         return str(self.agent.id)
 
-
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conv = await self._conv(frame)
         await self.ctx.hub.publish(
-            [(buyer_topic(conv.shop_id, conv.buyer_id), {"type": "typing", "conversation_id": conv.id, "by": "agent"})]
+            [
+                (
+                    buyer_topic(conv.shop_id, conv.buyer_id),
+                    {"type": "typing", "conversation_id": conv.id, "by": "agent"},
+                )
+            ]
         )
-
 
     async def on_status(self, frame: dict[str, Any]) -> None:
         status = get_choice(frame, "status", AGENT_STATUSES)
         await self.run(actions.set_status, self.agent, status, self.now())
 
     async def on_close(self, frame: dict[str, Any]) -> None:
-        await self.run(actions.agent_close, self.agent, get_str(frame, "conversation_id"), self.now())
+        await self.run(
+            actions.agent_close, self.agent, get_str(frame, "conversation_id"), self.now()
+        )
 
     async def on_transfer(self, frame: dict[str, Any]) -> None:
         note = get_text(frame, "note", max_len=500)
         await self.ctx.db.run(
-            actions.transfer_conversation, self.agent, get_str(frame, "conversation_id"),
+            actions.transfer_conversation,
+            self.agent,
+            get_str(frame, "conversation_id"),
             to_agent_id=get_str(frame, "to_agent_id", required=False) or None,
             to_queue=get_str(frame, "to_queue", required=False, max_len=64) or None,
-            note=note, now=self.now(),
+            note=note,
+            now=self.now(),
         )
 
 
@@ -336,7 +379,11 @@ def _ctx(ws: WebSocket) -> AppContext:
 
 
 def _connection(
-    ctx: AppContext, ws: WebSocket, kind: str, identity: Any, topics: list[str],
+    ctx: AppContext,
+    ws: WebSocket,
+    kind: str,
+    identity: Any,
+    topics: list[str],
     login: shop_service.SignedIn | None = None,
 ) -> Connection:
     async def close(code: int, reason: str = "") -> None:
@@ -405,8 +452,13 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
     if not current:
         # Grouped: a crowd of new buyers connecting at once shares SQLite transactions.
         await ctx.db.run_grouped(
-            shop_actions.touch_buyer, shop_id=buyer.shop_id, buyer_id=buyer.buyer_id,
-            name=buyer.name, age=buyer.age, vip=buyer.vip, now=now,
+            shop_actions.touch_buyer,
+            shop_id=buyer.shop_id,
+            buyer_id=buyer.buyer_id,
+            name=buyer.name,
+            age=buyer.age,
+            vip=buyer.vip,
+            now=now,
         )
     conn = _connection(ctx, ws, "buyer", buyer, [buyer_topic(buyer.shop_id, buyer.buyer_id)])
     # Register before reading state, so nothing committed after the read is missed.
@@ -415,11 +467,21 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
     async with ctx.db.read() as s:
         conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
         public = await service.public_conversation(s, conv) if conv else None
-        position = await service.queue_position(s, conv) if conv and conv.status == "queued" else None
+        position = (
+            await service.queue_position(s, conv) if conv and conv.status == "queued" else None
+        )
     if conv is not None:
         conn.follow(conv.id, conv.last_seq, conv.status, conv.agent_id)
-    conn.start({"type": "hello", "buyer_id": buyer.buyer_id, "elder_mode": buyer.elder_mode,
-                "conversation": public, "position": position, "groups": groups})
+    conn.start(
+        {
+            "type": "hello",
+            "buyer_id": buyer.buyer_id,
+            "elder_mode": buyer.elder_mode,
+            "conversation": public,
+            "position": position,
+            "groups": groups,
+        }
+    )
     session = BuyerSocket(ctx, ws, conn, buyer)
     session.conversation_id = conv.id if conv is not None else None
     return session
@@ -454,13 +516,20 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSocket | None:
         public = await service.public_conversations(s, convs)
     for c in convs:
         conn.follow(c.id, c.last_seq, c.status, c.agent_id)
-    conn.start({
-        "type": "hello",
-        "agent": {"id": agent.id, "username": agent.username, "display_name": agent.display_name,
-                  "role": agent.role, "max_concurrent": agent.max_concurrent},
-        "status": agent.status,
-        "conversations": public,
-    })
+    conn.start(
+        {
+            "type": "hello",
+            "agent": {
+                "id": agent.id,
+                "username": agent.username,
+                "display_name": agent.display_name,
+                "role": agent.role,
+                "max_concurrent": agent.max_concurrent,
+            },
+            "status": agent.status,
+            "conversations": public,
+        }
+    )
     return AgentSocket(ctx, ws, conn, agent)
 
 

@@ -56,9 +56,9 @@ CouponValue = (
 class GiveawayCreate(BaseModel):
     title: str
     quantity: StrictInt
-    coupon: Annotated[dict[Annotated[str, Field(max_length=64)], CouponValue], Field(max_length=50)] = Field(
-        default_factory=dict
-    )
+    coupon: Annotated[
+        dict[Annotated[str, Field(max_length=64)], CouponValue], Field(max_length=50)
+    ] = Field(default_factory=dict)
 
 
 class SensitiveWords(BaseModel):
@@ -81,7 +81,9 @@ async def get_sensitive_words(agent: CurrentAgent, ctx: Ctx) -> SensitiveWordsPu
 async def put_sensitive_words(
     body: SensitiveWords, admin: CurrentAdmin, ctx: Ctx
 ) -> SensitiveWordsPublic:
-    return SensitiveWordsPublic(words=await ctx.db.run(actions.set_sensitive_words, admin, body.words))
+    return SensitiveWordsPublic(
+        words=await ctx.db.run(actions.set_sensitive_words, admin, body.words)
+    )
 
 
 @router.post("/groups", status_code=201)
@@ -94,7 +96,10 @@ async def create_group(body: GroupCreate, admin: CurrentAdmin, ctx: Ctx) -> Grou
 @router.get("/groups", response_model_exclude_unset=True)
 async def list_groups(caller: CurrentCaller, ctx: Ctx, all: bool = False) -> list[GroupPublic]:
     async with ctx.db.read() as s:
-        return [GroupPublic.model_validate(g) for g in await service.groups_for(s, caller, all_of_shop=all)]
+        return [
+            GroupPublic.model_validate(g)
+            for g in await service.groups_for(s, caller, all_of_shop=all)
+        ]
 
 
 @router.post("/groups/{group_id}/join")
@@ -163,7 +168,9 @@ async def checkin(group_id: str, caller: CurrentCaller, ctx: Ctx) -> CheckinOut:
 @router.post("/groups/{group_id}/mute")
 async def mute(group_id: str, body: MuteRequest, staff: CurrentStaff, ctx: Ctx) -> MuteOut:
     return MuteOut.model_validate(
-        await ctx.db.run(actions.mute, staff, group_id, body.buyer_id, body.minutes, ctx.clock.now())
+        await ctx.db.run(
+            actions.mute, staff, group_id, body.buyer_id, body.minutes, ctx.clock.now()
+        )
     )
 
 
@@ -173,7 +180,13 @@ async def create_giveaway(
 ) -> GiveawayPublic:
     return GiveawayPublic.model_validate(
         await ctx.db.run(
-            actions.create_giveaway, staff, group_id, body.title, body.quantity, body.coupon, ctx.clock.now()
+            actions.create_giveaway,
+            staff,
+            group_id,
+            body.title,
+            body.quantity,
+            body.coupon,
+            ctx.clock.now(),
         )
     )
 

@@ -21,13 +21,15 @@ To = Annotated[str | None, Query(alias="to", max_length=64)]
 
 
 def agent_metrics_public(row: AgentMetrics) -> AgentMetricsPublic:
-    return AgentMetricsPublic.model_validate({
-        "agent_id": row.agent_id,
-        "username": row.username,
-        "display_name": row.display_name,
-        "role": row.role,
-        **asdict(row.metrics),
-    })
+    return AgentMetricsPublic.model_validate(
+        {
+            "agent_id": row.agent_id,
+            "username": row.username,
+            "display_name": row.display_name,
+            "role": row.role,
+            **asdict(row.metrics),
+        }
+    )
 
 
 @router.get("/agents")

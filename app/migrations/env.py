@@ -9,11 +9,11 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import app.chat.models  # noqa: F401  (register tables)
-import app.groups.models  # noqa: F401
-import app.payouts.models  # noqa: F401  (and app.orders.models, which it refers to)
-import app.recall.models  # noqa: F401
-import app.routing.models  # noqa: F401
+import app.chat.models
+import app.groups.models
+import app.payouts.models
+import app.recall.models
+import app.routing.models
 import app.shops.models  # noqa: F401
 from app.config import Settings
 from app.db import metadata

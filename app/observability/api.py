@@ -30,8 +30,9 @@ router = APIRouter()
 PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
 
-def scrape_refusal(token: str | None, authorization: str | None, client_host: str | None,
-                   proxied: bool) -> int | None:
+def scrape_refusal(
+    token: str | None, authorization: str | None, client_host: str | None, proxied: bool
+) -> int | None:
     """Why a scrape is refused (an HTTP status), or None if it may read the metrics.
 
     With a token set, the scraper must send it as a bearer token (401 otherwise), from
@@ -41,7 +42,9 @@ def scrape_refusal(token: str | None, authorization: str | None, client_host: st
     """
     if token:
         scheme, _, sent = (authorization or "").partition(" ")
-        ok = scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
+        ok = scheme.lower() == "bearer" and hmac.compare_digest(
+            sent.strip().encode(), token.encode()
+        )
         return None if ok else 401
     if proxied or not client_host or not is_loopback_host(client_host):
         return 404
@@ -57,13 +60,16 @@ async def metrics(request: Request) -> Response:
 def metrics_response(request: Request, settings: Settings, metrics: Metrics) -> Response:
     """The scrape's answer: the metrics, or the refusal (see `scrape_refusal`)."""
     refusal = scrape_refusal(
-        settings.metrics_token, request.headers.get("authorization"),
+        settings.metrics_token,
+        request.headers.get("authorization"),
         request.client.host if request.client else None,
         any(h in request.headers for h in PROXY_HEADERS),
     )
     if refusal == 401:
         return error_response(
-            401, "unauthorized", "Send the metrics token as Authorization: Bearer <token>.",
+            401,
+            "unauthorized",
+            "Send the metrics token as Authorization: Bearer <token>.",
             headers={"WWW-Authenticate": "Bearer"},
         )
     if refusal is not None:  # as for a page that does not exist
@@ -79,7 +85,9 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def serve_metrics(settings: Settings, metrics: Metrics, host: str, port: int) -> Callable[[], Awaitable[None]]:
+async def serve_metrics(
+    settings: Settings, metrics: Metrics, host: str, port: int
+) -> Callable[[], Awaitable[None]]:
     """Serve `GET /metrics` alone on host:port (for `homing worker`, which has no HTTP
     server), once it listens; returns what stops it."""
 
@@ -87,8 +95,15 @@ async def serve_metrics(settings: Settings, metrics: Metrics, host: str, port: i
         return metrics_response(request, settings, metrics)
 
     app = Starlette(routes=[Route("/metrics", endpoint)], middleware=[Middleware(RequestIds)])
-    server = _EmbeddedServer(uvicorn.Config(app, host=host, port=port, lifespan="off",
-                                            log_config=uvicorn_log_config(settings.log_format)))
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=uvicorn_log_config(settings.log_format),
+        )
+    )
     task = asyncio.create_task(server.serve(), name="metrics-server")
     while not server.started:
         if task.done():

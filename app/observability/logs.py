@@ -95,7 +95,11 @@ class JsonFormatter(logging.Formatter):
         cid = connection_id.get()
         if cid is not None:
             line["connection_id"] = cid
-        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+        if (
+            record.name == "uvicorn.access"
+            and isinstance(record.args, tuple)
+            and len(record.args) == 5
+        ):
             client, method, path, _version, status = record.args
             line.update(client=client, method=method, path=mask_secrets(str(path)), status=status)
         if record.exc_info:

@@ -41,29 +41,40 @@ class Metrics:
         self.frames_received = {kind: Tally() for kind in SOCKET_KINDS}
         self.frames_sent = {kind: Tally() for kind in SOCKET_KINDS}
         self.ack_seconds = Histogram(
-            "homing_ws_ack_seconds", "Time from a message.send or group.send frame received to its ack queued.",
-            buckets=ACK_BUCKETS, registry=self.registry,
+            "homing_ws_ack_seconds",
+            "Time from a message.send or group.send frame received to its ack queued.",
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
         )
         self.group_commit_batch = Histogram(
-            "homing_group_commit_batch_size", "Messages written by one group commit (one transaction).",
-            buckets=BATCH_BUCKETS, registry=self.registry,
+            "homing_group_commit_batch_size",
+            "Messages written by one group commit (one transaction).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
         )
 
     def collect_tallies(self) -> Iterator[Metric]:
-        received = CounterMetricFamily("homing_ws_frames_received", "Frames received from clients, by socket kind.",
-                                       labels=["kind"])
-        sent = CounterMetricFamily("homing_ws_frames_sent", "Frames written to clients, by socket kind.",
-                                   labels=["kind"])
+        received = CounterMetricFamily(
+            "homing_ws_frames_received",
+            "Frames received from clients, by socket kind.",
+            labels=["kind"],
+        )
+        sent = CounterMetricFamily(
+            "homing_ws_frames_sent", "Frames written to clients, by socket kind.", labels=["kind"]
+        )
         for kind in SOCKET_KINDS:
             received.add_metric([kind], self.frames_received[kind].n)
             sent.add_metric([kind], self.frames_sent[kind].n)
         yield received
         yield sent
 
-    def watch(self, *, hub: Hub, bus: Bus, db: Database, dispatcher: Dispatcher, jobs: JobRunner) -> None:
+    def watch(
+        self, *, hub: Hub, bus: Bus, db: Database, dispatcher: Dispatcher, jobs: JobRunner
+    ) -> None:
         """Report these objects' state at every scrape (call once, in the lifespan)."""
-        self.registry.register(StateCollector(hub=hub, bus=bus, db=db, dispatcher=dispatcher, jobs=jobs,
-                                              tallies=self))
+        self.registry.register(
+            StateCollector(hub=hub, bus=bus, db=db, dispatcher=dispatcher, jobs=jobs, tallies=self)
+        )
 
     def exposition(self) -> bytes:
         """The Prometheus text format of everything in this app's registry."""
@@ -85,8 +96,16 @@ class Tally:
 class StateCollector(Collector):
     """Gauges (and the tallies and the bus's own counters) read from the live objects at scrape time."""
 
-    def __init__(self, *, hub: Hub, bus: Bus, db: Database, dispatcher: Dispatcher, jobs: JobRunner,
-                 tallies: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        hub: Hub,
+        bus: Bus,
+        db: Database,
+        dispatcher: Dispatcher,
+        jobs: JobRunner,
+        tallies: Metrics,
+    ) -> None:
         self.tallies = tallies
         self.hub = hub
         self.bus = bus
@@ -99,8 +118,9 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self.tallies.collect_tallies()
-        sockets = GaugeMetricFamily("homing_ws_open_sockets", "Sockets open on this node, by kind.",
-                                    labels=["kind"])
+        sockets = GaugeMetricFamily(
+            "homing_ws_open_sockets", "Sockets open on this node, by kind.", labels=["kind"]
+        )
         counts = dict.fromkeys(SOCKET_KINDS, 0)
         for conn in self.hub.connections:
             counts[conn.kind] = counts.get(conn.kind, 0) + 1
@@ -109,31 +129,48 @@ class StateCollector(Collector):
         yield sockets
 
         connected = GaugeMetricFamily(
-            "homing_bus_connected", "1 while the bus reaches every node (always 1 for the in-process bus).",
-            labels=["bus"])
+            "homing_bus_connected",
+            "1 while the bus reaches every node (always 1 for the in-process bus).",
+            labels=["bus"],
+        )
         connected.add_metric([self.bus.name], 1 if self.bus.healthy else 0)
         yield connected
-        yield _counter("homing_bus_publish_failures",
-                       "Envelopes that could not be sent to the other nodes (delivered on this node only).",
-                       self.bus.publish_failures)
-        yield _counter("homing_bus_breaker_trips", "Times the bus's circuit breaker opened (Redis out).",
-                       self.bus.trips)
+        yield _counter(
+            "homing_bus_publish_failures",
+            "Envelopes that could not be sent to the other nodes (delivered on this node only).",
+            self.bus.publish_failures,
+        )
+        yield _counter(
+            "homing_bus_breaker_trips",
+            "Times the bus's circuit breaker opened (Redis out).",
+            self.bus.trips,
+        )
 
-        yield GaugeMetricFamily("homing_dispatcher_backlog",
-                                "Queues waiting for this node's dispatcher (assignments and position updates).",
-                                value=self.dispatcher.backlog)
+        yield GaugeMetricFamily(
+            "homing_dispatcher_backlog",
+            "Queues waiting for this node's dispatcher (assignments and position updates).",
+            value=self.dispatcher.backlog,
+        )
 
-        last = GaugeMetricFamily("homing_job_last_success_timestamp_seconds",
-                                 "Unix time a scheduled job last finished without error (0: not yet).",
-                                 labels=["job"])
+        last = GaugeMetricFamily(
+            "homing_job_last_success_timestamp_seconds",
+            "Unix time a scheduled job last finished without error (0: not yet).",
+            labels=["job"],
+        )
         for name, at in self.jobs.last_successes().items():
             last.add_metric([name], at)
         yield last
 
-        in_use = GaugeMetricFamily("homing_db_pool_in_use", "Database connections checked out of the pool.",
-                                   labels=["pool"])
-        size = GaugeMetricFamily("homing_db_pool_size", "Connections the pool keeps open (its steady size).",
-                                 labels=["pool"])
+        in_use = GaugeMetricFamily(
+            "homing_db_pool_in_use",
+            "Database connections checked out of the pool.",
+            labels=["pool"],
+        )
+        size = GaugeMetricFamily(
+            "homing_db_pool_size",
+            "Connections the pool keeps open (its steady size).",
+            labels=["pool"],
+        )
         for name, pool in self._pools():
             in_use.add_metric([name], _pool_number(pool, "checkedout"))
             size.add_metric([name], _pool_number(pool, "size"))

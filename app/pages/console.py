@@ -132,7 +132,10 @@ def _from_htmx(request: Request) -> bool:
 
 async def _agent_rows(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
     async with ctx.db.read() as s:
-        return [shops_api.agent_detail(a).model_dump() for a in await shop_service.agents_of_shop(s, shop_id)]
+        return [
+            shops_api.agent_detail(a).model_dump()
+            for a in await shop_service.agents_of_shop(s, shop_id)
+        ]
 
 
 async def _queues(ctx: Ctx, shop_id: str) -> list[dict[str, Any]]:
@@ -273,13 +276,20 @@ async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> R
     t = STRINGS[pick_lang(request)[0]]
     try:
         payout = await payout_actions.decide_payout(
-            ctx.db, approver_id=me.id, shop_id=me.shop_id, payout_id=payout_id,
-            approve=decision == "approve", note=None, now=ctx.clock.now(),
+            ctx.db,
+            approver_id=me.id,
+            shop_id=me.shop_id,
+            payout_id=payout_id,
+            approve=decision == "approve",
+            note=None,
+            now=ctx.clock.now(),
         )
     except DomainError as err:
         return await section(request, ctx, me, "approvals", error=error_text(t, err))
     done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
-    return await section(request, ctx, me, "approvals", flash=done.format(yuan(payout.amount_cents)))
+    return await section(
+        request, ctx, me, "approvals", flash=done.format(yuan(payout.amount_cents))
+    )
 
 
 def form_text(form: Any, name: str) -> str:
@@ -321,11 +331,14 @@ async def create_agent(request: Request, ctx: Ctx) -> Response:
         if not fields["display_name"]:
             del fields["display_name"]
         body = shops_api.AgentIn(**fields)
-        added = await ctx.db.run(shop_actions.add_agent, me.shop_id, body.to_fields(), ctx.clock.now())
+        added = await ctx.db.run(
+            shop_actions.add_agent, me.shop_id, body.to_fields(), ctx.clock.now()
+        )
     except (PageError, DomainError, ValidationError) as err:
         return await section(request, ctx, me, "agents", error=error_text(t, err))
-    return await section(request, ctx, me, "agents",
-                          flash=t["ag_created"].format(added.agent.display_name))
+    return await section(
+        request, ctx, me, "agents", flash=t["ag_created"].format(added.agent.display_name)
+    )
 
 
 @router.post("/console/agents/{agent_id}")
@@ -339,13 +352,18 @@ async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
     try:
         body = shops_api.AgentPatchIn(**_agent_fields(form, creating=False))
         updated = await ctx.db.run(
-            shop_actions.update_agent, me.shop_id, agent_id, body.to_fields(), now=ctx.clock.now(),
+            shop_actions.update_agent,
+            me.shop_id,
+            agent_id,
+            body.to_fields(),
+            now=ctx.clock.now(),
             keep_token=own_token,
         )
     except (PageError, DomainError, ValidationError) as err:
         return await section(request, ctx, me, "agents", error=error_text(t, err))
-    return await section(request, ctx, me, "agents",
-                          flash=t["ag_saved"].format(updated.agent.display_name))
+    return await section(
+        request, ctx, me, "agents", flash=t["ag_saved"].format(updated.agent.display_name)
+    )
 
 
 @router.post("/console/agents/{agent_id}/active")
@@ -358,7 +376,10 @@ async def set_agent_active(agent_id: str, request: Request, ctx: Ctx) -> Respons
     active = form_text(await request.form(), "active") == "1"
     try:
         updated = await ctx.db.run(
-            shop_actions.update_agent, me.shop_id, agent_id, shop_actions.AgentFields(active=active),
+            shop_actions.update_agent,
+            me.shop_id,
+            agent_id,
+            shop_actions.AgentFields(active=active),
             now=ctx.clock.now(),
         )
     except DomainError as err:
@@ -399,7 +420,6 @@ async def topup(request: Request, ctx: Ctx) -> Response:
     except (PageError, DomainError) as err:
         return await section(request, ctx, me, "fund", error=error_text(t, err))
     return await section(request, ctx, me, "fund", flash=t["fund_topped"].format(yuan(cents)))
-
 
 
 # The tabs in their own modules (they import the helpers above) add their routes here.

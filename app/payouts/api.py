@@ -27,9 +27,10 @@ from app.shops.roles import STAFF_ROLES as STAFF
 router = APIRouter(prefix="/api/v1", tags=["payouts"], responses=ERROR_RESPONSES)
 
 
-
 def _public(p: Payout) -> PayoutPublic:
     return PayoutPublic.model_validate(payout_public(p))
+
+
 # Wide enough for any amount the domain should judge itself (≤ 0 is its 422, not ours).
 AmountCents = Annotated[StrictInt, Field(ge=-(10**15), le=10**15)]
 

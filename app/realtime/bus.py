@@ -104,7 +104,12 @@ class RedisBus(Bus):
     name = "redis"
 
     def __init__(
-        self, url: str, *, channel: str = CHANNEL, timeout_s: float = 0.5, probe_s: float = 1.0,
+        self,
+        url: str,
+        *,
+        channel: str = CHANNEL,
+        timeout_s: float = 0.5,
+        probe_s: float = 1.0,
         max_queued: int = MAX_QUEUED,
     ) -> None:
         super().__init__()
@@ -193,15 +198,19 @@ class RedisBus(Bus):
         if self._up:
             self._up = False
             self.trips += 1
-            log.warning("Redis bus out (%s); news stays on this node, connections resync when it is back",
-                        reason)
+            log.warning(
+                "Redis bus out (%s); news stays on this node, connections resync when it is back",
+                reason,
+            )
 
     async def _publish_forever(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._outbox and self._up:
-                batch = [self._outbox.popleft() for _ in range(min(len(self._outbox), PIPELINE_MAX))]
+                batch = [
+                    self._outbox.popleft() for _ in range(min(len(self._outbox), PIPELINE_MAX))
+                ]
                 self._idle.clear()
                 try:
                     await self._send(batch)
@@ -215,7 +224,9 @@ class RedisBus(Bus):
 
     async def _send(self, batch: list[bytes]) -> None:
         assert self._client is not None
-        async with asyncio.timeout(2 * self.timeout_s):  # socket_timeout bounds each read; this, the whole
+        async with asyncio.timeout(
+            2 * self.timeout_s
+        ):  # socket_timeout bounds each read; this, the whole
             if len(batch) == 1:
                 await self._client.publish(self.channel, batch[0])
                 return
@@ -291,11 +302,17 @@ async def _quiet_close(pubsub: aioredis.client.PubSub) -> None:
     try:
         async with asyncio.timeout(0.5):
             await pubsub.aclose()
-    except (RedisError, OSError, TimeoutError) as exc:  # the connection is already gone; nothing to tidy
+    except (
+        RedisError,
+        OSError,
+        TimeoutError,
+    ) as exc:  # the connection is already gone; nothing to tidy
         log.debug("closing a dead pubsub connection: %s", exc)
 
 
-def make_bus(redis_url: str | None, channel: str = CHANNEL, *, timeout_s: float = 0.5, probe_s: float = 1.0) -> Bus:
+def make_bus(
+    redis_url: str | None, channel: str = CHANNEL, *, timeout_s: float = 0.5, probe_s: float = 1.0
+) -> Bus:
     if not redis_url:
         return MemoryBus()
     return RedisBus(redis_url, channel=channel, timeout_s=timeout_s, probe_s=probe_s)

@@ -48,7 +48,9 @@ class _Uncounted:
 class Loader(Protocol):
     """What delivery needs from the record (implemented by the chat layer)."""
 
-    async def messages_after(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]: ...
+    async def messages_after(
+        self, conversation_id: str, after_seq: int
+    ) -> list[dict[str, Any]]: ...
 
     async def current_conversations(self, conn: Connection) -> list[dict[str, Any]]: ...
 
@@ -136,7 +138,9 @@ class Connection:
         # An agent socket belongs to a login: the session's token hash, and when it expires.
         self.session_key = session_key
         self.expires_at = expires_at
-        self.ended = False  # `end` was called: closing; nothing more is queued, no frame is acted on
+        self.ended = (
+            False  # `end` was called: closing; nothing more is queued, no frame is acted on
+        )
         self._ending: asyncio.Task[None] | None = None
 
     # ---- producers (never block) -------------------------------------------------
@@ -148,7 +152,9 @@ class Connection:
         self._started = True
         self._ensure_writer()
 
-    def follow(self, conversation_id: str, last_seq: int, status: str, agent_id: str | None) -> None:
+    def follow(
+        self, conversation_id: str, last_seq: int, status: str, agent_id: str | None
+    ) -> None:
         """Track a conversation the client was told about at `last_seq` (first word wins)."""
         self.tracks.setdefault(conversation_id, SeqTrack(floor=last_seq))
         self.known.setdefault(conversation_id, (status, agent_id))
@@ -177,17 +183,22 @@ class Connection:
             self._items = deque()
         if len(self._items) >= MAX_BACKLOG:
             # A client this far behind reconnects and syncs; don't hold memory for it.
-            log.warning("closing a %s connection with %d frames unsent", self.kind, len(self._items))
+            log.warning(
+                "closing a %s connection with %d frames unsent", self.kind, len(self._items)
+            )
             self.closed = True
-            asyncio.create_task(self._close(1013, "too far behind; reconnect and sync"), context=self._context)
+            asyncio.create_task(
+                self._close(1013, "too far behind; reconnect and sync"), context=self._context
+            )
             return
         self._items.append(item)
         self._ensure_writer()
 
     def _ensure_writer(self) -> None:
         if self._started and self._writer is None and not self.closed:
-            self._writer = asyncio.create_task(self._write_queued(), name=f"ws-writer-{self.kind}",
-                                               context=self._context)
+            self._writer = asyncio.create_task(
+                self._write_queued(), name=f"ws-writer-{self.kind}", context=self._context
+            )
 
     def end(self, code: int, reason: str) -> None:
         """Close the socket with `code` and `reason`: nothing more is queued from now on.
@@ -199,8 +210,9 @@ class Connection:
         if self.ended:
             return
         self.ended = True
-        self._ending = asyncio.create_task(self._end(code, reason), name=f"ws-end-{self.kind}",
-                                           context=self._context)
+        self._ending = asyncio.create_task(
+            self._end(code, reason), name=f"ws-end-{self.kind}", context=self._context
+        )
 
     async def _end(self, code: int, reason: str) -> None:
         writer = self._writer
@@ -351,10 +363,16 @@ class Connection:
             now = (conv["status"], conv.get("agent_id"))
             if before != now:
                 if conv["status"] == "assigned":
-                    await self._deliver({"type": "conversation.assigned", "conversation": conv}, None)
+                    await self._deliver(
+                        {"type": "conversation.assigned", "conversation": conv}, None
+                    )
                 elif conv["status"] == "closed":
                     await self._deliver(
-                        {"type": "conversation.closed", "conversation_id": conv["id"], "reason": "closed"},
+                        {
+                            "type": "conversation.closed",
+                            "conversation_id": conv["id"],
+                            "reason": "closed",
+                        },
                         None,
                     )
             if conv["id"] in self.tracks:

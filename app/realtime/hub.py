@@ -82,7 +82,9 @@ class Hub:
             for frame, topics in grouped.values():
                 self._fan_out(topics, frame, orjson.dumps(frame))
         elif grouped:
-            await self.bus.publish_many([encode(topics, frame) for frame, topics in grouped.values()])
+            await self.bus.publish_many(
+                [encode(topics, frame) for frame, topics in grouped.values()]
+            )
 
     def on_bus_message(self, data: bytes) -> None:
         header, _, body = data.partition(b"\n")

@@ -36,10 +36,16 @@ ENDED = "session_ended"  # found ended on a check against the record (the news w
 REVOKE = "session.revoke"  # internal: the hub acts on it and never sends it to a client
 
 
-def revocation(agent_id: str, reason: str, *, session: str | None = None,
-               keep: str | None = None) -> tuple[str, dict[str, Any]]:
+def revocation(
+    agent_id: str, reason: str, *, session: str | None = None, keep: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """(topic, frame) ending the agent's sockets: of one session (its token hash), or all but `keep`."""
-    return agent_topic(agent_id), {"type": REVOKE, "reason": reason, "session": session, "keep": keep}
+    return agent_topic(agent_id), {
+        "type": REVOKE,
+        "reason": reason,
+        "session": session,
+        "keep": keep,
+    }
 
 
 def revokes(frame: dict[str, Any], session_key: str | None) -> bool:

@@ -69,12 +69,16 @@ async def open_conversation(
     category_queues: dict[str, str] = {}
     if category:
         mapped = await s.execute(
-            select(CategoryQueue.queue).where(CategoryQueue.shop_id == shop_id, CategoryQueue.category == category)
+            select(CategoryQueue.queue).where(
+                CategoryQueue.shop_id == shop_id, CategoryQueue.category == category
+            )
         )
         target = mapped.scalar()
         if target:
             category_queues[category] = target
-    queue = choose_queue(buyer, category=category, category_queues=category_queues, existing_queues=queues)
+    queue = choose_queue(
+        buyer, category=category, category_queues=category_queues, existing_queues=queues
+    )
     conv = Conversation(
         shop_id=shop_id,
         buyer_id=buyer_id,
@@ -100,7 +104,9 @@ async def open_conversation(
         public = conversation_public(conv, shop_slug=slug, agent_name=None, buyer=(name, vip))
     else:
         public = await public_conversation(s, conv)
-    uow.emit(buyer_topic(shop_id, buyer_id), {"type": "conversation.opened", "conversation": public})
+    uow.emit(
+        buyer_topic(shop_id, buyer_id), {"type": "conversation.opened", "conversation": public}
+    )
     return Opened(conv, True)
 
 
@@ -128,7 +134,9 @@ async def dispatch(uow: UnitOfWork, shop_id: str, queue: str, now: datetime) -> 
         await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
     overflow: dict[str, int] = {}
     for src in overflow_sources(queue):
-        after = await s.execute(select(Queue.overflow_after_s).where(Queue.shop_id == shop_id, Queue.name == src))
+        after = await s.execute(
+            select(Queue.overflow_after_s).where(Queue.shop_id == shop_id, Queue.name == src)
+        )
         overflow[src] = after.scalar() or DEFAULT_OVERFLOW_S
     assigned = 0
     touched: set[str] = set()
@@ -154,14 +162,24 @@ async def _next_waiting(
 ) -> Conversation | None:
     """The oldest waiter this queue's agents may take: its own, or another queue's overdue ones."""
     s = uow.session
-    base = select(Conversation).where(Conversation.shop_id == shop_id, Conversation.status == "queued")
+    base = select(Conversation).where(
+        Conversation.shop_id == shop_id, Conversation.status == "queued"
+    )
     order = (Conversation.queued_at, Conversation.id)
-    found = [(await s.execute(base.where(Conversation.queue == queue).order_by(*order).limit(1))).scalars().first()]
+    found = [
+        (await s.execute(base.where(Conversation.queue == queue).order_by(*order).limit(1)))
+        .scalars()
+        .first()
+    ]
     for src, after_s in overflow.items():
         due_before = now - timedelta(seconds=after_s)
         q = base.where(Conversation.queue == src, Conversation.queued_at <= due_before)
         found.append((await s.execute(q.order_by(*order).limit(1))).scalars().first())
-    waiting = [c for c in found if c is not None and (c.queue == queue or overflow_due(c.queued_at, now, overflow[c.queue]))]
+    waiting = [
+        c
+        for c in found
+        if c is not None and (c.queue == queue or overflow_due(c.queued_at, now, overflow[c.queue]))
+    ]
     return min(waiting, key=lambda c: (c.queued_at, c.id)) if waiting else None
 
 
@@ -239,15 +257,21 @@ async def announce_assignment(uow: UnitOfWork, conv: Conversation) -> None:
     """The agent hears of the conversation (then gets its history); the buyer hears who serves them."""
     public = await public_conversation(uow.session, conv)
     frame = {"type": "conversation.assigned", "conversation": public}
-    uow.emit_many([agent_topic(conv.agent_id or ""), buyer_topic(conv.shop_id, conv.buyer_id)], frame)
+    uow.emit_many(
+        [agent_topic(conv.agent_id or ""), buyer_topic(conv.shop_id, conv.buyer_id)], frame
+    )
 
 
 async def take_slot_of(uow: UnitOfWork, agent_id: str, now: datetime) -> bool:
     """Reserve a slot with this agent if they are online and have room (transfers)."""
     result = await uow.session.execute(
         update(Agent)
-        .where(Agent.id == agent_id, Agent.status == "online", Agent.active,
-               Agent.active_count < Agent.max_concurrent)
+        .where(
+            Agent.id == agent_id,
+            Agent.status == "online",
+            Agent.active,
+            Agent.active_count < Agent.max_concurrent,
+        )
         .values(active_count=Agent.active_count + 1, last_assigned_at=now)
     )
     return result.rowcount == 1
@@ -288,7 +312,11 @@ async def announce_positions(uow: UnitOfWork, shop_id: str, queue: str) -> int:
 async def waiting_order(uow: UnitOfWork, shop_id: str, queue: str) -> list[str]:
     rows = await uow.session.execute(
         select(Conversation.id)
-        .where(Conversation.shop_id == shop_id, Conversation.queue == queue, Conversation.status == "queued")
+        .where(
+            Conversation.shop_id == shop_id,
+            Conversation.queue == queue,
+            Conversation.status == "queued",
+        )
         .order_by(Conversation.queued_at, Conversation.id)
     )
     return [conv_id for (conv_id,) in rows]
@@ -303,7 +331,9 @@ async def announce_position(uow: UnitOfWork, conv: Conversation) -> None:
 
 
 async def queues_of_agent(uow: UnitOfWork, agent_id: str) -> list[str]:
-    rows = await uow.session.execute(select(AgentQueue.queue).where(AgentQueue.agent_id == agent_id))
+    rows = await uow.session.execute(
+        select(AgentQueue.queue).where(AgentQueue.agent_id == agent_id)
+    )
     return [q for (q,) in rows]
 
 
@@ -360,7 +390,12 @@ async def requeue_agent(
     if absent_since is not None:
         cond.append(or_(Agent.last_seen_at.is_(None), Agent.last_seen_at < absent_since))
     shop_id = (
-        await s.execute(update(Agent).where(*cond).values(status="offline", active_count=0).returning(Agent.shop_id))
+        await s.execute(
+            update(Agent)
+            .where(*cond)
+            .values(status="offline", active_count=0)
+            .returning(Agent.shop_id)
+        )
     ).scalar()
     if shop_id is None:
         return []
@@ -384,8 +419,15 @@ async def requeue_agent(
             .values(status="queued", agent_id=None, queued_at=conv.opened_at)
             .execution_options(synchronize_session=False)
         )
-        uow.emit(agent_topic(agent_id), {"type": "conversation.requeued", "conversation_id": conv.id,
-                                         "queue": conv.queue, "reason": "agent_offline"})
+        uow.emit(
+            agent_topic(agent_id),
+            {
+                "type": "conversation.requeued",
+                "conversation_id": conv.id,
+                "queue": conv.queue,
+                "reason": "agent_offline",
+            },
+        )
         uow.signal("positions", (shop_id, conv.queue))
         uow.signal("dispatch", (shop_id, conv.queue))
         if conv.queue in OVERFLOW_TO:
@@ -394,7 +436,11 @@ async def requeue_agent(
 
 
 async def requeue_absent_agents(
-    uow: UnitOfWork, now: datetime, grace_s: float, *, present: set[str] | frozenset[str] = frozenset()
+    uow: UnitOfWork,
+    now: datetime,
+    grace_s: float,
+    *,
+    present: set[str] | frozenset[str] = frozenset(),
 ) -> list[str]:
     """Agents no node has seen for longer than the grace period lose their conversations.
 
@@ -402,10 +448,12 @@ async def requeue_absent_agents(
     """
     cutoff = now - timedelta(seconds=grace_s)
     rows = await uow.session.execute(
-        select(Agent.id).where(
+        select(Agent.id)
+        .where(
             or_(Agent.status != "offline", Agent.active_count > 0),
             or_(Agent.last_seen_at.is_(None), Agent.last_seen_at < cutoff),
-        ).limit(200)
+        )
+        .limit(200)
     )
     requeued: list[str] = []
     for (agent_id,) in rows.all():

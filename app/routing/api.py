@@ -29,7 +29,10 @@ class QueuePatchIn(BaseModel):
 @router.get("/queues")
 async def list_queues(agent: CurrentAgent, ctx: Ctx) -> list[QueuePublic]:
     async with ctx.db.read() as s:
-        return [QueuePublic.model_validate(asdict(q)) for q in await queues.list_queues(s, agent.shop_id, ctx.clock.now())]
+        return [
+            QueuePublic.model_validate(asdict(q))
+            for q in await queues.list_queues(s, agent.shop_id, ctx.clock.now())
+        ]
 
 
 @router.post("/queues", status_code=201)
@@ -41,9 +44,7 @@ async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> QueuePub
 
 
 @router.patch("/queues/{name}")
-async def update_queue(
-    name: str, body: QueuePatchIn, admin: CurrentAdmin, ctx: Ctx
-) -> QueuePublic:
+async def update_queue(name: str, body: QueuePatchIn, admin: CurrentAdmin, ctx: Ctx) -> QueuePublic:
     summary = await ctx.db.run(
         queues.set_overflow, admin.shop_id, name, body.overflow_after_s, now=ctx.clock.now()
     )

@@ -18,7 +18,9 @@ async def requeue_absent_agents(ctx: JobContext) -> list[str]:
     # An agent connected to this very process is present, whatever the database says: its
     # heartbeat may still be waiting behind other writes (an overloaded SQLite node).
     return await ctx.db.run(  # type: ignore[no-any-return]
-        routing.requeue_absent_agents, ctx.clock.now(), ctx.settings.agent_grace_s,
+        routing.requeue_absent_agents,
+        ctx.clock.now(),
+        ctx.settings.agent_grace_s,
         present=set(ctx.live_agent_ids()),
     )
 

@@ -102,11 +102,15 @@ async def list_queues(session: AsyncSession, shop_id: str, now: datetime) -> lis
     summaries = []
     for name, overflow in rows:
         n, oldest = waiting.get(name, (0, None))
-        summaries.append(QueueSummary(name, overflow, n, online.get(name, 0), waited_s(oldest, now)))
+        summaries.append(
+            QueueSummary(name, overflow, n, online.get(name, 0), waited_s(oldest, now))
+        )
     return summaries
 
 
-async def queue_summary(session: AsyncSession, shop_id: str, name: str, now: datetime) -> QueueSummary:
+async def queue_summary(
+    session: AsyncSession, shop_id: str, name: str, now: datetime
+) -> QueueSummary:
     for summary in await list_queues(session, shop_id, now):
         if summary.name == name:
             return summary

@@ -51,11 +51,14 @@ async def create_shop(
     """Store a shop and its admin. The slug `demo` (in any case) is the demo seed's alone."""
     s = uow.session
     if not slug or len(slug) > 64 or not slug.replace("-", "").replace("_", "").isalnum():
-        raise Conflict("A shop slug is 1-64 letters, digits, '-' or '_'.", code="bad_slug", status=422)
+        raise Conflict(
+            "A shop slug is 1-64 letters, digits, '-' or '_'.", code="bad_slug", status=422
+        )
     if slug.lower() == DEMO_SLUG and not (demo_seed and slug == DEMO_SLUG):
         raise Conflict(
             f"The shop slug {slug!r} is reserved for the demo shop (homing serve --demo); choose another.",
-            code="slug_reserved", status=422,
+            code="slug_reserved",
+            status=422,
         )
     if (await s.execute(select(Shop.id).where(Shop.slug == slug))).first():
         raise Conflict(f"Shop {slug!r} already exists.", code="shop_exists")
@@ -73,8 +76,14 @@ async def create_shop(
     for q in DEFAULT_QUEUES:
         s.add(Queue(shop_id=shop.id, name=q))
     admin = await create_agent(
-        uow, shop, username=admin_username, password=admin_password, role="admin",
-        display_name=admin_username, queues=(), now=now,
+        uow,
+        shop,
+        username=admin_username,
+        password=admin_password,
+        role="admin",
+        display_name=admin_username,
+        queues=(),
+        now=now,
     )
     return NewShop(shop, buyer_secret, api_key, admin.id)
 
@@ -113,24 +122,30 @@ def check_agent_fields(fields: AgentFields) -> None:
     if fields.display_name is not None and not (
         _is_name(fields.display_name, DISPLAY_NAME_MAX, spaces=True)
     ):
-        raise BadInput(f"A display name is 1-{DISPLAY_NAME_MAX} printable characters.",
-                       code="bad_display_name")
+        raise BadInput(
+            f"A display name is 1-{DISPLAY_NAME_MAX} printable characters.", code="bad_display_name"
+        )
     if fields.password is not None and not 1 <= len(fields.password) <= PASSWORD_MAX:
         raise BadInput(f"A password is 1-{PASSWORD_MAX} characters.", code="bad_password")
     if fields.active is not None and not isinstance(fields.active, bool):
         raise BadInput(f"active must be true or false, but got {fields.active!r}.", code="invalid")
     if fields.role is not None and fields.role not in ROLES:
-        raise BadInput(f"Expected role one of {', '.join(ROLES)}, but got {fields.role!r}.",
-                       code="bad_role")
+        raise BadInput(
+            f"Expected role one of {', '.join(ROLES)}, but got {fields.role!r}.", code="bad_role"
+        )
     low, high = MAX_CONCURRENT_RANGE
     if fields.max_concurrent is not None and not _is_int_in(fields.max_concurrent, low, high):
-        raise BadInput(f"max_concurrent must be {low}-{high}, but got {fields.max_concurrent!r}.",
-                       code="bad_limit")
+        raise BadInput(
+            f"max_concurrent must be {low}-{high}, but got {fields.max_concurrent!r}.",
+            code="bad_limit",
+        )
     for name in ("payout_limit_cents", "payout_daily_cents"):
         value = getattr(fields, name)
         if value is not None and not _is_int_in(value, 0, PAYOUT_CENTS_MAX):
-            raise BadInput(f"{name} must be whole cents from 0 to {PAYOUT_CENTS_MAX}, but got {value!r}.",
-                           code="bad_payout_limit")
+            raise BadInput(
+                f"{name} must be whole cents from 0 to {PAYOUT_CENTS_MAX}, but got {value!r}.",
+                code="bad_payout_limit",
+            )
 
 
 def _is_name(value: object, max_len: int, *, spaces: bool = False) -> bool:
@@ -163,9 +178,14 @@ async def create_agent(
     payout_daily_cents: int | None = None,
 ) -> Agent:
     """Store a new agent (password hashed off the event loop). Queue names are taken as given."""
-    check_agent_fields(AgentFields(role=role, max_concurrent=max_concurrent,
-                                   payout_limit_cents=payout_limit_cents,
-                                   payout_daily_cents=payout_daily_cents))
+    check_agent_fields(
+        AgentFields(
+            role=role,
+            max_concurrent=max_concurrent,
+            payout_limit_cents=payout_limit_cents,
+            payout_daily_cents=payout_daily_cents,
+        )
+    )
     limits = default_payout_limits(role)
     agent = Agent(
         shop_id=shop.id,
@@ -185,7 +205,9 @@ async def create_agent(
     return agent
 
 
-async def add_agent(uow: UnitOfWork, shop_id: str, fields: AgentFields, now: datetime) -> AgentWithQueues:
+async def add_agent(
+    uow: UnitOfWork, shop_id: str, fields: AgentFields, now: datetime
+) -> AgentWithQueues:
     """An admin adds an agent: every field checked, then stored; a taken username is `409 agent_exists`."""
     if fields.username is None or fields.password is None:
         raise BadInput("A new agent needs a username and a password.", code="bad_request")
@@ -201,14 +223,22 @@ async def add_agent(uow: UnitOfWork, shop_id: str, fields: AgentFields, now: dat
         # The unique (shop, username) constraint decides races between two admins.
         async with s.begin_nested():
             agent = await create_agent(
-                uow, shop, username=fields.username, password=fields.password, role=role,
-                display_name=fields.display_name or fields.username, queues=queues, now=now,
+                uow,
+                shop,
+                username=fields.username,
+                password=fields.password,
+                role=role,
+                display_name=fields.display_name or fields.username,
+                queues=queues,
+                now=now,
                 max_concurrent=5 if fields.max_concurrent is None else fields.max_concurrent,
                 payout_limit_cents=fields.payout_limit_cents,
                 payout_daily_cents=fields.payout_daily_cents,
             )
     except IntegrityError as exc:
-        raise Conflict(f"The shop already has an agent {fields.username!r}.", code="agent_exists") from exc
+        raise Conflict(
+            f"The shop already has an agent {fields.username!r}.", code="agent_exists"
+        ) from exc
     _ask_dispatch(uow, shop_id, queues)
     return AgentWithQueues(agent, queues)
 
@@ -236,10 +266,19 @@ async def update_agent(
     agent = await shop_service.agent_of_shop(s, shop_id, agent_id)
     role_changed = fields.role is not None and fields.role != agent.role
     deactivated = fields.active is False and agent.active
-    will_admin = (fields.role or agent.role) == "admin" and (agent.active if fields.active is None else fields.active)
+    will_admin = (fields.role or agent.role) == "admin" and (
+        agent.active if fields.active is None else fields.active
+    )
     if agent.role == "admin" and agent.active and not will_admin:
         await _keep_an_admin(uow, shop_id, agent.id)
-    for name in ("display_name", "role", "max_concurrent", "payout_limit_cents", "payout_daily_cents", "active"):
+    for name in (
+        "display_name",
+        "role",
+        "max_concurrent",
+        "payout_limit_cents",
+        "payout_daily_cents",
+        "active",
+    ):
         value = getattr(fields, name)
         if value is not None:
             setattr(agent, name, value)
@@ -249,7 +288,9 @@ async def update_agent(
             async with s.begin_nested():
                 await s.flush()
         except IntegrityError as exc:
-            raise Conflict(f"The shop already has an agent {fields.username!r}.", code="agent_exists") from exc
+            raise Conflict(
+                f"The shop already has an agent {fields.username!r}.", code="agent_exists"
+            ) from exc
     if deactivated:
         await s.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id))
         await s.flush()
@@ -277,7 +318,9 @@ async def update_agent(
     return AgentWithQueues(agent, queues)
 
 
-async def set_agent_queues(uow: UnitOfWork, agent: Agent, queues: tuple[str, ...] | list[str]) -> list[str]:
+async def set_agent_queues(
+    uow: UnitOfWork, agent: Agent, queues: tuple[str, ...] | list[str]
+) -> list[str]:
     """Make `queues` exactly the ones the agent serves; unknown names are `422 unknown_queue`."""
     s = uow.session
     wanted = set(queues)
@@ -285,7 +328,9 @@ async def set_agent_queues(uow: UnitOfWork, agent: Agent, queues: tuple[str, ...
     current = set((await shop_service.queues_of_agents(s, [agent.id]))[agent.id])
     if current - wanted:
         await s.execute(
-            delete(AgentQueue).where(AgentQueue.agent_id == agent.id, AgentQueue.queue.in_(current - wanted))
+            delete(AgentQueue).where(
+                AgentQueue.agent_id == agent.id, AgentQueue.queue.in_(current - wanted)
+            )
         )
     s.add_all(AgentQueue(agent_id=agent.id, queue=q) for q in sorted(wanted - current))
     await s.flush()
@@ -301,7 +346,9 @@ async def _keep_an_admin(uow: UnitOfWork, shop_id: str, leaving_id: str) -> None
     is refused.
     """
     rows = await uow.session.execute(
-        select(Agent.id).where(Agent.shop_id == shop_id, Agent.role == "admin", Agent.active).with_for_update()
+        select(Agent.id)
+        .where(Agent.shop_id == shop_id, Agent.role == "admin", Agent.active)
+        .with_for_update()
     )
     if not [a for (a,) in rows if a != leaving_id]:
         raise Conflict("The shop must keep at least one active admin.", code="last_admin")
@@ -364,13 +411,18 @@ async def claim_login_attempt(
     s = uow.session
     if uow.is_postgres:
         key = zlib.crc32(address.encode()) - 2**31
-        await s.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": _LOGIN_LOCK_CLASS, "k": key})
+        await s.execute(
+            text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": _LOGIN_LOCK_CLASS, "k": key}
+        )
     since = now - timedelta(seconds=limits.window_s)
     same_account = (LoginFailure.shop_slug == shop_slug) & (LoginFailure.username == username)
     row = (
         await s.execute(
-            select(func.count(), func.count().filter(same_account)).select_from(LoginFailure).where(
-                LoginFailure.address == address, LoginFailure.at > since,
+            select(func.count(), func.count().filter(same_account))
+            .select_from(LoginFailure)
+            .where(
+                LoginFailure.address == address,
+                LoginFailure.at > since,
             )
         )
     ).one()
@@ -381,14 +433,16 @@ async def claim_login_attempt(
     s.add(failure)
     agent = (
         await s.execute(
-            select(Agent.id, Agent.password_hash).join(Shop, Shop.id == Agent.shop_id).where(
-                Shop.slug == shop_slug, Agent.username == username
-            )
+            select(Agent.id, Agent.password_hash)
+            .join(Shop, Shop.id == Agent.shop_id)
+            .where(Shop.slug == shop_slug, Agent.username == username)
         )
     ).first()
     await s.flush()
     assert failure.id is not None
-    return LoginClaim(failure.id, agent.id if agent else None, agent.password_hash if agent else None)
+    return LoginClaim(
+        failure.id, agent.id if agent else None, agent.password_hash if agent else None
+    )
 
 
 async def finish_login(
@@ -408,8 +462,14 @@ async def finish_login(
     if not agent.active:
         return LoginResult(None, None, inactive=True)
     token = new_token()
-    s.add(AgentSession(token_hash=token_hash(token), agent_id=agent.id, created_at=now,
-                       expires_at=now + session_ttl))
+    s.add(
+        AgentSession(
+            token_hash=token_hash(token),
+            agent_id=agent.id,
+            created_at=now,
+            expires_at=now + session_ttl,
+        )
+    )
     return LoginResult(token, agent)
 
 
@@ -432,7 +492,12 @@ async def login(
     never locks the account for its owner elsewhere: both limits are keyed on the address.
     """
     claim: LoginClaim | None = await db.run(
-        claim_login_attempt, shop_slug=shop_slug, username=username, address=address, now=now, limits=limits,
+        claim_login_attempt,
+        shop_slug=shop_slug,
+        username=username,
+        address=address,
+        now=now,
+        limits=limits,
     )
     if claim is None:
         return LoginResult(None, None, throttled=True)
@@ -445,20 +510,37 @@ async def logout(uow: UnitOfWork, token: str) -> None:
     digest = token_hash(token)
     agent_id = (
         await uow.session.execute(
-            delete(AgentSession).where(AgentSession.token_hash == digest).returning(AgentSession.agent_id)
+            delete(AgentSession)
+            .where(AgentSession.token_hash == digest)
+            .returning(AgentSession.agent_id)
         )
     ).scalar()
     if agent_id is not None:
         uow.emit(*ended.revocation(agent_id, ended.LOGOUT, session=digest))
 
 
-async def touch_buyer(uow: UnitOfWork, *, shop_id: str, buyer_id: str, name: str, age: int | None,
-                      vip: int | None, now: datetime) -> Buyer:
+async def touch_buyer(
+    uow: UnitOfWork,
+    *,
+    shop_id: str,
+    buyer_id: str,
+    name: str,
+    age: int | None,
+    vip: int | None,
+    now: datetime,
+) -> Buyer:
     """Record the buyer as their storefront's signed identity describes them now."""
     buyer = await uow.session.get(Buyer, (shop_id, buyer_id))
     if buyer is None:
-        buyer = Buyer(shop_id=shop_id, id=buyer_id, name=name, age=age, vip=vip,
-                      first_seen_at=now, last_seen_at=now)
+        buyer = Buyer(
+            shop_id=shop_id,
+            id=buyer_id,
+            name=name,
+            age=age,
+            vip=vip,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
         uow.session.add(buyer)
     else:
         buyer.name, buyer.age, buyer.vip, buyer.last_seen_at = name, age, vip, now

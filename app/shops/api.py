@@ -36,24 +36,41 @@ async def login(body: LoginIn, request: Request, response: Response, ctx: Ctx) -
     address = (request.client.host if request.client else "unknown")[:64]
     s = ctx.settings
     result = await actions.login(
-        ctx.db, shop_slug=body.shop, username=body.username, password=body.password,
-        address=address, now=ctx.clock.now(),
-        limits=actions.LoginLimits(s.login_max_failures, s.login_address_max_failures, s.login_window_s),
+        ctx.db,
+        shop_slug=body.shop,
+        username=body.username,
+        password=body.password,
+        address=address,
+        now=ctx.clock.now(),
+        limits=actions.LoginLimits(
+            s.login_max_failures, s.login_address_max_failures, s.login_window_s
+        ),
         session_ttl=timedelta(hours=s.session_ttl_hours),
     )
     if result.throttled:
         raise RateLimited("Too many failed logins; wait a few minutes and try again.")
     if result.inactive:
-        raise NotAuthenticated("This account has been deactivated; ask the shop's admin.", code="agent_inactive")
+        raise NotAuthenticated(
+            "This account has been deactivated; ask the shop's admin.", code="agent_inactive"
+        )
     if result.token is None:
         raise NotAuthenticated("Wrong shop, username or password.", code="bad_credentials")
     response.set_cookie(
-        SESSION_COOKIE, result.token, httponly=True, samesite="lax", secure=bool(s.cookie_secure),
+        SESSION_COOKIE,
+        result.token,
+        httponly=True,
+        samesite="lax",
+        secure=bool(s.cookie_secure),
         max_age=int(s.session_ttl_hours * 3600),
     )
     # For a client that goes on with the cookie: its state changes need this header value.
-    return LoginOut.model_validate({"token": result.token, "agent": agent_public(result.agent),
-                                    "csrf_token": csrf_token_for(result.token)})
+    return LoginOut.model_validate(
+        {
+            "token": result.token,
+            "agent": agent_public(result.agent),
+            "csrf_token": csrf_token_for(result.token),
+        }
+    )
 
 
 @router.post("/auth/logout")
@@ -105,19 +122,21 @@ class AgentIn(AgentPatchIn):
 def agent_detail(found: AgentWithQueues) -> AgentRead:
     """Agent JSON for the console; never the password hash."""
     a = found.agent
-    return AgentRead.model_validate({
-        "id": a.id,
-        "username": a.username,
-        "display_name": a.display_name,
-        "role": a.role,
-        "status": a.status,
-        "queues": found.queues,
-        "max_concurrent": a.max_concurrent,
-        "active_count": a.active_count,
-        "payout_limit_cents": a.payout_limit_cents,
-        "payout_daily_cents": a.payout_daily_cents,
-        "active": a.active,
-    })
+    return AgentRead.model_validate(
+        {
+            "id": a.id,
+            "username": a.username,
+            "display_name": a.display_name,
+            "role": a.role,
+            "status": a.status,
+            "queues": found.queues,
+            "max_concurrent": a.max_concurrent,
+            "active_count": a.active_count,
+            "payout_limit_cents": a.payout_limit_cents,
+            "payout_daily_cents": a.payout_daily_cents,
+            "active": a.active,
+        }
+    )
 
 
 @router.get("/agents")
@@ -137,9 +156,15 @@ async def update_agent(
     agent_id: str, body: AgentPatchIn, request: Request, admin: CurrentAdmin, ctx: Ctx
 ) -> AgentRead:
     # An admin changing their own password stays logged in on this session.
-    own_token = (bearer(request) or request.cookies.get(SESSION_COOKIE)) if agent_id == admin.id else None
+    own_token = (
+        (bearer(request) or request.cookies.get(SESSION_COOKIE)) if agent_id == admin.id else None
+    )
     updated = await ctx.db.run(
-        actions.update_agent, admin.shop_id, agent_id, body.to_fields(), now=ctx.clock.now(),
+        actions.update_agent,
+        admin.shop_id,
+        agent_id,
+        body.to_fields(),
+        now=ctx.clock.now(),
         keep_token=own_token,
     )
     return agent_detail(updated)

@@ -100,7 +100,9 @@ async def buyer_for_token(session: AsyncSession, token: str | None, now: datetim
         raise NotAuthenticated("The buyer id (sub) must be 1-128 printable characters.")
     age, vip = claims.get("age"), claims.get("vip")
     elder_mode = (
-        await session.execute(select(Buyer.elder_mode).where(Buyer.shop_id == shop.id, Buyer.id == sub))
+        await session.execute(
+            select(Buyer.elder_mode).where(Buyer.shop_id == shop.id, Buyer.id == sub)
+        )
     ).scalar()
     return BuyerIdentity(
         shop_id=shop.id,
@@ -117,7 +119,9 @@ async def shop_for_api_key(session: AsyncSession, key: str | None) -> Shop:
     if not key:
         raise NotAuthenticated("The shop API key is required.")
     digest = token_hash(key)
-    shop = (await session.execute(select(Shop).where(Shop.api_key_hash == digest))).scalars().first()
+    shop = (
+        (await session.execute(select(Shop).where(Shop.api_key_hash == digest))).scalars().first()
+    )
     if shop is None or not hmac.compare_digest(shop.api_key_hash, digest):
         raise NotAuthenticated("Unknown API key.")
     return shop
@@ -167,7 +171,9 @@ def shop_zone(shop: Shop) -> ZoneInfo:
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 
 
-async def buyer_record_is_current(session: AsyncSession, buyer: BuyerIdentity, now: datetime) -> bool:
+async def buyer_record_is_current(
+    session: AsyncSession, buyer: BuyerIdentity, now: datetime
+) -> bool:
     """True when the stored buyer already says what the token says, seen recently.
 
     Then a reconnect needs no write (`touch_buyer`): during a promotion's reconnect storm
@@ -183,4 +189,8 @@ async def buyer_record_is_current(session: AsyncSession, buyer: BuyerIdentity, n
     if row is None:
         return False
     name, age, vip, last_seen_at = row
-    return (name, age, vip) == (buyer.name, buyer.age, buyer.vip) and now - last_seen_at < LAST_SEEN_RESOLUTION
+    return (name, age, vip) == (
+        buyer.name,
+        buyer.age,
+        buyer.vip,
+    ) and now - last_seen_at < LAST_SEEN_RESOLUTION

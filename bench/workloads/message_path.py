@@ -440,7 +440,9 @@ async def profile(d: Driver, ctx: Any, rate: float, seconds: float, key: str) ->
 
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
-        ctx.say("    py-spy not installed (pip install -c constraints.txt -e '.[bench]'); no profile")
+        ctx.say(
+            "    py-spy not installed (pip install -c constraints.txt -e '.[bench]'); no profile"
+        )
         return []
     out: list[str] = []
     for fmt, suffix in (("raw", "txt.raw"), ("flamegraph", "svg")):

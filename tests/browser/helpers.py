@@ -102,7 +102,7 @@ async def embed_widget(
 
 
 def conversation_item(page: Page, buyer_id: str) -> Any:
-    return page.locator(f".conv-item[data-buyer=\"{buyer_id}\"]")
+    return page.locator(f'.conv-item[data-buyer="{buyer_id}"]')
 
 
 def demo_buyer_token(sub: str, name: str = "测试买家") -> str:
@@ -112,8 +112,12 @@ def demo_buyer_token(sub: str, name: str = "测试买家") -> str:
 
 
 async def demo_order(
-    server: InProcessServer, buyer_id: str, order_id: str, amount_cents: int,
-    *, api_key: str = DEMO_API_KEY,
+    server: InProcessServer,
+    buyer_id: str,
+    order_id: str,
+    amount_cents: int,
+    *,
+    api_key: str = DEMO_API_KEY,
 ) -> None:
     """An order of the demo shop (or the shop of `api_key`), sent as its storefront does
     (`POST /orders`, the API key)."""
@@ -171,7 +175,9 @@ async def buyer_writes(server: InProcessServer, token: str, text: str) -> None:
     client = await WSClient.connect(f"{server.ws}/ws/buyer?token={token}")
     try:
         await client.expect("hello")
-        await client.send({"type": "message.send", "client_msg_id": secrets.token_hex(6), "body": text})
+        await client.send(
+            {"type": "message.send", "client_msg_id": secrets.token_hex(6), "body": text}
+        )
         await client.expect("message.ack")
     finally:
         await client.close()
@@ -179,4 +185,6 @@ async def buyer_writes(server: InProcessServer, token: str, text: str) -> None:
 
 async def as_buyer(server: InProcessServer, token: str, method: str, path: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=server.http) as c:
-        return await c.request(method, f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
+        return await c.request(
+            method, f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"}
+        )

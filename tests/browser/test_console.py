@@ -164,11 +164,17 @@ async def test_admin_edits_agents_categories_and_fund_and_markup_stays_text(web,
     sam = sam_tab.page
     await log_in(sam, web.http, "demo", "sam", "demo")
     await sam.goto(web.http + "/console?tab=categories")
-    await expect(sam.locator(f"#category-table tr[data-category='{XSS}'] .category-name")).to_have_text(XSS)
+    await expect(
+        sam.locator(f"#category-table tr[data-category='{XSS}'] .category-name")
+    ).to_have_text(XSS)
     await sam.goto(web.http + "/console?tab=metrics")
-    await expect(sam.locator(f"#agent-metrics tr[data-agent={username}] .agent-name")).to_have_text(XSS)
+    await expect(sam.locator(f"#agent-metrics tr[data-agent={username}] .agent-name")).to_have_text(
+        XSS
+    )
     await sam.goto(web.http + "/console?tab=agents")
-    await expect(sam.locator(f"#agent-table tr[data-agent={username}] .agent-name")).to_have_text(XSS)
+    await expect(sam.locator(f"#agent-table tr[data-agent={username}] .agent-name")).to_have_text(
+        XSS
+    )
 
     for tab in (admin_tab, sam_tab):
         assert await tab.page.locator("main img").count() == 0

@@ -30,11 +30,15 @@ async def test_a_cross_site_form_post_is_refused(web, new_tab):
     page = tab.page
     await log_in(page, web.http, "demo", "admin", DEMO_PASSWORD)
     evil = f"http://127.0.0.1:{free_port()}/win-a-prize.html"
-    await serve_page(page, evil, (
-        "<!doctype html><title>Prize</title>"
-        f"<form id='f' method='post' action='{web.http}/api/v1/auth/logout'></form>"
-        "<script>document.getElementById('f').submit()</script>"
-    ))
+    await serve_page(
+        page,
+        evil,
+        (
+            "<!doctype html><title>Prize</title>"
+            f"<form id='f' method='post' action='{web.http}/api/v1/auth/logout'></form>"
+            "<script>document.getElementById('f').submit()</script>"
+        ),
+    )
     tab.expected_errors.append("403")  # Chromium logs the refused post's status
     async with page.expect_response(f"{web.http}/api/v1/auth/logout") as answer:
         await page.goto(evil)
@@ -53,9 +57,15 @@ async def test_another_site_cannot_frame_our_pages(web, new_tab):
     await log_in(page, web.http, "demo", "admin", DEMO_PASSWORD)
     evil = f"http://127.0.0.1:{free_port()}/frame.html"
     paths = ("/login", "/workbench", "/console")
-    await serve_page(page, evil, "<!doctype html><title>Frames</title>" + "".join(
-        f"<iframe src='{web.http}{p}' width=400 height=300></iframe>" for p in paths))
-    tab.expected_errors.append("frame-ancestors")  # "Refused to frame ... because ... frame-ancestors"
+    await serve_page(
+        page,
+        evil,
+        "<!doctype html><title>Frames</title>"
+        + "".join(f"<iframe src='{web.http}{p}' width=400 height=300></iframe>" for p in paths),
+    )
+    tab.expected_errors.append(
+        "frame-ancestors"
+    )  # "Refused to frame ... because ... frame-ancestors"
     await page.goto(evil)
     await page.wait_for_load_state("load")
     children = [f for f in page.frames if f != page.main_frame]

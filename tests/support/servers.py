@@ -38,8 +38,13 @@ class InProcessServer:
         self.app = create_app(settings, clock=clock, run_jobs=run_jobs)
         self.port = free_port()
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning",
-            ws_max_size=settings.max_frame_bytes * 4, lifespan="on", **proxy_header_options(settings),
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws_max_size=settings.max_frame_bytes * 4,
+            lifespan="on",
+            **proxy_header_options(settings),
         )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[Any] | None = None
@@ -76,8 +81,14 @@ class NodeProcess:
     """A separate `python -m app serve` process: a real second node."""
 
     def __init__(
-        self, env: dict[str, str], *, port: int | None = None, jobs: bool = False,
-        host: str = "127.0.0.1", log_level: str = "warning", args: tuple[str, ...] = (),
+        self,
+        env: dict[str, str],
+        *,
+        port: int | None = None,
+        jobs: bool = False,
+        host: str = "127.0.0.1",
+        log_level: str = "warning",
+        args: tuple[str, ...] = (),
     ) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
@@ -97,13 +108,25 @@ class NodeProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self) -> NodeProcess:
-        args = [sys.executable, "-m", "app", "serve", "--host", self.host, "--port", str(self.port),
-                "--log-level", self.log_level]
+        args = [
+            sys.executable,
+            "-m",
+            "app",
+            "serve",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--log-level",
+            self.log_level,
+        ]
         if not self.jobs:
             args.append("--no-jobs")
         args.extend(self.args)
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        with open(self.log, "wb") as out:  # noqa: ASYNC230 - before the node runs; nothing to block
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - a child that outlives this call
+                args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient() as c:
             while time.monotonic() < deadline:
@@ -140,9 +163,19 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

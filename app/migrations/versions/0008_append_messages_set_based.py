@@ -148,7 +148,9 @@ def downgrade() -> None:
 
 def _function_of(migration: str) -> str:
     """The function as an earlier migration made it (its module name starts with a digit)."""
-    spec = importlib.util.spec_from_file_location("homing_migration", Path(__file__).with_name(migration))
+    spec = importlib.util.spec_from_file_location(
+        "homing_migration", Path(__file__).with_name(migration)
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
