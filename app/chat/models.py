@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.db import UTCDateTime, new_id
+from app.db import UTCDateTime, new_id, unique_where
 
 MESSAGE_KINDS = (
     "text",
@@ -26,13 +26,8 @@ class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
     __table_args__ = (
         # A buyer has at most one open conversation with a shop, whatever the races.
-        Index(
-            "uq_conversations_open_buyer",
-            "shop_id",
-            "buyer_id",
-            unique=True,
-            sqlite_where=text("status != 'closed'"),
-            postgresql_where=text("status != 'closed'"),
+        unique_where(
+            "uq_conversations_open_buyer", "shop_id", "buyer_id", where="status != 'closed'"
         ),
         Index("ix_conversations_waiting", "shop_id", "queue", "status", "queued_at"),
         Index("ix_conversations_agent_status", "agent_id", "status"),
@@ -63,15 +58,13 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
         # Idempotent sends: one stored message per sender and client message id.
-        Index(
+        unique_where(
             "uq_messages_client_msg",
             "shop_id",
             "sender",
             "sender_id",
             "client_msg_id",
-            unique=True,
-            sqlite_where=text("client_msg_id IS NOT NULL"),
-            postgresql_where=text("client_msg_id IS NOT NULL"),
+            where="client_msg_id IS NOT NULL",
         ),
     )
 

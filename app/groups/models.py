@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Date, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.db import UTCDateTime, new_id
+from app.db import UTCDateTime, new_id, unique_where
 
 MEMBER_ACTIVE = "active"
 MEMBER_LEFT = "left"
@@ -49,15 +49,13 @@ class GroupMessage(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("group_id", "seq", name="uq_group_messages_group_seq"),
         # Idempotent sends: one stored message per sender and client message id.
-        Index(
+        unique_where(
             "uq_group_messages_client_msg",
             "group_id",
             "sender",
             "sender_id",
             "client_msg_id",
-            unique=True,
-            sqlite_where=text("client_msg_id IS NOT NULL"),
-            postgresql_where=text("client_msg_id IS NOT NULL"),
+            where="client_msg_id IS NOT NULL",
         ),
     )
 
