@@ -53,7 +53,27 @@ class Conversation(SQLModel, table=True):
     last_buyer_message_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
-class Message(SQLModel, table=True):
+class MessageBase(SQLModel):
+    """What a message is, in a conversation or a group: numbered by `seq` in its stream,
+    with an optional client id that makes a resend idempotent.
+
+    Columns are declared by type, not `sa_column=Column(...)`: a Column object can belong
+    to one table only, and two tables inherit these.
+    """
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    shop_id: str = Field(foreign_key="shops.id", max_length=32)
+    seq: int
+    sender: str = Field(max_length=16)
+    sender_id: str | None = Field(default=None, max_length=128)
+    kind: str = Field(default="text", max_length=32)
+    body: str = Field(default="", sa_type=Text, nullable=False)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
+    client_msg_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class Message(MessageBase, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
@@ -68,17 +88,7 @@ class Message(SQLModel, table=True):
         ),
     )
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
-    shop_id: str = Field(foreign_key="shops.id", max_length=32)
     conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
-    seq: int
-    sender: str = Field(max_length=16)
-    sender_id: str | None = Field(default=None, sa_column=Column(String(128)))
-    kind: str = Field(default="text", max_length=32)
-    body: str = Field(default="", sa_column=Column(Text, nullable=False))
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    client_msg_id: str | None = Field(default=None, max_length=128)
-    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class Upload(SQLModel, table=True):
