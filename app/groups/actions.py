@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from app.chat.actions import BuyerIdentity
 from app.db import UnitOfWork, append_numbered
@@ -153,17 +154,16 @@ async def join_group(
                 # Another request of this buyer joined a moment ago: that one counts.
                 return await _joined(uow, g, buyer)
         else:
-            rejoined = await s.execute(
-                update(GroupMember)
-                .where(
-                    GroupMember.group_id == g.id,
-                    GroupMember.buyer_id == buyer.buyer_id,
-                    GroupMember.status == MEMBER_LEFT,
-                )
-                .values(status=MEMBER_ACTIVE, joined_at=now, muted_until=None)
-                .execution_options(synchronize_session=False)
+            rejoined = await _move_member(
+                uow,
+                g.id,
+                buyer.buyer_id,
+                MEMBER_LEFT,
+                status=MEMBER_ACTIVE,
+                joined_at=now,
+                muted_until=None,
             )
-            if rejoined.rowcount != 1:  # type: ignore[attr-defined]
+            if not rejoined:
                 return await _joined(uow, g, buyer)
         await _take_seat(uow, g.id)
         await s.refresh(g)
@@ -187,39 +187,33 @@ async def _joined(uow: UnitOfWork, g: Group, buyer: BuyerIdentity) -> dict[str, 
     return group_public(g, m)
 
 
+async def _move_member(
+    uow: UnitOfWork, group_id: str, buyer_id: str, from_status: str, **values: Any
+) -> bool:
+    """Update the membership only if its status is `from_status` as stored now (the row
+    lock decides between racing requests); True if it was."""
+    result = await uow.session.execute(
+        update(GroupMember)
+        .where(
+            col(GroupMember.group_id) == group_id,
+            col(GroupMember.buyer_id) == buyer_id,
+            col(GroupMember.status) == from_status,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 async def _end_membership(
     uow: UnitOfWork, g: Group, buyer_id: str, status: str, reason: str
 ) -> bool:
     """Mark the member left or removed; frees the seat if they were active. True if it changed."""
-    s = uow.session
-    was_active = (
-        await s.execute(
-            update(GroupMember)
-            .where(
-                GroupMember.group_id == g.id,
-                GroupMember.buyer_id == buyer_id,
-                GroupMember.status == MEMBER_ACTIVE,
-            )
-            .values(status=status)
-            .execution_options(synchronize_session=False)
-        )
-    ).rowcount == 1  # type: ignore[attr-defined]
-    if was_active:
+    if await _move_member(uow, g.id, buyer_id, MEMBER_ACTIVE, status=status):
         await _free_seat(uow, g.id)
     elif status == MEMBER_REMOVED:
-        changed = (
-            await s.execute(
-                update(GroupMember)
-                .where(
-                    GroupMember.group_id == g.id,
-                    GroupMember.buyer_id == buyer_id,
-                    GroupMember.status == MEMBER_LEFT,
-                )
-                .values(status=status)
-                .execution_options(synchronize_session=False)
-            )
-        ).rowcount == 1  # type: ignore[attr-defined]
-        if not changed:
+        # One who had left is removed too: they may not rejoin.
+        if not await _move_member(uow, g.id, buyer_id, MEMBER_LEFT, status=status):
             return False
     else:
         return False
