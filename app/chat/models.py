@@ -73,20 +73,29 @@ class MessageBase(SQLModel):
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
-class Message(MessageBase, table=True):
-    __tablename__ = "messages"
-    __table_args__ = (
-        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
-        # Idempotent sends: one stored message per sender and client message id.
+def message_constraints(
+    table: str, stream: str, sends_within: str
+) -> tuple[UniqueConstraint, Index]:
+    """The two rules of a table of MessageBase rows, named `uq_<table>_<stream>_seq` and
+    `uq_<table>_client_msg`: one message per `seq` in its stream (the `<stream>_id`
+    column), and idempotent sends, one stored message per sender and client message id
+    within `sends_within` (a column)."""
+    return (
+        UniqueConstraint(f"{stream}_id", "seq", name=f"uq_{table}_{stream}_seq"),
         unique_where(
-            "uq_messages_client_msg",
-            "shop_id",
+            f"uq_{table}_client_msg",
+            sends_within,
             "sender",
             "sender_id",
             "client_msg_id",
             where="client_msg_id IS NOT NULL",
         ),
     )
+
+
+class Message(MessageBase, table=True):
+    __tablename__ = "messages"
+    __table_args__ = message_constraints("messages", "conversation", sends_within="shop_id")
 
     conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
 

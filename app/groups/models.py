@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, Index, String
 from sqlmodel import Field, SQLModel
 
-from app.chat.models import MessageBase
-from app.db import UTCDateTime, new_id, unique_where
+from app.chat.models import MessageBase, message_constraints
+from app.db import UTCDateTime, new_id
 
 MEMBER_ACTIVE = "active"
 MEMBER_LEFT = "left"
@@ -47,18 +47,7 @@ class GroupMember(SQLModel, table=True):
 
 class GroupMessage(MessageBase, table=True):
     __tablename__ = "group_messages"
-    __table_args__ = (
-        UniqueConstraint("group_id", "seq", name="uq_group_messages_group_seq"),
-        # Idempotent sends: one stored message per sender and client message id.
-        unique_where(
-            "uq_group_messages_client_msg",
-            "group_id",
-            "sender",
-            "sender_id",
-            "client_msg_id",
-            where="client_msg_id IS NOT NULL",
-        ),
-    )
+    __table_args__ = message_constraints("group_messages", "group", sends_within="group_id")
 
     group_id: str = Field(foreign_key="groups.id", max_length=32)
 
