@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlalchemy.orm import Mapped
+from sqlmodel import SQLModel, col
 
 from app.chat.actions import BuyerIdentity
 from app.db import UnitOfWork, append_numbered
@@ -103,17 +104,27 @@ async def create_group(
     return g
 
 
-async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
-    """Count one more member, or refuse: the row lock makes the limit exact under races."""
-    taken = (
+async def _count_one_more(
+    uow: UnitOfWork, model: type[SQLModel], row_id: str, counter: Mapped[int], limit: Mapped[int]
+) -> int | None:
+    """`counter + 1` on the row, only while it is below `limit` (both columns of `model`);
+    the new count, or None at the limit. The row lock makes the limit exact under races."""
+    return (
         await uow.session.execute(
-            update(Group)
-            .where(Group.id == group_id, Group.member_count < Group.max_members)
-            .values(member_count=Group.member_count + 1)
-            .returning(Group.member_count)
+            update(model)
+            .where(col(model.id) == row_id, counter < limit)  # type: ignore[attr-defined]
+            .values({counter: counter + 1})
+            .returning(counter)
             .execution_options(synchronize_session=False)
         )
-    ).first()
+    ).scalar_one_or_none()
+
+
+async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
+    """Count one more member, or refuse."""
+    taken = await _count_one_more(
+        uow, Group, group_id, col(Group.member_count), col(Group.max_members)
+    )
     if taken is None:
         raise GroupFull("This group is full.")
 
@@ -534,15 +545,9 @@ async def claim_giveaway(
             await s.flush()
     except IntegrityError:
         raise AlreadyClaimed("You have already claimed this giveaway.") from None
-    claimed = (
-        await s.execute(
-            update(Giveaway)
-            .where(Giveaway.id == gw.id, Giveaway.claimed < Giveaway.quantity)
-            .values(claimed=Giveaway.claimed + 1)
-            .returning(Giveaway.claimed)
-            .execution_options(synchronize_session=False)
-        )
-    ).scalar_one_or_none()
+    claimed = await _count_one_more(
+        uow, Giveaway, gw.id, col(Giveaway.claimed), col(Giveaway.quantity)
+    )
     if claimed is None:
         # Raising rolls the whole transaction back, the claim row with it.
         raise SoldOut("This giveaway has run out.")
