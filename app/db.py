@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, MetaData, Row, Update, event
+from sqlalchemy import DateTime, Index, MetaData, Row, Update, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -70,6 +70,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def unique_where(name: str, *columns: str, where: str) -> Index:
+    """A unique index over only the rows where `where` (SQL) holds, on SQLite as on PostgreSQL."""
+    return Index(
+        name,
+        *columns,
+        unique=True,
+        sqlite_where=text(where),
+        postgresql_where=text(where),
+    )
 
 
 # At most this many pieces of grouped work share one transaction (run_grouped).
