@@ -43,6 +43,7 @@ import asyncpg
 import orjson
 
 from app.chat.append_rules import first_sends, new_conversation, send_key, stamps_buyer_time
+from app.chat.models import Conversation
 from app.chat.schemas import conversation_public, message_wire, queued_frame
 from app.db import Database, new_id, sqlite_pragmas
 from app.realtime.topics import buyer_topic, conversation_sides
@@ -119,11 +120,27 @@ _TAKE_SEQ_AGENT = (
 # partial unique index ignores the row otherwise); then where it waits in its queue. The
 # row is `append_rules.new_conversation` with its first message numbered (R1, R7).
 _SENT = "SELECT 1 FROM messages WHERE shop_id = ? AND sender = ? AND sender_id = ? AND client_msg_id = ?"
+_OPEN_COLUMNS = (
+    "id",
+    "shop_id",
+    "buyer_id",
+    "queue",
+    "status",
+    "agent_id",
+    "elder",
+    "last_seq",
+    "buyer_read_seq",
+    "agent_read_seq",
+    "opened_at",
+    "queued_at",
+    "assigned_at",
+    "closed_at",
+    "close_reason",
+    "last_buyer_message_at",
+)
 _OPEN = (
-    "INSERT OR IGNORE INTO conversations (id, shop_id, buyer_id, queue, status, agent_id, elder, last_seq, "
-    "buyer_read_seq, agent_read_seq, opened_at, queued_at, assigned_at, closed_at, close_reason, "
-    "last_buyer_message_at) VALUES (?, ?, ?, ?, 'queued', NULL, ?, 1, 0, 0, ?, ?, NULL, NULL, NULL, ?) "
-    "RETURNING id"
+    f"INSERT OR IGNORE INTO conversations ({', '.join(_OPEN_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_OPEN_COLUMNS))}) RETURNING id"
 )
 _AHEAD = (
     "SELECT count(*) FROM conversations WHERE shop_id = ? AND queue = ? AND status = 'queued' "
@@ -155,10 +172,8 @@ def _stored(item: Append, message_id: str, seq: int, agent_id: str | None, buyer
     )
 
 
-def _opened(item: Append, opens: Opening, message_id: str, position: int) -> Stored:
-    """What the full path (`send_from_buyer`) tells of a new conversation, in its order:
-    opened (shown before its first message), the message, its place in the queue."""
-    conv = new_conversation(
+def _new_conversation(item: Append, opens: Opening) -> Conversation:
+    return new_conversation(
         conversation_id=item.conversation_id,
         shop_id=item.shop_id,
         buyer_id=item.sender_id,
@@ -166,6 +181,21 @@ def _opened(item: Append, opens: Opening, message_id: str, position: int) -> Sto
         elder=opens.elder,
         now=item.now,
     )
+
+
+def _open_params(conv: Conversation) -> tuple[Any, ...]:
+    """SQLite: `_OPEN`'s values, the new conversation with its first message (R1, R7)."""
+    first: dict[str, Any] = {"last_seq": 1, "last_buyer_message_at": conv.opened_at}
+    values = (first[c] if c in first else getattr(conv, c) for c in _OPEN_COLUMNS)
+    return tuple(_sqlite_time(v) if isinstance(v, datetime) else v for v in values)
+
+
+def _opened(
+    item: Append, opens: Opening, message_id: str, position: int, conv: Conversation | None = None
+) -> Stored:
+    """What the full path (`send_from_buyer`) tells of a new conversation, in its order:
+    opened (shown before its first message), the message, its place in the queue."""
+    conv = conv or _new_conversation(item, opens)
     slug, name, vip = opens.shown_as
     mine = buyer_topic(item.shop_id, item.sender_id)
     stored = _stored(item, message_id, 1, None, item.sender_id)
@@ -203,26 +233,13 @@ def _plan(
         if item.opens is not None:
             if (yield _SENT, key) is not None:
                 continue  # a resend: the full path returns the original
-            if (
-                yield (
-                    _OPEN,
-                    (
-                        item.conversation_id,
-                        item.shop_id,
-                        item.sender_id,
-                        item.opens.queue,
-                        item.opens.elder,
-                        now,
-                        now,
-                        now,
-                    ),
-                )
-            ) is None:
+            conv = _new_conversation(item, item.opens)
+            if (yield _OPEN, _open_params(conv)) is None:
                 continue  # they have an open conversation already: the full path appends to it
             ahead = yield _AHEAD, (item.shop_id, item.opens.queue, now, now, item.conversation_id)
             message_id = new_id()
             rows.append(_row(item, message_id, 1, now))
-            out[i] = _opened(item, item.opens, message_id, int(ahead[0]) + 1)
+            out[i] = _opened(item, item.opens, message_id, int(ahead[0]) + 1, conv)
             continue
         if stamps_buyer_time(item.sender):  # R7; R6: the buyer's own conversation
             taken = yield (
