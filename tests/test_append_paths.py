@@ -18,7 +18,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -34,7 +34,6 @@ from app.errors import DomainError
 from app.shops.models import Agent
 from tests.support.factories import ShopKit, make_shop
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AGENTS = (("agent1", "agent", ("general",)), ("agent2", "agent", ("general",)))
 BUYERS: dict[str, dict[str, Any]] = {
     "b1": {"name": "一号", "vip": None},
@@ -244,6 +243,7 @@ class Run:
     db: Database
     kit: ShopKit
     fast: bool
+    t0: datetime  # step i happens at t0 + i minutes, the j-th send of a batch j ms later
     follows: dict[str, str] = field(
         default_factory=dict
     )  # buyer -> conversation its socket follows
@@ -259,7 +259,7 @@ class Run:
         appender = MessageAppender(self.db)
         try:
             for i, step in enumerate(steps):
-                now = T0 + timedelta(minutes=i)
+                now = self.t0 + timedelta(minutes=i)
                 if isinstance(step, Assign):
                     await self.db.run(self._assign, step, now)
                 elif isinstance(step, Close):
@@ -440,6 +440,11 @@ class Run:
         }
 
 
+def start_of(server: Any) -> datetime:
+    """Now on the server's clock, in whole seconds (the runs compared start at the same time)."""
+    return server.clock.now().replace(microsecond=0)
+
+
 def outcome_of(row: list[Any]) -> str:
     """The table's notation for one send's outcome."""
     if row[0] == "refused":
@@ -448,11 +453,13 @@ def outcome_of(row: list[Any]) -> str:
     return f"dup {label}" if row[3] else label
 
 
-async def run_case(db_url: str, case: Case, *, fast: bool) -> tuple[Run, dict[str, Any]]:
-    db = Database(db_url)
+async def run_case(
+    server: Any, case: Case, *, fast: bool, t0: datetime | None = None
+) -> tuple[Run, dict[str, Any]]:
+    db = Database(server.ctx.db.url)
     try:
         kit = await make_shop(db, agents=AGENTS)
-        run = Run(db, kit, fast)
+        run = Run(db, kit, fast, t0 or start_of(server))
         await run.go(case.steps)
         return run, await run.stored()
     finally:
@@ -460,8 +467,8 @@ async def run_case(db_url: str, case: Case, *, fast: bool) -> tuple[Run, dict[st
 
 
 async def test_every_path_follows_the_append_rules(server, case: Case, path: str) -> None:
-    url = server.ctx.db.url
-    run, got = await run_case(url, case, fast=path != "orm")
+    t0 = start_of(server)
+    run, got = await run_case(server, case, fast=path != "orm", t0=t0)
     assert [outcome_of(o) for o in got["outcomes"]] == list(case.outcomes), path
     # Each conversation's messages are numbered 1..last_seq without gaps (R1).
     for conv in got["conversations"]:
@@ -471,7 +478,7 @@ async def test_every_path_follows_the_append_rules(server, case: Case, path: str
         return
     assert "".join(run.handled) == case.fast, f"{path} stored other sends than the table says"
     assert all(n <= 1 for n in run.batches), f"{path}: a step took {run.batches} batches"
-    _, reference = await run_case(url, case, fast=False)
+    _, reference = await run_case(server, case, fast=False, t0=t0)
     for part in ("conversations", "messages", "counts", "outcomes", "events", "signals"):
         assert got[part] == reference[part], f"{path} and orm differ in {part}"
 
@@ -479,8 +486,9 @@ async def test_every_path_follows_the_append_rules(server, case: Case, path: str
 async def test_the_buyers_clock_moves_only_with_the_buyers_words(server, path: str) -> None:
     """R7, spelt out on one case (the comparison above checks it on every case)."""
     case = next(c for c in CASES if c.name.startswith("the serving agent replies"))
-    _, got = await run_case(server.ctx.db.url, case, fast=path != "orm")
+    t0 = start_of(server)
+    _, got = await run_case(server, case, fast=path != "orm", t0=t0)
     (conv,) = got["conversations"]
-    # b1's m2 was sent at step 3 (minutes from T0); the agent's a2 after it changed nothing.
-    assert conv["last_buyer_message_at"] == str(T0 + timedelta(minutes=3))
+    # b1's m2 was sent at step 3 (minutes from t0); the agent's a2 after it changed nothing.
+    assert conv["last_buyer_message_at"] == str(t0 + timedelta(minutes=3))
     assert (conv["status"], conv["queue"], conv["last_seq"]) == ("assigned", "general", 4)
