@@ -244,9 +244,8 @@ class Run:
     kit: ShopKit
     fast: bool
     t0: datetime  # step i happens at t0 + i minutes, the j-th send of a batch j ms later
-    follows: dict[str, str] = field(
-        default_factory=dict
-    )  # buyer -> conversation its socket follows
+    # buyer -> the conversation its socket follows (as `BuyerSocket.conversation_id`)
+    follows: dict[str, str] = field(default_factory=dict)
     outcomes: list[tuple[Any, ...]] = field(default_factory=list)
     handled: list[str] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -261,9 +260,10 @@ class Run:
             for i, step in enumerate(steps):
                 now = self.t0 + timedelta(minutes=i)
                 if isinstance(step, Assign):
-                    await self.db.run(self._assign, step, now)
+                    conv_id = await self.current(step.buyer)
+                    await self.db.run(self._assign, conv_id, self.kit.agents[step.agent], now)
                 elif isinstance(step, Close):
-                    await self.db.run(self._close, step, now)
+                    await self.db.run(self._close, await self.current(step.buyer), now)
                 else:
                     sends = step.sends if isinstance(step, Batch) else (step,)
                     before = appender.batches
@@ -275,15 +275,18 @@ class Run:
     async def _publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         self.events.extend(events)
 
-    async def _assign(self, uow: Any, step: Assign, now: datetime) -> None:
+    @staticmethod
+    async def _assign(uow: Any, conv_id: str, agent_id: str, now: datetime) -> None:
+        """Set-up: the conversation is served by the agent (as `routing.dispatch` leaves it)."""
         await uow.session.execute(
             update(Conversation)
-            .where(col(Conversation.id) == await self.current(step.buyer))
-            .values(status="assigned", agent_id=self.kit.agents[step.agent], assigned_at=now)
+            .where(col(Conversation.id) == conv_id)
+            .values(status="assigned", agent_id=agent_id, assigned_at=now)
         )
 
-    async def _close(self, uow: Any, step: Close, now: datetime) -> None:
-        conv = await uow.session.get(Conversation, await self.current(step.buyer))
+    @staticmethod
+    async def _close(uow: Any, conv_id: str, now: datetime) -> None:
+        conv = await uow.session.get(Conversation, conv_id)
         await actions.close_conversation(uow, conv, reason="agent", now=now)
         uow.events.clear()  # set-up, not under test
         uow.signals.clear()
