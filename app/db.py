@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, MetaData, Row, Update, event
+from sqlalchemy import DateTime, MetaData, Row, Table, Update, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -48,6 +49,32 @@ def new_id() -> str:
     with random ids (200,000 messages stored; bench/ message path).
     """
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A model's Core table, for set-based statements (no ORM work per row)."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
+
+
+def dialect_insert(dialect: str, model: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows `ON CONFLICT` (PostgreSQL and SQLite spell it alike)."""
+    table = table_of(model)
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def insert_ignore(
+    dialect: str, model: type[SQLModel], keys: list[str], values: dict[str, Any]
+) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING: a row that claims its key once.
+
+    The statement's rowcount says who won: 1 for the inserter, 0 when the key was taken
+    (a concurrent inserter's row is waited for, then counts as taken).
+    """
+    return (
+        dialect_insert(dialect, model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):
