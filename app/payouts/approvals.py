@@ -8,12 +8,12 @@ ledger although the refused transaction rolls back; `approve_payout` and
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
 from sqlmodel import col
 
-from app.db import Database, UnitOfWork
+from app.db import Database, UnitOfWork, rowcount
 from app.errors import Conflict, Forbidden, NotFound
 from app.orders import service as order_service
 from app.payouts import ledger, rules
@@ -128,6 +128,6 @@ async def _claim_pending(
         .execution_options(synchronize_session=False)
     )
     await s.refresh(payout)
-    if cast(CursorResult[Any], result).rowcount != 1:
+    if rowcount(result) != 1:
         raise Conflict(f"This payout is {payout.status} already.", code="not_pending")
     return approver, payout

@@ -9,12 +9,11 @@ row while holding its lock.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
 from sqlmodel import col
 
-from app.db import UnitOfWork, insert_ignore
+from app.db import UnitOfWork, insert_ignore, rowcount
 from app.errors import NotFound
 from app.payouts import rules
 from app.payouts.models import PayoutDailyTotal
@@ -60,4 +59,4 @@ async def reserve_daily(uow: UnitOfWork, agent: Agent, amount_cents: int, now: d
         .values(paid_cents=col(PayoutDailyTotal.paid_cents) + amount_cents)
         .execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], result).rowcount == 1
+    return rowcount(result) == 1

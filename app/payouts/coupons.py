@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, select
+from sqlalchemy import select
 from sqlmodel import col
 
 from app.chat import notices
-from app.db import UnitOfWork, insert_ignore, new_id
+from app.db import UnitOfWork, insert_ignore, new_id, rowcount
 from app.orders.models import Order
 from app.payouts import rules
 from app.payouts.models import LateShipmentCoupon, PayoutLedgerEntry
@@ -46,7 +45,7 @@ async def issue_late_shipment_coupon(
                     },
                 )
             )
-            if cast(CursorResult[Any], claim).rowcount != 1:
+            if rowcount(claim) != 1:
                 return None
             order = (
                 (

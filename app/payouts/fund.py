@@ -10,13 +10,12 @@ cycle.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
 from sqlmodel import col
 
 from app.chat import notices
-from app.db import UnitOfWork, insert_ignore
+from app.db import UnitOfWork, insert_ignore, rowcount
 from app.errors import Conflict, Forbidden
 from app.orders import actions as order_actions
 from app.orders import service as order_service
@@ -101,7 +100,7 @@ async def _take_from_fund(uow: UnitOfWork, shop_id: str, amount_cents: int, now:
         .values(balance_cents=col(PayoutFund.balance_cents) - amount_cents, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], result).rowcount == 1
+    return rowcount(result) == 1
 
 
 def order_cap_exceeded(room_cents: int) -> Conflict:
