@@ -33,8 +33,8 @@ also takes the full path: the fast paths only open with `actions.plain_opening`.
 
 System messages use the ORM path's `append_message` (R1, R5, R8): a close's rating
 invitation, a transfer's note, a card posted into an open conversation
-(`payouts.actions.post_to_buyer`). One writer stands outside these rules by design: a
-notice to a buyer who is not chatting (`payouts.actions.post_notices`) is the one message
+(`chat.notices.post`, case 2). One writer stands outside these rules by design: a
+notice to a buyer who is not chatting (`chat.notices.post`, case 3) is the one message
 (seq 1, `last_seq` 1) of a conversation born closed; it opens nothing for routing and has
 no `client_msg_id` to resend.
 """
