@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from app.chat.actions import BuyerIdentity
 from app.context import AppContext
 from app.errors import Forbidden, NotAuthenticated
 from app.security import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, csrf_ok
 from app.shops import service as shop_service
+from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent, Shop
 from app.shops.roles import STAFF_ROLES
 

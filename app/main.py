@@ -27,13 +27,14 @@ from app.context import AppContext
 from app.db import Database
 from app.errors import DomainError
 from app.groups import api as groups_api
-from app.jobs import JobContext, JobRunner, registered_jobs
+from app.jobs import registered_jobs
 from app.limits import RequestLimits
 from app.metrics import api as metrics_api
 from app.observability import api as observability_api
 from app.observability.logs import RequestIds
 from app.observability.metrics import Metrics
 from app.orders import api as orders_api
+from app.pages import routes as page_routes
 from app.pages import views as pages
 from app.payouts import api as payouts_api
 from app.realtime.bus import make_bus
@@ -43,6 +44,7 @@ from app.recall import api as recall_api
 from app.routing import api as routing_api
 from app.routing.dispatcher import Dispatcher
 from app.routing.presence import PresenceHeartbeat
+from app.scheduler import JobContext, JobRunner
 from app.schemas import error_response
 from app.security import SecurityHeaders
 from app.shops import api as shops_api
@@ -169,7 +171,7 @@ def create_app(
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
     app.include_router(observability_api.router)
-    app.include_router(pages.router)
+    app.include_router(page_routes.router)
     if settings.demo:
         app.include_router(pages.demo_router)
     app.mount("/static", pages.static_files(), name="static")

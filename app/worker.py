@@ -9,12 +9,13 @@ import signal
 from app.clock import Clock
 from app.config import Settings
 from app.db import Database
-from app.jobs import JobContext, JobRunner, registered_jobs
+from app.jobs import registered_jobs
 from app.observability.api import serve_metrics
 from app.observability.metrics import Metrics
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
+from app.scheduler import JobContext, JobRunner
 
 log = logging.getLogger(__name__)
 

@@ -25,32 +25,13 @@ from app.orders import service as order_service
 from app.realtime.topics import agent_topic, buyer_topic, conversation_sides
 from app.routing import actions as routing
 from app.routing.models import Queue
-from app.routing.rules import CSAT_SCORES, BuyerFacts, choose_queue, inactive
+from app.routing.rules import CSAT_SCORES, choose_queue, inactive
+from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent
 
 CLOSE_INACTIVE_BATCH = 200  # conversations closed per transaction by the auto-close job
 
 CSAT_INVITE = "本次服务已结束,请为我们的服务打分(1-5 星)。"
-
-
-@dataclass(frozen=True)
-class BuyerIdentity:
-    shop_id: str
-    shop_slug: str
-    buyer_id: str
-    name: str = ""
-    age: int | None = None
-    vip: int | None = None
-    elder_mode: bool = False
-
-    @property
-    def shown_as(self) -> tuple[str, str, int | None]:
-        """How a conversation they open shows before anyone serves it: shop, name, VIP."""
-        return (self.shop_slug, self.name, self.vip)
-
-    @property
-    def facts(self) -> BuyerFacts:
-        return BuyerFacts(age=self.age, elder_mode=self.elder_mode)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from app.chat import service, uploads
-from app.chat.actions import BuyerIdentity
 from app.chat.models import Upload
 from app.chat.schemas import ConversationPublic, MessagePublic, UploadOut, message_public
 from app.deps import Ctx, CurrentAgent, CurrentCaller, caller_from_token
 from app.errors import BadInput, NotFound
 from app.limits import MAX_SEQ
 from app.schemas import ERROR_RESPONSES
+from app.shops.identities import BuyerIdentity
 from app.shops.roles import is_staff
 
 router = APIRouter(prefix="/api/v1", tags=["chat"], responses=ERROR_RESPONSES)

@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.chat.actions import BuyerIdentity
 from app.db import UnitOfWork, append_numbered
 from app.errors import BadInput, Conflict, DomainError, NotFound
 from app.groups import rules
@@ -45,6 +44,7 @@ from app.groups.service import (
     sensitive_words,
 )
 from app.realtime.topics import buyer_topic, group_topic
+from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent, Shop
 from app.shops.service import shop_zone
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
-from app.chat.actions import BuyerIdentity
 from app.deps import Ctx, CurrentAdmin, CurrentAgent, CurrentCaller, CurrentStaff
 from app.errors import BadInput, Forbidden
 from app.groups import actions, rules, service
@@ -22,6 +21,7 @@ from app.groups.schemas import (
 )
 from app.limits import MAX_NUMBER, MAX_SEQ
 from app.schemas import ERROR_RESPONSES
+from app.shops.identities import BuyerIdentity
 
 router = APIRouter(prefix="/api/v1", tags=["groups"], responses=ERROR_RESPONSES)
 

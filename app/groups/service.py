@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import desc, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.chat.actions import BuyerIdentity
 from app.chat.schemas import iso
 from app.errors import DomainError, Forbidden, NotFound
 from app.groups.models import (
@@ -19,12 +18,11 @@ from app.groups.models import (
     GroupMessage,
     GroupSensitiveWord,
 )
+from app.shops.identities import BuyerIdentity, Caller
 from app.shops.models import Agent, Buyer
 from app.shops.roles import STAFF_ROLES
 
 PAGE = 500
-
-Caller = Agent | BuyerIdentity
 
 
 class NotMember(DomainError):

@@ -420,11 +420,3 @@ async def topup(request: Request, ctx: Ctx) -> Response:
     except (PageError, DomainError) as err:
         return await section(request, ctx, me, "fund", error=error_text(t, err))
     return await section(request, ctx, me, "fund", flash=t["fund_topped"].format(yuan(cents)))
-
-
-# The tabs in their own modules (they import the helpers above) add their routes here.
-from app.pages import console_groups as _groups
-from app.pages import console_recall as _recall
-
-router.include_router(_recall.router)
-router.include_router(_groups.router)

@@ -231,9 +231,3 @@ async def demo_shop(request: Request, ctx: Ctx) -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-# The console's routes live in their own module (it imports render and session_agent from here).
-from app.pages import console as _console
-
-router.include_router(_console.router)

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from app.chat.actions import BuyerIdentity
 from app.deps import Ctx, CurrentAdmin, CurrentCaller, CurrentShop, CurrentStaff
 from app.errors import Forbidden, NotFound
 from app.recall import actions, service
@@ -26,6 +25,7 @@ from app.recall.schemas import (
     preview_public,
 )
 from app.schemas import ERROR_RESPONSES, IsoDatetime
+from app.shops.identities import BuyerIdentity
 
 router = APIRouter(prefix="/api/v1", tags=["recall"], responses=ERROR_RESPONSES)
 
