@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,6 +36,7 @@ from app.observability.metrics import Metrics
 from app.orders import api as orders_api
 from app.pages import routes as page_routes
 from app.pages import views as pages
+from app.pages.views import PageRefusal
 from app.payouts import api as payouts_api
 from app.realtime.bus import make_bus
 from app.realtime.hub import Hub
@@ -188,6 +189,10 @@ def create_app(
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(PageRefusal)
+    async def page_refusal(_request: Request, exc: PageRefusal) -> Response:
+        return exc.response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.chat.appender import Opening
 from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
-from app.chat.service import buyer_may_see, is_staff_now
+from app.chat.service import buyer_may_see, may_now
 from app.chat.uploads import image_payload
 from app.db import UnitOfWork, append_numbered
 from app.errors import BadInput, Conflict, ConversationClosed, Forbidden, NotFound
@@ -28,6 +28,7 @@ from app.routing.models import Queue
 from app.routing.rules import CSAT_SCORES, choose_queue, inactive
 from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent
+from app.shops.policy import Permission
 
 CLOSE_INACTIVE_BATCH = 200  # conversations closed per transaction by the auto-close job
 
@@ -261,7 +262,9 @@ async def conversation_for_agent(
     conv = await uow.session.get(Conversation, conversation_id)
     if conv is None or conv.shop_id != agent.shop_id:
         raise NotFound("No such conversation.")
-    if conv.agent_id != agent.id and not await is_staff_now(uow.session, agent.id):
+    if conv.agent_id != agent.id and not await may_now(
+        uow.session, agent.id, Permission.SUPERVISE_CHATS
+    ):
         raise Forbidden("This conversation is not yours.")
     return conv
 
@@ -377,7 +380,9 @@ async def transfer_conversation(
     await uow.session.refresh(conv, with_for_update=True)
     if conv.status == "closed":
         raise ConversationClosed("This conversation is closed.")
-    if conv.agent_id != agent.id and not await is_staff_now(uow.session, agent.id):
+    if conv.agent_id != agent.id and not await may_now(
+        uow.session, agent.id, Permission.SUPERVISE_CHATS
+    ):
         raise Forbidden("Only the agent serving this conversation can transfer it.")
     from_agent_id = conv.agent_id
     target_name = None

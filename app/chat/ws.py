@@ -42,7 +42,7 @@ from app.shops import actions as shop_actions
 from app.shops import service as shop_service
 from app.shops.identities import BuyerIdentity
 from app.shops.models import AGENT_STATUSES
-from app.shops.roles import is_staff
+from app.shops.policy import Permission, may
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,7 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSocket | None:
         return None
     agent = login.agent
     topics = [agent_topic(agent.id)]
-    if is_staff(agent.role):
+    if may(agent.role, Permission.SUPERVISE_CHATS):
         topics.append(shop_staff_topic(agent.shop_id))  # approvals and other shop-wide news
     conn = _connection(ctx, ws, "agent", agent, topics, login)
     ctx.hub.register(conn)
