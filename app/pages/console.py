@@ -246,6 +246,20 @@ async def section(request: Request, ctx: Ctx, me: Agent, tab: str, **extra: Any)
     return render(request, ctx, f"console/_{tab}.html", **page_values(me, tab, data, **extra))
 
 
+Work = Callable[[dict[str, str]], Awaitable[str]]
+
+
+async def answer(request: Request, ctx: Ctx, me: Agent, tab: str, work: Work) -> Response:
+    """A console form's answer: run `work(words)`, one domain action returning what to say
+    it did, and show the tab again with that (`flash`), or with why it was refused (`error`)."""
+    t = STRINGS[pick_lang(request)[0]]
+    try:
+        flash = await work(t)
+    except (PageError, DomainError, ValidationError) as err:
+        return await section(request, ctx, me, tab, error=error_text(t, err))
+    return await section(request, ctx, me, tab, flash=flash)
+
+
 # ---- pages and fragments ----------------------------------------------------------------
 
 
@@ -278,8 +292,8 @@ async def decide(
 ) -> Response:
     if decision not in ("approve", "reject"):
         return Response(status_code=404)
-    t = STRINGS[pick_lang(request)[0]]
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         payout = await payout_actions.decide_payout(
             ctx.db,
             approver_id=me.id,
@@ -289,12 +303,10 @@ async def decide(
             note=None,
             now=ctx.clock.now(),
         )
-    except DomainError as err:
-        return await section(request, ctx, me, "approvals", error=error_text(t, err))
-    done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
-    return await section(
-        request, ctx, me, "approvals", flash=done.format(yuan(payout.amount_cents))
-    )
+        done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
+        return done.format(yuan(payout.amount_cents))
+
+    return await answer(request, ctx, me, "approvals", work)
 
 
 def form_text(form: Any, name: str) -> str:
@@ -328,9 +340,9 @@ def _agent_fields(form: Any, *, creating: bool) -> dict[str, Any]:
 async def create_agent(
     request: Request, ctx: Ctx, me: Annotated[Agent, console_form(Permission.MANAGE_AGENTS)]
 ) -> Response:
-    t = STRINGS[pick_lang(request)[0]]
     form = await request.form()
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         fields = _agent_fields(form, creating=True)
         if not fields["display_name"]:
             del fields["display_name"]
@@ -338,11 +350,9 @@ async def create_agent(
         added = await ctx.db.run(
             shop_actions.add_agent, me.shop_id, body.to_fields(), ctx.clock.now()
         )
-    except (PageError, DomainError, ValidationError) as err:
-        return await section(request, ctx, me, "agents", error=error_text(t, err))
-    return await section(
-        request, ctx, me, "agents", flash=t["ag_created"].format(added.agent.display_name)
-    )
+        return t["ag_created"].format(added.agent.display_name)
+
+    return await answer(request, ctx, me, "agents", work)
 
 
 @router.post("/console/agents/{agent_id}")
@@ -352,10 +362,10 @@ async def edit_agent(
     ctx: Ctx,
     me: Annotated[Agent, console_form(Permission.MANAGE_AGENTS)],
 ) -> Response:
-    t = STRINGS[pick_lang(request)[0]]
     form = await request.form()
     own_token = request.cookies.get(SESSION_COOKIE) if agent_id == me.id else None
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         body = shops_api.AgentPatchIn(**_agent_fields(form, creating=False))
         updated = await ctx.db.run(
             shop_actions.update_agent,
@@ -365,11 +375,9 @@ async def edit_agent(
             now=ctx.clock.now(),
             keep_token=own_token,
         )
-    except (PageError, DomainError, ValidationError) as err:
-        return await section(request, ctx, me, "agents", error=error_text(t, err))
-    return await section(
-        request, ctx, me, "agents", flash=t["ag_saved"].format(updated.agent.display_name)
-    )
+        return t["ag_saved"].format(updated.agent.display_name)
+
+    return await answer(request, ctx, me, "agents", work)
 
 
 @router.post("/console/agents/{agent_id}/active")
@@ -380,9 +388,9 @@ async def set_agent_active(
     me: Annotated[Agent, console_form(Permission.MANAGE_AGENTS)],
 ) -> Response:
     """Deactivate (`active=0`) or activate (`active=1`) an agent, as `PATCH {"active"}` does."""
-    t = STRINGS[pick_lang(request)[0]]
     active = form_text(await request.form(), "active") == "1"
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         updated = await ctx.db.run(
             shop_actions.update_agent,
             me.shop_id,
@@ -390,39 +398,39 @@ async def set_agent_active(
             shop_actions.AgentFields(active=active),
             now=ctx.clock.now(),
         )
-    except DomainError as err:
-        return await section(request, ctx, me, "agents", error=error_text(t, err))
-    done = t["ag_activated"] if active else t["ag_deactivated"]
-    return await section(request, ctx, me, "agents", flash=done.format(updated.agent.display_name))
+        done = t["ag_activated"] if active else t["ag_deactivated"]
+        return done.format(updated.agent.display_name)
+
+    return await answer(request, ctx, me, "agents", work)
 
 
 @router.post("/console/categories")
 async def save_categories(
     request: Request, ctx: Ctx, me: Annotated[Agent, console_form(Permission.MANAGE_QUEUES)]
 ) -> Response:
-    t = STRINGS[pick_lang(request)[0]]
     form = await request.form()
     names = [str(c).strip() for c in form.getlist("category")]
     targets = [str(q) for q in form.getlist("queue")]
     mapping = {name: queue for name, queue in zip(names, targets, strict=False) if name}
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         await ctx.db.run(routing_queues.replace_category_map, me.shop_id, mapping)
-    except DomainError as err:
-        return await section(request, ctx, me, "categories", error=error_text(t, err))
-    return await section(request, ctx, me, "categories", flash=t["cat_saved"])
+        return t["cat_saved"]
+
+    return await answer(request, ctx, me, "categories", work)
 
 
 @router.post("/console/fund")
 async def topup(
     request: Request, ctx: Ctx, me: Annotated[Agent, console_form(Permission.TOP_UP_FUND)]
 ) -> Response:
-    t = STRINGS[pick_lang(request)[0]]
     form = await request.form()
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         cents = cents_of(form_text(form, "amount"))
         await ctx.db.run(
             payout_actions.topup_fund, admin_id=me.id, amount_cents=cents, now=ctx.clock.now()
         )
-    except (PageError, DomainError) as err:
-        return await section(request, ctx, me, "fund", error=error_text(t, err))
-    return await section(request, ctx, me, "fund", flash=t["fund_topped"].format(yuan(cents)))
+        return t["fund_topped"].format(yuan(cents))
+
+    return await answer(request, ctx, me, "fund", work)

@@ -18,17 +18,14 @@ from app.groups import actions as group_actions
 from app.groups import rules as group_rules
 from app.groups import service as group_service
 from app.pages.console import (
-    PageError,
+    answer,
     cents_of,
     console_form,
-    error_text,
     form_text,
     local_time,
-    section,
     shop_zone_of,
     tab_reader,
 )
-from app.pages.i18n import STRINGS, pick_lang
 from app.shops.models import Agent
 from app.shops.policy import Permission
 
@@ -103,15 +100,14 @@ Work = Callable[[Agent, Any, dict[str, str]], Awaitable[str]]
 
 
 async def _answer(request: Request, ctx: Ctx, me: Agent, work: Work, done: str) -> Response:
-    """A console form post (its sender `me` already let in): run `work(me, form, words)`, one
-    domain action, and answer the tab with its outcome (`done` formatted with its result)."""
-    t = STRINGS[pick_lang(request)[0]]
+    """Run `work(me, form, words)`, one domain action, and answer the tab with its outcome
+    (`done` formatted with its result)."""
     form = await request.form()
-    try:
-        result = await work(me, form, t)
-    except (PageError, DomainError) as err:
-        return await section(request, ctx, me, "groups", error=error_text(t, err))
-    return await section(request, ctx, me, "groups", flash=t[done].format(result))
+
+    async def run(t: dict[str, str]) -> str:
+        return t[done].format(await work(me, form, t))
+
+    return await answer(request, ctx, me, "groups", run)
 
 
 @router.post("/console/groups")

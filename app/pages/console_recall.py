@@ -18,6 +18,7 @@ from app.errors import DomainError
 from app.pages.console import (
     ConsoleStaff,
     PageError,
+    answer,
     cents_of,
     console_form,
     error_text,
@@ -173,9 +174,9 @@ async def schedule_or_cancel(
     if step not in STEPS:
         return Response(status_code=404)
     action, done = STEPS[step]
-    t = STRINGS[pick_lang(request)[0]]
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         c = await ctx.db.run(action, me.shop_id, campaign_id, ctx.clock.now())
-    except DomainError as err:
-        return await section(request, ctx, me, "recall", error=error_text(t, err))
-    return await section(request, ctx, me, "recall", flash=t[done].format(c.name))
+        return t[done].format(c.name)
+
+    return await answer(request, ctx, me, "recall", work)
