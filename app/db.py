@@ -11,9 +11,22 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import DateTime, Index, MetaData, Row, Update, event, text
+from sqlalchemy import (
+    CursorResult,
+    DateTime,
+    Index,
+    MetaData,
+    Result,
+    Row,
+    Table,
+    Update,
+    event,
+    inspect,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -48,6 +61,23 @@ def new_id() -> str:
     with random ids (200,000 messages stored; bench/ message path).
     """
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """How many rows an UPDATE, DELETE or INSERT matched.
+
+    `AsyncSession.execute` is declared to return a `Result`; for these statements it is a
+    `CursorResult`, the one that carries the count.
+    """
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for statements that bypass the ORM (bulk inserts,
+    ON CONFLICT). SQLModel sets `Model.__table__` but does not declare it."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -149,6 +179,25 @@ class UnitOfWork:
         if self.dialect == "sqlite":
             return contextlib.nullcontext()
         return self.session.begin_nested()
+
+
+def dialect_insert(dialect: str, model: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows `ON CONFLICT` (PostgreSQL and SQLite spell it alike)."""
+    table = table_of(model)
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def insert_ignore(
+    dialect: str, model: type[SQLModel], keys: list[str], values: dict[str, Any]
+) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING: a row that claims its key once.
+
+    The statement's rowcount says who won: 1 for the inserter, 0 when the key was taken
+    (a concurrent inserter's row is waited for, then counts as taken).
+    """
+    return (
+        dialect_insert(dialect, model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
 
 
 @dataclass
