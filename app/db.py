@@ -156,6 +156,17 @@ class UnitOfWork:
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
+    async def add_if_new(self, row: Any) -> bool:
+        """Insert the row in a savepoint; False if a unique key refuses it (another request
+        stored it first), and the transaction goes on without it."""
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+                await self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
     def race_guard(self) -> contextlib.AbstractAsyncContextManager[Any]:
         """A savepoint to catch a unique-key race in, where one can happen.
 

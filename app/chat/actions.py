@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.chat.append_rules import may_write, stamps_buyer_time
@@ -480,11 +479,8 @@ async def rate_conversation(
         comment=comment,
         created_at=now,
     )
-    try:
-        async with uow.session.begin_nested():
-            uow.session.add(rating)
-    except IntegrityError:
-        raise Conflict("This conversation has already been rated.", code="already_rated") from None
+    if not await uow.add_if_new(rating):
+        raise Conflict("This conversation has already been rated.", code="already_rated")
     frame = {"type": "csat.received", "conversation_id": conv.id, "score": score}
     uow.emit(buyer_topic(conv.shop_id, conv.buyer_id), frame)
     if conv.agent_id:

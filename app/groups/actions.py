@@ -148,19 +148,14 @@ async def join_group(
         raise NotMember("You were removed from this group and cannot rejoin it.")
     if m is None or m.status != MEMBER_ACTIVE:
         if m is None:
-            try:
-                async with s.begin_nested():
-                    s.add(
-                        GroupMember(
-                            group_id=g.id,
-                            buyer_id=buyer.buyer_id,
-                            shop_id=buyer.shop_id,
-                            status=MEMBER_ACTIVE,
-                            joined_at=now,
-                        )
-                    )
-                    await s.flush()
-            except IntegrityError:
+            member = GroupMember(
+                group_id=g.id,
+                buyer_id=buyer.buyer_id,
+                shop_id=buyer.shop_id,
+                status=MEMBER_ACTIVE,
+                joined_at=now,
+            )
+            if not await uow.add_if_new(member):
                 # Another request of this buyer joined a moment ago: that one counts.
                 return await _joined(uow, g, buyer)
         else:
@@ -543,16 +538,11 @@ async def claim_giveaway(
     gw = await giveaway_in_shop(s, buyer.shop_id, giveaway_id)
     g = await group_in_shop(s, buyer.shop_id, gw.group_id)
     await active_member(s, g, buyer.buyer_id)
-    try:
-        async with s.begin_nested():
-            s.add(
-                GiveawayClaim(
-                    giveaway_id=gw.id, buyer_id=buyer.buyer_id, shop_id=gw.shop_id, claimed_at=now
-                )
-            )
-            await s.flush()
-    except IntegrityError:
-        raise AlreadyClaimed("You have already claimed this giveaway.") from None
+    claim = GiveawayClaim(
+        giveaway_id=gw.id, buyer_id=buyer.buyer_id, shop_id=gw.shop_id, claimed_at=now
+    )
+    if not await uow.add_if_new(claim):
+        raise AlreadyClaimed("You have already claimed this giveaway.")
     claimed = await _count_one_more(
         uow, Giveaway, gw.id, col(Giveaway.claimed), col(Giveaway.quantity)
     )

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.chat.models import Conversation
@@ -128,11 +127,8 @@ async def create_queue(
     queue = Queue(shop_id=shop_id, name=check_name(name, "queue"))
     if overflow_after_s is not None:
         queue.overflow_after_s = check_overflow(overflow_after_s)
-    try:
-        async with uow.session.begin_nested():
-            uow.session.add(queue)
-    except IntegrityError as exc:
-        raise Conflict(f"The shop already has a queue {name!r}.", code="queue_exists") from exc
+    if not await uow.add_if_new(queue):
+        raise Conflict(f"The shop already has a queue {name!r}.", code="queue_exists")
     return await queue_summary(uow.session, shop_id, queue.name, now)
 
 
