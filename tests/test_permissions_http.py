@@ -53,7 +53,7 @@ async def test_each_route_refuses_exactly_the_roles_the_policy_refuses(server):
     for username, role in ROLES:
         token = await login(server.http, kit, username)
         async with httpx.AsyncClient(
-            base_url=server.http, headers={"Authorization": f"Bearer {token}"}
+            base_url=server.http, headers={"Authorization": f"Bearer {token}"}, timeout=60
         ) as c:
             for method, path, permission in API:
                 url = path.format(agent=kit.agents["agent1"])
@@ -78,7 +78,7 @@ async def test_buyer_routes_refuse_agents(server):
     kit = await make_shop(server.ctx.db)
     token = await login(server.http, kit, "admin")
     async with httpx.AsyncClient(
-        base_url=server.http, headers={"Authorization": f"Bearer {token}"}
+        base_url=server.http, headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as c:
         for method, url in (
             ("POST", "/api/v1/recall/opt-out"),
@@ -119,7 +119,7 @@ async def test_console_forms_and_pages_follow_the_policy(server):
         agents=(("agent1", "agent", ("general",)), ("boss", "supervisor", ("general",))),
     )
     for username, role in ROLES:
-        async with httpx.AsyncClient(base_url=server.http) as c:
+        async with httpx.AsyncClient(base_url=server.http, timeout=60) as c:
             r = await c.post(
                 "/api/v1/auth/login",
                 json={"shop": kit.slug, "username": username, "password": PASSWORD},
@@ -140,7 +140,7 @@ async def test_console_forms_and_pages_follow_the_policy(server):
                     assert r.status_code == 403, case
                     assert "text/html" in r.headers["content-type"], case
         # Without a session: the login page, for every form.
-        async with httpx.AsyncClient(base_url=server.http) as anonymous:
+        async with httpx.AsyncClient(base_url=server.http, timeout=60) as anonymous:
             for path, _ in CONSOLE:
                 r = await anonymous.post(path.format(agent="x"), headers={"HX-Request": "true"})
                 assert r.status_code == 303 and r.headers["location"] == "/login", path
