@@ -18,11 +18,12 @@ from app.errors import Conflict, Forbidden, NotFound
 from app.orders import service as order_service
 from app.payouts import ledger, rules
 from app.payouts import service as payout_service
-from app.payouts.authority import APPROVER_ROLES, acting_agent, authority_of, reserve_daily
+from app.payouts.authority import acting_agent, authority_of, reserve_daily
 from app.payouts.fund import pay
 from app.payouts.ledger import Refusal
 from app.payouts.models import Payout
 from app.shops.models import Agent
+from app.shops.policy import Permission, check
 
 
 async def decide_payout(
@@ -114,8 +115,11 @@ async def _claim_pending(
     payout = await payout_service.get_payout(s, payout_id)
     if payout is None or payout.shop_id != approver.shop_id:
         raise NotFound("No such payout.")
-    if approver.role not in APPROVER_ROLES:
-        raise Forbidden("Only supervisors and admins approve or reject payouts.")
+    check(
+        approver.role,
+        Permission.APPROVE_PAYOUTS,
+        "Only supervisors and admins approve or reject payouts.",
+    )
     if payout.agent_id == approver.id:
         raise Forbidden("Someone else must decide on your own payout request.")
     values: dict[str, Any] = {"status": status, "approved_by": approver.id, "decided_at": now}

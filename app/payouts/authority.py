@@ -18,9 +18,6 @@ from app.errors import NotFound
 from app.payouts import rules
 from app.payouts.models import PayoutDailyTotal
 from app.shops.models import Agent, Shop
-from app.shops.roles import STAFF_ROLES
-
-APPROVER_ROLES = STAFF_ROLES
 
 
 async def acting_agent(uow: UnitOfWork, agent_id: str) -> Agent:

@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from app.chat import notices
 from app.db import UnitOfWork, insert_ignore, rowcount
-from app.errors import Conflict, Forbidden
+from app.errors import Conflict
 from app.orders import actions as order_actions
 from app.orders import service as order_service
 from app.payouts import ledger, rules
@@ -24,13 +24,13 @@ from app.payouts.authority import acting_agent
 from app.payouts.models import Payout, PayoutFund, PayoutLedgerEntry
 from app.realtime.topics import shop_staff_topic
 from app.shops.models import Agent
+from app.shops.policy import Permission, check
 
 
 async def topup_fund(uow: UnitOfWork, *, admin_id: str, amount_cents: int, now: datetime) -> int:
     """Add to the shop's payout fund; returns the new balance."""
     admin = await acting_agent(uow, admin_id)
-    if admin.role != "admin":
-        raise Forbidden("Only the shop's admin may top up the payout fund.")
+    check(admin.role, Permission.TOP_UP_FUND, "Only the shop's admin may top up the payout fund.")
     rules.check_amount(amount_cents)
     s = uow.session
     await s.execute(

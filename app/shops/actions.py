@@ -19,7 +19,7 @@ from app.routing import queues as routing_queues
 from app.routing.models import DEFAULT_QUEUES, AgentQueue, Queue
 from app.shops import service as shop_service
 from app.shops.models import Agent, AgentSession, Buyer, LoginFailure, Shop
-from app.shops.roles import ROLES, is_staff
+from app.shops.roles import ADMIN, ROLES, is_staff
 from app.shops.security import hash_password, new_token, token_hash, verify_password
 from app.shops.service import AgentWithQueues
 
@@ -80,7 +80,7 @@ async def create_shop(
         shop,
         username=admin_username,
         password=admin_password,
-        role="admin",
+        role=ADMIN,
         display_name=admin_username,
         queues=(),
         now=now,
@@ -266,10 +266,10 @@ async def update_agent(
     agent = await shop_service.agent_of_shop(s, shop_id, agent_id)
     role_changed = fields.role is not None and fields.role != agent.role
     deactivated = fields.active is False and agent.active
-    will_admin = (fields.role or agent.role) == "admin" and (
+    will_admin = (fields.role or agent.role) == ADMIN and (
         agent.active if fields.active is None else fields.active
     )
-    if agent.role == "admin" and agent.active and not will_admin:
+    if agent.role == ADMIN and agent.active and not will_admin:
         await _keep_an_admin(uow, shop_id, agent.id)
     for name in (
         "display_name",
@@ -347,7 +347,7 @@ async def _keep_an_admin(uow: UnitOfWork, shop_id: str, leaving_id: str) -> None
     """
     rows = await uow.session.execute(
         select(Agent.id)
-        .where(Agent.shop_id == shop_id, Agent.role == "admin", Agent.active)
+        .where(Agent.shop_id == shop_id, Agent.role == ADMIN, Agent.active)
         .with_for_update()
     )
     if not [a for (a,) in rows if a != leaving_id]:
