@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.support import Translations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
@@ -25,7 +26,7 @@ from app.deps import SESSION_COOKIE, Ctx
 from app.errors import DomainError
 from app.metrics import service as metrics_service
 from app.metrics.api import agent_metrics_public
-from app.pages.i18n import STRINGS, pick_lang
+from app.pages.i18n import error_label, request_words
 from app.pages.views import csrf_refused, render, session_agent
 from app.payouts import actions as payout_actions
 from app.payouts import service as payout_service
@@ -89,15 +90,17 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
 
 
-def error_text(t: dict[str, str], err: Exception) -> str:
+def error_text(t: Translations, err: Exception) -> str:
     if isinstance(err, PageError):
-        return t["err_amount"]
+        return t.gettext("Enter an amount above 0 with at most 2 decimals")
     if isinstance(err, DomainError):
-        return t.get(f"err_{err.code}") or err.message
+        return error_label(t, err.code) or err.message
     if isinstance(err, ValidationError):
         first = err.errors()[0]
-        return t["err_generic"].format(f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
-    return t["err_generic"].format(str(err))
+        error = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    else:
+        error = str(err)
+    return t.gettext("Failed: %(error)s") % {"error": error}
 
 
 async def console_staff(request: Request, ctx: Ctx) -> Agent | Response:
@@ -273,7 +276,7 @@ async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> R
         return me
     if decision not in ("approve", "reject"):
         return Response(status_code=404)
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     try:
         payout = await payout_actions.decide_payout(
             ctx.db,
@@ -286,9 +289,12 @@ async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> R
         )
     except DomainError as err:
         return await section(request, ctx, me, "approvals", error=error_text(t, err))
-    done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
+    if payout.status == "paid":
+        done = t.gettext("Approved %(amount)s; the buyer got the card")
+    else:
+        done = t.gettext("Rejected %(amount)s")
     return await section(
-        request, ctx, me, "approvals", flash=done.format(yuan(payout.amount_cents))
+        request, ctx, me, "approvals", flash=done % {"amount": yuan(payout.amount_cents)}
     )
 
 
@@ -324,7 +330,7 @@ async def create_agent(request: Request, ctx: Ctx) -> Response:
     me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     form = await request.form()
     try:
         fields = _agent_fields(form, creating=True)
@@ -337,7 +343,11 @@ async def create_agent(request: Request, ctx: Ctx) -> Response:
     except (PageError, DomainError, ValidationError) as err:
         return await section(request, ctx, me, "agents", error=error_text(t, err))
     return await section(
-        request, ctx, me, "agents", flash=t["ag_created"].format(added.agent.display_name)
+        request,
+        ctx,
+        me,
+        "agents",
+        flash=t.gettext("Created %(name)s") % {"name": added.agent.display_name},
     )
 
 
@@ -346,7 +356,7 @@ async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
     me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     form = await request.form()
     own_token = request.cookies.get(SESSION_COOKIE) if agent_id == me.id else None
     try:
@@ -362,7 +372,11 @@ async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
     except (PageError, DomainError, ValidationError) as err:
         return await section(request, ctx, me, "agents", error=error_text(t, err))
     return await section(
-        request, ctx, me, "agents", flash=t["ag_saved"].format(updated.agent.display_name)
+        request,
+        ctx,
+        me,
+        "agents",
+        flash=t.gettext("Saved %(name)s") % {"name": updated.agent.display_name},
     )
 
 
@@ -372,7 +386,7 @@ async def set_agent_active(agent_id: str, request: Request, ctx: Ctx) -> Respons
     me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     active = form_text(await request.form(), "active") == "1"
     try:
         updated = await ctx.db.run(
@@ -384,8 +398,14 @@ async def set_agent_active(agent_id: str, request: Request, ctx: Ctx) -> Respons
         )
     except DomainError as err:
         return await section(request, ctx, me, "agents", error=error_text(t, err))
-    done = t["ag_activated"] if active else t["ag_deactivated"]
-    return await section(request, ctx, me, "agents", flash=done.format(updated.agent.display_name))
+    if active:
+        done = t.gettext("Activated %(name)s: they can log in again")
+    else:
+        done = t.gettext(
+            "Deactivated %(name)s: their sessions ended and their open chats went back to the queues"
+        )
+    flash = done % {"name": updated.agent.display_name}
+    return await section(request, ctx, me, "agents", flash=flash)
 
 
 @router.post("/console/categories")
@@ -393,7 +413,7 @@ async def save_categories(request: Request, ctx: Ctx) -> Response:
     me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     form = await request.form()
     names = [str(c).strip() for c in form.getlist("category")]
     targets = [str(q) for q in form.getlist("queue")]
@@ -402,7 +422,7 @@ async def save_categories(request: Request, ctx: Ctx) -> Response:
         await ctx.db.run(routing_queues.replace_category_map, me.shop_id, mapping)
     except DomainError as err:
         return await section(request, ctx, me, "categories", error=error_text(t, err))
-    return await section(request, ctx, me, "categories", flash=t["cat_saved"])
+    return await section(request, ctx, me, "categories", flash=t.gettext("Categories saved"))
 
 
 @router.post("/console/fund")
@@ -410,7 +430,7 @@ async def topup(request: Request, ctx: Ctx) -> Response:
     me = await posted(request, ctx, admin=True)
     if isinstance(me, Response):
         return me
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     form = await request.form()
     try:
         cents = cents_of(form_text(form, "amount"))
@@ -419,7 +439,9 @@ async def topup(request: Request, ctx: Ctx) -> Response:
         )
     except (PageError, DomainError) as err:
         return await section(request, ctx, me, "fund", error=error_text(t, err))
-    return await section(request, ctx, me, "fund", flash=t["fund_topped"].format(yuan(cents)))
+    return await section(
+        request, ctx, me, "fund", flash=t.gettext("Topped up %(amount)s") % {"amount": yuan(cents)}
+    )
 
 
 # The tabs in their own modules (they import the helpers above) add their routes here.

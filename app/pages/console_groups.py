@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from babel.support import Translations
 from fastapi import APIRouter, Request, Response
 
 from app.deps import Ctx
@@ -28,7 +29,7 @@ from app.pages.console import (
     shop_zone_of,
     tab_reader,
 )
-from app.pages.i18n import STRINGS, pick_lang
+from app.pages.i18n import N_, request_words
 from app.shops.models import Agent
 
 router = APIRouter(include_in_schema=False)
@@ -95,7 +96,7 @@ def _int(text: str) -> int:
     return int(text) if text.isdigit() else -1  # the domain's bad_* code says what is wrong
 
 
-Work = Callable[[Agent, Any, dict[str, str]], Awaitable[str]]
+Work = Callable[[Agent, Any, Translations], Awaitable[str]]
 
 
 async def _answer(request: Request, ctx: Ctx, work: Work, done: str, *, admin: bool) -> Response:
@@ -104,30 +105,30 @@ async def _answer(request: Request, ctx: Ctx, work: Work, done: str, *, admin: b
     me = await posted(request, ctx, admin=admin)
     if isinstance(me, Response):
         return me
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     form = await request.form()
     try:
         result = await work(me, form, t)
     except (PageError, DomainError) as err:
         return await section(request, ctx, me, "groups", error=error_text(t, err))
-    return await section(request, ctx, me, "groups", flash=t[done].format(result))
+    return await section(request, ctx, me, "groups", flash=t.gettext(done) % {"result": result})
 
 
 @router.post("/console/groups")
 async def create_group(request: Request, ctx: Ctx) -> Response:
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         max_text = form_text(form, "max_members") or str(group_rules.DEFAULT_MAX_MEMBERS)
         g = await ctx.db.run(
             group_actions.create_group, me, form_text(form, "name"), _int(max_text), ctx.clock.now()
         )
         return g.name  # the newest group is the one the tab shows next
 
-    return await _answer(request, ctx, work, "gr_created", admin=True)
+    return await _answer(request, ctx, work, N_("Created the fan group %(result)s"), admin=True)
 
 
 @router.post("/console/groups/{group_id}/giveaways")
 async def create_giveaway(group_id: str, request: Request, ctx: Ctx) -> Response:
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         title = form_text(form, "title")
         coupon = {
             "title": title,
@@ -145,44 +146,45 @@ async def create_giveaway(group_id: str, request: Request, ctx: Ctx) -> Response
         )
         return str(gw["title"])
 
-    return await _answer(request, ctx, work, "gr_giveaway_started", admin=False)
+    return await _answer(request, ctx, work, N_("Started the giveaway %(result)s"), admin=False)
 
 
 @router.post("/console/groups/{group_id}/mute")
 async def mute(group_id: str, request: Request, ctx: Ctx) -> Response:
     """Mute a member (`buyer_id` in the form) or the whole group for `minutes` (0 lifts it)."""
 
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         buyer_id = form_text(form, "buyer_id") or None
         minutes = _int(form_text(form, "minutes"))
         await ctx.db.run(group_actions.mute, me, group_id, buyer_id, minutes, ctx.clock.now())
         if minutes == 0:
-            return t["gr_unmuted"]
-        return t["gr_muted_for"].format(buyer_id or t["gr_everyone"], minutes)
+            return t.gettext("Mute lifted")
+        who = buyer_id or t.gettext("everyone")
+        return t.gettext("Muted %(who)s for %(minutes)s min") % {"who": who, "minutes": minutes}
 
-    return await _answer(request, ctx, work, "gr_done", admin=False)
+    return await _answer(request, ctx, work, "%(result)s", admin=False)
 
 
 @router.post("/console/groups/{group_id}/remove")
 async def remove_member(group_id: str, request: Request, ctx: Ctx) -> Response:
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         buyer_id = form_text(form, "buyer_id")
         await ctx.db.run(group_actions.remove_member, me, group_id, buyer_id)
         return buyer_id
 
-    return await _answer(request, ctx, work, "gr_removed", admin=False)
+    return await _answer(request, ctx, work, N_("Removed %(result)s from the group"), admin=False)
 
 
 @router.post("/console/groups/{group_id}/messages")
 async def post_message(group_id: str, request: Request, ctx: Ctx) -> Response:
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         body = form_text(form, "body")
         if not body or len(body) > ctx.settings.max_body_chars or "\x00" in body:
-            raise DomainError(t["gr_err_body"], code="invalid")
+            raise DomainError(t.gettext("Write 1 to 4000 characters"), code="invalid")
         client_msg_id = form_text(form, "client_msg_id") or f"console-{secrets.token_hex(8)}"
         await ctx.db.run(
             group_actions.send_to_group, me, group_id, client_msg_id, body, ctx.clock.now()
         )
         return ""
 
-    return await _answer(request, ctx, work, "gr_posted", admin=False)
+    return await _answer(request, ctx, work, N_("Posted to the group"), admin=False)

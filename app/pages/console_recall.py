@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.support import Translations
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
@@ -28,7 +29,7 @@ from app.pages.console import (
     shop_zone_of,
     tab_reader,
 )
-from app.pages.i18n import STRINGS, pick_lang
+from app.pages.i18n import N_, request_words
 from app.pages.views import render
 from app.recall import actions as recall_actions
 from app.recall import api as recall_api
@@ -42,8 +43,8 @@ router = APIRouter(include_in_schema=False)
 ACTIVE = ("scheduled", "running")
 # A button's step: the domain action and what the page says when it is done.
 STEPS = {
-    "schedule": (recall_actions.schedule_campaign, "rc_scheduled"),
-    "cancel": (recall_actions.cancel_campaign, "rc_cancelled"),
+    "schedule": (recall_actions.schedule_campaign, N_("Scheduled %(name)s")),
+    "cancel": (recall_actions.cancel_campaign, N_("Cancelled %(name)s")),
 }
 BAD_TIME = "bad_time"
 FORM_MINUTE = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
@@ -114,9 +115,9 @@ def _campaign_fields(form: Any, zone: ZoneInfo) -> recall_api.CampaignIn:
     )
 
 
-def _error(t: dict[str, str], err: Exception) -> str:
+def _error(t: Translations, err: Exception) -> str:
     if isinstance(err, PageError) and str(err) == BAD_TIME:
-        return t["rc_err_time"]
+        return t.gettext("Fill in the send time and the offer's end")
     return error_text(t, err)
 
 
@@ -125,7 +126,7 @@ async def create_campaign(request: Request, ctx: Ctx) -> Response:
     me = await posted(request, ctx, admin=False)
     if isinstance(me, Response):
         return me
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     form = await request.form()
     try:
         body = _campaign_fields(form, await shop_zone_of(ctx, me.shop_id))
@@ -142,7 +143,8 @@ async def create_campaign(request: Request, ctx: Ctx) -> Response:
         ctx,
         me,
         "recall",
-        flash=t["rc_created"].format(c.name),
+        flash=t.gettext("Created %(name)s; check the audience, then schedule it")
+        % {"name": c.name},
         preview=await _preview(ctx, me.shop_id, c.id),
     )
 
@@ -181,9 +183,9 @@ async def schedule_or_cancel(campaign_id: str, step: str, request: Request, ctx:
     if step not in STEPS:
         return Response(status_code=404)
     action, done = STEPS[step]
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     try:
         c = await ctx.db.run(action, me.shop_id, campaign_id, ctx.clock.now())
     except DomainError as err:
         return await section(request, ctx, me, "recall", error=error_text(t, err))
-    return await section(request, ctx, me, "recall", flash=t[done].format(c.name))
+    return await section(request, ctx, me, "recall", flash=t.gettext(done) % {"name": c.name})
