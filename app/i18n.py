@@ -142,8 +142,8 @@ def problems() -> list[str]:
             for m in catalog:
                 if not m.id:
                     continue
-                key = m.id[0] if isinstance(m.id, tuple | list) else m.id
-                have[(key, m.context)] = m
+                msgid = m.id[0] if isinstance(m.id, tuple | list) else m.id
+                have[(msgid, m.context)] = m
             where = f"{domain}.po ({lang})"
             for key in wanted.keys() - have.keys():
                 out.append(
