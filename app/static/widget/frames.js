@@ -40,7 +40,7 @@
  * @typedef {object} Giveaway
  * @property {string} id
  * @property {string} [title]
- * @property {number} [quantity]
+ * @property {number} quantity
  * @property {Coupon} [coupon]
  */
 
@@ -97,8 +97,8 @@
  * GROUP, as `GET /groups` and the group frames carry it (buyer's view).
  * @typedef {object} Group
  * @property {string} id
- * @property {string} [name]
- * @property {number} [member_count]
+ * @property {string} name
+ * @property {number} member_count
  * @property {number} [last_seq]
  * @property {"active" | "left" | "removed" | null} [member_status]
  * @property {string | null} [muted_until] a whole-group mute

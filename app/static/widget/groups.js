@@ -64,18 +64,21 @@ export function mount({ pane, Homing, lang, api, socket }) {
     input: el("input", { className: "group-input", maxlength: "4000" }),
     send: el("button", { type: "submit", className: "group-send" }),
   };
-  ui.composer = el("form", { className: "group-composer", autocomplete: "off" }, [ui.input, ui.send]);
+  const composer = el("form", { className: "group-composer", autocomplete: "off" }, [ui.input, ui.send]);
   ui.room.append(
     el("div", { className: "room-head" }, [ui.back, ui.roomName, ui.checkin]),
-    ui.roomStatus, ui.messages, ui.composer,
+    ui.roomStatus, ui.messages, composer,
   );
   const lobby = el("div", { className: "lobby" }, [ui.listHead, ui.list]);
   pane.append(lobby, ui.room);
 
   // ---- the list of groups ----------------------------------------------------------
+  /**
+   * What the server said about a group, over what was known.
+   * @param {Group} g
+   */
   function remember(g) {
     state.groups.set(g.id, { ...(state.groups.get(g.id) || {}), ...g });
-    return state.groups.get(g.id);
   }
 
   async function loadList() {
@@ -91,13 +94,14 @@ export function mount({ pane, Homing, lang, api, socket }) {
 
   function renderList() {
     ui.list.replaceChildren(...[...state.groups.values()].map((g) => {
+      /** @type {HTMLElement} */
       let action;
       if (g.member_status === "active") {
         action = el("button", { type: "button", className: "enter", text: w("enter"), onclick: () => enter(g.id) });
       } else if (g.member_status === "removed") {
         action = el("span", { className: "removed", text: w("removed") });
       } else {
-        action = el("button", { type: "button", className: "join primary", text: w("join"), onclick: () => join(g.id, action) });
+        action = el("button", { type: "button", className: "join primary", text: w("join"), onclick: () => join(g.id, /** @type {HTMLButtonElement} */ (action)) });
       }
       return el("li", { className: "group-item", dataset: { group: g.id } }, [
         el("div", { className: "group-text" }, [
@@ -109,6 +113,10 @@ export function mount({ pane, Homing, lang, api, socket }) {
     }));
   }
 
+  /**
+   * @param {string} groupId
+   * @param {HTMLButtonElement} button
+   */
   async function join(groupId, button) {
     button.disabled = true;
     try {
@@ -121,6 +129,7 @@ export function mount({ pane, Homing, lang, api, socket }) {
   }
 
   // ---- one group -------------------------------------------------------------------
+  /** @param {string} groupId */
   function enter(groupId) {
     const g = state.groups.get(groupId);
     if (!g) return;
@@ -138,6 +147,7 @@ export function mount({ pane, Homing, lang, api, socket }) {
     ui.input.focus();
   }
 
+  /* Back to the list of groups. */
   function leaveRoom() {
     state.room = null;
     ui.room.hidden = true;
@@ -145,16 +155,21 @@ export function mount({ pane, Homing, lang, api, socket }) {
     loadList();
   }
 
+  /**
+   * The mute in force (this buyer's own or the whole group's, whichever ends later), if any.
+   * @param {Group} g
+   * @returns {{at: string, mine: boolean} | null}
+   */
   function mutedUntil(g) {
     const now = Date.now();
     const mine = g.my_muted_until && Date.parse(g.my_muted_until) > now ? Date.parse(g.my_muted_until) : 0;
     const all = g.muted_until && Date.parse(g.muted_until) > now ? Date.parse(g.muted_until) : 0;
     if (!mine && !all) return null;
-    return mine >= all ? { at: g.my_muted_until, mine: true } : { at: g.muted_until, mine: false };
+    return mine >= all ? { at: String(g.my_muted_until), mine: true } : { at: String(g.muted_until), mine: false };
   }
 
   function renderRoom() {
-    const g = state.groups.get(state.room);
+    const g = state.room ? state.groups.get(state.room) : undefined;
     if (!g) return;
     const streak = state.streak.get(g.id);
     ui.checkin.textContent = streak ? w("checkedIn", { n: streak }) : w("checkin");
@@ -171,6 +186,10 @@ export function mount({ pane, Homing, lang, api, socket }) {
     ui.checkin.disabled = removed;
   }
 
+  /**
+   * The sender's name as this buyer sees it.
+   * @param {GroupMessage} msg
+   */
   function who(msg) {
     if (msg.sender === "agent") return w("shop");
     if (msg.sender === "system") return "";
@@ -178,6 +197,10 @@ export function mount({ pane, Homing, lang, api, socket }) {
     return w("member", { id: String(msg.sender_id || "").slice(-4) });
   }
 
+  /**
+   * @param {Giveaway} gw
+   * @returns {HTMLDivElement}
+   */
   function giveawayCard(gw) {
     const coupon = gw.coupon || {};
     const result = el("span", { className: "card-note", role: "status" });
@@ -189,8 +212,9 @@ export function mount({ pane, Homing, lang, api, socket }) {
         claim.textContent = w("claimed");
         claim.classList.add("done");
       } catch (err) {
-        if (err.code === "sold_out" || err.code === "already_claimed") {
-          claim.textContent = w(err.code === "sold_out" ? "soldOut" : "alreadyClaimed");
+        const { code } = /** @type {import("./api.js").ApiError} */ (err);
+        if (code === "sold_out" || code === "already_claimed") {
+          claim.textContent = w(code === "sold_out" ? "soldOut" : "alreadyClaimed");
         } else {
           claim.disabled = false;
           result.textContent = w("failedAction", { reason: errorText(err) });
@@ -206,6 +230,10 @@ export function mount({ pane, Homing, lang, api, socket }) {
     ]);
   }
 
+  /**
+   * @param {GroupMessage} msg
+   * @returns {HTMLLIElement}
+   */
   function messageNode(msg) {
     const gw = msg.kind === "giveaway" && msg.payload && msg.payload.giveaway;
     return el("li", {
@@ -218,12 +246,16 @@ export function mount({ pane, Homing, lang, api, socket }) {
     ]);
   }
 
+  /**
+   * A message of the open group (acknowledged, live or synced), once.
+   * @param {GroupMessage} msg
+   */
   function receive(msg) {
     if (msg.group_id !== state.room || state.ids.has(msg.id)) return;
     state.ids.add(msg.id);
     state.seen.set(msg.group_id, Math.max(state.seen.get(msg.group_id) || 0, msg.seq));
     const waiting = msg.client_msg_id && state.pending.get(msg.client_msg_id);
-    if (waiting) {
+    if (msg.client_msg_id && waiting) {
       state.pending.delete(msg.client_msg_id);
       waiting.replaceWith(messageNode(msg));
     } else {
@@ -250,16 +282,22 @@ export function mount({ pane, Homing, lang, api, socket }) {
     }
   }
 
+  /**
+   * A group message not sent: it stays, marked, with the reason.
+   * @param {string} clientId
+   * @param {string} reason
+   */
   function failed(clientId, reason) {
     const node = state.pending.get(clientId);
     if (!node) return;
     state.pending.delete(clientId);
     node.classList.add("failed");
-    node.querySelector(".state").textContent = `${w("failed")}: ${reason}`;
+    const note = node.querySelector(".state");
+    if (note) note.textContent = `${w("failed")}: ${reason}`;
   }
 
   async function checkIn() {
-    const groupId = state.room;
+    const groupId = /** @type {string} */ (state.room); // the button is in the open group
     ui.checkin.disabled = true;
     try {
       const done = await api("POST", `/groups/${encodeURIComponent(groupId)}/checkin`);
@@ -272,6 +310,7 @@ export function mount({ pane, Homing, lang, api, socket }) {
   }
 
   // ---- frames from the widget's socket ----------------------------------------------
+  /** @type {import("./frames.js").FrameHandlers} */
   const handlers = {
     hello(f) {
       state.me = f.buyer_id;
@@ -280,7 +319,8 @@ export function mount({ pane, Homing, lang, api, socket }) {
       if (state.room) socket.send({ type: "group.sync", group_id: state.room, after_seq: state.seen.get(state.room) || 0 });
       if (!pane.hidden && !state.room) renderList();
     },
-    "message.ack"(f) { receive(f.message); },
+    // Only a group message's ack comes here (the widget keeps the chat's).
+    "message.ack"(f) { receive(/** @type {GroupMessage} */ (/** @type {unknown} */ (f.message))); },
     "group.message"(f) { receive(f.message); },
     "group.joined"(f) { remember(f.group); if (!state.room) renderList(); },
     "group.left"(f) {
@@ -301,7 +341,7 @@ export function mount({ pane, Homing, lang, api, socket }) {
 
   ui.back.addEventListener("click", leaveRoom);
   ui.checkin.addEventListener("click", checkIn);
-  ui.composer.addEventListener("submit", (e) => { e.preventDefault(); sendText(); });
+  composer.addEventListener("submit", (e) => { e.preventDefault(); sendText(); });
   // A mute ends by itself: look again every few seconds while one is shown.
   setInterval(() => { if (state.room && !ui.roomStatus.hidden) renderRoom(); }, 5000);
 
@@ -314,7 +354,10 @@ export function mount({ pane, Homing, lang, api, socket }) {
   renderWords();
 
   return {
-    onFrame(frame) { const h = handlers[frame.type]; if (h) h(frame); },
+    onFrame(frame) {
+      const h = /** @type {((f: import("./frames.js").ServerFrame) => void) | undefined} */ (handlers[frame.type]);
+      if (h) h(frame);
+    },
     show() { if (!state.room) loadList(); },
     renderWords,
   };

@@ -32,6 +32,7 @@ export function setReceipt({ state, w }, node) {
 export function messageNode(widget, msg) {
   const { H, config } = widget;
   const { el } = H;
+  /** @type {HTMLElement[]} */
   const meta = [el("time", { text: H.clockTime(msg.created_at) })];
   if (msg.sender === "buyer") meta.push(el("span", { className: "receipt" }));
   const node = el("li", {
