@@ -6,12 +6,9 @@ and the agent's workbench shows them in its own language."""
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime, timedelta
 
-import httpx
 from playwright.async_api import expect
 
-from app.demo import DEMO_API_KEY
 from app.payouts.jobs import LATE_SHIPMENT_JOB
 from tests.browser.helpers import (
     PHONE,
@@ -29,26 +26,6 @@ from tests.browser.helpers import (
     widget_say,
 )
 from tests.browser.test_groups_ui import staff_api
-
-
-async def late_order(web, buyer_id: str, order_id: str, amount_cents: int) -> None:
-    """A paid order of the demo shop that should have shipped an hour ago."""
-    now = datetime.now(UTC)
-    async with httpx.AsyncClient(base_url=web.http) as c:
-        r = await c.post(
-            "/api/v1/orders",
-            headers={"Authorization": f"Bearer {DEMO_API_KEY}"},
-            json={
-                "order_id": order_id,
-                "buyer_id": buyer_id,
-                "amount_cents": amount_cents,
-                "status": "paid",
-                "category": "家居",
-                "created_at": (now - timedelta(days=3)).isoformat(),
-                "ship_by": (now - timedelta(hours=1)).isoformat(),
-            },
-        )
-        assert r.status_code in (200, 201), r.text
 
 
 async def test_an_english_widget_shows_system_cards_and_notices_in_english(web, new_tab):
@@ -84,7 +61,7 @@ async def test_an_english_widget_shows_system_cards_and_notices_in_english(web, 
 
     # An order that did not ship in time: the late-shipment job sends a coupon.
     late_id = f"LATE-{secrets.token_hex(3)}"
-    await late_order(web, buyer_id, late_id, 20_000)
+    await demo_order(web, buyer_id, late_id, 20_000, late=True)
     await web.ctx.jobs.run_once(LATE_SHIPMENT_JOB)
     coupon = widget(buyer, ".card-coupon")
     await expect(coupon.locator(".card-label")).to_have_text("Coupon")
