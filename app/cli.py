@@ -1,4 +1,4 @@
-"""The `homing` command line: serve, worker, shop create."""
+"""The `homing` command line: serve, worker, shop create, i18n."""
 
 from __future__ import annotations
 
@@ -60,7 +60,18 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument("--password", required=True)
     create.add_argument("--name")
 
+    words = sub.add_parser("i18n", help="translations: compile the catalogs, or check them")
+    words.add_argument(
+        "i18n_command",
+        choices=("compile", "check"),
+        help="compile: .po to .mo and to the browser's JSON; check: every message translated",
+    )
+
     args = parser.parse_args(argv)
+    if args.command == "i18n":
+        from app import i18n
+
+        raise SystemExit(i18n.main([args.i18n_command]))
     settings = Settings()
     if args.command == "serve":
         if args.demo:

@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e .
+# The translations: .po -> .mo and /static/locale/*.json (README "Translations").
+.venv/bin/homing i18n compile >/dev/null
 exec .venv/bin/homing serve --demo "$@"

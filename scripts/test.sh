@@ -39,6 +39,10 @@ say "installing Python packages into .venv"
 python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]" || exit 1
 
+# The translations: .po -> .mo and the browser's JSON catalogs (the app would compile them
+# in memory otherwise; compiled here so the wheel the tests build carries them).
+.venv/bin/python -m app.i18n compile >/dev/null || exit 1
+
 # htmx for offline pages, from the npm registry, at the one pinned version.
 if [ -f scripts/vendor.sh ]; then bash scripts/vendor.sh || exit 1; fi
 

@@ -12,11 +12,11 @@ import pytest
 from app import cli
 from app.demo import DEMO_BUYER_SECRET, DEMO_SLUG, seed_demo
 from app.errors import Conflict
-from app.pages.i18n import STRINGS
 from app.security import is_loopback_host
 from app.shops import actions as shop_actions
 from tests.support.factories import PASSWORD
 from tests.support.servers import NodeProcess, free_port
+from tests.support.words import zh
 from tests.test_cli import homing
 
 TOKEN = re.compile(r'data-token="([^"]+)"')
@@ -33,8 +33,14 @@ async def test_demo_storefront_exists_only_in_demo_mode(start_server):
             assert r.status_code == 404, path
             assert not TOKEN.search(r.text)
         landing, login = (await c.get(off.http + "/")).text, (await c.get(off.http + "/login")).text
-        assert "/demo/shop" not in landing and STRINGS["zh"]["landing_login_desc"] in landing
-        assert STRINGS["zh"]["landing_demo_hint"] not in landing + login
+        assert (
+            "/demo/shop" not in landing
+            and zh("Agents, supervisors and admins sign in here.") in landing
+        )
+        assert (
+            zh("Demo: shop demo, agents alice (general) / bob (elder care), password demo.")
+            not in landing + login
+        )
         assert 'value="demo"' not in login
 
         r = await c.get(on.http + "/demo/shop?buyer=wang")
@@ -42,7 +48,11 @@ async def test_demo_storefront_exists_only_in_demo_mode(start_server):
         claims = jwt.decode(TOKEN.search(r.text)[1], DEMO_BUYER_SECRET, algorithms=["HS256"])
         assert claims["shop"] == DEMO_SLUG and claims["sub"] == "demo-wang"
         landing, login = (await c.get(on.http + "/")).text, (await c.get(on.http + "/login")).text
-        assert 'href="/demo/shop"' in landing and STRINGS["zh"]["landing_demo_hint"] in login
+        assert (
+            'href="/demo/shop"' in landing
+            and zh("Demo: shop demo, agents alice (general) / bob (elder care), password demo.")
+            in login
+        )
         assert 'value="demo"' in login
 
 

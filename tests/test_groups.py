@@ -228,6 +228,8 @@ async def test_giveaway_claims_double_claims_and_sold_out(server, connect):
             await watcher.expect("group.message", lambda f: f["message"]["payload"].get("sold_out"))
         )["message"]
         assert gone["payload"]["giveaway_id"] == gw["id"]
+        assert gone["payload"]["notice"] == "giveaway_sold_out"
+        assert gone["payload"]["params"] == {"title": gw["title"]}
         r = await c.get(f"/api/v1/giveaways/{gw['id']}", headers=bh(kit, "m3"))
         assert r.json()["remaining"] == 0
 

@@ -295,6 +295,9 @@ async def test_transfer_to_a_colleague_with_a_note(srv, kit, connect):
     assert bodies[0] == "钻石证书怎么查" and "珠宝问题,请专员处理" in bodies[1]
     note_msg = await b.expect("message.new", lambda f: f["message"]["sender"] == "system")
     assert "珠宝问题" in note_msg["message"]["body"]
+    # Readers render the notice from its code and parameters in their own language.
+    assert note_msg["message"]["payload"]["notice"] == "transferred_to_agent"
+    assert note_msg["message"]["payload"]["params"]["note"] == "珠宝问题,请专员处理"
     assert await b.expect(
         "conversation.assigned", lambda f: f["conversation"]["agent_id"] == kit.agents["jewel1"]
     )
@@ -364,6 +367,7 @@ async def test_inactive_conversations_auto_close_and_the_buyer_rates_once(srv, k
     assert closed["reason"] == "inactive" and closed["csat_invited"] is True
     invite = await b.expect("message.new", lambda f: f["message"]["payload"].get("csat_invite"))
     assert invite["message"]["sender"] == "system"
+    assert invite["message"]["payload"]["notice"] == "csat_invite"
     await gen1.expect("conversation.closed")
     await b.send({"type": "csat.submit", "conversation_id": conv["id"], "score": 6})
     assert (await b.expect("error"))["code"] == "bad_frame"

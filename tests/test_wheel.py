@@ -40,6 +40,8 @@ PACKAGE_DATA = (
     "app/templates/console/_queues.html",
     "app/migrations/script.py.mako",
     "app/migrations/versions/0001_initial_schema.py",
+    "app/locale/zh_CN/LC_MESSAGES/messages.po",
+    "app/locale/en/LC_MESSAGES/widget.po",
 )
 
 
@@ -83,6 +85,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
+    # Built from the .po files alone (as from a fresh clone): the app compiles them itself.
+    shutil.rmtree(src / "app" / "static" / "locale", ignore_errors=True)
+    for mo in (src / "app" / "locale").glob("*/LC_MESSAGES/*.mo"):
+        mo.unlink()
     dist = work / "dist"
     run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
@@ -191,6 +197,10 @@ def test_the_wheel_serves_pages_widget_and_docs_from_a_fresh_venv(
             assert widget.status_code == 200
             assert "javascript" in widget.headers["content-type"]
             assert widget.content == (ROOT / "app" / "static" / "widget.js").read_bytes()
+
+            words = c.get("/static/locale/widget.en.json")
+            assert words.status_code == 200 and words.json()["Compensation"] == "Compensation"
+            assert "Homing service desk" in c.get("/?lang=en").text
 
             htmx = c.get("/static/vendor/htmx.min.js")
             assert htmx.status_code == 200 and "javascript" in htmx.headers["content-type"]

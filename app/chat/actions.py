@@ -35,6 +35,8 @@ from app.shops.policy import Permission
 
 CLOSE_INACTIVE_BATCH = 200  # conversations closed per transaction by the auto-close job
 
+# The stored body of a notice is for old clients; readers render it from its payload's
+# `notice` code and `params` in their own language (docs/protocol-notes.md, "Notices").
 CSAT_INVITE = "本次服务已结束,请为我们的服务打分(1-5 星)。"
 
 
@@ -314,7 +316,12 @@ async def close_conversation(
         sender_id=None,
         kind="system",
         body=CSAT_INVITE,
-        payload={"csat_invite": True, "close_reason": reason},
+        payload={
+            "csat_invite": True,
+            "close_reason": reason,
+            "notice": "csat_invite",
+            "params": {},
+        },
         now=now,
     )
     result = await uow.session.execute(
@@ -446,7 +453,8 @@ async def transfer_conversation(
         kind="system",
         body=f"{body}:{note}" if note else body,
         payload={
-            "transfer": {k: v for k, v in frame.items() if k not in ("type", "conversation_id")}
+            "transfer": {k: v for k, v in frame.items() if k not in ("type", "conversation_id")},
+            **transfer_notice(target_name, to_queue, note),
         },
         now=now,
     )
@@ -454,6 +462,13 @@ async def transfer_conversation(
         await routing.announce_position(uow, conv)
         uow.signal("dispatch", (conv.shop_id, conv.queue))
     return conv
+
+
+def transfer_notice(agent_name: str | None, queue: str | None, note: str | None) -> dict[str, Any]:
+    """The transfer notice as a code and parameters (the body says the same in Chinese)."""
+    if agent_name:
+        return {"notice": "transferred_to_agent", "params": {"agent": agent_name, "note": note}}
+    return {"notice": "transferred_to_queue", "params": {"queue": queue, "note": note}}
 
 
 async def rate_conversation(

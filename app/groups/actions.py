@@ -557,7 +557,12 @@ async def claim_giveaway(
             sender_id=None,
             kind="system",
             body=f"福利「{gw.title}」已领完",
-            payload={"giveaway_id": gw.id, "sold_out": True},
+            payload={
+                "giveaway_id": gw.id,
+                "sold_out": True,
+                "notice": "giveaway_sold_out",
+                "params": {"title": gw.title},
+            },
             now=now,
         )
     return {

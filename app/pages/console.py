@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from babel.support import Translations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
@@ -25,7 +26,7 @@ from app.deps import SESSION_COOKIE, Ctx
 from app.errors import DomainError
 from app.metrics import service as metrics_service
 from app.metrics.api import agent_metrics_public
-from app.pages.i18n import STRINGS, pick_lang
+from app.pages.i18n import error_label, request_words
 from app.pages.views import PageRefusal, csrf_refused, render, session_agent
 from app.payouts import approvals as payout_approvals
 from app.payouts import fund as payout_fund
@@ -90,15 +91,17 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f}%"
 
 
-def error_text(t: dict[str, str], err: Exception) -> str:
+def error_text(t: Translations, err: Exception) -> str:
     if isinstance(err, PageError):
-        return t["err_amount"]
+        return t.gettext("Enter an amount above 0 with at most 2 decimals")
     if isinstance(err, DomainError):
-        return t.get(f"err_{err.code}") or err.message
+        return error_label(t, err.code) or err.message
     if isinstance(err, ValidationError):
         first = err.errors()[0]
-        return t["err_generic"].format(f"{'.'.join(map(str, first['loc']))}: {first['msg']}")
-    return t["err_generic"].format(str(err))
+        error = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    else:
+        error = str(err)
+    return t.gettext("Failed: %(error)s") % {"error": error}
 
 
 async def console_staff(request: Request, ctx: Ctx) -> Agent:
@@ -247,13 +250,13 @@ async def section(request: Request, ctx: Ctx, me: Agent, tab: str, **extra: Any)
     return render(request, ctx, f"console/_{tab}.html", **page_values(me, tab, data, **extra))
 
 
-Work = Callable[[dict[str, str]], Awaitable[str]]
+Work = Callable[[Translations], Awaitable[str]]
 
 
 async def answer(request: Request, ctx: Ctx, me: Agent, tab: str, work: Work) -> Response:
     """A console form's answer: run `work(words)`, one domain action returning what to say
     it did, and show the tab again with that (`flash`), or with why it was refused (`error`)."""
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     try:
         flash = await work(t)
     except (PageError, DomainError, ValidationError) as err:
@@ -294,7 +297,7 @@ async def decide(
     if decision not in ("approve", "reject"):
         return Response(status_code=404)
 
-    async def work(t: dict[str, str]) -> str:
+    async def work(t: Translations) -> str:
         payout = await payout_approvals.decide_payout(
             ctx.db,
             approver_id=me.id,
@@ -304,8 +307,11 @@ async def decide(
             note=None,
             now=ctx.clock.now(),
         )
-        done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
-        return done.format(yuan(payout.amount_cents))
+        if payout.status == "paid":
+            done = t.gettext("Approved %(amount)s; the buyer got the card")
+        else:
+            done = t.gettext("Rejected %(amount)s")
+        return done % {"amount": yuan(payout.amount_cents)}
 
     return await answer(request, ctx, me, "approvals", work)
 
@@ -343,7 +349,7 @@ async def create_agent(
 ) -> Response:
     form = await request.form()
 
-    async def work(t: dict[str, str]) -> str:
+    async def work(t: Translations) -> str:
         fields = _agent_fields(form, creating=True)
         if not fields["display_name"]:
             del fields["display_name"]
@@ -351,7 +357,7 @@ async def create_agent(
         added = await ctx.db.run(
             shop_actions.add_agent, me.shop_id, body.to_fields(), ctx.clock.now()
         )
-        return t["ag_created"].format(added.agent.display_name)
+        return t.gettext("Created %(name)s") % {"name": added.agent.display_name}
 
     return await answer(request, ctx, me, "agents", work)
 
@@ -366,7 +372,7 @@ async def edit_agent(
     form = await request.form()
     own_token = request.cookies.get(SESSION_COOKIE) if agent_id == me.id else None
 
-    async def work(t: dict[str, str]) -> str:
+    async def work(t: Translations) -> str:
         body = shops_api.AgentPatchIn(**_agent_fields(form, creating=False))
         updated = await ctx.db.run(
             shop_actions.update_agent,
@@ -376,7 +382,7 @@ async def edit_agent(
             now=ctx.clock.now(),
             keep_token=own_token,
         )
-        return t["ag_saved"].format(updated.agent.display_name)
+        return t.gettext("Saved %(name)s") % {"name": updated.agent.display_name}
 
     return await answer(request, ctx, me, "agents", work)
 
@@ -391,7 +397,7 @@ async def set_agent_active(
     """Deactivate (`active=0`) or activate (`active=1`) an agent, as `PATCH {"active"}` does."""
     active = form_text(await request.form(), "active") == "1"
 
-    async def work(t: dict[str, str]) -> str:
+    async def work(t: Translations) -> str:
         updated = await ctx.db.run(
             shop_actions.update_agent,
             me.shop_id,
@@ -399,8 +405,14 @@ async def set_agent_active(
             shop_actions.AgentFields(active=active),
             now=ctx.clock.now(),
         )
-        done = t["ag_activated"] if active else t["ag_deactivated"]
-        return done.format(updated.agent.display_name)
+        if active:
+            done = t.gettext("Activated %(name)s: they can log in again")
+        else:
+            done = t.gettext(
+                "Deactivated %(name)s: their sessions ended and their open chats went back to"
+                " the queues"
+            )
+        return done % {"name": updated.agent.display_name}
 
     return await answer(request, ctx, me, "agents", work)
 
@@ -414,9 +426,9 @@ async def save_categories(
     targets = [str(q) for q in form.getlist("queue")]
     mapping = {name: queue for name, queue in zip(names, targets, strict=False) if name}
 
-    async def work(t: dict[str, str]) -> str:
+    async def work(t: Translations) -> str:
         await ctx.db.run(routing_queues.replace_category_map, me.shop_id, mapping)
-        return t["cat_saved"]
+        return t.gettext("Categories saved")
 
     return await answer(request, ctx, me, "categories", work)
 
@@ -427,11 +439,11 @@ async def topup(
 ) -> Response:
     form = await request.form()
 
-    async def work(t: dict[str, str]) -> str:
+    async def work(t: Translations) -> str:
         cents = cents_of(form_text(form, "amount"))
         await ctx.db.run(
             payout_fund.topup_fund, admin_id=me.id, amount_cents=cents, now=ctx.clock.now()
         )
-        return t["fund_topped"].format(yuan(cents))
+        return t.gettext("Topped up %(amount)s") % {"amount": yuan(cents)}
 
     return await answer(request, ctx, me, "fund", work)

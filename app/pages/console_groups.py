@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
+from babel.support import Translations
 from fastapi import APIRouter, Request, Response
 
 from app.deps import Ctx
@@ -26,6 +27,7 @@ from app.pages.console import (
     shop_zone_of,
     tab_reader,
 )
+from app.pages.i18n import N_
 from app.shops.models import Agent
 from app.shops.policy import Permission
 
@@ -96,7 +98,7 @@ def _int(text: str) -> int:
     return int(text) if text.isdigit() else -1  # the domain's bad_* code says what is wrong
 
 
-Work = Callable[[Agent, Any, dict[str, str]], Awaitable[str]]
+Work = Callable[[Agent, Any, Translations], Awaitable[str]]
 
 
 async def _answer(request: Request, ctx: Ctx, me: Agent, work: Work, done: str) -> Response:
@@ -104,27 +106,27 @@ async def _answer(request: Request, ctx: Ctx, me: Agent, work: Work, done: str) 
     (`done` formatted with its result)."""
     form = await request.form()
 
-    async def run(t: dict[str, str]) -> str:
-        return t[done].format(await work(me, form, t))
+    async def run(t: Translations) -> str:
+        return t.gettext(done) % {"result": await work(me, form, t)}
 
     return await answer(request, ctx, me, "groups", run)
 
 
 @router.post("/console/groups")
 async def create_group(request: Request, ctx: Ctx, me: Manager) -> Response:
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         max_text = form_text(form, "max_members") or str(group_rules.DEFAULT_MAX_MEMBERS)
         g = await ctx.db.run(
             group_actions.create_group, me, form_text(form, "name"), _int(max_text), ctx.clock.now()
         )
         return g.name  # the newest group is the one the tab shows next
 
-    return await _answer(request, ctx, me, work, "gr_created")
+    return await _answer(request, ctx, me, work, N_("Created the fan group %(result)s"))
 
 
 @router.post("/console/groups/{group_id}/giveaways")
 async def create_giveaway(group_id: str, request: Request, ctx: Ctx, me: Moderator) -> Response:
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         title = form_text(form, "title")
         coupon = {
             "title": title,
@@ -142,44 +144,45 @@ async def create_giveaway(group_id: str, request: Request, ctx: Ctx, me: Moderat
         )
         return str(gw["title"])
 
-    return await _answer(request, ctx, me, work, "gr_giveaway_started")
+    return await _answer(request, ctx, me, work, N_("Started the giveaway %(result)s"))
 
 
 @router.post("/console/groups/{group_id}/mute")
 async def mute(group_id: str, request: Request, ctx: Ctx, me: Moderator) -> Response:
     """Mute a member (`buyer_id` in the form) or the whole group for `minutes` (0 lifts it)."""
 
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         buyer_id = form_text(form, "buyer_id") or None
         minutes = _int(form_text(form, "minutes"))
         await ctx.db.run(group_actions.mute, me, group_id, buyer_id, minutes, ctx.clock.now())
         if minutes == 0:
-            return t["gr_unmuted"]
-        return t["gr_muted_for"].format(buyer_id or t["gr_everyone"], minutes)
+            return t.gettext("Mute lifted")
+        who = buyer_id or t.gettext("everyone")
+        return t.gettext("Muted %(who)s for %(minutes)s min") % {"who": who, "minutes": minutes}
 
-    return await _answer(request, ctx, me, work, "gr_done")
+    return await _answer(request, ctx, me, work, "%(result)s")
 
 
 @router.post("/console/groups/{group_id}/remove")
 async def remove_member(group_id: str, request: Request, ctx: Ctx, me: Moderator) -> Response:
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         buyer_id = form_text(form, "buyer_id")
         await ctx.db.run(group_actions.remove_member, me, group_id, buyer_id)
         return buyer_id
 
-    return await _answer(request, ctx, me, work, "gr_removed")
+    return await _answer(request, ctx, me, work, N_("Removed %(result)s from the group"))
 
 
 @router.post("/console/groups/{group_id}/messages")
 async def post_message(group_id: str, request: Request, ctx: Ctx, me: Staff) -> Response:
-    async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
+    async def work(me: Agent, form: Any, t: Translations) -> str:
         body = form_text(form, "body")
         if not body or len(body) > ctx.settings.max_body_chars or "\x00" in body:
-            raise DomainError(t["gr_err_body"], code="invalid")
+            raise DomainError(t.gettext("Write 1 to 4000 characters"), code="invalid")
         client_msg_id = form_text(form, "client_msg_id") or f"console-{secrets.token_hex(8)}"
         await ctx.db.run(
             group_actions.send_to_group, me, group_id, client_msg_id, body, ctx.clock.now()
         )
         return ""
 
-    return await _answer(request, ctx, me, work, "gr_posted")
+    return await _answer(request, ctx, me, work, N_("Posted to the group"))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from babel.support import Translations
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
@@ -29,7 +30,7 @@ from app.pages.console import (
     shop_zone_of,
     tab_reader,
 )
-from app.pages.i18n import STRINGS, pick_lang
+from app.pages.i18n import N_, request_words
 from app.pages.views import render
 from app.recall import actions as recall_actions
 from app.recall import api as recall_api
@@ -45,8 +46,8 @@ Recaller = Annotated[Agent, console_form(Permission.RUN_RECALL)]
 ACTIVE = ("scheduled", "running")
 # A button's step: the domain action and what the page says when it is done.
 STEPS = {
-    "schedule": (recall_actions.schedule_campaign, "rc_scheduled"),
-    "cancel": (recall_actions.cancel_campaign, "rc_cancelled"),
+    "schedule": (recall_actions.schedule_campaign, N_("Scheduled %(name)s")),
+    "cancel": (recall_actions.cancel_campaign, N_("Cancelled %(name)s")),
 }
 BAD_TIME = "bad_time"
 FORM_MINUTE = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends and shows
@@ -117,15 +118,15 @@ def _campaign_fields(form: Any, zone: ZoneInfo) -> recall_api.CampaignIn:
     )
 
 
-def _error(t: dict[str, str], err: Exception) -> str:
+def _error(t: Translations, err: Exception) -> str:
     if isinstance(err, PageError) and str(err) == BAD_TIME:
-        return t["rc_err_time"]
+        return t.gettext("Fill in the send time and the offer's end")
     return error_text(t, err)
 
 
 @router.post("/console/recall")
 async def create_campaign(request: Request, ctx: Ctx, me: Recaller) -> Response:
-    t = STRINGS[pick_lang(request)[0]]
+    t = request_words(request)
     form = await request.form()
     try:
         body = _campaign_fields(form, await shop_zone_of(ctx, me.shop_id))
@@ -142,7 +143,8 @@ async def create_campaign(request: Request, ctx: Ctx, me: Recaller) -> Response:
         ctx,
         me,
         "recall",
-        flash=t["rc_created"].format(c.name),
+        flash=t.gettext("Created %(name)s; check the audience, then schedule it")
+        % {"name": c.name},
         preview=await _preview(ctx, me.shop_id, c.id),
     )
 
@@ -175,8 +177,8 @@ async def schedule_or_cancel(
         return Response(status_code=404)
     action, done = STEPS[step]
 
-    async def work(t: dict[str, str]) -> str:
+    async def work(t: Translations) -> str:
         c = await ctx.db.run(action, me.shop_id, campaign_id, ctx.clock.now())
-        return t[done].format(c.name)
+        return t.gettext(done) % {"name": c.name}
 
     return await answer(request, ctx, me, "recall", work)

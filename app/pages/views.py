@@ -17,11 +17,21 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 
+from app import i18n
 from app.config import HTMX_VERSION
 from app.deps import SESSION_COOKIE, Ctx
 from app.errors import NotAuthenticated, RateLimited
 from app.pages import demo
-from app.pages.i18n import LANG_COOKIE, STRINGS, pick_lang
+from app.pages.i18n import (
+    HTML_LANG,
+    LANG_COOKIE,
+    LOCALES,
+    SWITCH,
+    label,
+    message_text,
+    pick_lang,
+    words,
+)
 from app.security import CSRF_FIELD, CSRF_HEADER, csrf_ok, csrf_token_for
 from app.shops import api as shops_api
 from app.shops import service as shop_service
@@ -55,6 +65,7 @@ templates = jinja2.Environment(
     autoescape=True,
     trim_blocks=True,
     lstrip_blocks=True,
+    extensions=["jinja2.ext.i18n"],
 )
 
 
@@ -88,16 +99,23 @@ templates.globals["can"] = can
 def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: Any) -> Response:
     lang, chosen = pick_lang(request)
     htmx_src = HTMX_LOCAL if ctx.settings.htmx_local else HTMX_CDN.format(version=HTMX_VERSION)
-    t = STRINGS[lang]
+    t = words(lang)
+    # Rendering is synchronous, so the catalog installed here is the one this page uses.
+    templates.install_gettext_translations(t, newstyle=True)  # type: ignore[attr-defined]
+    switch_to, switch_label = SWITCH[lang]
     # The other language's link keeps the page's other query parameters (e.g. ?buyer=).
-    other = request.url.include_query_params(lang=t["switch_to"])
+    other = request.url.include_query_params(lang=switch_to)
     # A signed-in page sends its session's CSRF token back with every state change
     # (htmx from <body hx-headers>, scripts from <meta name=csrf-token>, forms as a field).
     session = request.cookies.get(SESSION_COOKIE)
     html = templates.get_template(name).render(
         request=request,
         lang=lang,
-        t=t,
+        html_lang=HTML_LANG[lang],
+        switch_to=switch_to,
+        switch_label=switch_label,
+        label=lambda kind, code: label(t, kind, code),
+        message_text=lambda msg: message_text(t, msg),
         htmx_src=htmx_src,
         demo_mode=ctx.settings.demo,
         switch_lang_url=f"{other.path}?{other.query}",
@@ -126,8 +144,12 @@ def csrf_refused(request: Request, sent: str | None = None) -> Response | None:
     a form field) does not match the session cookie's; None when it matches."""
     session = request.cookies.get(SESSION_COOKIE)
     if session and not csrf_ok(session, sent or request.headers.get(CSRF_HEADER)):
-        t = STRINGS[pick_lang(request)[0]]
-        return Response(t["csrf_refused"], status_code=403, media_type="text/plain; charset=utf-8")
+        t = words(pick_lang(request)[0])
+        return Response(
+            t.gettext("This page is out of date; reload it and try again."),
+            status_code=403,
+            media_type="text/plain; charset=utf-8",
+        )
     return None
 
 
@@ -140,6 +162,19 @@ async def session_agent(request: Request, ctx: Ctx) -> Agent | None:
             )
     except NotAuthenticated:
         return None
+
+
+@router.get("/static/locale/{domain}.{lang}.json")
+async def locale_catalog(domain: str, lang: str) -> Response:
+    """A browser script's catalog, compiled from the `.po` files of this installation (the
+    same bytes `python -m app.i18n compile` writes under app/static/locale/)."""
+    if domain not in i18n.DOMAINS or lang not in i18n.LANGS:
+        return Response(status_code=404)
+    return Response(
+        i18n.json_text(lang, domain),
+        media_type="application/json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
 
 
 @router.get("/")
@@ -156,7 +191,7 @@ async def login_page(request: Request, ctx: Ctx) -> Response:
 @router.post("/login")
 async def login_submit(request: Request, ctx: Ctx) -> Response:
     """The login form: htmx gets a fragment or an HX-Redirect; a plain form post a page or a 303."""
-    t = STRINGS[pick_lang(request)[0]]
+    t = words(pick_lang(request)[0])
     via_htmx = request.headers.get("hx-request") == "true"
     form = await request.form()
     fields = {k: str(form.get(k) or "").strip() for k in ("shop", "username")}
@@ -172,7 +207,7 @@ async def login_submit(request: Request, ctx: Ctx) -> Response:
             shop=fields["shop"], username=fields["username"], password=password
         )
     except ValidationError:
-        return failed(t["login_incomplete"], 422)
+        return failed(t.gettext("Fill in shop, username and password."), 422)
     response: Response = (
         Response(status_code=200, headers={"HX-Redirect": "/workbench"})
         if via_htmx
@@ -181,9 +216,13 @@ async def login_submit(request: Request, ctx: Ctx) -> Response:
     try:
         await shops_api.login(body, request, response, ctx)
     except RateLimited:
-        return failed(t["login_throttled"], 429)
+        return failed(t.gettext("Too many failed logins; wait a few minutes and try again."), 429)
     except NotAuthenticated as err:
-        return failed(t["login_inactive" if err.code == "agent_inactive" else "login_bad"], 401)
+        if err.code == "agent_inactive":
+            return failed(
+                t.gettext("This account has been deactivated; ask the shop's admin."), 401
+            )
+        return failed(t.gettext("Wrong shop, username or password."), 401)
     return response
 
 
@@ -221,7 +260,8 @@ async def workbench(request: Request, ctx: Ctx) -> Response:
         # The payout daily total is per calendar day in the shop's time zone.
         "timezone": shop_service.shop_zone(shop).key if shop else "Asia/Shanghai",
         "lang": lang,
-        "strings": STRINGS[lang],
+        # The workbench scripts' catalog, the same as /static/locale/workbench.<lang>.json.
+        "catalog": i18n.json_catalog(LOCALES[lang], "workbench"),
         # What the scripts may offer (the API still decides): app/shops/policy.py's names.
         "permissions": permissions_of(agent.role),
     }

@@ -151,33 +151,107 @@
     return "¥" + (cents / 100).toFixed(2);
   }
 
-  const CARD_WORDS = {
-    zh: {
-      product: "商品", order: "订单", coupon: "优惠券", compensation: "赔付", image: "图片",
-      min_spend: "满 {0} 可用", no_min: "无门槛", reasons: {
-        late_shipment: "晚发即赔", damaged: "坏了包退", price_protection: "价保差价",
-        shipping_fee: "运费补偿", goodwill: "安抚补偿",
-      },
-    },
-    en: {
-      product: "Product", order: "Order", coupon: "Coupon", compensation: "Compensation", image: "Image",
-      min_spend: "on orders over {0}", no_min: "no minimum", reasons: {
-        late_shipment: "late shipment", damaged: "damaged item", price_protection: "price protection",
-        shipping_fee: "shipping fee", goodwill: "goodwill",
-      },
-    },
-  };
+  // ---- translations ----------------------------------------------------------------------
+  /* The page's catalog: a flat {msgid: msgstr} from /static/locale/<domain>.<lang>.json (the
+   * workbench gets it in its boot data, the widget fetches it). msgids are the English text;
+   * Babel extracts the gettext / ngettext calls of these scripts into app/locale/. */
+  let catalog = {};
+
+  function setCatalog(found) {
+    catalog = found && typeof found === "object" ? found : {};
+  }
+
+  function gettext(msgid) {
+    const found = catalog[msgid];
+    return typeof found === "string" && found ? found : msgid;
+  }
+
+  /* Plural forms: the catalog maps the singular msgid to the list of forms
+   * (Chinese has one form, English two). */
+  function ngettext(singular, plural, n) {
+    const forms = catalog[singular];
+    if (Array.isArray(forms) && forms.length) return forms[Math.min(n === 1 ? 0 : 1, forms.length - 1)];
+    return n === 1 ? singular : plural;
+  }
+
+  /* "%(name)s" placeholders, as in the Python catalogs. */
+  function format(text, params) {
+    return text.replace(/%\(([A-Za-z0-9_]+)\)s/g, (whole, name) =>
+      params && Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole);
+  }
+
+  /* Why a payout was made, as a buyer reads it. */
+  function reasonLabel(code) {
+    const labels = {
+      late_shipment: gettext("late shipment"),
+      damaged: gettext("damaged item"),
+      price_protection: gettext("price protection"),
+      shipping_fee: gettext("shipping fee"),
+      goodwill: gettext("goodwill"),
+    };
+    return labels[code] || code || "";
+  }
+
+  /* A system notice from its code and parameters (payload.notice / payload.params, see
+   * docs/protocol-notes.md); null for a code this script does not know (the stored body then). */
+  function noticeText(code, params) {
+    const p = params || {};
+    switch (code) {
+      case "csat_invite":
+        return gettext("This chat has ended. Please rate our service (1 to 5 stars).");
+      case "transferred_to_agent":
+        return p.note
+          ? format(gettext("Transferred to %(agent)s: %(note)s"), p)
+          : format(gettext("Transferred to %(agent)s"), p);
+      case "transferred_to_queue":
+        return p.note
+          ? format(gettext("Transferred to the %(queue)s queue: %(note)s"), p)
+          : format(gettext("Transferred to the %(queue)s queue"), p);
+      case "giveaway_sold_out":
+        return format(gettext("The giveaway %(title)s has run out"), p);
+      default:
+        return null;
+    }
+  }
+
+  /* A message's words in the reader's language: notices and the cards the shop's system
+   * sends are rendered from their payload; what a person wrote is shown as written. */
+  function messageText(msg) {
+    const p = msg.payload || {};
+    if (p.notice) {
+      const text = noticeText(p.notice, p.params);
+      if (text !== null) return text;
+    }
+    if (msg.kind === "compensation_card" && p.amount_cents !== undefined) {
+      return format(gettext("We have compensated you %(amount)s (%(reason)s)"),
+        { amount: money(p.amount_cents), reason: reasonLabel(p.reason) });
+    }
+    const c = p.coupon || {};
+    if (msg.kind === "coupon_card" && c.reason === "late_shipment") {
+      return format(gettext("Sorry, your order %(order_id)s did not ship on time. Here is a %(amount)s coupon with no minimum spend (late shipment)."),
+        { order_id: c.order_id || "", amount: money(c.amount_cents) });
+    }
+    return msg.body || "";
+  }
+
+  /* A coupon's title: a late-shipment coupon's from its amount; a merchant's as written. */
+  function couponTitle(c) {
+    if (c.reason === "late_shipment") {
+      return format(gettext("Late-shipment coupon: %(amount)s, no minimum spend"), { amount: money(c.amount_cents) });
+    }
+    return c.title || "";
+  }
 
   /* The visible body of a message: text, or a card for the card kinds. `imageUrl(upload_id)`
    * says where this page loads an uploaded image from (credentials differ per page). */
   function messageContent(msg, lang, imageUrl) {
-    const w = CARD_WORDS[lang] || CARD_WORDS.zh;
     const p = msg.payload || {};
-    const caption = msg.body ? el("p", { className: "card-caption", text: msg.body }) : null;
+    const text = messageText(msg);
+    const caption = text ? el("p", { className: "card-caption", text }) : null;
     switch (msg.kind) {
       case "product_card":
         return el("div", { className: "card card-product" }, [
-          el("span", { className: "card-label", text: w.product }),
+          el("span", { className: "card-label", text: gettext("Product") }),
           el("strong", { className: "card-title", text: p.title || p.product_id || "" }),
           el("span", { className: "card-price", text: money(p.price_cents) }),
           p.category ? el("span", { className: "card-sub", text: p.category }) : null,
@@ -185,26 +259,28 @@
         ]);
       case "order_card":
         return el("div", { className: "card card-order" }, [
-          el("span", { className: "card-label", text: w.order }),
+          el("span", { className: "card-label", text: gettext("Order") }),
           el("strong", { className: "card-title", text: "#" + (p.order_id || "") }),
           caption,
         ]);
       case "coupon_card": {
         const c = p.coupon || {};
-        const rule = c.min_spend_cents ? w.min_spend.replace("{0}", money(c.min_spend_cents)) : w.no_min;
+        const rule = c.min_spend_cents
+          ? format(gettext("on orders over %(amount)s"), { amount: money(c.min_spend_cents) })
+          : gettext("no minimum");
         return el("div", { className: "card card-coupon" }, [
-          el("span", { className: "card-label", text: w.coupon }),
+          el("span", { className: "card-label", text: gettext("Coupon") }),
           el("strong", { className: "card-price", text: money(c.amount_cents) }),
-          el("span", { className: "card-title", text: c.title || "" }),
+          el("span", { className: "card-title", text: couponTitle(c) }),
           el("span", { className: "card-sub", text: rule }),
           caption,
         ]);
       }
       case "compensation_card":
         return el("div", { className: "card card-compensation" }, [
-          el("span", { className: "card-label", text: w.compensation }),
+          el("span", { className: "card-label", text: gettext("Compensation") }),
           el("strong", { className: "card-price", text: money(p.amount_cents) }),
-          el("span", { className: "card-sub", text: w.reasons[p.reason] || p.reason || "" }),
+          el("span", { className: "card-sub", text: reasonLabel(p.reason) }),
           caption,
         ]);
       case "image": {
@@ -212,13 +288,13 @@
         return el("div", { className: "card card-image" }, [
           src
             ? el("a", { href: src, target: "_blank", rel: "noopener" },
-              el("img", { className: "chat-image", src, alt: w.image, loading: "lazy" }))
-            : el("span", { className: "card-label", text: `[${w.image}]` }),
+              el("img", { className: "chat-image", src, alt: gettext("Image"), loading: "lazy" }))
+            : el("span", { className: "card-label", text: `[${gettext("Image")}]` }),
           caption,
         ]);
       }
       default:
-        return el("p", { className: "text", text: msg.body || "" });
+        return el("p", { className: "text", text });
     }
   }
 
@@ -256,5 +332,8 @@
     return meta ? { "X-CSRF-Token": meta.content } : {};
   }
 
-  window.Homing = { Socket, newClientId, el, money, messageContent, insertBySeq, clockTime, elapsed, csrfHeader };
+  window.Homing = {
+    Socket, newClientId, el, money, messageContent, messageText, insertBySeq, clockTime, elapsed, csrfHeader,
+    setCatalog, gettext, ngettext, format,
+  };
 })();

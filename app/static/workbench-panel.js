@@ -3,10 +3,25 @@
  * and passes every socket frame on ("homing:frame"). Data goes on the page as text only. */
 (function () {
   "use strict";
-  const { el, money, csrfHeader } = window.Homing;
+  const { el, money, csrfHeader, gettext, format } = window.Homing;
   const wb = window.HomingWorkbench;
   const boot = wb.boot;
-  const T = boot.strings;
+  const QUEUE_LABELS = { general: gettext("general"), elderly: gettext("elder care") };
+  const ORDER_STATUS = { paid: gettext("paid"), shipped: gettext("shipped"), refunded: gettext("refunded") };
+  // What the payout API's error codes mean to the agent (else the server's own message).
+  const ERRORS = {
+    insufficient_funds: gettext("The payout fund is too low; ask an admin to top it up"),
+    order_cap_exceeded: gettext("More than this order can still be compensated"),
+    order_refunded: gettext("The order was refunded; no compensation on it"),
+    evidence_required: gettext("A damaged claim needs the buyer's photo in this chat first"),
+    order_required: gettext("Pick an order first"),
+    order_mismatch: gettext("That order is not this buyer's"),
+    invalid_amount: gettext("Invalid amount"),
+    payout_limit_exceeded: gettext("Above my own per-payout limit"),
+    daily_limit_exceeded: gettext("Above what is left of my daily total"),
+    not_pending: gettext("Already decided"),
+    forbidden: gettext("Not allowed"),
+  };
   const me = boot.agent;
   // What the policy lets me see (app/shops/policy.py); the API decides again on every call.
   const may = (permission) => (boot.permissions || []).includes(permission);
@@ -22,8 +37,6 @@
     transferTarget: $("transfer-target"), transferNote: $("transfer-note"),
     transferCancel: $("transfer-cancel"),
   };
-
-  const fmt = (template, ...args) => args.reduce((s, a, i) => s.replace(`{${i}}`, a), template);
 
   let current = null; // {conv, open} of the conversation on screen
   let usedToday = 0; // cents I authorised today (the daily total)
@@ -55,12 +68,11 @@
   function leftToday() { return Math.max(0, me.payout_daily_cents - usedToday); }
 
   function renderAuthority() {
-    ui.authority.textContent = fmt(T.wb_payout_limit, money(me.payout_limit_cents), money(leftToday()),
-      money(me.payout_daily_cents));
+    ui.authority.textContent = format(gettext("Per payout %(limit)s · left today %(left)s of %(daily)s"), { limit: money(me.payout_limit_cents), left: money(leftToday()), daily: money(me.payout_daily_cents) });
     const cents = parseYuan(ui.amount.value);
     const over = cents !== null && (cents > me.payout_limit_cents || cents > leftToday());
     ui.over.hidden = !over;
-    ui.submit.textContent = over ? T.wb_payout_submit_approval : T.wb_payout_submit;
+    ui.submit.textContent = over ? gettext("Ask for approval") : gettext("Pay");
   }
 
   /* "12.5" -> 1250 cents; null unless a positive amount with at most two decimals. */
@@ -82,7 +94,7 @@
     ui.name.textContent = c.buyer_name || c.buyer_id;
     ui.id.textContent = c.buyer_id;
     ui.vip.hidden = !c.buyer_vip;
-    ui.vip.textContent = c.buyer_vip ? `${T.wb_vip}${c.buyer_vip}` : "";
+    ui.vip.textContent = c.buyer_vip ? `${gettext("VIP")}${c.buyer_vip}` : "";
     ui.elder.hidden = !c.elder;
     ui.submit.disabled = !detail.open;
     ui.transferOpen.disabled = !detail.open;
@@ -110,15 +122,15 @@
     ui.orders.replaceChildren(...orders.map((o) => el("li", { className: `order${o.linked ? " linked" : ""}`, dataset: { order: o.order_id } }, [
       el("div", { className: "order-row" }, [
         el("span", { className: "order-id", text: `#${o.order_id}` }),
-        o.linked ? el("span", { className: "badge badge-linked", text: T.wb_orders_linked }) : null,
+        o.linked ? el("span", { className: "badge badge-linked", text: gettext("in chat") }) : null,
         el("span", { className: "order-amount", text: money(o.amount_cents) }),
       ]),
       el("div", { className: "order-row sub" }, [
-        el("span", { text: [o.category, T[`wb_order_status_${o.status}`] || o.status].filter(Boolean).join(" · ") }),
-        o.paid_out_cents ? el("span", { className: "paid-out", text: fmt(T.wb_orders_paid_out, money(o.paid_out_cents)) }) : null,
+        el("span", { text: [o.category, ORDER_STATUS[o.status] || o.status].filter(Boolean).join(" · ") }),
+        o.paid_out_cents ? el("span", { className: "paid-out", text: format(gettext("%(amount)s paid out"), { amount: money(o.paid_out_cents) }) }) : null,
       ]),
     ])));
-    if (!orders.length) ui.orders.append(el("li", { className: "empty", text: T.wb_orders_none }));
+    if (!orders.length) ui.orders.append(el("li", { className: "empty", text: gettext("No orders from this buyer") }));
     ui.order.replaceChildren(...orders.map((o) => el("option", {
       value: o.order_id, text: `#${o.order_id} · ${money(o.amount_cents)}`, disabled: o.status === "refunded",
     })));
@@ -152,7 +164,7 @@
 
   function errorText(body, status) {
     const err = (body && body.error) || {};
-    return T[`err_${err.code}`] || err.message || fmt(T.err_generic, String(status));
+    return ERRORS[err.code] || err.message || format(gettext("Failed: %(error)s"), { error: String(status) });
   }
 
   ui.amount.addEventListener("input", renderAuthority);
@@ -160,10 +172,10 @@
   ui.form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (!current) return;
-    if (!current.open) { result(T.wb_payout_closed, "error"); return; }
+    if (!current.open) { result(gettext("The conversation is closed"), "error"); return; }
     const cents = parseYuan(ui.amount.value);
-    if (cents === null) { result(T.wb_payout_bad_amount, "error"); ui.amount.focus(); return; }
-    if (!ui.order.value) { result(T.err_order_required, "error"); return; }
+    if (cents === null) { result(gettext("Enter an amount with at most 2 decimals, e.g. 12.50"), "error"); ui.amount.focus(); return; }
+    if (!ui.order.value) { result(gettext("Pick an order first"), "error"); return; }
     const body = {
       conversation_id: current.conv.id,
       order_id: ui.order.value,
@@ -174,7 +186,7 @@
     const fingerprint = JSON.stringify(body);
     if (!attempt || attempt.fingerprint !== fingerprint) attempt = { key: newKey(), fingerprint };
     ui.submit.disabled = true;
-    ui.submit.textContent = T.wb_payout_busy;
+    ui.submit.textContent = gettext("Submitting…");
     let res;
     let data = null;
     try {
@@ -190,13 +202,13 @@
     }
     ui.submit.disabled = !(current && current.open);
     renderAuthority();
-    if (!res || res.status >= 500) { result(T.wb_payout_retry, "error"); return; } // keep the key
+    if (!res || res.status >= 500) { result(gettext("Network trouble; press again to retry (it will not pay twice)"), "error"); return; } // keep the key
     if (res.status === 401) { location.assign("/login"); return; }
     attempt = null; // answered: the next press is a new submission
     if (!res.ok) { result(errorText(data, res.status), "error"); return; }
-    if (data.status === "paid") result(fmt(T.wb_payout_paid, money(data.amount_cents)), "ok");
-    else if (data.status === "pending_approval") result(fmt(T.wb_payout_pending, money(data.amount_cents)), "pending");
-    else result(T.wb_payout_rejected, "error");
+    if (data.status === "paid") result(format(gettext("Paid %(amount)s; the buyer got the compensation card"), { amount: money(data.amount_cents) }), "ok");
+    else if (data.status === "pending_approval") result(format(gettext("%(amount)s sent for approval"), { amount: money(data.amount_cents) }), "pending");
+    else result(gettext("Compensation rejected"), "error");
     ui.amount.value = "";
     ui.note.value = "";
     loadAuthority();
@@ -221,14 +233,14 @@
     ]);
     const groups = [];
     if (queues && queues.length) {
-      groups.push(el("optgroup", { label: T.wb_transfer_queues }, queues.map((q) => el("option", {
+      groups.push(el("optgroup", { label: gettext("Queues") }, queues.map((q) => el("option", {
         value: `queue:${q.name}`,
-        text: `${T[`wb_queue_${q.name}`] || q.name} (${fmt(T.wb_transfer_waiting, q.waiting, q.agents_online)})`,
+        text: `${QUEUE_LABELS[q.name] || q.name} (${format(gettext("%(waiting)s waiting · %(online)s online"), { waiting: q.waiting, online: q.agents_online })})`,
       }))));
     }
     const free = (agents || []).filter((a) => a.id !== me.id && a.status === "online" && a.active_count < a.max_concurrent);
     if (free.length) {
-      groups.push(el("optgroup", { label: T.wb_transfer_agents }, free.map((a) => el("option", {
+      groups.push(el("optgroup", { label: gettext("Colleagues online") }, free.map((a) => el("option", {
         value: `agent:${a.id}`, text: `${a.display_name} (${a.active_count}/${a.max_concurrent})`,
       }))));
     }
@@ -252,9 +264,9 @@
     const frame = { type: "conversation.transfer", conversation_id: current.conv.id, note: ui.transferNote.value.trim() || null };
     if (kind === "agent") frame.to_agent_id = rest.join(":");
     else frame.to_queue = rest.join(":");
-    if (!wb.send(frame)) { wb.toast(T.wb_offline); return; }
+    if (!wb.send(frame)) { wb.toast(gettext("Connection lost, reconnecting…")); return; }
     ui.transferForm.hidden = true;
-    wb.toast(T.wb_transfer_sent);
+    wb.toast(gettext("Transfer sent"));
   });
 
   // ---- events from workbench.js ----------------------------------------------------------

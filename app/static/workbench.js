@@ -2,11 +2,14 @@
  * Everything people typed is put on the page with textContent (see Homing.el). */
 (function () {
   "use strict";
-  const { Socket, el, newClientId, messageContent, insertBySeq, clockTime, elapsed } = window.Homing;
+  const { Socket, el, newClientId, messageContent, messageText, insertBySeq, clockTime, elapsed } = window.Homing;
+  const { gettext } = window.Homing;
 
   const boot = JSON.parse(document.getElementById("boot").textContent);
-  const T = boot.strings;
   const LANG = boot.lang;
+  // The workbench catalog (the same as /static/locale/workbench.<lang>.json), before any gettext.
+  window.Homing.setCatalog(boot.catalog);
+  const QUEUE_LABELS = { general: gettext("general"), elderly: gettext("elder care") };
   const TYPING_EVERY_MS = 3000; // send `typing` at most this often
   const TYPING_SHOWN_MS = 4000; // how long the buyer's typing indicator stays up
   const SLOW_REPLY_S = 180; // the 3-minute reply target (体验分)
@@ -35,7 +38,7 @@
     }
 
     /* What the list and the chat say about a conversation I can no longer answer. */
-    get endNote() { return this.gone || T.wb_closed; }
+    get endNote() { return this.gone || gettext("Conversation closed"); }
 
     get id() { return this.data.id; }
     get open() { return this.data.status !== "closed" && !this.gone; }
@@ -89,7 +92,7 @@
     onDown: () => { ui.banner.hidden = false; },
     onUnauthorized: () => {
       ui.banner.hidden = false;
-      ui.banner.textContent = T.wb_session_ended;
+      ui.banner.textContent = gettext("Your session has ended; log in again.");
       setTimeout(() => location.assign("/login"), 1500);
     },
   });
@@ -144,7 +147,7 @@
         conv.gone = null;
         conv.data = { ...conv.data, status: "assigned", agent_id: boot.agent.id };
       } else if (f.from_agent_id === boot.agent.id) {
-        conv.gone = T.wb_transferred;
+        conv.gone = gettext("Transferred to someone else");
         conv.pending.clear();
       }
       renderAll();
@@ -152,7 +155,7 @@
     "conversation.requeued"(f) {
       const conv = convs.get(f.conversation_id);
       if (!conv) return;
-      conv.gone = T.wb_requeued;
+      conv.gone = gettext("Sent back to the queue");
       conv.pending.clear();
       renderAll();
     },
@@ -248,16 +251,16 @@
   for (const b of document.querySelectorAll(".status-switch [data-status]")) {
     b.addEventListener("click", () => {
       if (b.dataset.status === myStatus) return;
-      if (!socket.send({ type: "agent.status", status: b.dataset.status })) toast(T.wb_offline);
+      if (!socket.send({ type: "agent.status", status: b.dataset.status })) toast(gettext("Connection lost, reconnecting…"));
     });
   }
 
   // ---- the conversation list ---------------------------------------------------------
   function badgeNodes(conv) {
     const out = [];
-    if (conv.data.elder) out.push(el("span", { className: "badge badge-elder", text: T.wb_elder }));
+    if (conv.data.elder) out.push(el("span", { className: "badge badge-elder", text: gettext("Elder") }));
     const vip = conv.data.buyer_vip;
-    if (vip) out.push(el("span", { className: "badge badge-vip", text: `${T.wb_vip}${vip}` }));
+    if (vip) out.push(el("span", { className: "badge badge-vip", text: `${gettext("VIP")}${vip}` }));
     return out;
   }
 
@@ -266,11 +269,14 @@
   }
 
   function preview(msg) {
-    if (!msg) return T.wb_no_messages;
-    const card = { product_card: "[商品]", order_card: "[订单]", image: "[图片]", coupon_card: "[优惠券]", compensation_card: "[赔付]" };
-    const cardEn = { product_card: "[product]", order_card: "[order]", image: "[image]", coupon_card: "[coupon]", compensation_card: "[compensation]" };
-    const label = (LANG === "en" ? cardEn : card)[msg.kind];
-    return label ? `${label} ${msg.body || (msg.payload && msg.payload.title) || ""}` : msg.body;
+    if (!msg) return gettext("No messages yet");
+    const card = {
+      product_card: gettext("[product]"), order_card: gettext("[order]"), image: gettext("[image]"),
+      coupon_card: gettext("[coupon]"), compensation_card: gettext("[compensation]"),
+    };
+    const label = card[msg.kind];
+    const text = messageText(msg);
+    return label ? `${label} ${text || (msg.payload && msg.payload.title) || ""}` : text;
   }
 
   function renderList() {
@@ -290,7 +296,7 @@
         el("div", { className: "row" }, [
           el("span", { className: "buyer", text: buyerName(conv) }),
           ...badgeNodes(conv),
-          unread ? el("span", { className: "unread", text: String(unread), title: T.wb_unread }) : null,
+          unread ? el("span", { className: "unread", text: String(unread), title: gettext("Unread") }) : null,
         ]),
         el("div", { className: "row sub" }, [
           el("span", { className: "preview", text: conv.open ? preview(conv.last) : conv.endNote }),
@@ -301,7 +307,7 @@
     ui.list.replaceChildren(...nodes);
     renderWaits();
     const total = items.reduce((n, c) => n + c.unread, 0);
-    document.title = `${total ? `(${total}) ` : ""}${T.wb_title} · ${T.brand}`;
+    document.title = `${total ? `(${total}) ` : ""}${gettext("Workbench")} · ${gettext("Homing service desk")}`;
   }
 
   function renderWaits() {
@@ -309,7 +315,7 @@
     for (const span of ui.list.querySelectorAll(".wait")) {
       const conv = convs.get(span.dataset.id);
       const since = conv && conv.waitingSince;
-      span.textContent = since ? `${T.wb_waiting} ${elapsed(since, now)}` : "";
+      span.textContent = since ? `${gettext("waiting")} ${elapsed(since, now)}` : "";
       span.classList.toggle("late", Boolean(since) && now - Date.parse(since) > SLOW_REPLY_S * 1000);
     }
   }
@@ -337,17 +343,17 @@
     if (!conv) return;
     ui.buyer.textContent = buyerName(conv);
     ui.badges.replaceChildren(...badgeNodes(conv));
-    ui.meta.textContent = `${T.wb_queue}: ${T[`wb_queue_${conv.data.queue}`] || conv.data.queue}`;
+    ui.meta.textContent = `${gettext("queue")}: ${QUEUE_LABELS[conv.data.queue] || conv.data.queue}`;
     const nodes = conv.sorted().map((m) => messageNode(conv, m));
     for (const [clientId, frame] of conv.pending) nodes.push(pendingNode(clientId, frame.body));
     if (!conv.open) nodes.push(el("li", { className: "msg from-system notice", text: conv.endNote }));
     if (conv.rating) {
-      nodes.push(el("li", { className: "msg from-system notice rating", text: `${T.wb_rating} ${"★".repeat(conv.rating)}${"☆".repeat(5 - conv.rating)}` }));
+      nodes.push(el("li", { className: "msg from-system notice rating", text: `${gettext("Buyer's rating")} ${"★".repeat(conv.rating)}${"☆".repeat(5 - conv.rating)}` }));
     }
     ui.messages.replaceChildren(...nodes);
     ui.messages.scrollTop = ui.messages.scrollHeight;
     ui.input.disabled = ui.send.disabled = ui.close.disabled = !conv.open;
-    ui.close.textContent = T.wb_close;
+    ui.close.textContent = gettext("Close");
     delete ui.close.dataset.armed;
     renderTyping();
     scheduleRead(conv);
@@ -372,7 +378,7 @@
   function pendingNode(clientId, body) {
     return el("li", { className: "msg from-agent pending", dataset: { client: clientId } }, [
       el("div", { className: "bubble" }, el("p", { className: "text", text: body })),
-      el("div", { className: "msg-meta" }, el("span", { className: "state", text: T.wb_sending })),
+      el("div", { className: "msg-meta" }, el("span", { className: "state", text: gettext("Sending…") })),
     ]);
   }
 
@@ -380,7 +386,7 @@
     const receipt = node.querySelector(".receipt");
     if (!receipt) return;
     const read = Number(node.dataset.seq) <= conv.buyerRead;
-    receipt.textContent = read ? T.wb_read : T.wb_unread;
+    receipt.textContent = read ? gettext("Read") : gettext("Unread");
     receipt.classList.toggle("is-read", read);
   }
 
@@ -399,7 +405,7 @@
     const node = ui.messages.querySelector(`[data-client="${CSS.escape(clientId)}"]`);
     if (!node) { toast(reason); return; }
     node.classList.add("failed");
-    node.querySelector(".state").textContent = `${T.wb_failed}: ${reason}`;
+    node.querySelector(".state").textContent = `${gettext("Not sent")}: ${reason}`;
   }
 
   function renderTyping() {
@@ -464,24 +470,24 @@
     if (!ui.close.dataset.armed) {
       // Ask once more inline (no confirm() dialog): a closed conversation cannot be reopened.
       ui.close.dataset.armed = "1";
-      ui.close.textContent = T.wb_close_confirm;
+      ui.close.textContent = gettext("Really close?");
       setTimeout(() => {
-        if (ui.close.dataset.armed) { delete ui.close.dataset.armed; ui.close.textContent = T.wb_close; }
+        if (ui.close.dataset.armed) { delete ui.close.dataset.armed; ui.close.textContent = gettext("Close"); }
       }, 3000);
       return;
     }
     delete ui.close.dataset.armed;
-    ui.close.textContent = T.wb_close;
-    if (!socket.send({ type: "conversation.close", conversation_id: conv.id })) toast(T.wb_offline);
+    ui.close.textContent = gettext("Close");
+    if (!socket.send({ type: "conversation.close", conversation_id: conv.id })) toast(gettext("Connection lost, reconnecting…"));
   });
 
   // ---- canned replies (快捷短语), kept in this browser ---------------------------------
   const CANNED_KEY = `homing.canned.${boot.agent.id}`;
-  const CANNED_DEFAULTS = LANG === "en"
-    ? ["Hello! How can I help you today?", "One moment please, let me check for you.",
-       "Thank you for your patience!", "Is there anything else I can help with?", "Have a nice day, goodbye!"]
-    : ["您好,很高兴为您服务,请问有什么可以帮您?", "亲,请稍等,我马上帮您查一下。",
-       "感谢您的耐心等待!", "请问还有其他可以帮您的吗?", "祝您生活愉快,再见!"];
+  const CANNED_DEFAULTS = [
+    gettext("Hello! How can I help you today?"), gettext("One moment please, let me check for you."),
+    gettext("Thank you for your patience!"), gettext("Is there anything else I can help with?"),
+    gettext("Have a nice day, goodbye!"),
+  ];
 
   function loadCanned() {
     try {
@@ -509,8 +515,8 @@
         },
       }),
       el("button", {
-        type: "button", className: "canned-remove", text: "×", title: T.wb_canned_remove,
-        "aria-label": T.wb_canned_remove, onclick: () => { canned.splice(i, 1); saveCanned(); },
+        type: "button", className: "canned-remove", text: "×", title: gettext("Remove"),
+        "aria-label": gettext("Remove"), onclick: () => { canned.splice(i, 1); saveCanned(); },
       }),
     ])));
   }

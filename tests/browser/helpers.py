@@ -118,10 +118,14 @@ async def demo_order(
     amount_cents: int,
     *,
     api_key: str = DEMO_API_KEY,
+    late: bool = False,
 ) -> None:
     """An order of the demo shop (or the shop of `api_key`), sent as its storefront does
-    (`POST /orders`, the API key)."""
+    (`POST /orders`, the API key); `late`: placed 3 days ago, due to ship an hour ago."""
     now = datetime.now(UTC)
+    created_at = now - timedelta(days=3) if late else now
+    # Shipping promised in the future (unless late): the late-shipment job leaves it alone.
+    ship_by = now - timedelta(hours=1) if late else now + timedelta(days=3)
     async with httpx.AsyncClient(base_url=server.http) as c:
         r = await c.post(
             "/api/v1/orders",
@@ -132,9 +136,8 @@ async def demo_order(
                 "amount_cents": amount_cents,
                 "status": "paid",
                 "category": "家居",
-                "created_at": now.isoformat(),
-                # Shipping promised in the future: the late-shipment job leaves it alone.
-                "ship_by": (now + timedelta(days=3)).isoformat(),
+                "created_at": created_at.isoformat(),
+                "ship_by": ship_by.isoformat(),
             },
         )
         assert r.status_code in (200, 201), r.text

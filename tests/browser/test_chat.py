@@ -10,7 +10,6 @@ import httpx
 from playwright.async_api import expect
 
 from app.pages.demo import DEMO_PRODUCT
-from app.pages.i18n import STRINGS
 from tests.browser.helpers import (
     PHONE,
     agent_online,
@@ -24,8 +23,8 @@ from tests.browser.helpers import (
 )
 from tests.support.client import WSClient
 from tests.support.factories import PASSWORD, login, make_shop
+from tests.support.words import zh
 
-ZH = STRINGS["zh"]
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -42,7 +41,7 @@ async def test_widget_and_workbench_chat_both_ways(web, new_tab):
     # The workbench lists it with an unread count and a waiting time; opening it reads it.
     item = conversation_item(agent, "demo-lin")
     await expect(item.locator(".unread")).to_have_text("1")
-    await expect(item.locator(".wait")).to_contain_text(ZH["wb_waiting"])
+    await expect(item.locator(".wait")).to_contain_text(zh("waiting"))
     await expect(item.locator(".badge-elder")).to_have_count(0)
     await item.click()
     await expect(agent.locator("#messages .msg.from-buyer")).to_contain_text("有现货吗")
@@ -72,7 +71,7 @@ async def test_widget_and_workbench_chat_both_ways(web, new_tab):
     reply = widget(buyer, ".msg.from-agent .text")
     await expect(reply).to_have_text("有的,现货\n今天下单明天发")
     # The buyer's widget is open, so the agent's message shows as read.
-    await expect(agent.locator("#messages .msg.from-agent .receipt")).to_have_text(ZH["wb_read"])
+    await expect(agent.locator("#messages .msg.from-agent .receipt")).to_have_text(zh("Read"))
 
     # Canned replies go into the box.
     await agent.locator(".canned-use").first.click()
@@ -83,14 +82,14 @@ async def test_widget_and_workbench_chat_both_ways(web, new_tab):
 
     # Closing asks once more, then the buyer is told.
     await agent.click("#close-conv")
-    await expect(agent.locator("#close-conv")).to_have_text(ZH["wb_close_confirm"])
+    await expect(agent.locator("#close-conv")).to_have_text(zh("Really close?"))
     await agent.click("#close-conv")
-    await expect(agent.locator("#messages .notice")).to_have_text(ZH["wb_closed"])
+    await expect(agent.locator("#messages .notice")).to_have_text(zh("Conversation closed"))
     await expect(widget(buyer, ".status-line")).to_have_text("本次会话已结束,发消息可以再次咨询")
     # The buyer is asked to rate; the agent sees the rating.
     await widget(buyer, ".csat .star[data-score='5']").click()
     await expect(widget(buyer, ".csat-thanks")).to_have_text("感谢您的评价!")
-    await expect(agent.locator("#messages .rating")).to_have_text(f"{ZH['wb_rating']} ★★★★★")
+    await expect(agent.locator("#messages .rating")).to_have_text(zh("Buyer's rating") + " ★★★★★")
     await screenshot(buyer, "demo-shop")
 
     # Writing again opens a new conversation, which goes back to the same agent (熟客优先).
@@ -127,15 +126,15 @@ async def test_elder_buyer_of_72_lands_with_the_elderly_agent(web, new_tab):
     await open_widget(buyer)
     await widget_say(buyer, "我想问问这个壶能不能用来泡红茶")
     item = conversation_item(bob, "demo-wang")
-    await expect(item.locator(".badge-elder")).to_have_text(ZH["wb_elder"])
+    await expect(item.locator(".badge-elder")).to_have_text(zh("Elder"))
     await item.click()
-    await expect(bob.locator("#chat-meta")).to_contain_text(ZH["wb_queue_elderly"])
+    await expect(bob.locator("#chat-meta")).to_contain_text(zh("elder care"))
     await bob.locator("#composer-input").fill("可以的,奶奶,红茶绿茶都能泡。")
     await bob.locator("#composer-input").press("Enter")
     await expect(widget(buyer, ".msg.from-agent")).to_contain_text("红茶绿茶都能泡")
     await expect(widget(buyer, ".status-line")).to_contain_text("Bob 老鲍")
     await expect(widget(buyer, ".msg.from-buyer .receipt")).to_have_text("已读")
-    await expect(bob.locator("#messages .msg.from-agent .receipt")).to_have_text(ZH["wb_read"])
+    await expect(bob.locator("#messages .msg.from-agent .receipt")).to_have_text(zh("Read"))
     await expect(bob.locator("#typing")).to_be_hidden()
     await screenshot(buyer, "widget")
     await screenshot(bob, "workbench-elder")
@@ -290,7 +289,7 @@ async def test_a_transfer_moves_the_conversation_out_of_my_list(web, new_tab):
                 "note": "长辈咨询",
             }
         )
-        await expect(item.locator(".preview")).to_have_text(ZH["wb_transferred"])
+        await expect(item.locator(".preview")).to_have_text(zh("Transferred to someone else"))
         await expect(gen.locator("#composer-input")).to_be_disabled()
         await expect(widget(buyer, ".status-line")).to_contain_text("正在排队")
     finally:

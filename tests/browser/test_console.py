@@ -7,7 +7,6 @@ import secrets
 
 from playwright.async_api import expect
 
-from app.pages.i18n import STRINGS
 from tests.browser.helpers import (
     agent_online,
     buyer_asks,
@@ -19,8 +18,8 @@ from tests.browser.helpers import (
     unique_buyer,
     widget,
 )
+from tests.support.words import zh
 
-ZH = STRINGS["zh"]
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -46,9 +45,9 @@ async def test_over_limit_payout_is_approved_in_the_console_and_reaches_the_buye
     sam = sam_tab.page
     await log_in(sam, web.http, "demo", "sam", "demo")
     await sam.click("a.nav-link[href='/console']")
-    await expect(sam.locator(".console-tabs a.active")).to_have_text(ZH["tab_queues"])
+    await expect(sam.locator(".console-tabs a.active")).to_have_text(zh("Live queues"))
     await expect(sam.locator("#queue-table tr[data-queue=general]")).to_be_visible()
-    await expect(sam.locator("#queue-table thead")).to_contain_text(ZH["q_longest"])
+    await expect(sam.locator("#queue-table thead")).to_contain_text(zh("Longest wait"))
     await expect(sam.locator("#longest-wait")).to_have_text(re.compile(r"^\d+ 秒$"))
     await screenshot(sam, "console-queues")
 
@@ -61,7 +60,7 @@ async def test_over_limit_payout_is_approved_in_the_console_and_reaches_the_buye
 
     # Above the supervisor's own limit: the 409 is shown and the payout stays pending.
     await big.locator("button.approve").click()
-    await expect(sam.locator(".flash.error")).to_have_text(ZH["err_payout_limit_exceeded"])
+    await expect(sam.locator(".flash.error")).to_have_text(zh("Above my own per-payout limit"))
     await expect(big).to_be_visible()
 
     await row.locator("button.approve").click()
@@ -94,7 +93,7 @@ async def test_the_console_refuses_a_plain_agent(web, new_tab):
     await expect(alice.locator("a.nav-link[href='/console']")).to_have_count(0)
     response = await alice.goto(web.http + "/console")
     assert response is not None and response.status == 403
-    await expect(alice.locator("h1")).to_have_text(ZH["console_forbidden_title"])
+    await expect(alice.locator("h1")).to_have_text(zh("No access to the console"))
     await expect(alice.locator("#section")).to_have_count(0)
     # Nor may an agent post to it.
     r = await alice.request.post(
@@ -139,7 +138,9 @@ async def test_admin_edits_agents_categories_and_fund_and_markup_stays_text(web,
     await row.locator("details summary").click()
     await row.locator("details form input[name=payout_limit]").fill("-5")
     await row.locator("details form button[type=submit]").click()
-    await expect(admin.locator(".flash.error")).to_have_text(ZH["err_amount"])
+    await expect(admin.locator(".flash.error")).to_have_text(
+        zh("Enter an amount above 0 with at most 2 decimals")
+    )
 
     # Categories: one whose name is markup, routed to the elder-care queue.
     await admin.click(".console-tabs a[data-tab=categories]")
@@ -147,7 +148,7 @@ async def test_admin_edits_agents_categories_and_fund_and_markup_stays_text(web,
     await new_row.locator("input[name=category]").fill(XSS)
     await new_row.locator("select[name=queue]").select_option("elderly")
     await admin.click("#category-form button[type=submit]")
-    await expect(admin.locator(".flash.ok")).to_have_text(ZH["cat_saved"])
+    await expect(admin.locator(".flash.ok")).to_have_text(zh("Categories saved"))
     await expect(admin.locator("#category-table input[name=category]").first).to_have_value(XSS)
     await screenshot(admin, "console-categories")
 

@@ -9,7 +9,6 @@ import httpx
 from playwright.async_api import expect
 
 from app.demo import DEMO_SLUG
-from app.pages.i18n import STRINGS
 from tests.browser.helpers import (
     DEMO_PASSWORD,
     PHONE,
@@ -23,8 +22,8 @@ from tests.browser.helpers import (
     widget,
 )
 from tests.support.servers import InProcessServer
+from tests.support.words import zh
 
-ZH = STRINGS["zh"]
 XSS = "<img src=x onerror=alert(1)>"
 
 
@@ -95,7 +94,7 @@ async def test_console_creates_a_group_moderates_members_and_starts_a_giveaway(w
     r = await buyer_posts(web, tokens[lin], group_id, "能说话吗")
     assert r.status_code == 403 and r.json()["error"]["code"] == "muted"
     await lin_row.locator("button.unmute").click()
-    await expect(admin.locator(".flash.ok")).to_have_text(ZH["gr_unmuted"])
+    await expect(admin.locator(".flash.ok")).to_have_text(zh("Mute lifted"))
     await expect(lin_row.locator(".muted-tag")).to_have_count(0)
     assert (await buyer_posts(web, tokens[lin], group_id, "能说话了")).status_code == 201
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from playwright.async_api import expect
 
-from app.pages.i18n import STRINGS
 from tests.browser.helpers import (
     agent_online,
     buyer_asks,
@@ -18,8 +17,7 @@ from tests.browser.helpers import (
     unique_buyer,
     widget,
 )
-
-ZH = STRINGS["zh"]
+from tests.support.words import zh
 
 
 async def test_an_agent_pays_within_authority_and_the_buyer_sees_the_card(web, new_tab):
@@ -47,16 +45,20 @@ async def test_an_agent_pays_within_authority_and_the_buyer_sees_the_card(web, n
     # Over my limit the form says it goes to approval; within it, it pays.
     await agent.fill("#payout-amount", "80")
     await expect(agent.locator("#payout-over")).to_be_visible()
-    await expect(agent.locator("#payout-submit")).to_have_text(ZH["wb_payout_submit_approval"])
+    await expect(agent.locator("#payout-submit")).to_have_text(zh("Ask for approval"))
 
     # A bad amount is refused in the page.
     await pay(agent, "1.234", "late_shipment")
-    await expect(agent.locator("#payout-result")).to_have_text(ZH["wb_payout_bad_amount"])
+    await expect(agent.locator("#payout-result")).to_have_text(
+        zh("Enter an amount with at most 2 decimals, e.g. 12.50")
+    )
 
     # The order cannot cover it: the 409 is told clearly.
     await agent.select_option("#payout-order", small_order)
     await pay(agent, "20", "goodwill")
-    await expect(agent.locator("#payout-result")).to_have_text(ZH["err_order_cap_exceeded"])
+    await expect(agent.locator("#payout-result")).to_have_text(
+        zh("More than this order can still be compensated")
+    )
 
     # The first try is lost on the way; pressing again resends the same Idempotency-Key.
     keys: list[str] = []
@@ -74,7 +76,9 @@ async def test_an_agent_pays_within_authority_and_the_buyer_sees_the_card(web, n
     await agent.route("**/api/v1/payouts", watch)
     await agent.select_option("#payout-order", order_id)
     await pay(agent, "12.5", "late_shipment", "晚发三天,补偿")
-    await expect(agent.locator("#payout-result")).to_have_text(ZH["wb_payout_retry"])
+    await expect(agent.locator("#payout-result")).to_have_text(
+        zh("Network trouble; press again to retry (it will not pay twice)")
+    )
     await agent.click("#payout-submit")
     await expect(agent.locator("#payout-result")).to_have_text("已赔付 ¥12.50,买家已收到补偿卡片")
     assert len(keys) == 2 and keys[0] == keys[1] and keys[0].startswith("pay-")
@@ -112,7 +116,7 @@ async def test_transfer_to_a_queue_from_the_workbench(web, new_tab):
     await target.select_option("queue:elderly")
     await agent.fill("#transfer-note", "长辈咨询,请耐心")
     await agent.click("#transfer-send")
-    await expect(item.locator(".preview")).to_have_text(ZH["wb_transferred"])
+    await expect(item.locator(".preview")).to_have_text(zh("Transferred to someone else"))
     await expect(agent.locator("#composer-input")).to_be_disabled()
     await expect(agent.locator("#transfer-open")).to_be_disabled()
 

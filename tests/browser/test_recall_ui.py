@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from playwright.async_api import expect
 
-from app.pages.i18n import STRINGS
 from tests.browser.helpers import (
     PHONE,
     as_buyer,
@@ -30,8 +29,8 @@ from tests.browser.helpers import (
 )
 from tests.support.client import WSClient
 from tests.support.factories import PASSWORD, login, make_shop
+from tests.support.words import zh
 
-ZH = STRINGS["zh"]
 XSS = "<img src=x onerror=alert(1)>"
 INTERESTED = "这个多少钱?尺码偏大吗?"  # a price and a size question: 30 points
 ZH_WIDGET_CLOSED = "本次会话已结束,发消息可以再次咨询"
@@ -108,15 +107,13 @@ async def test_merchant_creates_previews_and_schedules_a_campaign_and_the_buyer_
     await expect(excluded(admin, "purchased")).to_have_text("1")
     await expect(excluded(admin, "low_intent")).to_have_text("1")
     await expect(excluded(admin, "capped")).to_have_text("0")
-    await expect(admin.locator("#campaign-status")).to_have_text(ZH["rc_status_draft"])
+    await expect(admin.locator("#campaign-status")).to_have_text(zh("draft"))
     await screenshot(admin, "console-recall-preview")
 
     # Scheduled to send now: the job starts it, and the page follows its progress.
     await admin.click(".preview-card button.schedule")
     await expect(admin.locator(".flash.ok")).to_have_text("已排期「双十二回访」")
-    await expect(admin.locator("#campaign-status")).to_have_text(
-        ZH["rc_status_completed"], timeout=30_000
-    )
+    await expect(admin.locator("#campaign-status")).to_have_text(zh("completed"), timeout=30_000)
     await expect(stat(admin, "total")).to_have_text("1")
     await expect(stat(admin, "sent")).to_have_text("1")
     await expect(admin.locator("#campaigns[hx-trigger]")).to_have_count(0)  # polling stopped
@@ -183,10 +180,14 @@ async def test_campaign_form_refusals_cancel_and_markup_in_names(web, new_tab):
 
     # Refused with the reason: a bad amount; an offer that ends before it is sent.
     await create("坏金额", "-3")
-    await expect(admin.locator(".flash.error")).to_have_text(ZH["err_amount"])
+    await expect(admin.locator(".flash.error")).to_have_text(
+        zh("Enter an amount above 0 with at most 2 decimals")
+    )
     await expect(admin.locator("#new-campaign input[name=name]")).to_have_value("坏金额")  # kept
     await create("过期", "5", ends_at="2020-01-01T10:00")
-    await expect(admin.locator(".flash.error")).to_have_text(ZH["err_invalid_dates"])
+    await expect(admin.locator(".flash.error")).to_have_text(
+        zh("The offer must end after the send time")
+    )
     await admin.locator("#new-campaign input[name=ends_at]").fill("2099-01-01T10:00")
 
     # A name that is markup stays text everywhere; scheduled for next year, then cancelled.
@@ -207,12 +208,12 @@ async def test_campaign_form_refusals_cancel_and_markup_in_names(web, new_tab):
         f"已创建「{XSS} 明年」,确认受众后即可排期"
     )
     await admin.click(".preview-card button.schedule")
-    await expect(admin.locator("#campaign-status")).to_have_text(ZH["rc_status_scheduled"])
+    await expect(admin.locator("#campaign-status")).to_have_text(zh("scheduled"))
     await expect(admin.locator("#campaigns[hx-trigger]")).to_have_count(1)  # watching it
     await expect(admin.locator("#campaign-detail button.schedule")).to_have_count(0)
     await admin.click("#campaign-detail button.cancel")
     await expect(admin.locator(".flash.ok")).to_have_text(f"已取消「{XSS} 明年」")
-    await expect(admin.locator("#campaign-status")).to_have_text(ZH["rc_status_cancelled"])
+    await expect(admin.locator("#campaign-status")).to_have_text(zh("cancelled"))
 
     # The supervisor reads the same list; an agent may not post to it.
     sam_tab = await new_tab()

@@ -3,17 +3,19 @@
  * buyer turns it on or off with the button in the header; the server remembers it (it also
  * routes later conversations to the elderly queue) and says so in `hello` and `elder_mode`. */
 
-import { ELDER_WORDS, WORDS, fill } from "./strings.js";
+import { fill, wordTables } from "./strings.js";
 import { renderWords } from "./view.js";
 
 /**
  * The words of the moment: elder mode's when it is on and has them, else the plain ones.
  * @param {import("./state.js").State} state
- * @param {import("./strings.js").Lang} lang
  * @returns {import("./state.js").Widget["w"]}
  */
-export function wordsFor(state, lang) {
-  return (key, vars) => fill((state.elder && ELDER_WORDS[lang][key]) || WORDS[lang][key], vars);
+export function wordsFor(state) {
+  return (key, vars) => {
+    const { words, elder } = wordTables();
+    return fill((state.elder && elder[key]) || words[key], vars);
+  };
 }
 
 /** @param {import("./state.js").Widget} widget */

@@ -5,7 +5,7 @@
  * page with textContent. */
 
 import { errorText } from "./api.js";
-import { GROUP_WORDS, fill } from "./strings.js";
+import { fill, wordTables } from "./strings.js";
 
 /** @typedef {import("./frames.js").Group} Group */
 /** @typedef {import("./frames.js").GroupMessage} GroupMessage */
@@ -31,7 +31,7 @@ import { GROUP_WORDS, fill } from "./strings.js";
  */
 export function mount({ pane, Homing, lang, api, socket }) {
   const { el, newClientId, money, clockTime, insertBySeq } = Homing;
-  const words = GROUP_WORDS[lang] || GROUP_WORDS.zh;
+  const words = wordTables().groups;
   /** @type {(key: string, vars?: Record<string, string | number>) => string} */
   const w = (key, vars) => fill(words[key], vars);
 
@@ -241,7 +241,7 @@ export function mount({ pane, Homing, lang, api, socket }) {
       dataset: { seq: String(msg.seq), id: msg.id },
     }, [
       el("span", { className: "who", text: who(msg) }),
-      gw ? giveawayCard(gw) : el("span", { className: "text", text: msg.body || "" }),
+      gw ? giveawayCard(gw) : el("span", { className: "text", text: Homing.messageText(msg) }),
       el("time", { text: clockTime(msg.created_at) }),
     ]);
   }

@@ -9,6 +9,7 @@ import { readConfig } from "./config.js";
 import { connect } from "./connection.js";
 import { bindElderToggle, wordsFor } from "./elder.js";
 import { loadShared } from "./shared.js";
+import { LOCALES, useTranslations } from "./strings.js";
 import { newState } from "./state.js";
 import { bindView, buildUi, closePanel, openPanel, renderOffline, renderWords, showTab } from "./view.js";
 
@@ -32,11 +33,16 @@ export function start(script) {
   let homing = null;
   /** @type {GroupsModule | null} */
   let groupsModule = null;
-  let left = 2;
+  /** @type {Record<string, string | string[]>} */
+  let catalog = {};
+  let left = 3;
   const loaded = () => {
     left -= 1;
     if (left || !homing) return;
     const shared = homing;
+    // The widget's words and homing.js's cards and notices, in the tag's language.
+    shared.setCatalog(catalog);
+    useTranslations(shared);
     whenBodyReady(() => {
       // One widget per page, however many times the tag was pasted in.
       if (!document.getElementById("homing-widget")) mount(config, shared, groupsModule);
@@ -45,6 +51,12 @@ export function start(script) {
   loadShared(config.server, (h) => { homing = h; loaded(); });
   // The groups pane is optional: a failed load still mounts the chat.
   import("./groups.js").then((m) => { groupsModule = m; }, () => {}).then(loaded);
+  // The catalog, compiled from app/locale/<lang>/LC_MESSAGES/widget.po; without it the
+  // widget shows the English source text.
+  fetch(`${config.server}/static/locale/widget.${LOCALES[config.lang]}.json`)
+    .then((res) => (res.ok ? res.json() : {}))
+    .then((found) => { catalog = found; }, () => {})
+    .then(loaded);
 }
 
 /** @param {() => void} done */
@@ -60,7 +72,7 @@ function whenBodyReady(done) {
  */
 function mount(config, H, groupsModule) {
   const state = newState();
-  const w = wordsFor(state, config.lang);
+  const w = wordsFor(state);
   const { host, ui } = buildUi(H, config, w);
   /** @type {import("./state.js").Widget} */
   const widget = {

@@ -37,6 +37,10 @@
  * @property {(msg: {kind: string, body?: string, payload?: Record<string, any> | null}, lang: string, imageUrl: (uploadId: string) => string) => HTMLElement} messageContent
  * @property {(list: HTMLElement, node: HTMLElement, seq: number) => void} insertBySeq
  * @property {(iso?: string | null) => string} clockTime
+ * @property {(catalog: Record<string, string | string[]>) => void} setCatalog the page's gettext catalog (a flat JSON)
+ * @property {(msgid: string) => string} gettext
+ * @property {(text: string, params?: Record<string, any>) => string} format fills `%(name)s` placeholders
+ * @property {(msg: {kind: string, body?: string, payload?: Record<string, any> | null}) => string} messageText a message's words in the reader's language
  */
 
 /**
