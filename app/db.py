@@ -11,9 +11,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import DateTime, MetaData, Row, Update, event
+from sqlalchemy import CursorResult, DateTime, MetaData, Result, Row, Update, event
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -48,6 +48,15 @@ def new_id() -> str:
     with random ids (200,000 messages stored; bench/ message path).
     """
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """How many rows an UPDATE, DELETE or INSERT matched.
+
+    `AsyncSession.execute` is declared to return a `Result`; for these statements it is a
+    `CursorResult`, the one that carries the count.
+    """
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -249,7 +258,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def _transaction_once(self) -> AsyncIterator[UnitOfWork]:
-        async with self.write_lock(), self.write_sessionmaker() as session:  # type: ignore[attr-defined]
+        async with self.write_lock(), self.write_sessionmaker() as session:
             uow = UnitOfWork(session, self.dialect)
             async with session.begin():
                 yield uow
@@ -319,7 +328,7 @@ class Database:
         results: list[Any] = []
         async with (
             self.write_lock(),
-            self.write_sessionmaker() as session,  # type: ignore[attr-defined]
+            self.write_sessionmaker() as session,
             session.begin(),
         ):
             for fn, args, kwargs, _future in group:
