@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import CursorResult, DateTime, MetaData, Result, Row, Update, event
+from sqlalchemy import (
+    CursorResult,
+    DateTime,
+    MetaData,
+    Result,
+    Row,
+    Table,
+    Update,
+    event,
+    inspect,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -57,6 +67,14 @@ def rowcount(result: Result[*tuple[Any, ...]]) -> int:
     `CursorResult`, the one that carries the count.
     """
     return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model, for statements that bypass the ORM (bulk inserts,
+    ON CONFLICT). SQLModel sets `Model.__table__` but does not declare it."""
+    table = inspect(model).local_table
+    assert isinstance(table, Table)
+    return table
 
 
 class UTCDateTime(TypeDecorator[datetime]):
