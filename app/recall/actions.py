@@ -29,9 +29,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col
 
 from app.chat.models import Conversation
-from app.db import UnitOfWork, UTCDateTime
+from app.db import UnitOfWork, UTCDateTime, rowcount, table_of
 from app.errors import BadInput, Conflict, NotFound
 from app.payouts import actions as payout_actions
 from app.recall import rules, service
@@ -45,7 +46,7 @@ from app.recall.models import (
 )
 
 SEND_BATCH = 1000
-SENDS = RecallSend.__table__
+SENDS = table_of(RecallSend)
 
 
 def _insert(uow: UnitOfWork) -> Any:
@@ -86,7 +87,7 @@ async def record_event(
 async def opt_out(uow: UnitOfWork, shop_id: str, buyer_id: str, now: datetime) -> None:
     """The buyer wants no more recalls from this shop (idempotent)."""
     await uow.session.execute(
-        _insert(uow)(RecallOptOut.__table__)
+        _insert(uow)(table_of(RecallOptOut))
         .values(shop_id=shop_id, buyer_id=buyer_id, at=now)
         .on_conflict_do_nothing(index_elements=["shop_id", "buyer_id"])
     )
@@ -100,11 +101,11 @@ async def claim_coupon(
     await s.execute(
         update(RecallSend)
         .where(
-            RecallSend.id == coupon_id,
-            RecallSend.shop_id == shop_id,
-            RecallSend.buyer_id == buyer_id,
-            RecallSend.status == "sent",
-            RecallSend.claimed_at.is_(None),
+            col(RecallSend.id) == coupon_id,
+            col(RecallSend.shop_id) == shop_id,
+            col(RecallSend.buyer_id) == buyer_id,
+            col(RecallSend.status) == "sent",
+            col(RecallSend.claimed_at).is_(None),
         )
         .values(claimed_at=now)
         .execution_options(synchronize_session=False)
@@ -112,7 +113,7 @@ async def claim_coupon(
     send = (
         await s.execute(
             select(RecallSend)
-            .where(RecallSend.id == coupon_id)
+            .where(col(RecallSend.id) == coupon_id)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
@@ -132,7 +133,7 @@ async def set_window(
     """The shop's sending window, minutes after local midnight (0..1440: all day)."""
     if not rules.valid_window(start_min, end_min):
         raise BadInput("The window needs 0 <= start < end <= 1440.", code="invalid_window")
-    ins = _insert(uow)(RecallSettings.__table__).values(
+    ins = _insert(uow)(table_of(RecallSettings)).values(
         shop_id=shop_id, window_start_min=start_min, window_end_min=end_min, updated_at=now
     )
     await uow.session.execute(
@@ -185,7 +186,7 @@ async def _campaign_for_update(
     c = (
         await uow.session.execute(
             select(RecallCampaign)
-            .where(RecallCampaign.id == campaign_id)
+            .where(col(RecallCampaign.id) == campaign_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
@@ -242,14 +243,14 @@ async def start_campaign(uow: UnitOfWork, campaign_id: str, now: datetime) -> bo
     won = await s.execute(
         update(RecallCampaign)
         .where(
-            RecallCampaign.id == campaign_id,
-            RecallCampaign.status == "scheduled",
-            RecallCampaign.send_at <= now,
+            col(RecallCampaign.id) == campaign_id,
+            col(RecallCampaign.status) == "scheduled",
+            col(RecallCampaign.send_at) <= now,
         )
         .values(status="running", started_at=now)
         .execution_options(synchronize_session=False)
     )
-    if won.rowcount != 1:
+    if rowcount(won) != 1:
         return False
     c = await _campaign_for_update(uow, campaign_id)
     found = service.audience_sql(c.shop_id, c.min_intent, now, uow.dialect).subquery("a")
@@ -266,7 +267,7 @@ async def start_campaign(uow: UnitOfWork, campaign_id: str, now: datetime) -> bo
             ).where(found.c.reason.is_(None)),
         )
     )
-    c.total = snapshot.rowcount
+    c.total = rowcount(snapshot)
     await s.flush()
     return True
 
@@ -282,7 +283,7 @@ async def claim_recall_slots(
     concurrent claimer of the same buyer waits for this transaction and then sees its row.
     Buyers are taken in a fixed (sorted) order so concurrent batches never deadlock.
     """
-    table = RecallCap.__table__
+    table = table_of(RecallCap)
     rows = buyers.subquery("b")
     ins = _insert(uow)(table).from_select(
         ["shop_id", "buyer_id", "last_at", "campaign_id"],
@@ -399,10 +400,10 @@ async def _post_cards(
     chatting = set(
         (
             await s.execute(
-                select(Conversation.buyer_id).where(
-                    Conversation.shop_id == c.shop_id,
-                    Conversation.status != "closed",
-                    Conversation.buyer_id.in_(select(SENDS.c.buyer_id).where(in_batch)),
+                select(col(Conversation.buyer_id)).where(
+                    col(Conversation.shop_id) == c.shop_id,
+                    col(Conversation.status) != "closed",
+                    col(Conversation.buyer_id).in_(select(SENDS.c.buyer_id).where(in_batch)),
                 )
             )
         ).scalars()
