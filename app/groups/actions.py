@@ -14,9 +14,10 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from app.chat.actions import BuyerIdentity
-from app.db import UnitOfWork, append_numbered
+from app.db import UnitOfWork, append_numbered, rowcount
 from app.errors import BadInput, Conflict, DomainError, NotFound
 from app.groups import rules
 from app.groups.models import (
@@ -107,9 +108,9 @@ async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
     taken = (
         await uow.session.execute(
             update(Group)
-            .where(Group.id == group_id, Group.member_count < Group.max_members)
-            .values(member_count=Group.member_count + 1)
-            .returning(Group.member_count)
+            .where(col(Group.id) == group_id, col(Group.member_count) < col(Group.max_members))
+            .values(member_count=col(Group.member_count) + 1)
+            .returning(col(Group.member_count))
             .execution_options(synchronize_session=False)
         )
     ).first()
@@ -120,8 +121,8 @@ async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
 async def _free_seat(uow: UnitOfWork, group_id: str) -> None:
     await uow.session.execute(
         update(Group)
-        .where(Group.id == group_id, Group.member_count > 0)
-        .values(member_count=Group.member_count - 1)
+        .where(col(Group.id) == group_id, col(Group.member_count) > 0)
+        .values(member_count=col(Group.member_count) - 1)
         .execution_options(synchronize_session=False)
     )
 
@@ -156,14 +157,14 @@ async def join_group(
             rejoined = await s.execute(
                 update(GroupMember)
                 .where(
-                    GroupMember.group_id == g.id,
-                    GroupMember.buyer_id == buyer.buyer_id,
-                    GroupMember.status == MEMBER_LEFT,
+                    col(GroupMember.group_id) == g.id,
+                    col(GroupMember.buyer_id) == buyer.buyer_id,
+                    col(GroupMember.status) == MEMBER_LEFT,
                 )
                 .values(status=MEMBER_ACTIVE, joined_at=now, muted_until=None)
                 .execution_options(synchronize_session=False)
             )
-            if rejoined.rowcount != 1:  # type: ignore[attr-defined]
+            if rowcount(rejoined) != 1:
                 return await _joined(uow, g, buyer)
         await _take_seat(uow, g.id)
         await s.refresh(g)
@@ -193,32 +194,38 @@ async def _end_membership(
     """Mark the member left or removed; frees the seat if they were active. True if it changed."""
     s = uow.session
     was_active = (
-        await s.execute(
-            update(GroupMember)
-            .where(
-                GroupMember.group_id == g.id,
-                GroupMember.buyer_id == buyer_id,
-                GroupMember.status == MEMBER_ACTIVE,
-            )
-            .values(status=status)
-            .execution_options(synchronize_session=False)
-        )
-    ).rowcount == 1  # type: ignore[attr-defined]
-    if was_active:
-        await _free_seat(uow, g.id)
-    elif status == MEMBER_REMOVED:
-        changed = (
+        rowcount(
             await s.execute(
                 update(GroupMember)
                 .where(
-                    GroupMember.group_id == g.id,
-                    GroupMember.buyer_id == buyer_id,
-                    GroupMember.status == MEMBER_LEFT,
+                    col(GroupMember.group_id) == g.id,
+                    col(GroupMember.buyer_id) == buyer_id,
+                    col(GroupMember.status) == MEMBER_ACTIVE,
                 )
                 .values(status=status)
                 .execution_options(synchronize_session=False)
             )
-        ).rowcount == 1  # type: ignore[attr-defined]
+        )
+        == 1
+    )
+    if was_active:
+        await _free_seat(uow, g.id)
+    elif status == MEMBER_REMOVED:
+        changed = (
+            rowcount(
+                await s.execute(
+                    update(GroupMember)
+                    .where(
+                        col(GroupMember.group_id) == g.id,
+                        col(GroupMember.buyer_id) == buyer_id,
+                        col(GroupMember.status) == MEMBER_LEFT,
+                    )
+                    .values(status=status)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            == 1
+        )
         if not changed:
             return False
     else:
@@ -272,7 +279,7 @@ async def mute(
     if buyer_id is None:
         await s.execute(
             update(Group)
-            .where(Group.id == g.id)
+            .where(col(Group.id) == g.id)
             .values(muted_until=until)
             .execution_options(synchronize_session=False)
         )
@@ -281,7 +288,7 @@ async def mute(
         await active_member(s, g, buyer_id)
         await s.execute(
             update(GroupMember)
-            .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id)
+            .where(col(GroupMember.group_id) == g.id, col(GroupMember.buyer_id) == buyer_id)
             .values(muted_until=until)
             .execution_options(synchronize_session=False)
         )
@@ -301,7 +308,9 @@ async def set_sensitive_words(uow: UnitOfWork, admin: Agent, words: list[str]) -
             code="bad_words",
         )
     s = uow.session
-    await s.execute(delete(GroupSensitiveWord).where(GroupSensitiveWord.shop_id == admin.shop_id))
+    await s.execute(
+        delete(GroupSensitiveWord).where(col(GroupSensitiveWord.shop_id) == admin.shop_id)
+    )
     s.add_all([GroupSensitiveWord(shop_id=admin.shop_id, word=w) for w in clean])
     await s.flush()
     return await sensitive_words(s, admin.shop_id)
@@ -330,9 +339,9 @@ async def append_group_message(
     """
     counter = (
         update(Group)
-        .where(Group.id == g.id)
-        .values(last_seq=Group.last_seq + 1)
-        .returning(Group.last_seq)
+        .where(col(Group.id) == g.id)
+        .values(last_seq=col(Group.last_seq) + 1)
+        .returning(col(Group.last_seq))
     )
 
     async def original() -> GroupMessage | None:
@@ -370,10 +379,10 @@ async def _find_sent(
 ) -> GroupMessage | None:
     rows = await uow.session.execute(
         select(GroupMessage).where(
-            GroupMessage.group_id == group_id,
-            GroupMessage.sender == sender,
-            GroupMessage.sender_id == sender_id,
-            GroupMessage.client_msg_id == client_msg_id,
+            col(GroupMessage.group_id) == group_id,
+            col(GroupMessage.sender) == sender,
+            col(GroupMessage.sender_id) == sender_id,
+            col(GroupMessage.client_msg_id) == client_msg_id,
         )
     )
     return rows.scalars().first()
@@ -433,13 +442,13 @@ async def check_in(
     if existing is None:
         last = (
             await s.execute(
-                select(GroupCheckin.day, GroupCheckin.streak)
+                select(col(GroupCheckin.day), col(GroupCheckin.streak))
                 .where(
-                    GroupCheckin.group_id == g.id,
-                    GroupCheckin.buyer_id == buyer.buyer_id,
-                    GroupCheckin.day < today,
+                    col(GroupCheckin.group_id) == g.id,
+                    col(GroupCheckin.buyer_id) == buyer.buyer_id,
+                    col(GroupCheckin.day) < today,
                 )
-                .order_by(GroupCheckin.day.desc())  # type: ignore[attr-defined]
+                .order_by(col(GroupCheckin.day).desc())
                 .limit(1)
             )
         ).first()
@@ -543,9 +552,9 @@ async def claim_giveaway(
     claimed = (
         await s.execute(
             update(Giveaway)
-            .where(Giveaway.id == gw.id, Giveaway.claimed < Giveaway.quantity)
-            .values(claimed=Giveaway.claimed + 1)
-            .returning(Giveaway.claimed)
+            .where(col(Giveaway.id) == gw.id, col(Giveaway.claimed) < col(Giveaway.quantity))
+            .values(claimed=col(Giveaway.claimed) + 1)
+            .returning(col(Giveaway.claimed))
             .execution_options(synchronize_session=False)
         )
     ).scalar_one_or_none()
