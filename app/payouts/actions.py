@@ -23,13 +23,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
+from sqlmodel import SQLModel, col
 
 from app.chat import actions as chat_actions
 from app.chat import service as chat_service
 from app.chat.models import Conversation, Message
 from app.chat.schemas import message_public
 from app.chat.service import agent_may_see
-from app.db import Database, UnitOfWork, new_id
+from app.db import Database, UnitOfWork, new_id, rowcount, table_of
 from app.errors import BadInput, Conflict, ConversationClosed, DomainError, Forbidden, NotFound
 from app.orders import actions as order_actions
 from app.orders import service as order_service
@@ -262,9 +263,11 @@ async def _is_elder(uow: UnitOfWork, conv: Conversation) -> bool:
 
 async def _has_photo(uow: UnitOfWork, conv: Conversation) -> bool:
     row = await uow.session.execute(
-        select(Message.id)
+        select(col(Message.id))
         .where(
-            Message.conversation_id == conv.id, Message.kind == "image", Message.sender == "buyer"
+            col(Message.conversation_id) == conv.id,
+            col(Message.kind) == "image",
+            col(Message.sender) == "buyer",
         )
         .limit(1)
     )
@@ -277,8 +280,8 @@ async def _check_payable_later(uow: UnitOfWork, payout: Payout) -> None:
     s = uow.session
     row = (
         await s.execute(
-            select(Order.amount_cents, Order.paid_out_cents).where(
-                Order.shop_id == payout.shop_id, Order.order_id == payout.order_id
+            select(col(Order.amount_cents), col(Order.paid_out_cents)).where(
+                col(Order.shop_id) == payout.shop_id, col(Order.order_id) == payout.order_id
             )
         )
     ).one()
@@ -388,12 +391,12 @@ async def _claim_pending(
         values["paid_at"] = now
     result = await s.execute(
         update(Payout)
-        .where(Payout.id == payout_id, Payout.status == "pending_approval")
+        .where(col(Payout.id) == payout_id, col(Payout.status) == "pending_approval")
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     await s.refresh(payout)
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise Conflict(f"This payout is {payout.status} already.", code="not_pending")
     return payout
 
@@ -451,24 +454,24 @@ async def _reserve_daily(uow: UnitOfWork, agent: Agent, amount_cents: int, now: 
     result = await s.execute(
         update(PayoutDailyTotal)
         .where(
-            PayoutDailyTotal.agent_id == agent.id,
-            PayoutDailyTotal.day == day,
-            PayoutDailyTotal.paid_cents + amount_cents <= agent.payout_daily_cents,
+            col(PayoutDailyTotal.agent_id) == agent.id,
+            col(PayoutDailyTotal.day) == day,
+            col(PayoutDailyTotal.paid_cents) + amount_cents <= agent.payout_daily_cents,
         )
-        .values(paid_cents=PayoutDailyTotal.paid_cents + amount_cents)
+        .values(paid_cents=col(PayoutDailyTotal.paid_cents) + amount_cents)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def _take_from_fund(uow: UnitOfWork, shop_id: str, amount_cents: int, now: datetime) -> bool:
     result = await uow.session.execute(
         update(PayoutFund)
-        .where(PayoutFund.shop_id == shop_id, PayoutFund.balance_cents >= amount_cents)
-        .values(balance_cents=PayoutFund.balance_cents - amount_cents, updated_at=now)
+        .where(col(PayoutFund.shop_id) == shop_id, col(PayoutFund.balance_cents) >= amount_cents)
+        .values(balance_cents=col(PayoutFund.balance_cents) - amount_cents, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def _order_cap_exceeded(room_cents: int) -> Conflict:
@@ -507,9 +510,9 @@ async def topup_fund(uow: UnitOfWork, *, admin_id: str, amount_cents: int, now: 
     balance = (
         await s.execute(
             update(PayoutFund)
-            .where(PayoutFund.shop_id == admin.shop_id)
-            .values(balance_cents=PayoutFund.balance_cents + amount_cents, updated_at=now)
-            .returning(PayoutFund.balance_cents)
+            .where(col(PayoutFund.shop_id) == admin.shop_id)
+            .values(balance_cents=col(PayoutFund.balance_cents) + amount_cents, updated_at=now)
+            .returning(col(PayoutFund.balance_cents))
             .execution_options(synchronize_session=False)
         )
     ).scalar_one()
@@ -563,13 +566,13 @@ async def issue_late_shipment_coupon(
                     },
                 )
             )
-            if claim.rowcount != 1:
+            if rowcount(claim) != 1:
                 return None
             order = (
                 (
                     await s.execute(
                         select(Order)
-                        .where(Order.shop_id == shop_id, Order.order_id == order_id)
+                        .where(col(Order.shop_id) == shop_id, col(Order.order_id) == order_id)
                         .with_for_update()
                         .execution_options(populate_existing=True)
                     )
@@ -589,7 +592,8 @@ async def issue_late_shipment_coupon(
     coupon = (
         await s.execute(
             select(LateShipmentCoupon).where(
-                LateShipmentCoupon.shop_id == shop_id, LateShipmentCoupon.order_id == order_id
+                col(LateShipmentCoupon.shop_id) == shop_id,
+                col(LateShipmentCoupon.order_id) == order_id,
             )
         )
     ).scalar_one()
@@ -721,8 +725,8 @@ async def post_notices(
     facts_of = {
         b: BuyerFacts(age=age, elder_mode=elder_mode)
         for b, age, elder_mode in await s.execute(
-            select(Buyer.id, Buyer.age, Buyer.elder_mode).where(
-                Buyer.shop_id == shop_id, Buyer.id.in_({n.buyer_id for n in notices})
+            select(col(Buyer.id), col(Buyer.age), col(Buyer.elder_mode)).where(
+                col(Buyer.shop_id) == shop_id, col(Buyer.id).in_({n.buyer_id for n in notices})
             )
         )
     }
@@ -769,8 +773,8 @@ async def post_notices(
             buyer_topic(shop_id, n.buyer_id),
             {"type": "message.new", "message": {**frame, **card, "payload": n.payload}},
         )
-    await s.execute(insert(Conversation.__table__), convs)
-    await s.execute(insert(Message.__table__), msgs)
+    await s.execute(insert(table_of(Conversation)), convs)
+    await s.execute(insert(table_of(Message)), msgs)
     return posted
 
 
@@ -867,7 +871,9 @@ async def record_refusal(
 # --- helpers -------------------------------------------------------------------------
 
 
-def _insert_ignore(uow: UnitOfWork, model: Any, keys: list[str], values: dict[str, Any]) -> Insert:
+def _insert_ignore(
+    uow: UnitOfWork, model: type[SQLModel], keys: list[str], values: dict[str, Any]
+) -> Insert:
     """INSERT ... ON CONFLICT (keys) DO NOTHING, in the dialect at hand."""
     upsert = pg_insert if uow.is_postgres else sqlite_insert
-    return upsert(model.__table__).values(**values).on_conflict_do_nothing(index_elements=keys)  # type: ignore[no-any-return]
+    return upsert(table_of(model)).values(**values).on_conflict_do_nothing(index_elements=keys)
