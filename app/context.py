@@ -11,7 +11,7 @@ from app.config import Settings
 from app.db import Database
 from app.jobs import JobRunner
 from app.observability.metrics import Metrics
-from app.realtime.bus import Bus
+from app.realtime.bus import Bus, make_bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
 from app.routing.presence import PresenceHeartbeat
@@ -30,3 +30,34 @@ class AppContext:
     presence: PresenceHeartbeat
     appender: MessageAppender
     metrics: Metrics
+
+
+@dataclass
+class Core:
+    """What every node runs, whether it serves sockets or only jobs: the database, the bus
+    to the other nodes, the hub that publishes what commits, and the dispatcher."""
+
+    db: Database
+    bus: Bus
+    hub: Hub
+    dispatcher: Dispatcher
+
+
+async def start_core(settings: Settings, clock: Clock, *, sweep: bool) -> Core:
+    """Build and start the core, wired: commits publish through the hub, and the signals
+    they raise reach the dispatcher. Every node drains its own dispatch requests; `sweep`
+    also runs the periodic sweep (a scheduled job). Stopping is the caller's, in reverse."""
+    db = Database(settings.async_database_url)
+    bus = make_bus(
+        settings.redis_url,
+        settings.bus_channel,
+        timeout_s=settings.bus_publish_timeout_s,
+        probe_s=settings.bus_probe_s,
+    )
+    hub = Hub(bus)
+    dispatcher = Dispatcher(db, clock, settings.dispatch_sweep_s)
+    db.publisher = hub.publish
+    db.on_signal = dispatcher.on_signal
+    await bus.start()
+    dispatcher.start(sweep=sweep)
+    return Core(db=db, bus=bus, hub=hub, dispatcher=dispatcher)

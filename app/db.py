@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import (
     CursorResult,
     DateTime,
+    Index,
     MetaData,
     Result,
     Row,
@@ -23,7 +24,9 @@ from sqlalchemy import (
     Update,
     event,
     inspect,
+    text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -99,6 +102,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def unique_where(name: str, *columns: str, where: str) -> Index:
+    """A unique index over only the rows where `where` (SQL) holds, on SQLite as on PostgreSQL."""
+    return Index(
+        name,
+        *columns,
+        unique=True,
+        sqlite_where=text(where),
+        postgresql_where=text(where),
+    )
+
+
 # At most this many pieces of grouped work share one transaction (run_grouped).
 MAX_GROUP = 64
 
@@ -154,6 +168,25 @@ class UnitOfWork:
         if self.dialect == "sqlite":
             return contextlib.nullcontext()
         return self.session.begin_nested()
+
+
+def dialect_insert(dialect: str, model: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows `ON CONFLICT` (PostgreSQL and SQLite spell it alike)."""
+    table = table_of(model)
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def insert_ignore(
+    dialect: str, model: type[SQLModel], keys: list[str], values: dict[str, Any]
+) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING: a row that claims its key once.
+
+    The statement's rowcount says who won: 1 for the inserter, 0 when the key was taken
+    (a concurrent inserter's row is waited for, then counts as taken).
+    """
+    return (
+        dialect_insert(dialect, model).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
 
 
 @dataclass

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app.db import UnitOfWork
-from app.payouts import actions as payout_actions
+from app.payouts import fund as payout_fund
 from app.recall import actions as recall_actions
 from app.shops import actions as shop_actions
 from app.shops.actions import DEMO_SLUG
@@ -52,8 +52,6 @@ async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
             queues=queues,
             now=now,
         )
-    await payout_actions.topup_fund(
-        uow, admin_id=new.admin_id, amount_cents=DEMO_FUND_CENTS, now=now
-    )
+    await payout_fund.topup_fund(uow, admin_id=new.admin_id, amount_cents=DEMO_FUND_CENTS, now=now)
     await recall_actions.set_window(uow, new.shop.id, 0, 24 * 60, now)  # recalls all day
     return True

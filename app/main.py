@@ -23,8 +23,7 @@ from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
 from app.clock import Clock
 from app.config import Settings, get_settings
-from app.context import AppContext
-from app.db import Database
+from app.context import AppContext, start_core
 from app.errors import DomainError
 from app.groups import api as groups_api
 from app.jobs import JobContext, JobRunner, registered_jobs
@@ -36,12 +35,9 @@ from app.observability.metrics import Metrics
 from app.orders import api as orders_api
 from app.pages import views as pages
 from app.payouts import api as payouts_api
-from app.realtime.bus import make_bus
-from app.realtime.hub import Hub
 from app.realtime.sessions import SessionExpiry
 from app.recall import api as recall_api
 from app.routing import api as routing_api
-from app.routing.dispatcher import Dispatcher
 from app.routing.presence import PresenceHeartbeat
 from app.schemas import error_response
 from app.security import SecurityHeaders
@@ -94,20 +90,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = Metrics()  # this app's own registry (several apps may share a process)
-        db = Database(settings.async_database_url)
-        bus = make_bus(
-            settings.redis_url,
-            settings.bus_channel,
-            timeout_s=settings.bus_publish_timeout_s,
-            probe_s=settings.bus_probe_s,
-        )
-        hub = Hub(bus)
-        dispatcher = Dispatcher(db, clock, settings.dispatch_sweep_s)
-        db.publisher = hub.publish
-        db.on_signal = dispatcher.on_signal
-        await bus.start()
-        # Every node drains its own dispatch requests; the sweep is a scheduled job.
-        dispatcher.start(sweep=run_jobs)
+        core = await start_core(settings, clock, sweep=run_jobs)
+        db, bus, hub, dispatcher = core.db, core.bus, core.hub, core.dispatcher
         presence = PresenceHeartbeat(db, clock, hub, settings.presence_interval_s)
         presence.start()
         expiry = SessionExpiry(hub, clock)

@@ -8,13 +8,10 @@ import signal
 
 from app.clock import Clock
 from app.config import Settings
-from app.db import Database
+from app.context import start_core
 from app.jobs import JobContext, JobRunner, registered_jobs
 from app.observability.api import serve_metrics
 from app.observability.metrics import Metrics
-from app.realtime.bus import make_bus
-from app.realtime.hub import Hub
-from app.routing.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -22,20 +19,11 @@ log = logging.getLogger(__name__)
 async def run_worker(
     settings: Settings, *, metrics_host: str = "127.0.0.1", metrics_port: int | None = None
 ) -> None:
-    db = Database(settings.async_database_url)
-    bus = make_bus(
-        settings.redis_url,
-        settings.bus_channel,
-        timeout_s=settings.bus_publish_timeout_s,
-        probe_s=settings.bus_probe_s,
-    )
-    hub = Hub(bus)  # publishes what the jobs change; it serves no sockets itself
-    dispatcher = Dispatcher(db, Clock(), settings.dispatch_sweep_s)
-    db.publisher = hub.publish
-    db.on_signal = dispatcher.on_signal
-    await bus.start()
-    dispatcher.start(sweep=True)
-    jobs = JobRunner(JobContext(db=db, clock=Clock(), settings=settings), registered_jobs())
+    clock = Clock()
+    # The hub publishes what the jobs change; it serves no sockets itself.
+    core = await start_core(settings, clock, sweep=True)
+    db, bus, hub, dispatcher = core.db, core.bus, core.hub, core.dispatcher
+    jobs = JobRunner(JobContext(db=db, clock=clock, settings=settings), registered_jobs())
     jobs.start()
     stop_metrics = None
     if metrics_port is not None:

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.wheel
 # The files a running Homing reads from its package, besides the Python modules.
 PACKAGE_DATA = (
     "app/static/widget.js",
+    "app/static/widget/main.js",
     "app/static/app.css",
     "app/static/vendor/htmx.min.js",
     "app/templates/base.html",

@@ -1,5 +1,8 @@
 """Chat state changes: append messages with gap-free sequence numbers, read marks, close.
 
+Appending follows the rules of `app.chat.append_rules` (R1-R10); this is the full path
+that the group commit (`app.chat.appender`) hands every unusual case back to.
+
 Preconditions are checked here, not in the socket layer: who may write to which
 conversation, whether it is open, and what a message may contain.
 """
@@ -15,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
+from app.chat.append_rules import may_write, stamps_buyer_time
 from app.chat.appender import Opening
 from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
@@ -123,13 +127,14 @@ async def append_message(
 ) -> tuple[Message, bool]:
     """Store a message as the conversation's next `seq` and tell both sides after commit.
 
-    The conditional `UPDATE ... RETURNING last_seq` row-locks the conversation, so
-    concurrent senders get consecutive numbers; the savepoint undoes the increment if
-    the insert loses an idempotency race, so no number is ever skipped.
+    Rules R1, R5, R7 and R8 of `append_rules`. The conditional `UPDATE ... RETURNING
+    last_seq` row-locks the conversation, so concurrent senders get consecutive numbers;
+    the savepoint undoes the increment if the insert loses an idempotency race, so no
+    number is ever skipped.
     Returns (message, duplicate).
     """
     values: dict[str, Any] = {"last_seq": col(Conversation.last_seq) + 1}
-    if sender == "buyer":
+    if stamps_buyer_time(sender):
         values["last_buyer_message_at"] = now
     # Who hears of it is decided by the row as locked, not as read earlier: an assignment
     # may have committed in between.
@@ -212,7 +217,7 @@ def plain_opening(buyer: BuyerIdentity, out: Outgoing) -> Opening | None:
 async def send_from_buyer(
     uow: UnitOfWork, buyer: BuyerIdentity, out: Outgoing, now: datetime
 ) -> Sent:
-    """The buyer's message, into their open conversation or a newly opened one."""
+    """The buyer's message, into their open conversation or a newly opened one (R2-R5)."""
     replay = await _replay(uow, buyer.shop_id, "buyer", buyer.buyer_id, out.client_msg_id)
     if replay is not None:
         return replay
@@ -257,7 +262,7 @@ async def send_from_agent(
     if replay is not None:
         return replay
     conv = await conversation_for_agent(uow, agent, conversation_id)
-    if conv.agent_id != agent.id:
+    if not may_write("agent", agent.id, buyer_id=conv.buyer_id, agent_id=conv.agent_id):
         raise Forbidden("Only the agent serving this conversation can reply in it.")
     payload = await _checked_payload(uow, agent.shop_id, out)
     msg, duplicate = await append_message(

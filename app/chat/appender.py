@@ -9,21 +9,22 @@ one transaction with three small statements per message (is it a resend? take th
 While a batch is being written the next one gathers, so a busy node writes fewer,
 larger transactions and an idle one still writes each message at once.
 
-The rules are the same as `actions.append_message`: the conversation row is updated
-first (`last_seq + 1 ... RETURNING`, which locks it), only an open conversation the
-sender belongs to takes a message, and who hears of it is decided by the row as locked.
-Anything out of the ordinary is not handled here but handed back (`None`): a resend, a
-closed or foreign conversation, an image that needs its upload checked, a buyer who
-already has an open conversation the socket did not know of. If a batch fails
-as a whole (a unique-key race with another node, a lost connection), it is rolled back
-and every message in it is handed back too; the caller then takes the full path in
-`actions`, which knows every case. So this is purely a faster way to do the same thing.
+The rules are those of `app.chat.append_rules` (R1-R10), the same as the full path's
+(`actions`): the conversation row is updated first (`last_seq + 1 ... RETURNING`, which
+locks it), only an open conversation the sender belongs to takes a message, and who
+hears of it is decided by the row as locked. Anything out of the ordinary is not
+handled here but handed back (`None`): a resend, a closed or foreign conversation, an
+image that needs its upload checked, a buyer who already has an open conversation the
+socket did not know of. If a batch fails as a whole (a unique-key race with another
+node, a lost connection), it is rolled back and every message in it is handed back
+too; the caller then takes the full path in `actions`, which knows every case. So this
+is purely a faster way to do the same thing (`tests/test_append_paths.py` proves it).
 
 On SQLite the batch runs on a connection of its own in one worker thread (one thread
 hop per batch, not per statement). On PostgreSQL the same rules run server-side, in the
 function `homing_append_messages` (migration 0007, made set-based by 0008): one statement,
 one round trip and one transaction per batch, on the appender's own asyncpg connection.
-The function relies on `_candidates`: no message twice in a batch.
+The function relies on `_candidates`: no message twice in a batch (R2).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any, Protocol
 import asyncpg
 import orjson
 
+from app.chat.append_rules import first_sends, new_conversation, send_key, stamps_buyer_time
 from app.chat.models import Conversation
 from app.chat.schemas import conversation_public, message_wire, queued_frame
 from app.db import Database, new_id, sqlite_pragmas
@@ -97,8 +99,9 @@ class Stored:
     signals: list[tuple[str, tuple[str, str]]] = field(default_factory=list)  # then these
 
 
-# Take the conversation's next seq, if it is open, the sender belongs to it and this is
-# not a resend (a resend, or any refusal, is handed back to the full path).
+# Take the conversation's next seq (R1), if it is open (R5), the sender belongs to it (R6)
+# and this is not a resend (R2); a buyer's stamps their last word (R7). A resend, or any
+# refusal, is handed back to the full path.
 _NOT_SENT = (
     "NOT EXISTS (SELECT 1 FROM messages m WHERE m.shop_id = ? AND m.sender = ? AND m.sender_id = ? "
     "AND m.client_msg_id = ?)"
@@ -113,14 +116,31 @@ _TAKE_SEQ_AGENT = (
     "WHERE id = ? AND shop_id = ? AND agent_id = ? AND status <> 'closed' AND " + _NOT_SENT + " "
     "RETURNING last_seq, agent_id, buyer_id"
 )
-# A first message: not a resend, and the buyer has no open conversation (the
-# partial unique index ignores the row otherwise); then where it waits in its queue.
+# A first message (R3): not a resend (R2), and the buyer has no open conversation (R4: the
+# partial unique index ignores the row otherwise); then where it waits in its queue. The
+# row is `append_rules.new_conversation` with its first message numbered (R1, R7).
 _SENT = "SELECT 1 FROM messages WHERE shop_id = ? AND sender = ? AND sender_id = ? AND client_msg_id = ?"
+_OPEN_COLUMNS = (
+    "id",
+    "shop_id",
+    "buyer_id",
+    "queue",
+    "status",
+    "agent_id",
+    "elder",
+    "last_seq",
+    "buyer_read_seq",
+    "agent_read_seq",
+    "opened_at",
+    "queued_at",
+    "assigned_at",
+    "closed_at",
+    "close_reason",
+    "last_buyer_message_at",
+)
 _OPEN = (
-    "INSERT OR IGNORE INTO conversations (id, shop_id, buyer_id, queue, status, agent_id, elder, last_seq, "
-    "buyer_read_seq, agent_read_seq, opened_at, queued_at, assigned_at, closed_at, close_reason, "
-    "last_buyer_message_at) VALUES (?, ?, ?, ?, 'queued', NULL, ?, 1, 0, 0, ?, ?, NULL, NULL, NULL, ?) "
-    "RETURNING id"
+    f"INSERT OR IGNORE INTO conversations ({', '.join(_OPEN_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_OPEN_COLUMNS))}) RETURNING id"
 )
 _AHEAD = (
     "SELECT count(*) FROM conversations WHERE shop_id = ? AND queue = ? AND status = 'queued' "
@@ -135,17 +155,13 @@ Statement = tuple[str, tuple[Any, ...]]
 
 
 def _candidates(batch: list[Append], order: list[int]) -> list[int]:
-    """The batch's indices in `order`, without repeats: the same message twice in one
-    batch is written once, and the second copy is a resend for the full path."""
-    seen: set[tuple[str, str, str, str]] = set()
-    out = []
-    for i in order:
-        item = batch[i]
-        key = (item.shop_id, item.sender, item.sender_id, item.client_msg_id)
-        if key not in seen:
-            seen.add(key)
-            out.append(i)
-    return out
+    """The batch's indices in `order`, each message once (R2, `first_sends`): the second
+    copy of a message in one batch is a resend for the full path."""
+    return first_sends([_key(item) for item in batch], order)
+
+
+def _key(item: Append) -> tuple[str, str, str, str]:
+    return send_key(item.shop_id, item.sender, item.sender_id, item.client_msg_id)
 
 
 def _stored(item: Append, message_id: str, seq: int, agent_id: str | None, buyer_id: str) -> Stored:
@@ -156,20 +172,30 @@ def _stored(item: Append, message_id: str, seq: int, agent_id: str | None, buyer
     )
 
 
-def _opened(item: Append, opens: Opening, message_id: str, position: int) -> Stored:
-    """What the full path (`send_from_buyer`) tells of a new conversation, in its order:
-    opened (shown before its first message), the message, its place in the queue."""
-    conv = Conversation(
-        id=item.conversation_id,
+def _new_conversation(item: Append, opens: Opening) -> Conversation:
+    return new_conversation(
+        conversation_id=item.conversation_id,
         shop_id=item.shop_id,
         buyer_id=item.sender_id,
         queue=opens.queue,
-        status="queued",
         elder=opens.elder,
-        last_seq=0,
-        opened_at=item.now,
-        queued_at=item.now,
+        now=item.now,
     )
+
+
+def _open_params(conv: Conversation) -> tuple[Any, ...]:
+    """SQLite: `_OPEN`'s values, the new conversation with its first message (R1, R7)."""
+    first: dict[str, Any] = {"last_seq": 1, "last_buyer_message_at": conv.opened_at}
+    values = (first[c] if c in first else getattr(conv, c) for c in _OPEN_COLUMNS)
+    return tuple(_sqlite_time(v) if isinstance(v, datetime) else v for v in values)
+
+
+def _opened(
+    item: Append, opens: Opening, message_id: str, position: int, conv: Conversation | None = None
+) -> Stored:
+    """What the full path (`send_from_buyer`) tells of a new conversation, in its order:
+    opened (shown before its first message), the message, its place in the queue."""
+    conv = conv or _new_conversation(item, opens)
     slug, name, vip = opens.shown_as
     mine = buyer_topic(item.shop_id, item.sender_id)
     stored = _stored(item, message_id, 1, None, item.sender_id)
@@ -202,33 +228,20 @@ def _plan(
     rows: list[tuple[Any, ...]] = []
     for i in _candidates(batch, list(range(len(batch)))):
         item = batch[i]
-        key = (item.shop_id, item.sender, item.sender_id, item.client_msg_id)
+        key = _key(item)
         now = _sqlite_time(item.now)
         if item.opens is not None:
             if (yield _SENT, key) is not None:
                 continue  # a resend: the full path returns the original
-            if (
-                yield (
-                    _OPEN,
-                    (
-                        item.conversation_id,
-                        item.shop_id,
-                        item.sender_id,
-                        item.opens.queue,
-                        item.opens.elder,
-                        now,
-                        now,
-                        now,
-                    ),
-                )
-            ) is None:
+            conv = _new_conversation(item, item.opens)
+            if (yield _OPEN, _open_params(conv)) is None:
                 continue  # they have an open conversation already: the full path appends to it
             ahead = yield _AHEAD, (item.shop_id, item.opens.queue, now, now, item.conversation_id)
             message_id = new_id()
             rows.append(_row(item, message_id, 1, now))
-            out[i] = _opened(item, item.opens, message_id, int(ahead[0]) + 1)
+            out[i] = _opened(item, item.opens, message_id, int(ahead[0]) + 1, conv)
             continue
-        if item.sender == "buyer":
+        if stamps_buyer_time(item.sender):  # R7; R6: the buyer's own conversation
             taken = yield (
                 _TAKE_SEQ_BUYER,
                 (now, item.conversation_id, item.shop_id, item.sender_id, *key),
@@ -391,13 +404,14 @@ class MessageAppender:
                 while True:
                     sql, params = plan.send(conn.execute(sql, params).fetchone())
             except StopIteration as done:
+                out: list[Stored | None]
                 out, rows = done.value
             conn.executemany(_INSERT, rows)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return out  # type: ignore[no-any-return]
+        return out
 
     # ---- PostgreSQL: the whole batch in one statement, one round trip --------------
     async def _postgres(self) -> asyncpg.Connection:

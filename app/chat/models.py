@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.db import UTCDateTime, new_id
+from app.db import UTCDateTime, new_id, unique_where
 
 MESSAGE_KINDS = (
     "text",
@@ -26,13 +26,8 @@ class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
     __table_args__ = (
         # A buyer has at most one open conversation with a shop, whatever the races.
-        Index(
-            "uq_conversations_open_buyer",
-            "shop_id",
-            "buyer_id",
-            unique=True,
-            sqlite_where=text("status != 'closed'"),
-            postgresql_where=text("status != 'closed'"),
+        unique_where(
+            "uq_conversations_open_buyer", "shop_id", "buyer_id", where="status != 'closed'"
         ),
         Index("ix_conversations_waiting", "shop_id", "queue", "status", "queued_at"),
         Index("ix_conversations_agent_status", "agent_id", "status"),
@@ -58,34 +53,51 @@ class Conversation(SQLModel, table=True):
     last_buyer_message_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
-class Message(SQLModel, table=True):
-    __tablename__ = "messages"
-    __table_args__ = (
-        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
-        # Idempotent sends: one stored message per sender and client message id.
-        Index(
-            "uq_messages_client_msg",
-            "shop_id",
-            "sender",
-            "sender_id",
-            "client_msg_id",
-            unique=True,
-            sqlite_where=text("client_msg_id IS NOT NULL"),
-            postgresql_where=text("client_msg_id IS NOT NULL"),
-        ),
-    )
+class MessageBase(SQLModel):
+    """What a message is, in a conversation or a group: numbered by `seq` in its stream,
+    with an optional client id that makes a resend idempotent.
+
+    Columns are declared by type, not `sa_column=Column(...)`: a Column object can belong
+    to one table only, and two tables inherit these.
+    """
 
     id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
     shop_id: str = Field(foreign_key="shops.id", max_length=32)
-    conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
     seq: int
     sender: str = Field(max_length=16)
-    sender_id: str | None = Field(default=None, sa_column=Column(String(128)))
+    sender_id: str | None = Field(default=None, max_length=128)
     kind: str = Field(default="text", max_length=32)
-    body: str = Field(default="", sa_column=Column(Text, nullable=False))
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    body: str = Field(default="", sa_type=Text, nullable=False)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON, nullable=False)
     client_msg_id: str | None = Field(default=None, max_length=128)
-    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+def message_constraints(
+    table: str, stream: str, sends_within: str
+) -> tuple[UniqueConstraint, Index]:
+    """The two rules of a table of MessageBase rows, named `uq_<table>_<stream>_seq` and
+    `uq_<table>_client_msg`: one message per `seq` in its stream (the `<stream>_id`
+    column), and idempotent sends, one stored message per sender and client message id
+    within `sends_within` (a column)."""
+    return (
+        UniqueConstraint(f"{stream}_id", "seq", name=f"uq_{table}_{stream}_seq"),
+        unique_where(
+            f"uq_{table}_client_msg",
+            sends_within,
+            "sender",
+            "sender_id",
+            "client_msg_id",
+            where="client_msg_id IS NOT NULL",
+        ),
+    )
+
+
+class Message(MessageBase, table=True):
+    __tablename__ = "messages"
+    __table_args__ = message_constraints("messages", "conversation", sends_within="shop_id")
+
+    conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
 
 
 class Upload(SQLModel, table=True):

@@ -376,7 +376,8 @@ class AgentSocket(SocketHandler):
 
 
 def _ctx(ws: WebSocket) -> AppContext:
-    return ws.app.state.ctx  # type: ignore[no-any-return]
+    ctx: AppContext = ws.app.state.ctx
+    return ctx
 
 
 def _connection(

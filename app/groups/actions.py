@@ -14,10 +14,11 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlalchemy.orm import Mapped
+from sqlmodel import SQLModel, col
 
 from app.chat.actions import BuyerIdentity
-from app.db import UnitOfWork, append_numbered, rowcount
+from app.db import UnitOfWork, append_numbered, rowcount, table_of
 from app.errors import BadInput, Conflict, DomainError, NotFound
 from app.groups import rules
 from app.groups.models import (
@@ -103,17 +104,27 @@ async def create_group(
     return g
 
 
-async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
-    """Count one more member, or refuse: the row lock makes the limit exact under races."""
-    taken = (
+async def _count_one_more(
+    uow: UnitOfWork, model: type[SQLModel], row_id: str, counter: Mapped[int], limit: Mapped[int]
+) -> int | None:
+    """`counter + 1` on the row, only while it is below `limit` (both columns of `model`);
+    the new count, or None at the limit. The row lock makes the limit exact under races."""
+    return (
         await uow.session.execute(
-            update(Group)
-            .where(col(Group.id) == group_id, col(Group.member_count) < col(Group.max_members))
-            .values(member_count=col(Group.member_count) + 1)
-            .returning(col(Group.member_count))
+            update(model)
+            .where(table_of(model).c.id == row_id, counter < limit)
+            .values({counter: counter + 1})
+            .returning(counter)
             .execution_options(synchronize_session=False)
         )
-    ).first()
+    ).scalar_one_or_none()
+
+
+async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
+    """Count one more member, or refuse."""
+    taken = await _count_one_more(
+        uow, Group, group_id, col(Group.member_count), col(Group.max_members)
+    )
     if taken is None:
         raise GroupFull("This group is full.")
 
@@ -154,17 +165,16 @@ async def join_group(
                 # Another request of this buyer joined a moment ago: that one counts.
                 return await _joined(uow, g, buyer)
         else:
-            rejoined = await s.execute(
-                update(GroupMember)
-                .where(
-                    col(GroupMember.group_id) == g.id,
-                    col(GroupMember.buyer_id) == buyer.buyer_id,
-                    col(GroupMember.status) == MEMBER_LEFT,
-                )
-                .values(status=MEMBER_ACTIVE, joined_at=now, muted_until=None)
-                .execution_options(synchronize_session=False)
+            rejoined = await _move_member(
+                uow,
+                g.id,
+                buyer.buyer_id,
+                MEMBER_LEFT,
+                status=MEMBER_ACTIVE,
+                joined_at=now,
+                muted_until=None,
             )
-            if rowcount(rejoined) != 1:
+            if not rejoined:
                 return await _joined(uow, g, buyer)
         await _take_seat(uow, g.id)
         await s.refresh(g)
@@ -188,45 +198,33 @@ async def _joined(uow: UnitOfWork, g: Group, buyer: BuyerIdentity) -> dict[str, 
     return group_public(g, m)
 
 
+async def _move_member(
+    uow: UnitOfWork, group_id: str, buyer_id: str, from_status: str, **values: Any
+) -> bool:
+    """Update the membership only if its status is `from_status` as stored now (the row
+    lock decides between racing requests); True if it was."""
+    result = await uow.session.execute(
+        update(GroupMember)
+        .where(
+            col(GroupMember.group_id) == group_id,
+            col(GroupMember.buyer_id) == buyer_id,
+            col(GroupMember.status) == from_status,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result) == 1
+
+
 async def _end_membership(
     uow: UnitOfWork, g: Group, buyer_id: str, status: str, reason: str
 ) -> bool:
     """Mark the member left or removed; frees the seat if they were active. True if it changed."""
-    s = uow.session
-    was_active = (
-        rowcount(
-            await s.execute(
-                update(GroupMember)
-                .where(
-                    col(GroupMember.group_id) == g.id,
-                    col(GroupMember.buyer_id) == buyer_id,
-                    col(GroupMember.status) == MEMBER_ACTIVE,
-                )
-                .values(status=status)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        == 1
-    )
-    if was_active:
+    if await _move_member(uow, g.id, buyer_id, MEMBER_ACTIVE, status=status):
         await _free_seat(uow, g.id)
     elif status == MEMBER_REMOVED:
-        changed = (
-            rowcount(
-                await s.execute(
-                    update(GroupMember)
-                    .where(
-                        col(GroupMember.group_id) == g.id,
-                        col(GroupMember.buyer_id) == buyer_id,
-                        col(GroupMember.status) == MEMBER_LEFT,
-                    )
-                    .values(status=status)
-                    .execution_options(synchronize_session=False)
-                )
-            )
-            == 1
-        )
-        if not changed:
+        # One who had left is removed too: they may not rejoin.
+        if not await _move_member(uow, g.id, buyer_id, MEMBER_LEFT, status=status):
             return False
     else:
         return False
@@ -549,15 +547,9 @@ async def claim_giveaway(
             await s.flush()
     except IntegrityError:
         raise AlreadyClaimed("You have already claimed this giveaway.") from None
-    claimed = (
-        await s.execute(
-            update(Giveaway)
-            .where(col(Giveaway.id) == gw.id, col(Giveaway.claimed) < col(Giveaway.quantity))
-            .values(claimed=col(Giveaway.claimed) + 1)
-            .returning(col(Giveaway.claimed))
-            .execution_options(synchronize_session=False)
-        )
-    ).scalar_one_or_none()
+    claimed = await _count_one_more(
+        uow, Giveaway, gw.id, col(Giveaway.claimed), col(Giveaway.quantity)
+    )
     if claimed is None:
         # Raising rolls the whole transaction back, the claim row with it.
         raise SoldOut("This giveaway has run out.")

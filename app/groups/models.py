@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Date, Index, String
 from sqlmodel import Field, SQLModel
 
+from app.chat.models import MessageBase, message_constraints
 from app.db import UTCDateTime, new_id
 
 MEMBER_ACTIVE = "active"
@@ -44,34 +45,11 @@ class GroupMember(SQLModel, table=True):
     joined_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-class GroupMessage(SQLModel, table=True):
+class GroupMessage(MessageBase, table=True):
     __tablename__ = "group_messages"
-    __table_args__ = (
-        UniqueConstraint("group_id", "seq", name="uq_group_messages_group_seq"),
-        # Idempotent sends: one stored message per sender and client message id.
-        Index(
-            "uq_group_messages_client_msg",
-            "group_id",
-            "sender",
-            "sender_id",
-            "client_msg_id",
-            unique=True,
-            sqlite_where=text("client_msg_id IS NOT NULL"),
-            postgresql_where=text("client_msg_id IS NOT NULL"),
-        ),
-    )
+    __table_args__ = message_constraints("group_messages", "group", sends_within="group_id")
 
-    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
-    shop_id: str = Field(foreign_key="shops.id", max_length=32)
     group_id: str = Field(foreign_key="groups.id", max_length=32)
-    seq: int
-    sender: str = Field(max_length=16)
-    sender_id: str | None = Field(default=None, sa_column=Column(String(128)))
-    kind: str = Field(default="text", max_length=32)
-    body: str = Field(default="", sa_column=Column(Text, nullable=False))
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    client_msg_id: str | None = Field(default=None, max_length=128)
-    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class GroupCheckin(SQLModel, table=True):

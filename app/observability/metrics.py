@@ -10,7 +10,7 @@ process, and each must report only its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -118,23 +118,19 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self.tallies.collect_tallies()
-        sockets = GaugeMetricFamily(
-            "homing_ws_open_sockets", "Sockets open on this node, by kind.", labels=["kind"]
-        )
         counts = dict.fromkeys(SOCKET_KINDS, 0)
         for conn in self.hub.connections:
             counts[conn.kind] = counts.get(conn.kind, 0) + 1
-        for kind, n in counts.items():
-            sockets.add_metric([kind], n)
-        yield sockets
+        yield _gauge(
+            "homing_ws_open_sockets", "Sockets open on this node, by kind.", "kind", counts.items()
+        )
 
-        connected = GaugeMetricFamily(
+        yield _gauge(
             "homing_bus_connected",
             "1 while the bus reaches every node (always 1 for the in-process bus).",
-            labels=["bus"],
+            "bus",
+            [(self.bus.name, 1 if self.bus.healthy else 0)],
         )
-        connected.add_metric([self.bus.name], 1 if self.bus.healthy else 0)
-        yield connected
         yield _counter(
             "homing_bus_publish_failures",
             "Envelopes that could not be sent to the other nodes (delivered on this node only).",
@@ -152,30 +148,26 @@ class StateCollector(Collector):
             value=self.dispatcher.backlog,
         )
 
-        last = GaugeMetricFamily(
+        yield _gauge(
             "homing_job_last_success_timestamp_seconds",
             "Unix time a scheduled job last finished without error (0: not yet).",
-            labels=["job"],
+            "job",
+            self.jobs.last_successes().items(),
         )
-        for name, at in self.jobs.last_successes().items():
-            last.add_metric([name], at)
-        yield last
 
-        in_use = GaugeMetricFamily(
+        pools = self._pools()
+        yield _gauge(
             "homing_db_pool_in_use",
             "Database connections checked out of the pool.",
-            labels=["pool"],
+            "pool",
+            [(name, _pool_number(pool, "checkedout")) for name, pool in pools],
         )
-        size = GaugeMetricFamily(
+        yield _gauge(
             "homing_db_pool_size",
             "Connections the pool keeps open (its steady size).",
-            labels=["pool"],
+            "pool",
+            [(name, _pool_number(pool, "size")) for name, pool in pools],
         )
-        for name, pool in self._pools():
-            in_use.add_metric([name], _pool_number(pool, "checkedout"))
-            size.add_metric([name], _pool_number(pool, "size"))
-        yield in_use
-        yield size
 
     def _pools(self) -> list[tuple[str, Any]]:
         # SQLite writes through an engine of its own (one writer); PostgreSQL shares one.
@@ -186,6 +178,16 @@ class StateCollector(Collector):
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
+
+
+def _gauge(
+    name: str, documentation: str, label: str, values: Iterable[tuple[str, float]]
+) -> GaugeMetricFamily:
+    """A gauge with one label, a sample per (label value, value)."""
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, value in values:
+        family.add_metric([key], value)
+    return family
 
 
 def _pool_number(pool: Any, method: str) -> float:

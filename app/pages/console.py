@@ -27,7 +27,8 @@ from app.metrics import service as metrics_service
 from app.metrics.api import agent_metrics_public
 from app.pages.i18n import STRINGS, pick_lang
 from app.pages.views import csrf_refused, render, session_agent
-from app.payouts import actions as payout_actions
+from app.payouts import approvals as payout_approvals
+from app.payouts import fund as payout_fund
 from app.payouts import service as payout_service
 from app.payouts.schemas import payout_public
 from app.routing import queues as routing_queues
@@ -276,7 +277,7 @@ async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> R
         return Response(status_code=404)
     t = STRINGS[pick_lang(request)[0]]
     try:
-        payout = await payout_actions.decide_payout(
+        payout = await payout_approvals.decide_payout(
             ctx.db,
             approver_id=me.id,
             shop_id=me.shop_id,
@@ -416,7 +417,7 @@ async def topup(request: Request, ctx: Ctx) -> Response:
     try:
         cents = cents_of(form_text(form, "amount"))
         await ctx.db.run(
-            payout_actions.topup_fund, admin_id=me.id, amount_cents=cents, now=ctx.clock.now()
+            payout_fund.topup_fund, admin_id=me.id, amount_cents=cents, now=ctx.clock.now()
         )
     except (PageError, DomainError) as err:
         return await section(request, ctx, me, "fund", error=error_text(t, err))

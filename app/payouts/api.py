@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StrictInt
 from app.deps import Ctx, CurrentAdmin, CurrentAgent
 from app.errors import BadInput, Forbidden, NotFound
 from app.limits import MAX_BIGINT
-from app.payouts import actions, service
+from app.payouts import approvals, fund, requests, service
 from app.payouts.models import LEDGER_ENTRIES, PAYOUT_STATUSES, Payout
 from app.payouts.schemas import (
     CouponPublic,
@@ -60,8 +60,8 @@ async def create_payout(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> PayoutPublic:
     """201 for a new payout; 200 with the same payout when the Idempotency-Key is repeated."""
-    req = actions.PayoutRequest(**body.model_dump())
-    outcome = await actions.submit_payout(
+    req = requests.PayoutRequest(**body.model_dump())
+    outcome = await requests.submit_payout(
         ctx.db,
         agent_id=agent.id,
         shop_id=agent.shop_id,
@@ -108,7 +108,7 @@ async def get_fund(agent: CurrentAgent, ctx: Ctx) -> FundOut:
 @router.post("/payouts/fund/topup")
 async def topup_fund(body: TopupIn, admin: CurrentAdmin, ctx: Ctx) -> FundOut:
     balance = await ctx.db.run(
-        actions.topup_fund, admin_id=admin.id, amount_cents=body.amount_cents, now=ctx.clock.now()
+        fund.topup_fund, admin_id=admin.id, amount_cents=body.amount_cents, now=ctx.clock.now()
     )
     return FundOut(balance_cents=balance)
 
@@ -171,7 +171,7 @@ async def get_payout(payout_id: str, agent: CurrentAgent, ctx: Ctx) -> PayoutPub
 async def approve(
     payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
 ) -> PayoutPublic:
-    payout = await actions.decide_payout(
+    payout = await approvals.decide_payout(
         ctx.db,
         approver_id=agent.id,
         shop_id=agent.shop_id,
@@ -187,7 +187,7 @@ async def approve(
 async def reject(
     payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
 ) -> PayoutPublic:
-    payout = await actions.decide_payout(
+    payout = await approvals.decide_payout(
         ctx.db,
         approver_id=agent.id,
         shop_id=agent.shop_id,

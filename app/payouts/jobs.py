@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from app.payouts import actions
+from app.payouts import coupons
 from app.payouts import service as payout_service
 
 if TYPE_CHECKING:  # app.jobs registers this job, so it cannot be imported at run time here
@@ -33,7 +33,7 @@ async def issue_late_shipment_coupons(ctx: JobContext) -> int:
     for shop_id, order_id in due:
         try:
             coupon = await ctx.db.run(
-                actions.issue_late_shipment_coupon, shop_id=shop_id, order_id=order_id, now=now
+                coupons.issue_late_shipment_coupon, shop_id=shop_id, order_id=order_id, now=now
             )
         except Exception:
             log.exception(

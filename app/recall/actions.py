@@ -27,14 +27,11 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
-from app.chat.models import Conversation
-from app.db import UnitOfWork, UTCDateTime, rowcount, table_of
+from app.chat import notices
+from app.db import UnitOfWork, UTCDateTime, dialect_insert, insert_ignore, rowcount, table_of
 from app.errors import BadInput, Conflict, NotFound
-from app.payouts import actions as payout_actions
 from app.recall import rules, service
 from app.recall.models import (
     RecallCampaign,
@@ -47,10 +44,6 @@ from app.recall.models import (
 
 SEND_BATCH = 1000
 SENDS = table_of(RecallSend)
-
-
-def _insert(uow: UnitOfWork) -> Any:
-    return pg_insert if uow.is_postgres else sqlite_insert
 
 
 # --- signals and buyer choices -----------------------------------------------------------
@@ -87,9 +80,12 @@ async def record_event(
 async def opt_out(uow: UnitOfWork, shop_id: str, buyer_id: str, now: datetime) -> None:
     """The buyer wants no more recalls from this shop (idempotent)."""
     await uow.session.execute(
-        _insert(uow)(table_of(RecallOptOut))
-        .values(shop_id=shop_id, buyer_id=buyer_id, at=now)
-        .on_conflict_do_nothing(index_elements=["shop_id", "buyer_id"])
+        insert_ignore(
+            uow.dialect,
+            RecallOptOut,
+            ["shop_id", "buyer_id"],
+            {"shop_id": shop_id, "buyer_id": buyer_id, "at": now},
+        )
     )
 
 
@@ -133,7 +129,7 @@ async def set_window(
     """The shop's sending window, minutes after local midnight (0..1440: all day)."""
     if not rules.valid_window(start_min, end_min):
         raise BadInput("The window needs 0 <= start < end <= 1440.", code="invalid_window")
-    ins = _insert(uow)(table_of(RecallSettings)).values(
+    ins = dialect_insert(uow.dialect, RecallSettings).values(
         shop_id=shop_id, window_start_min=start_min, window_end_min=end_min, updated_at=now
     )
     await uow.session.execute(
@@ -285,7 +281,7 @@ async def claim_recall_slots(
     """
     table = table_of(RecallCap)
     rows = buyers.subquery("b")
-    ins = _insert(uow)(table).from_select(
+    ins = dialect_insert(uow.dialect, RecallCap).from_select(
         ["shop_id", "buyer_id", "last_at", "campaign_id"],
         select(
             literal(shop_id, String),
@@ -297,12 +293,12 @@ async def claim_recall_slots(
         .where(true())
         .order_by(rows.c.buyer_id),
     )
-    ins = ins.on_conflict_do_update(
+    claim = ins.on_conflict_do_update(
         index_elements=["shop_id", "buyer_id"],
         set_={"last_at": ins.excluded.last_at, "campaign_id": ins.excluded.campaign_id},
         where=table.c.last_at <= rules.cap_cutoff(now),
     ).returning(table.c.buyer_id)
-    return set((await uow.session.execute(ins)).scalars())
+    return set((await uow.session.execute(claim)).scalars())
 
 
 async def send_batch(
@@ -389,66 +385,49 @@ async def _post_cards(
     """Post the coupon card of each (send id, buyer) and mark the send `sent` with where the
     card landed; returns how many.
 
-    A buyer who is chatting gets it in the open conversation (`post_to_buyer`, numbered
-    like any message). The others, most of an audience, get notice conversations: their
-    sends are marked by one UPDATE that also picks the new conversation and message ids
-    (the card is a notice's one message, seq 1), then all are written by one `post_notices`.
+    Most of an audience is not chatting, so their cards become notice conversations
+    (`notices.post`): the sends are marked by one UPDATE that also picks the ids of those
+    notice conversations and messages (the card is a notice's one message, seq 1), and all
+    cards are then posted by one call. The few that landed in a buyer's open conversation
+    instead (numbered like any message) get their send row corrected one by one.
     """
     if not sends:
         return 0
     s = uow.session
-    chatting = set(
-        (
-            await s.execute(
-                select(col(Conversation.buyer_id)).where(
-                    col(Conversation.shop_id) == c.shop_id,
-                    col(Conversation.status) != "closed",
-                    col(Conversation.buyer_id).in_(select(SENDS.c.buyer_id).where(in_batch)),
-                )
-            )
-        ).scalars()
-    )
-    sent_at = {"status": "sent", "sent_at": now}
-    for send_id, b in sends:
-        if b not in chatting:
-            continue
-        body, payload = card_for(c, send_id)
-        posted = await payout_actions.post_to_buyer(
-            uow,
-            shop_id=c.shop_id,
-            buyer_id=b,
-            conversation_id=None,
-            kind="coupon_card",
-            body=body,
-            payload=payload,
-            now=now,
+    marked = await s.execute(
+        update(SENDS)
+        .where(in_batch, SENDS.c.buyer_id.in_([b for _, b in sends]))
+        .values(
+            status="sent",
+            sent_at=now,
+            conversation_id=_random_id_sql(uow),
+            message_id=_random_id_sql(uow),
+            seq=1,
         )
+        .returning(SENDS.c.id, SENDS.c.buyer_id, SENDS.c.conversation_id, SENDS.c.message_id)
+    )
+    cards = [
+        (
+            send_id,
+            notices.Notice(
+                b,
+                "coupon_card",
+                *card_for(c, send_id),
+                notice_conversation_id=conv_id,
+                notice_message_id=msg_id,
+            ),
+        )
+        for send_id, b, conv_id, msg_id in marked
+    ]
+    posted = await notices.post(uow, c.shop_id, [n for _, n in cards], now=now)
+    for (send_id, _), where in zip(cards, posted, strict=True):
+        if where.in_notice:
+            continue
         await s.execute(
             update(SENDS)
             .where(SENDS.c.id == send_id)
             .values(
-                **sent_at,
-                conversation_id=posted.conversation_id,
-                message_id=posted.message_id,
-                seq=posted.seq,
+                conversation_id=where.conversation_id, message_id=where.message_id, seq=where.seq
             )
         )
-    quiet = [b for _, b in sends if b not in chatting]
-    if quiet:
-        marked = await s.execute(
-            update(SENDS)
-            .where(in_batch, SENDS.c.buyer_id.in_(quiet))
-            .values(
-                **sent_at,
-                conversation_id=_random_id_sql(uow),
-                message_id=_random_id_sql(uow),
-                seq=1,
-            )
-            .returning(SENDS.c.id, SENDS.c.buyer_id, SENDS.c.conversation_id, SENDS.c.message_id)
-        )
-        notices = [
-            payout_actions.Notice(b, "coupon_card", *card_for(c, send_id), conv_id, msg_id)
-            for send_id, b, conv_id, msg_id in marked
-        ]
-        await payout_actions.post_notices(uow, c.shop_id, notices, now=now)
     return len(sends)

@@ -17,6 +17,7 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from app.chat.append_rules import new_conversation
 from app.chat.models import Conversation
 from app.chat.schemas import conversation_public, queued_frame
 from app.chat.service import public_conversation, queue_position
@@ -83,14 +84,8 @@ async def open_conversation(
     queue = choose_queue(
         buyer, category=category, category_queues=category_queues, existing_queues=queues
     )
-    conv = Conversation(
-        shop_id=shop_id,
-        buyer_id=buyer_id,
-        queue=queue,
-        status="queued",
-        elder=buyer.is_elder,
-        opened_at=now,
-        queued_at=now,
+    conv = new_conversation(
+        shop_id=shop_id, buyer_id=buyer_id, queue=queue, elder=buyer.is_elder, now=now
     )
     try:
         async with uow.race_guard():

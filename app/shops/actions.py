@@ -505,7 +505,8 @@ async def login(
     if claim is None:
         return LoginResult(None, None, throttled=True)
     ok = await asyncio.to_thread(verify_password, claim.password_hash, password)
-    return await db.run(finish_login, claim, ok=ok, now=now, session_ttl=session_ttl)  # type: ignore[no-any-return]
+    result: LoginResult = await db.run(finish_login, claim, ok=ok, now=now, session_ttl=session_ttl)
+    return result
 
 
 async def logout(uow: UnitOfWork, token: str) -> None:

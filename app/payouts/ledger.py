@@ -1,0 +1,117 @@
+"""The payout ledger (append-only) and the news of each payout's change.
+
+Every step of a payout is a line here, written in the transaction that takes the step;
+a refusal is written in a transaction of its own, because the refused one rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from app.db import Database, UnitOfWork
+from app.errors import DomainError
+from app.payouts.models import Payout, PayoutLedgerEntry
+from app.payouts.schemas import payout_public
+from app.realtime.topics import agent_topic, shop_staff_topic
+
+T = TypeVar("T")
+
+MAX_KEY_CHARS = 200
+
+
+def record(
+    uow: UnitOfWork, entry: str, payout: Payout, *, actor_id: str, at: datetime, **fields: Any
+) -> None:
+    """Append one line about `payout`. The ledger is only ever inserted into."""
+    uow.session.add(
+        PayoutLedgerEntry(
+            shop_id=payout.shop_id,
+            at=at,
+            entry=entry,
+            payout_id=payout.id,
+            actor_kind="agent",
+            actor_id=actor_id,
+            agent_id=payout.agent_id,
+            order_id=payout.order_id,
+            conversation_id=payout.conversation_id,
+            buyer_id=payout.buyer_id,
+            amount_cents=payout.amount_cents,
+            reason=payout.reason,
+            idempotency_key=payout.idempotency_key,
+            **fields,
+        )
+    )
+
+
+def announce(uow: UnitOfWork, payout: Payout) -> None:
+    """The requesting agent and the shop's supervisors hear of every change (after commit)."""
+    uow.emit_many(
+        [agent_topic(payout.agent_id), shop_staff_topic(payout.shop_id)],
+        {"type": "payout.updated", "payout": payout_public(payout)},
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Who was refused what, for the ledger: a request (`fields` from the request) or a
+    decision on `payout_id` (`note` says which)."""
+
+    shop_id: str
+    actor_id: str
+    now: datetime
+    idempotency_key: str | None = None
+    request_fields: dict[str, Any] | None = None
+    payout_id: str | None = None
+    note: str | None = None
+
+
+async def run_or_record_refusal(
+    db: Database, action: Callable[..., Awaitable[T]], refusal: Refusal, **kwargs: Any
+) -> T:
+    """Run `action(uow, **kwargs)` in one transaction; if a rule refuses it, write the
+    refusal to the ledger in another (the refused one rolled back) and raise it again."""
+    try:
+        result: T = await db.run(action, **kwargs)
+    except DomainError as exc:
+        await db.run(record_refusal, refusal, exc)
+        raise
+    return result
+
+
+async def record_refusal(uow: UnitOfWork, refusal: Refusal, error: DomainError) -> None:
+    """A refused request or decision, in its own transaction (the refused one rolled back)."""
+    fields: dict[str, Any] = {}
+    note = refusal.note
+    if refusal.payout_id is not None:
+        payout = await uow.session.get(Payout, refusal.payout_id)
+        if payout is not None and payout.shop_id == refusal.shop_id:
+            fields = {
+                "payout_id": payout.id,
+                "agent_id": payout.agent_id,
+                "order_id": payout.order_id,
+                "conversation_id": payout.conversation_id,
+                "buyer_id": payout.buyer_id,
+                "amount_cents": payout.amount_cents,
+                "reason": payout.reason,
+            }
+        else:
+            note = f"{note or ''} {refusal.payout_id}".strip()  # not this shop's: keep only the id
+    if refusal.request_fields is not None:
+        fields = refusal.request_fields
+    key = refusal.idempotency_key
+    uow.session.add(
+        PayoutLedgerEntry(
+            shop_id=refusal.shop_id,
+            at=refusal.now,
+            entry="refused",
+            actor_kind="agent",
+            actor_id=refusal.actor_id,
+            code=error.code,
+            idempotency_key=(key or None) and key[:MAX_KEY_CHARS],
+            note=f"{note + ': ' if note else ''}{error.message}",
+            **fields,
+        )
+    )
