@@ -14,6 +14,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import Database
 from app.demo import seed_demo
+from app.errors import DomainError
 from app.migrate import upgrade
 from app.observability.logs import JsonFormatter, formatter_for
 from app.security import install_log_masking, is_loopback_host, uvicorn_log_config
@@ -205,8 +206,6 @@ def _shop_create(settings: Settings, args: argparse.Namespace) -> None:
             return created
         finally:
             await db.dispose()
-
-    from app.errors import DomainError
 
     try:
         new = asyncio.run(go())

@@ -9,12 +9,12 @@ from app.chat.delivery import ChatLoader
 from app.clock import Clock
 from app.config import Settings
 from app.db import Database
-from app.jobs import JobRunner
 from app.observability.metrics import Metrics
 from app.realtime.bus import Bus, make_bus
 from app.realtime.hub import Hub
 from app.routing.dispatcher import Dispatcher
 from app.routing.presence import PresenceHeartbeat
+from app.scheduler import JobRunner
 
 
 @dataclass

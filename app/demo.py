@@ -13,6 +13,7 @@ from app.recall import actions as recall_actions
 from app.shops import actions as shop_actions
 from app.shops.actions import DEMO_SLUG
 from app.shops.models import Shop
+from app.shops.roles import AGENT, SUPERVISOR
 
 DEMO_BUYER_SECRET = "demo-buyer-secret-0123456789abcdef"
 DEMO_API_KEY = "demo-api-key"
@@ -20,9 +21,9 @@ DEMO_PASSWORD = "demo"
 DEMO_FUND_CENTS = 1_000_000  # ¥10,000
 # (username, display name, role, queues)
 DEMO_AGENTS = (
-    ("alice", "Alice 小艾", "agent", ("general",)),
-    ("bob", "Bob 老鲍 (长辈专席)", "agent", ("elderly",)),
-    ("sam", "Sam 主管", "supervisor", ("general", "elderly")),
+    ("alice", "Alice 小艾", AGENT, ("general",)),
+    ("bob", "Bob 老鲍 (长辈专席)", AGENT, ("elderly",)),
+    ("sam", "Sam 主管", SUPERVISOR, ("general", "elderly")),
 )
 
 

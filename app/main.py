@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,19 +26,22 @@ from app.config import Settings, get_settings
 from app.context import AppContext, start_core
 from app.errors import DomainError
 from app.groups import api as groups_api
-from app.jobs import JobContext, JobRunner, registered_jobs
+from app.jobs import registered_jobs
 from app.limits import RequestLimits
 from app.metrics import api as metrics_api
 from app.observability import api as observability_api
 from app.observability.logs import RequestIds
 from app.observability.metrics import Metrics
 from app.orders import api as orders_api
+from app.pages import routes as page_routes
 from app.pages import views as pages
+from app.pages.views import PageRefusal
 from app.payouts import api as payouts_api
 from app.realtime.sessions import SessionExpiry
 from app.recall import api as recall_api
 from app.routing import api as routing_api
 from app.routing.presence import PresenceHeartbeat
+from app.scheduler import JobContext, JobRunner
 from app.schemas import error_response
 from app.security import SecurityHeaders
 from app.shops import api as shops_api
@@ -153,7 +156,7 @@ def create_app(
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
     app.include_router(observability_api.router)
-    app.include_router(pages.router)
+    app.include_router(page_routes.router)
     if settings.demo:
         app.include_router(pages.demo_router)
     app.mount("/static", pages.static_files(), name="static")
@@ -170,6 +173,10 @@ def create_app(
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(PageRefusal)
+    async def page_refusal(_request: Request, exc: PageRefusal) -> Response:
+        return exc.response
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,9 +9,10 @@ import signal
 from app.clock import Clock
 from app.config import Settings
 from app.context import start_core
-from app.jobs import JobContext, JobRunner, registered_jobs
+from app.jobs import registered_jobs
 from app.observability.api import serve_metrics
 from app.observability.metrics import Metrics
+from app.scheduler import JobContext, JobRunner
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from app.chat.append_rules import may_write, stamps_buyer_time
 from app.chat.appender import Opening
 from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
-from app.chat.service import buyer_may_see, is_staff_now
+from app.chat.service import buyer_may_see, may_now
 from app.chat.uploads import image_payload
 from app.db import UnitOfWork, append_numbered, rowcount
 from app.errors import BadInput, Conflict, ConversationClosed, Forbidden, NotFound
@@ -30,32 +30,14 @@ from app.orders import service as order_service
 from app.realtime.topics import agent_topic, buyer_topic, conversation_sides
 from app.routing import actions as routing
 from app.routing.models import Queue
-from app.routing.rules import CSAT_SCORES, BuyerFacts, choose_queue, inactive
+from app.routing.rules import CSAT_SCORES, choose_queue, inactive
+from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent
+from app.shops.policy import Permission
 
 CLOSE_INACTIVE_BATCH = 200  # conversations closed per transaction by the auto-close job
 
 CSAT_INVITE = "本次服务已结束,请为我们的服务打分(1-5 星)。"
-
-
-@dataclass(frozen=True)
-class BuyerIdentity:
-    shop_id: str
-    shop_slug: str
-    buyer_id: str
-    name: str = ""
-    age: int | None = None
-    vip: int | None = None
-    elder_mode: bool = False
-
-    @property
-    def shown_as(self) -> tuple[str, str, int | None]:
-        """How a conversation they open shows before anyone serves it: shop, name, VIP."""
-        return (self.shop_slug, self.name, self.vip)
-
-    @property
-    def facts(self) -> BuyerFacts:
-        return BuyerFacts(age=self.age, elder_mode=self.elder_mode)
 
 
 @dataclass(frozen=True)
@@ -286,7 +268,9 @@ async def conversation_for_agent(
     conv = await uow.session.get(Conversation, conversation_id)
     if conv is None or conv.shop_id != agent.shop_id:
         raise NotFound("No such conversation.")
-    if conv.agent_id != agent.id and not await is_staff_now(uow.session, agent.id):
+    if conv.agent_id != agent.id and not await may_now(
+        uow.session, agent.id, Permission.SUPERVISE_CHATS
+    ):
         raise Forbidden("This conversation is not yours.")
     return conv
 
@@ -404,7 +388,9 @@ async def transfer_conversation(
     await uow.session.refresh(conv, with_for_update=True)
     if conv.status == "closed":
         raise ConversationClosed("This conversation is closed.")
-    if conv.agent_id != agent.id and not await is_staff_now(uow.session, agent.id):
+    if conv.agent_id != agent.id and not await may_now(
+        uow.session, agent.id, Permission.SUPERVISE_CHATS
+    ):
         raise Forbidden("Only the agent serving this conversation can transfer it.")
     from_agent_id = conv.agent_id
     target_name = None

@@ -8,14 +8,14 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app.chat import service, uploads
-from app.chat.actions import BuyerIdentity
 from app.chat.models import Upload
 from app.chat.schemas import ConversationPublic, MessagePublic, UploadOut, message_public
 from app.deps import Ctx, CurrentAgent, CurrentCaller, caller_from_token
 from app.errors import BadInput, NotFound
 from app.limits import MAX_SEQ
 from app.schemas import ERROR_RESPONSES
-from app.shops.roles import is_staff
+from app.shops.identities import BuyerIdentity
+from app.shops.policy import Permission, may
 
 router = APIRouter(prefix="/api/v1", tags=["chat"], responses=ERROR_RESPONSES)
 
@@ -30,7 +30,7 @@ async def list_conversations(
         raise BadInput(
             f"Expected status one of {', '.join(STATUSES)}, but got {status!r}.", code="bad_request"
         )
-    whole_shop = is_staff(agent.role)
+    whole_shop = may(agent.role, Permission.SUPERVISE_CHATS)
     async with ctx.db.read() as s:
         convs = await service.conversations_for_agent(
             s, agent, status=status, whole_shop=whole_shop

@@ -11,7 +11,7 @@ from sqlmodel import col
 from app.chat.models import Conversation, Message
 from app.chat.schemas import conversation_public
 from app.shops.models import Agent, Buyer, Shop
-from app.shops.roles import STAFF_ROLES
+from app.shops.policy import Permission, may
 
 SYNC_PAGE = 500
 
@@ -107,11 +107,11 @@ def agent_may_see(agent: Agent, conv: Conversation) -> bool:
     """The assigned agent, and the shop's supervisors and admins."""
     if conv.shop_id != agent.shop_id:
         return False
-    return conv.agent_id == agent.id or agent.role in STAFF_ROLES
+    return conv.agent_id == agent.id or may(agent.role, Permission.SUPERVISE_CHATS)
 
 
-async def is_staff_now(session: AsyncSession, agent_id: str) -> bool:
-    """Whether the agent is an active supervisor or admin as stored now.
+async def may_now(session: AsyncSession, agent_id: str, permission: Permission) -> bool:
+    """Whether the agent, active and with their role as stored now, may do `permission`.
 
     A socket holds the agent as they were when it opened; a role changed since judges
     its very next frame (the socket itself is closed by the revocation soon after).
@@ -121,7 +121,7 @@ async def is_staff_now(session: AsyncSession, agent_id: str) -> bool:
             select(col(Agent.role)).where(col(Agent.id) == agent_id, col(Agent.active))
         )
     ).scalar()
-    return role in STAFF_ROLES
+    return may(role, permission)
 
 
 def buyer_may_see(shop_id: str, buyer_id: str, conv: Conversation) -> bool:

@@ -41,8 +41,9 @@ from app.realtime.topics import agent_topic, buyer_topic, shop_staff_topic
 from app.security import SESSION_COOKIE, same_origin
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
+from app.shops.identities import BuyerIdentity
 from app.shops.models import AGENT_STATUSES
-from app.shops.roles import is_staff
+from app.shops.policy import Permission, may
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +215,7 @@ class SocketHandler(ABC):
 class BuyerSocket(SocketHandler):
     side = "buyer"
 
-    def __init__(
-        self, ctx: AppContext, ws: WebSocket, conn: Connection, buyer: actions.BuyerIdentity
-    ):
+    def __init__(self, ctx: AppContext, ws: WebSocket, conn: Connection, buyer: BuyerIdentity):
         super().__init__(ctx, ws, conn)
         self.buyer = buyer
         # Their open conversation, as far as this socket knows (the group commit checks).
@@ -282,7 +281,7 @@ class BuyerSocket(SocketHandler):
             buyer_id=self.buyer.buyer_id,
             on=on,
         )
-        self.buyer = actions.BuyerIdentity(**{**self.buyer.__dict__, "elder_mode": on})
+        self.buyer = BuyerIdentity(**{**self.buyer.__dict__, "elder_mode": on})
         self.conn.identity = self.buyer
         self.conn.push({"type": "elder_mode", "on": on})
 
@@ -499,7 +498,7 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSocket | None:
         return None
     agent = login.agent
     topics = [agent_topic(agent.id)]
-    if is_staff(agent.role):
+    if may(agent.role, Permission.SUPERVISE_CHATS):
         topics.append(shop_staff_topic(agent.shop_id))  # approvals and other shop-wide news
     conn = _connection(ctx, ws, "agent", agent, topics, login)
     ctx.hub.register(conn)

@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped
 from sqlmodel import SQLModel, col
 
-from app.chat.actions import BuyerIdentity
 from app.db import UnitOfWork, append_numbered, rowcount, table_of
 from app.errors import BadInput, Conflict, DomainError, NotFound
 from app.groups import rules
@@ -43,11 +42,12 @@ from app.groups.service import (
     group_public,
     membership,
     message_public,
-    require_staff,
     sensitive_words,
 )
 from app.realtime.topics import buyer_topic, group_topic
+from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent, Shop
+from app.shops.policy import Permission, check
 from app.shops.service import shop_zone
 
 
@@ -88,8 +88,7 @@ class SentToGroup:
 async def create_group(
     uow: UnitOfWork, admin: Agent, name: str, max_members: int, now: datetime
 ) -> Group:
-    if admin.role != "admin":
-        raise DomainError("Only the shop's admin may create groups.", code="forbidden", status=403)
+    check(admin.role, Permission.MANAGE_GROUPS, "Only the shop's admin may create groups.")
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise BadInput("A group name is 1 to 100 characters.", code="bad_name")
@@ -248,7 +247,11 @@ async def leave_group(uow: UnitOfWork, buyer: BuyerIdentity, group_id: str) -> N
 
 async def remove_member(uow: UnitOfWork, staff: Agent, group_id: str, buyer_id: str) -> None:
     """Remove a buyer for good: they can no longer read, post or rejoin."""
-    require_staff(staff, "remove group members")
+    check(
+        staff.role,
+        Permission.MODERATE_GROUPS,
+        "Only the shop's supervisors and admins may remove group members.",
+    )
     g = await group_in_shop(uow.session, staff.shop_id, group_id)
     m = await membership(uow.session, g.id, buyer_id)
     if m is None:
@@ -260,7 +263,11 @@ async def mute(
     uow: UnitOfWork, staff: Agent, group_id: str, buyer_id: str | None, minutes: int, now: datetime
 ) -> dict[str, Any]:
     """Mute one member, or the whole group (no buyer), for `minutes`; 0 lifts the mute."""
-    require_staff(staff, "mute in groups")
+    check(
+        staff.role,
+        Permission.MODERATE_GROUPS,
+        "Only the shop's supervisors and admins may mute in groups.",
+    )
     if not 0 <= minutes <= rules.MAX_MUTE_MINUTES:
         raise BadInput(
             f"minutes must be 0 to {rules.MAX_MUTE_MINUTES}, but got {minutes}.", code="bad_minutes"
@@ -295,10 +302,7 @@ async def mute(
 
 
 async def set_sensitive_words(uow: UnitOfWork, admin: Agent, words: list[str]) -> list[str]:
-    if admin.role != "admin":
-        raise DomainError(
-            "Only the shop's admin may set sensitive words.", code="forbidden", status=403
-        )
+    check(admin.role, Permission.MANAGE_GROUPS, "Only the shop's admin may set sensitive words.")
     clean = rules.normalise_words(words)
     if len(clean) > rules.MAX_WORDS or any(len(w) > rules.MAX_WORD_CHARS for w in clean):
         raise BadInput(
@@ -495,7 +499,11 @@ async def create_giveaway(
     coupon: Any,
     now: datetime,
 ) -> dict[str, Any]:
-    require_staff(staff, "post giveaways")
+    check(
+        staff.role,
+        Permission.MODERATE_GROUPS,
+        "Only the shop's supervisors and admins may post giveaways.",
+    )
     title = title.strip()
     if not 1 <= len(title) <= 200:
         raise BadInput("A giveaway title is 1 to 200 characters.", code="bad_title")

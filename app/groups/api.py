@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
-from app.chat.actions import BuyerIdentity
-from app.deps import Ctx, CurrentAdmin, CurrentAgent, CurrentCaller, CurrentStaff
-from app.errors import BadInput, Forbidden
+from app.deps import Ctx, CurrentAgent, CurrentBuyer, CurrentCaller, require
+from app.errors import BadInput
 from app.groups import actions, rules, service
 from app.groups.schemas import (
     CheckinOut,
@@ -22,8 +21,13 @@ from app.groups.schemas import (
 )
 from app.limits import MAX_NUMBER, MAX_SEQ
 from app.schemas import ERROR_RESPONSES
+from app.shops.models import Agent
+from app.shops.policy import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["groups"], responses=ERROR_RESPONSES)
+
+Moderator = Annotated[Agent, require(Permission.MODERATE_GROUPS)]
+GroupManager = Annotated[Agent, require(Permission.MANAGE_GROUPS)]
 
 
 # Whole numbers are JSON integers: no "5" or 5.0 (the schema says integer; the domain judges the range).
@@ -65,12 +69,6 @@ class SensitiveWords(BaseModel):
     words: list[str]
 
 
-def _buyer(caller: Any) -> BuyerIdentity:
-    if not isinstance(caller, BuyerIdentity):
-        raise Forbidden("Only a buyer (with a buyer token) may do this.")
-    return caller
-
-
 @router.get("/groups/sensitive-words")
 async def get_sensitive_words(agent: CurrentAgent, ctx: Ctx) -> SensitiveWordsPublic:
     async with ctx.db.read() as s:
@@ -79,7 +77,7 @@ async def get_sensitive_words(agent: CurrentAgent, ctx: Ctx) -> SensitiveWordsPu
 
 @router.put("/groups/sensitive-words")
 async def put_sensitive_words(
-    body: SensitiveWords, admin: CurrentAdmin, ctx: Ctx
+    body: SensitiveWords, admin: GroupManager, ctx: Ctx
 ) -> SensitiveWordsPublic:
     return SensitiveWordsPublic(
         words=await ctx.db.run(actions.set_sensitive_words, admin, body.words)
@@ -87,7 +85,7 @@ async def put_sensitive_words(
 
 
 @router.post("/groups", status_code=201)
-async def create_group(body: GroupCreate, admin: CurrentAdmin, ctx: Ctx) -> GroupPublic:
+async def create_group(body: GroupCreate, admin: GroupManager, ctx: Ctx) -> GroupPublic:
     g = await ctx.db.run(actions.create_group, admin, body.name, body.max_members, ctx.clock.now())
     return GroupPublic.model_validate(service.group_public(g))
 
@@ -103,20 +101,20 @@ async def list_groups(caller: CurrentCaller, ctx: Ctx, all: bool = False) -> lis
 
 
 @router.post("/groups/{group_id}/join")
-async def join(group_id: str, caller: CurrentCaller, ctx: Ctx) -> GroupPublic:
+async def join(group_id: str, buyer: CurrentBuyer, ctx: Ctx) -> GroupPublic:
     return GroupPublic.model_validate(
-        await ctx.db.run(actions.join_group, _buyer(caller), group_id, ctx.clock.now())
+        await ctx.db.run(actions.join_group, buyer, group_id, ctx.clock.now())
     )
 
 
 @router.delete("/groups/{group_id}/members/me", status_code=204)
-async def leave(group_id: str, caller: CurrentCaller, ctx: Ctx) -> Response:
-    await ctx.db.run(actions.leave_group, _buyer(caller), group_id)
+async def leave(group_id: str, buyer: CurrentBuyer, ctx: Ctx) -> Response:
+    await ctx.db.run(actions.leave_group, buyer, group_id)
     return Response(status_code=204)
 
 
 @router.delete("/groups/{group_id}/members/{buyer_id}", status_code=204)
-async def remove_member(group_id: str, buyer_id: str, staff: CurrentStaff, ctx: Ctx) -> Response:
+async def remove_member(group_id: str, buyer_id: str, staff: Moderator, ctx: Ctx) -> Response:
     await ctx.db.run(actions.remove_member, staff, group_id, buyer_id)
     return Response(status_code=204)
 
@@ -159,14 +157,14 @@ async def post_message(
 
 
 @router.post("/groups/{group_id}/checkin")
-async def checkin(group_id: str, caller: CurrentCaller, ctx: Ctx) -> CheckinOut:
+async def checkin(group_id: str, buyer: CurrentBuyer, ctx: Ctx) -> CheckinOut:
     return CheckinOut.model_validate(
-        await ctx.db.run(actions.check_in, _buyer(caller), group_id, ctx.clock.now())
+        await ctx.db.run(actions.check_in, buyer, group_id, ctx.clock.now())
     )
 
 
 @router.post("/groups/{group_id}/mute")
-async def mute(group_id: str, body: MuteRequest, staff: CurrentStaff, ctx: Ctx) -> MuteOut:
+async def mute(group_id: str, body: MuteRequest, staff: Moderator, ctx: Ctx) -> MuteOut:
     return MuteOut.model_validate(
         await ctx.db.run(
             actions.mute, staff, group_id, body.buyer_id, body.minutes, ctx.clock.now()
@@ -176,7 +174,7 @@ async def mute(group_id: str, body: MuteRequest, staff: CurrentStaff, ctx: Ctx) 
 
 @router.post("/groups/{group_id}/giveaways", status_code=201)
 async def create_giveaway(
-    group_id: str, body: GiveawayCreate, staff: CurrentStaff, ctx: Ctx
+    group_id: str, body: GiveawayCreate, staff: Moderator, ctx: Ctx
 ) -> GiveawayPublic:
     return GiveawayPublic.model_validate(
         await ctx.db.run(
@@ -200,7 +198,7 @@ async def get_giveaway(giveaway_id: str, caller: CurrentCaller, ctx: Ctx) -> Giv
 
 
 @router.post("/giveaways/{giveaway_id}/claim")
-async def claim(giveaway_id: str, caller: CurrentCaller, ctx: Ctx) -> GiveawayClaimOut:
+async def claim(giveaway_id: str, buyer: CurrentBuyer, ctx: Ctx) -> GiveawayClaimOut:
     return GiveawayClaimOut.model_validate(
-        await ctx.db.run(actions.claim_giveaway, _buyer(caller), giveaway_id, ctx.clock.now())
+        await ctx.db.run(actions.claim_giveaway, buyer, giveaway_id, ctx.clock.now())
     )

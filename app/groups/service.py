@@ -8,9 +8,8 @@ from sqlalchemy import desc, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.chat.actions import BuyerIdentity
 from app.chat.schemas import iso
-from app.errors import DomainError, Forbidden, NotFound
+from app.errors import DomainError, NotFound
 from app.groups.models import (
     MEMBER_ACTIVE,
     MEMBER_REMOVED,
@@ -20,12 +19,10 @@ from app.groups.models import (
     GroupMessage,
     GroupSensitiveWord,
 )
-from app.shops.models import Agent, Buyer
-from app.shops.roles import STAFF_ROLES
+from app.shops.identities import BuyerIdentity, Caller
+from app.shops.models import Buyer
 
 PAGE = 500
-
-Caller = Agent | BuyerIdentity
 
 
 class NotMember(DomainError):
@@ -111,11 +108,6 @@ async def readable_group(s: AsyncSession, caller: Caller, group_id: str) -> Grou
     if isinstance(caller, BuyerIdentity):
         await active_member(s, g, caller.buyer_id)
     return g
-
-
-def require_staff(agent: Agent, what: str) -> None:
-    if agent.role not in STAFF_ROLES:
-        raise Forbidden(f"Only the shop's supervisors and admins may {what}.")
 
 
 async def messages_after(

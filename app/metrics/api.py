@@ -7,13 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.deps import Ctx, CurrentStaff
+from app.deps import Ctx, require
 from app.metrics import service
 from app.metrics.schemas import AgentMetricsPublic, ShopMetricsPublic
 from app.metrics.service import AgentMetrics
 from app.schemas import ERROR_RESPONSES
+from app.shops.models import Agent
+from app.shops.policy import Permission
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], responses=ERROR_RESPONSES)
+
+MetricsViewer = Annotated[Agent, require(Permission.VIEW_METRICS)]
 
 # `from`/`to`: ISO dates or datetimes; `rules.resolve_period` reads them (422 when bad).
 From = Annotated[str | None, Query(alias="from", max_length=64)]
@@ -34,7 +38,7 @@ def agent_metrics_public(row: AgentMetrics) -> AgentMetricsPublic:
 
 @router.get("/agents")
 async def agent_metrics(
-    staff: CurrentStaff, ctx: Ctx, start: From = None, end: To = None
+    staff: MetricsViewer, ctx: Ctx, start: From = None, end: To = None
 ) -> list[AgentMetricsPublic]:
     async with ctx.db.read() as s:
         report = await service.shop_metrics(s, staff.shop_id, start, end, ctx.clock.now())
@@ -43,7 +47,7 @@ async def agent_metrics(
 
 @router.get("/shop")
 async def shop_metrics(
-    staff: CurrentStaff, ctx: Ctx, start: From = None, end: To = None
+    staff: MetricsViewer, ctx: Ctx, start: From = None, end: To = None
 ) -> ShopMetricsPublic:
     async with ctx.db.read() as s:
         report = await service.shop_metrics(s, staff.shop_id, start, end, ctx.clock.now())

@@ -19,10 +19,10 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from app.db import Database
-    from app.jobs import JobRunner
     from app.realtime.bus import Bus
     from app.realtime.hub import Hub
     from app.routing.dispatcher import Dispatcher
+    from app.scheduler import JobRunner
 
 SOCKET_KINDS = ("buyer", "agent")
 # Frame received to ack queued: a group commit shares a transaction, so most acks land

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
@@ -26,7 +26,7 @@ from app.errors import DomainError
 from app.metrics import service as metrics_service
 from app.metrics.api import agent_metrics_public
 from app.pages.i18n import STRINGS, pick_lang
-from app.pages.views import csrf_refused, render, session_agent
+from app.pages.views import PageRefusal, csrf_refused, render, session_agent
 from app.payouts import approvals as payout_approvals
 from app.payouts import fund as payout_fund
 from app.payouts import service as payout_service
@@ -36,11 +36,10 @@ from app.shops import actions as shop_actions
 from app.shops import api as shops_api
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
+from app.shops.policy import Permission, may
 from app.shops.roles import ROLES
-from app.shops.roles import STAFF_ROLES as STAFF
 
-# Annotated: the modules import one another, and mypy cannot infer a type across the cycle.
-router: APIRouter = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
 TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics", "recall", "groups")
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
@@ -102,14 +101,38 @@ def error_text(t: dict[str, str], err: Exception) -> str:
     return t["err_generic"].format(str(err))
 
 
-async def console_staff(request: Request, ctx: Ctx) -> Agent | Response:
-    """The supervisor or admin asking; else the login page or the 403 page."""
+async def console_staff(request: Request, ctx: Ctx) -> Agent:
+    """The supervisor or admin asking; else (as a `PageRefusal`) the login page or the 403 page."""
     agent = await session_agent(request, ctx)
     if agent is None:
-        return RedirectResponse("/login", status_code=303)
-    if agent.role not in STAFF:
-        return render(request, ctx, "console_forbidden.html", status=403, agent=agent)
+        raise PageRefusal(RedirectResponse("/login", status_code=303))
+    if not may(agent.role, Permission.USE_CONSOLE):
+        raise PageRefusal(render(request, ctx, "console_forbidden.html", status=403, agent=agent))
     return agent
+
+
+ConsoleStaff = Annotated[Agent, Depends(console_staff)]
+
+
+def console_form(permission: Permission = Permission.USE_CONSOLE) -> Any:
+    """A dependency: the staff member behind an htmx form post, if they may do `permission`.
+
+    Every console form opens this way: the CSRF token (403), a signed-in staff member (the
+    login page, or the 403 page), sent by htmx (400), then the form's own permission (the
+    403 page). `me: Annotated[Agent, console_form(Permission.MANAGE_AGENTS)]`."""
+
+    async def posted(request: Request, ctx: Ctx) -> Agent:
+        refused = csrf_refused(request)
+        if refused is not None:
+            raise PageRefusal(refused)
+        me = await console_staff(request, ctx)
+        if not _from_htmx(request):
+            raise PageRefusal(Response("Send this form from the console page.", status_code=400))
+        if not may(me.role, permission):
+            raise PageRefusal(render(request, ctx, "console_forbidden.html", status=403, agent=me))
+        return me
+
+    return Depends(posted)
 
 
 TabReader = Callable[[Agent, Ctx, Request], Awaitable[dict[str, Any]]]
@@ -208,7 +231,6 @@ def page_values(me: Agent, tab: str, data: dict[str, Any], **extra: Any) -> dict
         "tabs": TABS,
         "roles": ROLES,
         "reasons": REASONS,
-        "is_admin": me.role == "admin",
         "yuan": yuan,
         "yuan_plain": yuan_plain,
         "percent": percent,
@@ -225,14 +247,25 @@ async def section(request: Request, ctx: Ctx, me: Agent, tab: str, **extra: Any)
     return render(request, ctx, f"console/_{tab}.html", **page_values(me, tab, data, **extra))
 
 
+Work = Callable[[dict[str, str]], Awaitable[str]]
+
+
+async def answer(request: Request, ctx: Ctx, me: Agent, tab: str, work: Work) -> Response:
+    """A console form's answer: run `work(words)`, one domain action returning what to say
+    it did, and show the tab again with that (`flash`), or with why it was refused (`error`)."""
+    t = STRINGS[pick_lang(request)[0]]
+    try:
+        flash = await work(t)
+    except (PageError, DomainError, ValidationError) as err:
+        return await section(request, ctx, me, tab, error=error_text(t, err))
+    return await section(request, ctx, me, tab, flash=flash)
+
+
 # ---- pages and fragments ----------------------------------------------------------------
 
 
 @router.get("/console")
-async def console(request: Request, ctx: Ctx) -> Response:
-    me = await console_staff(request, ctx)
-    if isinstance(me, Response):
-        return me
+async def console(request: Request, ctx: Ctx, me: ConsoleStaff) -> Response:
     tab = request.query_params.get("tab") or "queues"
     if tab not in TABS:
         tab = "queues"
@@ -243,40 +276,25 @@ async def console(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/console/section/{tab}")
-async def console_section(tab: str, request: Request, ctx: Ctx) -> Response:
+async def console_section(tab: str, request: Request, ctx: Ctx, me: ConsoleStaff) -> Response:
     """One tab's content again (htmx polling of the live queues and the approvals)."""
-    me = await console_staff(request, ctx)
-    if isinstance(me, Response):
-        return me
     if tab not in TABS:
         return Response(status_code=404)
     return await section(request, ctx, me, tab)
 
 
-async def posted(request: Request, ctx: Ctx, *, admin: bool) -> Agent | Response:
-    """The staff member (an admin if `admin`) behind an htmx form post; else the refusal."""
-    refused = csrf_refused(request)
-    if refused is not None:
-        return refused
-    me = await console_staff(request, ctx)
-    if isinstance(me, Response):
-        return me
-    if not _from_htmx(request):
-        return Response("Send this form from the console page.", status_code=400)
-    if admin and me.role != "admin":
-        return render(request, ctx, "console_forbidden.html", status=403, agent=me)
-    return me
-
-
 @router.post("/console/payouts/{payout_id}/{decision}")
-async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> Response:
-    me = await posted(request, ctx, admin=False)
-    if isinstance(me, Response):
-        return me
+async def decide(
+    payout_id: str,
+    decision: str,
+    request: Request,
+    ctx: Ctx,
+    me: Annotated[Agent, console_form(Permission.APPROVE_PAYOUTS)],
+) -> Response:
     if decision not in ("approve", "reject"):
         return Response(status_code=404)
-    t = STRINGS[pick_lang(request)[0]]
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         payout = await payout_approvals.decide_payout(
             ctx.db,
             approver_id=me.id,
@@ -286,12 +304,10 @@ async def decide(payout_id: str, decision: str, request: Request, ctx: Ctx) -> R
             note=None,
             now=ctx.clock.now(),
         )
-    except DomainError as err:
-        return await section(request, ctx, me, "approvals", error=error_text(t, err))
-    done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
-    return await section(
-        request, ctx, me, "approvals", flash=done.format(yuan(payout.amount_cents))
-    )
+        done = t["ap_approved"] if payout.status == "paid" else t["ap_rejected_ok"]
+        return done.format(yuan(payout.amount_cents))
+
+    return await answer(request, ctx, me, "approvals", work)
 
 
 def form_text(form: Any, name: str) -> str:
@@ -322,13 +338,12 @@ def _agent_fields(form: Any, *, creating: bool) -> dict[str, Any]:
 
 
 @router.post("/console/agents")
-async def create_agent(request: Request, ctx: Ctx) -> Response:
-    me = await posted(request, ctx, admin=True)
-    if isinstance(me, Response):
-        return me
-    t = STRINGS[pick_lang(request)[0]]
+async def create_agent(
+    request: Request, ctx: Ctx, me: Annotated[Agent, console_form(Permission.MANAGE_AGENTS)]
+) -> Response:
     form = await request.form()
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         fields = _agent_fields(form, creating=True)
         if not fields["display_name"]:
             del fields["display_name"]
@@ -336,22 +351,22 @@ async def create_agent(request: Request, ctx: Ctx) -> Response:
         added = await ctx.db.run(
             shop_actions.add_agent, me.shop_id, body.to_fields(), ctx.clock.now()
         )
-    except (PageError, DomainError, ValidationError) as err:
-        return await section(request, ctx, me, "agents", error=error_text(t, err))
-    return await section(
-        request, ctx, me, "agents", flash=t["ag_created"].format(added.agent.display_name)
-    )
+        return t["ag_created"].format(added.agent.display_name)
+
+    return await answer(request, ctx, me, "agents", work)
 
 
 @router.post("/console/agents/{agent_id}")
-async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
-    me = await posted(request, ctx, admin=True)
-    if isinstance(me, Response):
-        return me
-    t = STRINGS[pick_lang(request)[0]]
+async def edit_agent(
+    agent_id: str,
+    request: Request,
+    ctx: Ctx,
+    me: Annotated[Agent, console_form(Permission.MANAGE_AGENTS)],
+) -> Response:
     form = await request.form()
     own_token = request.cookies.get(SESSION_COOKIE) if agent_id == me.id else None
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         body = shops_api.AgentPatchIn(**_agent_fields(form, creating=False))
         updated = await ctx.db.run(
             shop_actions.update_agent,
@@ -361,22 +376,22 @@ async def edit_agent(agent_id: str, request: Request, ctx: Ctx) -> Response:
             now=ctx.clock.now(),
             keep_token=own_token,
         )
-    except (PageError, DomainError, ValidationError) as err:
-        return await section(request, ctx, me, "agents", error=error_text(t, err))
-    return await section(
-        request, ctx, me, "agents", flash=t["ag_saved"].format(updated.agent.display_name)
-    )
+        return t["ag_saved"].format(updated.agent.display_name)
+
+    return await answer(request, ctx, me, "agents", work)
 
 
 @router.post("/console/agents/{agent_id}/active")
-async def set_agent_active(agent_id: str, request: Request, ctx: Ctx) -> Response:
+async def set_agent_active(
+    agent_id: str,
+    request: Request,
+    ctx: Ctx,
+    me: Annotated[Agent, console_form(Permission.MANAGE_AGENTS)],
+) -> Response:
     """Deactivate (`active=0`) or activate (`active=1`) an agent, as `PATCH {"active"}` does."""
-    me = await posted(request, ctx, admin=True)
-    if isinstance(me, Response):
-        return me
-    t = STRINGS[pick_lang(request)[0]]
     active = form_text(await request.form(), "active") == "1"
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         updated = await ctx.db.run(
             shop_actions.update_agent,
             me.shop_id,
@@ -384,49 +399,39 @@ async def set_agent_active(agent_id: str, request: Request, ctx: Ctx) -> Respons
             shop_actions.AgentFields(active=active),
             now=ctx.clock.now(),
         )
-    except DomainError as err:
-        return await section(request, ctx, me, "agents", error=error_text(t, err))
-    done = t["ag_activated"] if active else t["ag_deactivated"]
-    return await section(request, ctx, me, "agents", flash=done.format(updated.agent.display_name))
+        done = t["ag_activated"] if active else t["ag_deactivated"]
+        return done.format(updated.agent.display_name)
+
+    return await answer(request, ctx, me, "agents", work)
 
 
 @router.post("/console/categories")
-async def save_categories(request: Request, ctx: Ctx) -> Response:
-    me = await posted(request, ctx, admin=True)
-    if isinstance(me, Response):
-        return me
-    t = STRINGS[pick_lang(request)[0]]
+async def save_categories(
+    request: Request, ctx: Ctx, me: Annotated[Agent, console_form(Permission.MANAGE_QUEUES)]
+) -> Response:
     form = await request.form()
     names = [str(c).strip() for c in form.getlist("category")]
     targets = [str(q) for q in form.getlist("queue")]
     mapping = {name: queue for name, queue in zip(names, targets, strict=False) if name}
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         await ctx.db.run(routing_queues.replace_category_map, me.shop_id, mapping)
-    except DomainError as err:
-        return await section(request, ctx, me, "categories", error=error_text(t, err))
-    return await section(request, ctx, me, "categories", flash=t["cat_saved"])
+        return t["cat_saved"]
+
+    return await answer(request, ctx, me, "categories", work)
 
 
 @router.post("/console/fund")
-async def topup(request: Request, ctx: Ctx) -> Response:
-    me = await posted(request, ctx, admin=True)
-    if isinstance(me, Response):
-        return me
-    t = STRINGS[pick_lang(request)[0]]
+async def topup(
+    request: Request, ctx: Ctx, me: Annotated[Agent, console_form(Permission.TOP_UP_FUND)]
+) -> Response:
     form = await request.form()
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         cents = cents_of(form_text(form, "amount"))
         await ctx.db.run(
             payout_fund.topup_fund, admin_id=me.id, amount_cents=cents, now=ctx.clock.now()
         )
-    except (PageError, DomainError) as err:
-        return await section(request, ctx, me, "fund", error=error_text(t, err))
-    return await section(request, ctx, me, "fund", flash=t["fund_topped"].format(yuan(cents)))
+        return t["fund_topped"].format(yuan(cents))
 
-
-# The tabs in their own modules (they import the helpers above) add their routes here.
-from app.pages import console_groups as _groups
-from app.pages import console_recall as _recall
-
-router.include_router(_recall.router)
-router.include_router(_groups.router)
+    return await answer(request, ctx, me, "fund", work)

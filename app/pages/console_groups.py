@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -19,21 +19,21 @@ from app.groups import rules as group_rules
 from app.groups import service as group_service
 from app.groups.models import Group
 from app.pages.console import (
-    PageError,
+    answer,
     cents_of,
-    error_text,
+    console_form,
     form_text,
     local_time,
-    posted,
-    section,
     shop_zone_of,
     tab_reader,
 )
-from app.pages.i18n import STRINGS, pick_lang
 from app.shops.models import Agent
+from app.shops.policy import Permission
 
-# Annotated: the modules import one another, and mypy cannot infer a type across the cycle.
-router: APIRouter = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
+Manager = Annotated[Agent, console_form(Permission.MANAGE_GROUPS)]
+Moderator = Annotated[Agent, console_form(Permission.MODERATE_GROUPS)]
+Staff = Annotated[Agent, console_form()]
 
 MUTE_CHOICES = (10, 60, 24 * 60)  # minutes offered next to each member
 
@@ -100,23 +100,19 @@ def _int(text: str) -> int:
 Work = Callable[[Agent, Any, dict[str, str]], Awaitable[str]]
 
 
-async def _answer(request: Request, ctx: Ctx, work: Work, done: str, *, admin: bool) -> Response:
-    """An htmx form post from staff (an admin if `admin`): run `work(me, form, words)`, one
-    domain action, and answer the tab with its outcome (`done` formatted with its result)."""
-    me = await posted(request, ctx, admin=admin)
-    if isinstance(me, Response):
-        return me
-    t = STRINGS[pick_lang(request)[0]]
+async def _answer(request: Request, ctx: Ctx, me: Agent, work: Work, done: str) -> Response:
+    """Run `work(me, form, words)`, one domain action, and answer the tab with its outcome
+    (`done` formatted with its result)."""
     form = await request.form()
-    try:
-        result = await work(me, form, t)
-    except (PageError, DomainError) as err:
-        return await section(request, ctx, me, "groups", error=error_text(t, err))
-    return await section(request, ctx, me, "groups", flash=t[done].format(result))
+
+    async def run(t: dict[str, str]) -> str:
+        return t[done].format(await work(me, form, t))
+
+    return await answer(request, ctx, me, "groups", run)
 
 
 @router.post("/console/groups")
-async def create_group(request: Request, ctx: Ctx) -> Response:
+async def create_group(request: Request, ctx: Ctx, me: Manager) -> Response:
     async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
         max_text = form_text(form, "max_members") or str(group_rules.DEFAULT_MAX_MEMBERS)
         g: Group = await ctx.db.run(
@@ -124,11 +120,11 @@ async def create_group(request: Request, ctx: Ctx) -> Response:
         )
         return g.name  # the newest group is the one the tab shows next
 
-    return await _answer(request, ctx, work, "gr_created", admin=True)
+    return await _answer(request, ctx, me, work, "gr_created")
 
 
 @router.post("/console/groups/{group_id}/giveaways")
-async def create_giveaway(group_id: str, request: Request, ctx: Ctx) -> Response:
+async def create_giveaway(group_id: str, request: Request, ctx: Ctx, me: Moderator) -> Response:
     async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
         title = form_text(form, "title")
         coupon = {
@@ -147,11 +143,11 @@ async def create_giveaway(group_id: str, request: Request, ctx: Ctx) -> Response
         )
         return str(gw["title"])
 
-    return await _answer(request, ctx, work, "gr_giveaway_started", admin=False)
+    return await _answer(request, ctx, me, work, "gr_giveaway_started")
 
 
 @router.post("/console/groups/{group_id}/mute")
-async def mute(group_id: str, request: Request, ctx: Ctx) -> Response:
+async def mute(group_id: str, request: Request, ctx: Ctx, me: Moderator) -> Response:
     """Mute a member (`buyer_id` in the form) or the whole group for `minutes` (0 lifts it)."""
 
     async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
@@ -162,21 +158,21 @@ async def mute(group_id: str, request: Request, ctx: Ctx) -> Response:
             return t["gr_unmuted"]
         return t["gr_muted_for"].format(buyer_id or t["gr_everyone"], minutes)
 
-    return await _answer(request, ctx, work, "gr_done", admin=False)
+    return await _answer(request, ctx, me, work, "gr_done")
 
 
 @router.post("/console/groups/{group_id}/remove")
-async def remove_member(group_id: str, request: Request, ctx: Ctx) -> Response:
+async def remove_member(group_id: str, request: Request, ctx: Ctx, me: Moderator) -> Response:
     async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
         buyer_id = form_text(form, "buyer_id")
         await ctx.db.run(group_actions.remove_member, me, group_id, buyer_id)
         return buyer_id
 
-    return await _answer(request, ctx, work, "gr_removed", admin=False)
+    return await _answer(request, ctx, me, work, "gr_removed")
 
 
 @router.post("/console/groups/{group_id}/messages")
-async def post_message(group_id: str, request: Request, ctx: Ctx) -> Response:
+async def post_message(group_id: str, request: Request, ctx: Ctx, me: Staff) -> Response:
     async def work(me: Agent, form: Any, t: dict[str, str]) -> str:
         body = form_text(form, "body")
         if not body or len(body) > ctx.settings.max_body_chars or "\x00" in body:
@@ -187,4 +183,4 @@ async def post_message(group_id: str, request: Request, ctx: Ctx) -> Response:
         )
         return ""
 
-    return await _answer(request, ctx, work, "gr_posted", admin=False)
+    return await _answer(request, ctx, me, work, "gr_posted")

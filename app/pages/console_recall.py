@@ -7,7 +7,7 @@ results. The same domain code as `app/recall/api.py` does the work.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
@@ -16,14 +16,15 @@ from pydantic import ValidationError
 from app.deps import Ctx
 from app.errors import DomainError
 from app.pages.console import (
+    ConsoleStaff,
     PageError,
+    answer,
     cents_of,
-    console_staff,
+    console_form,
     error_text,
     form_text,
     local_time,
     page_values,
-    posted,
     section,
     shop_zone_of,
     tab_reader,
@@ -36,9 +37,10 @@ from app.recall import rules as recall_rules
 from app.recall import service as recall_service
 from app.recall.schemas import campaign_public, preview_public
 from app.shops.models import Agent
+from app.shops.policy import Permission
 
-# Annotated: the modules import one another, and mypy cannot infer a type across the cycle.
-router: APIRouter = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
+Recaller = Annotated[Agent, console_form(Permission.RUN_RECALL)]
 
 ACTIVE = ("scheduled", "running")
 # A button's step: the domain action and what the page says when it is done.
@@ -122,10 +124,7 @@ def _error(t: dict[str, str], err: Exception) -> str:
 
 
 @router.post("/console/recall")
-async def create_campaign(request: Request, ctx: Ctx) -> Response:
-    me = await posted(request, ctx, admin=False)
-    if isinstance(me, Response):
-        return me
+async def create_campaign(request: Request, ctx: Ctx, me: Recaller) -> Response:
     t = STRINGS[pick_lang(request)[0]]
     form = await request.form()
     try:
@@ -149,20 +148,14 @@ async def create_campaign(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/console/recall/campaigns")
-async def campaign_list(request: Request, ctx: Ctx) -> Response:
+async def campaign_list(request: Request, ctx: Ctx, me: ConsoleStaff) -> Response:
     """The list and the chosen campaign's progress again (polled while one is live)."""
-    me = await console_staff(request, ctx)
-    if isinstance(me, Response):
-        return me
     data = await campaigns_data(me, ctx, request)
     return render(request, ctx, "console/_campaigns.html", **page_values(me, "recall", data))
 
 
 @router.get("/console/recall/{campaign_id}/preview")
-async def preview(campaign_id: str, request: Request, ctx: Ctx) -> Response:
-    me = await console_staff(request, ctx)
-    if isinstance(me, Response):
-        return me
+async def preview(campaign_id: str, request: Request, ctx: Ctx, me: ConsoleStaff) -> Response:
     found = await _preview(ctx, me.shop_id, campaign_id)
     if found is None:
         return Response(status_code=404)
@@ -175,16 +168,15 @@ async def preview(campaign_id: str, request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/console/recall/{campaign_id}/{step}")
-async def schedule_or_cancel(campaign_id: str, step: str, request: Request, ctx: Ctx) -> Response:
-    me = await posted(request, ctx, admin=False)
-    if isinstance(me, Response):
-        return me
+async def schedule_or_cancel(
+    campaign_id: str, step: str, request: Request, ctx: Ctx, me: Recaller
+) -> Response:
     if step not in STEPS:
         return Response(status_code=404)
     action, done = STEPS[step]
-    t = STRINGS[pick_lang(request)[0]]
-    try:
+
+    async def work(t: dict[str, str]) -> str:
         c = await ctx.db.run(action, me.shop_id, campaign_id, ctx.clock.now())
-    except DomainError as err:
-        return await section(request, ctx, me, "recall", error=error_text(t, err))
-    return await section(request, ctx, me, "recall", flash=t[done].format(c.name))
+        return t[done].format(c.name)
+
+    return await answer(request, ctx, me, "recall", work)

@@ -26,7 +26,7 @@ from app.security import CSRF_FIELD, CSRF_HEADER, csrf_ok, csrf_token_for
 from app.shops import api as shops_api
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
-from app.shops.roles import is_staff
+from app.shops.policy import Permission, may, permissions_of
 
 
 def package_folder(name: str) -> Path:
@@ -72,7 +72,17 @@ def asset(path: str) -> str:
 
 
 templates.globals["asset"] = asset
-templates.globals["is_staff"] = is_staff
+
+
+@jinja2.pass_context
+def can(context: jinja2.runtime.Context, permission: str) -> bool:
+    """`{% if can("manage_agents") %}`: whether the page's signed-in agent (`me`, else
+    `agent`) may do it. The policy decides (app/shops/policy.py)."""
+    agent = context.get("me") or context.get("agent")
+    return isinstance(agent, Agent) and may(agent.role, Permission(permission))
+
+
+templates.globals["can"] = can
 
 
 def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: Any) -> Response:
@@ -100,6 +110,15 @@ def render(request: Request, ctx: Ctx, name: str, status: int = 200, **values: A
     if chosen:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
     return response
+
+
+class PageRefusal(Exception):
+    """A page answers this instead of its content (the login redirect, the 403 page, a 400):
+    raised by a page's dependencies, answered by the application's handler as it is."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 def csrf_refused(request: Request, sent: str | None = None) -> Response | None:
@@ -203,6 +222,8 @@ async def workbench(request: Request, ctx: Ctx) -> Response:
         "timezone": shop_service.shop_zone(shop).key if shop else "Asia/Shanghai",
         "lang": lang,
         "strings": STRINGS[lang],
+        # What the scripts may offer (the API still decides): app/shops/policy.py's names.
+        "permissions": permissions_of(agent.role),
     }
     response = render(request, ctx, "workbench.html", agent=agent, boot=boot)
     response.headers["Cache-Control"] = "no-store"
@@ -231,9 +252,3 @@ async def demo_shop(request: Request, ctx: Ctx) -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-# The console's routes live in their own module (it imports render and session_agent from here).
-from app.pages import console as _console
-
-router.include_router(_console.router)

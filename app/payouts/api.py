@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field, StrictInt
 
-from app.deps import Ctx, CurrentAdmin, CurrentAgent
+from app.deps import Ctx, CurrentAgent, require
 from app.errors import BadInput, Forbidden, NotFound
 from app.limits import MAX_BIGINT
 from app.payouts import approvals, fund, requests, service
@@ -22,9 +23,12 @@ from app.payouts.schemas import (
     payout_public,
 )
 from app.schemas import ERROR_RESPONSES
-from app.shops.roles import STAFF_ROLES as STAFF
+from app.shops.models import Agent
+from app.shops.policy import Permission, may
 
 router = APIRouter(prefix="/api/v1", tags=["payouts"], responses=ERROR_RESPONSES)
+
+FundKeeper = Annotated[Agent, require(Permission.TOP_UP_FUND)]
 
 
 def _public(p: Payout) -> PayoutPublic:
@@ -88,7 +92,7 @@ async def list_payouts(
             f"Expected status one of {', '.join(PAYOUT_STATUSES)}, but got {status!r}.",
             code="bad_request",
         )
-    if agent.role not in STAFF:
+    if not may(agent.role, Permission.VIEW_PAYOUTS):
         if agent_id not in (None, agent.id):
             raise Forbidden("Agents see only their own payouts.")
         agent_id = agent.id
@@ -106,7 +110,7 @@ async def get_fund(agent: CurrentAgent, ctx: Ctx) -> FundOut:
 
 
 @router.post("/payouts/fund/topup")
-async def topup_fund(body: TopupIn, admin: CurrentAdmin, ctx: Ctx) -> FundOut:
+async def topup_fund(body: TopupIn, admin: FundKeeper, ctx: Ctx) -> FundOut:
     balance = await ctx.db.run(
         fund.topup_fund, admin_id=admin.id, amount_cents=body.amount_cents, now=ctx.clock.now()
     )
@@ -125,7 +129,7 @@ async def get_ledger(
     limit: int = Query(default=service.LIST_LIMIT, ge=1, le=service.LIST_LIMIT),
 ) -> list[LedgerLine]:
     """The append-only ledger, oldest first (supervisors and admins)."""
-    if agent.role not in STAFF:
+    if not may(agent.role, Permission.VIEW_PAYOUTS):
         raise Forbidden("Only supervisors and admins read the payout ledger.")
     if entry is not None and entry not in LEDGER_ENTRIES:
         raise BadInput(
@@ -162,38 +166,32 @@ async def get_payout(payout_id: str, agent: CurrentAgent, ctx: Ctx) -> PayoutPub
         payout = await service.get_payout(s, payout_id)
     if payout is None or payout.shop_id != agent.shop_id:  # another shop's: as if missing
         raise NotFound("No such payout.")
-    if agent.role not in STAFF and payout.agent_id != agent.id:
+    if payout.agent_id != agent.id and not may(agent.role, Permission.VIEW_PAYOUTS):
         raise Forbidden("Agents see only their own payouts.")
     return _public(payout)
 
 
-@router.post("/payouts/{payout_id}/approve")
-async def approve(
-    payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
-) -> PayoutPublic:
-    payout = await approvals.decide_payout(
-        ctx.db,
-        approver_id=agent.id,
-        shop_id=agent.shop_id,
-        payout_id=payout_id,
-        approve=True,
-        note=body.note if body else None,
-        now=ctx.clock.now(),
-    )
-    return _public(payout)
+def _decision(approve: bool) -> Callable[..., Awaitable[PayoutPublic]]:
+    """The handler of `approve` or `reject`: one shape for both. Who may decide is the
+    domain's to say (`APPROVE_PAYOUTS`, checked in the transaction that reads the approver,
+    and a refusal is itself written to the ledger)."""
+
+    async def decide(
+        payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
+    ) -> PayoutPublic:
+        payout = await approvals.decide_payout(
+            ctx.db,
+            approver_id=agent.id,
+            shop_id=agent.shop_id,
+            payout_id=payout_id,
+            approve=approve,
+            note=body.note if body else None,
+            now=ctx.clock.now(),
+        )
+        return _public(payout)
+
+    return decide
 
 
-@router.post("/payouts/{payout_id}/reject")
-async def reject(
-    payout_id: str, agent: CurrentAgent, ctx: Ctx, body: DecisionIn | None = None
-) -> PayoutPublic:
-    payout = await approvals.decide_payout(
-        ctx.db,
-        approver_id=agent.id,
-        shop_id=agent.shop_id,
-        payout_id=payout_id,
-        approve=False,
-        note=body.note if body else None,
-        now=ctx.clock.now(),
-    )
-    return _public(payout)
+approve = router.post("/payouts/{payout_id}/approve", name="approve")(_decision(True))
+reject = router.post("/payouts/{payout_id}/reject", name="reject")(_decision(False))

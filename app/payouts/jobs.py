@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from app.payouts import coupons
 from app.payouts import service as payout_service
-
-if TYPE_CHECKING:  # app.jobs registers this job, so it cannot be imported at run time here
-    from app.jobs import JobContext
+from app.scheduler import JobContext
 
 log = logging.getLogger(__name__)
 

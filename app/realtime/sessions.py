@@ -12,15 +12,12 @@ when it resyncs (`Connection._resync`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from app.clock import Clock
 from app.realtime.periodic import PeriodicTask
 from app.realtime.topics import agent_topic
-
-if TYPE_CHECKING:
-    from app.realtime.hub import Hub
-
 
 # The close code for a socket whose credentials are not (or no longer) good, with one of
 # the reasons below as the close reason.
@@ -54,6 +51,12 @@ def revokes(frame: dict[str, Any], session_key: str | None) -> bool:
     return (one is None or session_key == one) and (keep is None or session_key != keep)
 
 
+class EndsExpired(Protocol):
+    """What `SessionExpiry` drives: the hub, which knows this node's agent sockets."""
+
+    def end_expired(self, now: datetime) -> object: ...
+
+
 class SessionExpiry:
     """Closes this node's agent sockets whose session has expired, within `tick_s` of expiry.
 
@@ -61,7 +64,7 @@ class SessionExpiry:
     socket on this node.
     """
 
-    def __init__(self, hub: Hub, clock: Clock, tick_s: float = 0.5) -> None:
+    def __init__(self, hub: EndsExpired, clock: Clock, tick_s: float = 0.5) -> None:
         self.hub = hub
         self.clock = clock
         self.tick_s = tick_s

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
-from app.chat.actions import BuyerIdentity
-from app.deps import Ctx, CurrentAdmin, CurrentCaller, CurrentShop, CurrentStaff
-from app.errors import Forbidden, NotFound
+from app.deps import Ctx, CurrentBuyer, CurrentShop, require
+from app.errors import NotFound
 from app.recall import actions, service
 from app.recall.schemas import (
     CampaignPublic,
@@ -26,8 +25,13 @@ from app.recall.schemas import (
     preview_public,
 )
 from app.schemas import ERROR_RESPONSES, IsoDatetime
+from app.shops.models import Agent
+from app.shops.policy import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["recall"], responses=ERROR_RESPONSES)
+
+Recaller = Annotated[Agent, require(Permission.RUN_RECALL)]
+WindowSetter = Annotated[Agent, require(Permission.SET_RECALL_WINDOW)]
 
 
 def _utc(v: datetime | None) -> datetime | None:
@@ -61,7 +65,7 @@ async def post_event(body: EventIn, shop: CurrentShop, ctx: Ctx) -> EventOut:
 
 
 @router.get("/buyers/{buyer_id}/intent")
-async def buyer_intent(buyer_id: str, staff: CurrentStaff, ctx: Ctx) -> IntentPublic:
+async def buyer_intent(buyer_id: str, staff: Recaller, ctx: Ctx) -> IntentPublic:
     async with ctx.db.read() as s:
         intent, last = await service.buyer_intent(s, staff.shop_id, buyer_id, ctx.clock.now())
     return IntentPublic.model_validate(intent_public(intent, last))
@@ -106,7 +110,7 @@ async def _campaign_out(ctx: Ctx, shop_id: str, campaign_id: str) -> CampaignPub
 
 
 @router.post("/recall/campaigns", status_code=201)
-async def create_campaign(body: CampaignIn, staff: CurrentStaff, ctx: Ctx) -> CampaignPublic:
+async def create_campaign(body: CampaignIn, staff: Recaller, ctx: Ctx) -> CampaignPublic:
     c = await ctx.db.run(
         actions.create_campaign, staff.shop_id, staff.id, body.to_draft(), ctx.clock.now()
     )
@@ -114,7 +118,7 @@ async def create_campaign(body: CampaignIn, staff: CurrentStaff, ctx: Ctx) -> Ca
 
 
 @router.get("/recall/campaigns")
-async def list_campaigns(staff: CurrentStaff, ctx: Ctx) -> list[CampaignPublic]:
+async def list_campaigns(staff: Recaller, ctx: Ctx) -> list[CampaignPublic]:
     async with ctx.db.read() as s:
         return [
             CampaignPublic.model_validate(campaign_public(c, await service.results(s, c)))
@@ -123,12 +127,12 @@ async def list_campaigns(staff: CurrentStaff, ctx: Ctx) -> list[CampaignPublic]:
 
 
 @router.get("/recall/campaigns/{campaign_id}")
-async def get_campaign(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> CampaignPublic:
+async def get_campaign(campaign_id: str, staff: Recaller, ctx: Ctx) -> CampaignPublic:
     return await _campaign_out(ctx, staff.shop_id, campaign_id)
 
 
 @router.get("/recall/campaigns/{campaign_id}/preview")
-async def preview(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> PreviewPublic:
+async def preview(campaign_id: str, staff: Recaller, ctx: Ctx) -> PreviewPublic:
     async with ctx.db.read() as s:
         c = await service.get_campaign(s, staff.shop_id, campaign_id)
         if c is None:
@@ -138,34 +142,26 @@ async def preview(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> PreviewPub
 
 
 @router.post("/recall/campaigns/{campaign_id}/schedule")
-async def schedule(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> CampaignPublic:
+async def schedule(campaign_id: str, staff: Recaller, ctx: Ctx) -> CampaignPublic:
     await ctx.db.run(actions.schedule_campaign, staff.shop_id, campaign_id, ctx.clock.now())
     return await _campaign_out(ctx, staff.shop_id, campaign_id)
 
 
 @router.post("/recall/campaigns/{campaign_id}/cancel")
-async def cancel(campaign_id: str, staff: CurrentStaff, ctx: Ctx) -> CampaignPublic:
+async def cancel(campaign_id: str, staff: Recaller, ctx: Ctx) -> CampaignPublic:
     await ctx.db.run(actions.cancel_campaign, staff.shop_id, campaign_id, ctx.clock.now())
     return await _campaign_out(ctx, staff.shop_id, campaign_id)
 
 
-def _buyer(caller: Any) -> BuyerIdentity:
-    if not isinstance(caller, BuyerIdentity):
-        raise Forbidden("Only a buyer may do this.")
-    return caller
-
-
 @router.post("/recall/opt-out")
-async def opt_out(caller: CurrentCaller, ctx: Ctx) -> OptOutOut:
-    buyer = _buyer(caller)
+async def opt_out(buyer: CurrentBuyer, ctx: Ctx) -> OptOutOut:
     await ctx.db.run(actions.opt_out, buyer.shop_id, buyer.buyer_id, ctx.clock.now())
     return OptOutOut(opted_out=True)
 
 
 @router.get("/recall/me")
-async def my_recall_state(caller: CurrentCaller, ctx: Ctx) -> RecallStateOut:
+async def my_recall_state(buyer: CurrentBuyer, ctx: Ctx) -> RecallStateOut:
     """The buyer's opt-out and claimed coupons, so their cards show them after a reload."""
-    buyer = _buyer(caller)
     async with ctx.db.read() as s:
         return RecallStateOut.model_validate(
             await service.buyer_recall_state(s, buyer.shop_id, buyer.buyer_id)
@@ -173,8 +169,7 @@ async def my_recall_state(caller: CurrentCaller, ctx: Ctx) -> RecallStateOut:
 
 
 @router.post("/recall/coupons/{coupon_id}/claim")
-async def claim(coupon_id: str, caller: CurrentCaller, ctx: Ctx) -> ClaimOut:
-    buyer = _buyer(caller)
+async def claim(coupon_id: str, buyer: CurrentBuyer, ctx: Ctx) -> ClaimOut:
     send = await ctx.db.run(
         actions.claim_coupon, buyer.shop_id, buyer.buyer_id, coupon_id, ctx.clock.now()
     )
@@ -189,14 +184,14 @@ class WindowIn(BaseModel):
 
 
 @router.get("/recall/settings")
-async def get_settings(staff: CurrentStaff, ctx: Ctx) -> WindowPublic:
+async def get_settings(staff: Recaller, ctx: Ctx) -> WindowPublic:
     async with ctx.db.read() as s:
         start, end = await service.sending_window(s, staff.shop_id)
     return WindowPublic(window_start_min=start, window_end_min=end)
 
 
 @router.put("/recall/settings")
-async def put_settings(body: WindowIn, admin: CurrentAdmin, ctx: Ctx) -> WindowPublic:
+async def put_settings(body: WindowIn, admin: WindowSetter, ctx: Ctx) -> WindowPublic:
     await ctx.db.run(
         actions.set_window,
         admin.shop_id,

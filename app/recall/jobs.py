@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING
 
 from app.clock import Clock
 from app.db import Database
 from app.recall import actions, service
 from app.recall.models import RecallCampaign
-
-if TYPE_CHECKING:  # app.jobs registers this job, so it cannot be imported at run time here
-    from app.jobs import JobContext
+from app.scheduler import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from app.deps import Ctx, CurrentAdmin, CurrentAgent
+from app.deps import Ctx, CurrentAgent, require
 from app.routing import queues
 from app.routing.schemas import QueuePublic
 from app.schemas import ERROR_RESPONSES
+from app.shops.models import Agent
+from app.shops.policy import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["routing"], responses=ERROR_RESPONSES)
+
+QueueManager = Annotated[Agent, require(Permission.MANAGE_QUEUES)]
 
 
 class QueueIn(BaseModel):
@@ -36,7 +40,7 @@ async def list_queues(agent: CurrentAgent, ctx: Ctx) -> list[QueuePublic]:
 
 
 @router.post("/queues", status_code=201)
-async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> QueuePublic:
+async def create_queue(body: QueueIn, admin: QueueManager, ctx: Ctx) -> QueuePublic:
     summary = await ctx.db.run(
         queues.create_queue, admin.shop_id, body.name, body.overflow_after_s, now=ctx.clock.now()
     )
@@ -44,7 +48,7 @@ async def create_queue(body: QueueIn, admin: CurrentAdmin, ctx: Ctx) -> QueuePub
 
 
 @router.patch("/queues/{name}")
-async def update_queue(name: str, body: QueuePatchIn, admin: CurrentAdmin, ctx: Ctx) -> QueuePublic:
+async def update_queue(name: str, body: QueuePatchIn, admin: QueueManager, ctx: Ctx) -> QueuePublic:
     summary = await ctx.db.run(
         queues.set_overflow, admin.shop_id, name, body.overflow_after_s, now=ctx.clock.now()
     )
@@ -59,7 +63,7 @@ async def get_categories(agent: CurrentAgent, ctx: Ctx) -> dict[str, str]:
 
 @router.put("/routing/categories")
 async def replace_categories(
-    body: Annotated[dict[str, Any], Body()], admin: CurrentAdmin, ctx: Ctx
+    body: Annotated[dict[str, Any], Body()], admin: QueueManager, ctx: Ctx
 ) -> dict[str, str]:
     mapping: dict[str, str] = await ctx.db.run(queues.replace_category_map, admin.shop_id, body)
     return mapping

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from app.chat import actions as chat_actions
 from app.routing import actions as routing
-
-if TYPE_CHECKING:
-    from app.jobs import JobContext
+from app.scheduler import JobContext
 
 REQUEUE_ABSENT_JOB = "requeue_absent_agents"
 AUTO_CLOSE_JOB = "auto_close_inactive"

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
-from app.deps import SESSION_COOKIE, Ctx, CurrentAdmin, CurrentAgent, CurrentStaff, bearer
+from app.deps import SESSION_COOKIE, Ctx, CurrentAgent, bearer, require
 from app.errors import BadInput, NotAuthenticated, RateLimited
 from app.schemas import ERROR_RESPONSES, OkOut
 from app.security import csrf_token_for
 from app.shops import actions
 from app.shops import service as shop_service
+from app.shops.models import Agent
+from app.shops.policy import Permission
 from app.shops.schemas import AgentRead, LoginOut, MeOut
 from app.shops.service import AgentWithQueues
 
 router = APIRouter(prefix="/api/v1", tags=["agents"], responses=ERROR_RESPONSES)
+
+AgentViewer = Annotated[Agent, require(Permission.VIEW_AGENTS)]
+AgentManager = Annotated[Agent, require(Permission.MANAGE_AGENTS)]
 
 
 class LoginIn(BaseModel):
@@ -140,20 +146,20 @@ def agent_detail(found: AgentWithQueues) -> AgentRead:
 
 
 @router.get("/agents")
-async def list_agents(staff: CurrentStaff, ctx: Ctx) -> list[AgentRead]:
+async def list_agents(staff: AgentViewer, ctx: Ctx) -> list[AgentRead]:
     async with ctx.db.read() as s:
         return [agent_detail(a) for a in await shop_service.agents_of_shop(s, staff.shop_id)]
 
 
 @router.post("/agents", status_code=201)
-async def add_agent(body: AgentIn, admin: CurrentAdmin, ctx: Ctx) -> AgentRead:
+async def add_agent(body: AgentIn, admin: AgentManager, ctx: Ctx) -> AgentRead:
     added = await ctx.db.run(actions.add_agent, admin.shop_id, body.to_fields(), ctx.clock.now())
     return agent_detail(added)
 
 
 @router.patch("/agents/{agent_id}")
 async def update_agent(
-    agent_id: str, body: AgentPatchIn, request: Request, admin: CurrentAdmin, ctx: Ctx
+    agent_id: str, body: AgentPatchIn, request: Request, admin: AgentManager, ctx: Ctx
 ) -> AgentRead:
     # An admin changing their own password stays logged in on this session.
     own_token = (

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.chat.actions import BuyerIdentity
 from app.errors import NotAuthenticated, NotFound
 from app.routing.models import AgentQueue
+from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent, AgentSession, Buyer, Shop
 from app.shops.security import token_hash
 

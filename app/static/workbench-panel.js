@@ -8,7 +8,8 @@
   const boot = wb.boot;
   const T = boot.strings;
   const me = boot.agent;
-  const STAFF = me.role === "supervisor" || me.role === "admin";
+  // What the policy lets me see (app/shops/policy.py); the API decides again on every call.
+  const may = (permission) => (boot.permissions || []).includes(permission);
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -35,7 +36,7 @@
 
   /* The daily total counts what I authorised: my payouts paid at once, and those I approved. */
   async function loadAuthority() {
-    const query = STAFF ? "status=paid&limit=500" : `status=paid&agent_id=${encodeURIComponent(me.id)}&limit=500`;
+    const query = may("view_payouts") ? "status=paid&limit=500" : `status=paid&agent_id=${encodeURIComponent(me.id)}&limit=500`;
     try {
       const res = await fetch(`/api/v1/payouts?${query}`, { credentials: "same-origin" });
       if (!res.ok) return;
@@ -216,7 +217,7 @@
   async function loadTargets() {
     const [queues, agents] = await Promise.all([
       getJson("/api/v1/queues"),
-      STAFF ? getJson("/api/v1/agents") : Promise.resolve(null),
+      may("view_agents") ? getJson("/api/v1/agents") : Promise.resolve(null),
     ]);
     const groups = [];
     if (queues && queues.length) {
