@@ -206,7 +206,7 @@ def _shop_create(settings: Settings, args: argparse.Namespace) -> None:
     async def go() -> shop_actions.NewShop:
         db = Database(settings.async_database_url)
         try:
-            return await db.run(  # type: ignore[no-any-return]
+            created: shop_actions.NewShop = await db.run(
                 shop_actions.create_shop,
                 slug=args.slug,
                 admin_username=args.admin,
@@ -214,6 +214,7 @@ def _shop_create(settings: Settings, args: argparse.Namespace) -> None:
                 now=Clock().now(),
                 name=args.name,
             )
+            return created
         finally:
             await db.dispose()
 

@@ -320,7 +320,7 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def _transaction_once(self) -> AsyncIterator[UnitOfWork]:
-        async with self.write_lock(), self.write_sessionmaker() as session:  # type: ignore[attr-defined]
+        async with self.write_lock(), self.write_sessionmaker() as session:
             uow = UnitOfWork(session, self.dialect)
             async with session.begin():
                 yield uow
@@ -390,7 +390,7 @@ class Database:
         results: list[Any] = []
         async with (
             self.write_lock(),
-            self.write_sessionmaker() as session,  # type: ignore[attr-defined]
+            self.write_sessionmaker() as session,
             session.begin(),
         ):
             for fn, args, kwargs, _future in group:

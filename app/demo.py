@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.db import UnitOfWork
 from app.payouts import fund as payout_fund
@@ -28,7 +29,7 @@ DEMO_AGENTS = (
 
 async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
     """Create the demo shop once (its recall window is the whole day); later calls change nothing."""
-    if (await uow.session.execute(select(Shop.id).where(Shop.slug == DEMO_SLUG))).first():
+    if (await uow.session.execute(select(col(Shop.id)).where(col(Shop.slug) == DEMO_SLUG))).first():
         return False
     new = await shop_actions.create_shop(
         uow,

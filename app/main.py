@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
@@ -69,7 +69,7 @@ class HomingApp(FastAPI):
     """
 
     def __init__(
-        self, sockets: dict[str, Callable[[WebSocket], Awaitable[None]]], **kwargs: Any
+        self, sockets: Mapping[str, Callable[[WebSocket], Awaitable[None]]], **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.sockets = sockets

@@ -48,9 +48,19 @@ if [ -f scripts/vendor.sh ]; then bash scripts/vendor.sh || exit 1; fi
 
 export PYTHONDONTWRITEBYTECODE=1
 mkdir -p test-artifacts
-rc=0
+failed=()
+# Static checks first, once: a failure fails the run, but the tests still run so that one
+# pass shows every problem. The tools' versions are pinned in constraints.txt.
+say "ruff format --check, ruff check, mypy app"
+.venv/bin/ruff format --check . || failed+=("ruff format --check . (fix: .venv/bin/ruff format .)")
+.venv/bin/ruff check . || failed+=("ruff check .")
+.venv/bin/mypy app || failed+=("mypy app")
 say "tests on SQLite"
-.venv/bin/python -m pytest --db sqlite "$@" || rc=1
+.venv/bin/python -m pytest --db sqlite "$@" || failed+=("tests on SQLite")
 say "tests on PostgreSQL"
-.venv/bin/python -m pytest --db postgres "$@" || rc=1
-exit $rc
+.venv/bin/python -m pytest --db postgres "$@" || failed+=("tests on PostgreSQL")
+if [ ${#failed[@]} -gt 0 ]; then
+  say "FAILED:"
+  printf '  %s\n' "${failed[@]}" >&2
+  exit 1
+fi

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import col
 
 from app.chat.append_rules import may_write, stamps_buyer_time
 from app.chat.appender import Opening
@@ -22,7 +23,7 @@ from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
 from app.chat.service import buyer_may_see, may_now
 from app.chat.uploads import image_payload
-from app.db import UnitOfWork, append_numbered
+from app.db import UnitOfWork, append_numbered, rowcount
 from app.errors import BadInput, Conflict, ConversationClosed, Forbidden, NotFound
 from app.orders import service as order_service
 from app.realtime.topics import agent_topic, buyer_topic, conversation_sides
@@ -66,10 +67,10 @@ async def find_sent(
 ) -> Message | None:
     row = await uow.session.execute(
         select(Message).where(
-            Message.shop_id == shop_id,
-            Message.sender == sender,
-            Message.sender_id == sender_id,
-            Message.client_msg_id == client_msg_id,
+            col(Message.shop_id) == shop_id,
+            col(Message.sender) == sender,
+            col(Message.sender_id) == sender_id,
+            col(Message.client_msg_id) == client_msg_id,
         )
     )
     return row.scalars().first()
@@ -115,16 +116,16 @@ async def append_message(
     number is ever skipped.
     Returns (message, duplicate).
     """
-    values: dict[str, Any] = {"last_seq": Conversation.last_seq + 1}
+    values: dict[str, Any] = {"last_seq": col(Conversation.last_seq) + 1}
     if stamps_buyer_time(sender):
         values["last_buyer_message_at"] = now
     # Who hears of it is decided by the row as locked, not as read earlier: an assignment
     # may have committed in between.
     counter = (
         update(Conversation)
-        .where(Conversation.id == conv.id, Conversation.status != "closed")
+        .where(col(Conversation.id) == conv.id, col(Conversation.status) != "closed")
         .values(**values)
-        .returning(Conversation.last_seq, Conversation.agent_id, Conversation.status)
+        .returning(col(Conversation.last_seq), col(Conversation.agent_id), col(Conversation.status))
     )
 
     async def original() -> Message | None:
@@ -287,11 +288,13 @@ async def conversation_for_buyer(
 async def mark_read(uow: UnitOfWork, conv: Conversation, side: str, seq: int) -> int:
     """Move the side's read mark forward (never back) and tell the other side."""
     seq = max(0, min(seq, conv.last_seq))
-    column = Conversation.buyer_read_seq if side == "buyer" else Conversation.agent_read_seq
+    column = (
+        col(Conversation.buyer_read_seq) if side == "buyer" else col(Conversation.agent_read_seq)
+    )
     await uow.session.execute(
         update(Conversation)
-        .where(Conversation.id == conv.id, column < seq)
-        .values({column.key: seq})
+        .where(col(Conversation.id) == conv.id, column < seq)
+        .values({column: seq})
         .execution_options(synchronize_session=False)
     )
     uow.emit_many(
@@ -326,11 +329,11 @@ async def close_conversation(
     )
     result = await uow.session.execute(
         update(Conversation)
-        .where(Conversation.id == conv.id, Conversation.status != "closed")
+        .where(col(Conversation.id) == conv.id, col(Conversation.status) != "closed")
         .values(status="closed", closed_at=now, close_reason=reason)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         return False
     topics = conversation_topics(conv)
     if conv.agent_id and conv.status == "assigned":
@@ -412,7 +415,9 @@ async def transfer_conversation(
         values: dict[str, Any] = {"status": "assigned", "agent_id": to_agent_id, "assigned_at": now}
     else:
         known = await uow.session.execute(
-            select(Queue.name).where(Queue.shop_id == conv.shop_id, Queue.name == to_queue)
+            select(col(Queue.name)).where(
+                col(Queue.shop_id) == conv.shop_id, col(Queue.name) == to_queue
+            )
         )
         if known.scalar() is None:
             raise NotFound(f"No queue named {to_queue!r}.")
@@ -423,7 +428,7 @@ async def transfer_conversation(
             uow.signal("dispatch", (conv.shop_id, queue))
     await uow.session.execute(
         update(Conversation)
-        .where(Conversation.id == conv.id)
+        .where(col(Conversation.id) == conv.id)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -506,10 +511,12 @@ async def rate_conversation(
 async def close_inactive(uow: UnitOfWork, now: datetime, after_s: float) -> list[str]:
     """Close conversations whose buyer has been silent for `after_s` (auto-close)."""
     cutoff = now - timedelta(seconds=after_s)
-    last_activity = func.coalesce(Conversation.last_buyer_message_at, Conversation.opened_at)
+    last_activity = func.coalesce(
+        col(Conversation.last_buyer_message_at), col(Conversation.opened_at)
+    )
     rows = await uow.session.execute(
         select(Conversation)
-        .where(Conversation.status != "closed", last_activity <= cutoff)
+        .where(col(Conversation.status) != "closed", last_activity <= cutoff)
         .order_by(last_activity)
         .limit(CLOSE_INACTIVE_BATCH)
     )

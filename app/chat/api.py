@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.chat import service, uploads
 from app.chat.models import Upload
@@ -102,8 +103,8 @@ async def get_upload(upload_id: str, request: Request, ctx: Ctx) -> Response:
     async with ctx.db.read() as s:
         row = (
             await s.execute(
-                select(Upload.content_type, Upload.data).where(
-                    Upload.id == upload_id, Upload.shop_id == caller.shop_id
+                select(col(Upload.content_type), col(Upload.data)).where(
+                    col(Upload.id) == upload_id, col(Upload.shop_id) == caller.shop_id
                 )
             )
         ).first()

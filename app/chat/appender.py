@@ -404,13 +404,14 @@ class MessageAppender:
                 while True:
                     sql, params = plan.send(conn.execute(sql, params).fetchone())
             except StopIteration as done:
+                out: list[Stored | None]
                 out, rows = done.value
             conn.executemany(_INSERT, rows)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return out  # type: ignore[no-any-return]
+        return out
 
     # ---- PostgreSQL: the whole batch in one statement, one round trip --------------
     async def _postgres(self) -> asyncpg.Connection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlmodel import col
 
 from app.chat import service
 from app.chat.models import Conversation
@@ -33,14 +34,16 @@ class ChatLoader:
         tracked = list(conn.tracks)
         ident = conn.identity
         if conn.kind == "agent":
-            mine = (Conversation.agent_id == ident.id) & (Conversation.status == "assigned")
+            mine = (col(Conversation.agent_id) == ident.id) & (
+                col(Conversation.status) == "assigned"
+            )
         else:
             mine = (
-                (Conversation.shop_id == ident.shop_id)
-                & (Conversation.buyer_id == ident.buyer_id)
-                & (Conversation.status != "closed")
+                (col(Conversation.shop_id) == ident.shop_id)
+                & (col(Conversation.buyer_id) == ident.buyer_id)
+                & (col(Conversation.status) != "closed")
             )
-        cond = or_(mine, Conversation.id.in_(tracked)) if tracked else mine
+        cond = or_(mine, col(Conversation.id).in_(tracked)) if tracked else mine
         async with self.db.read() as session:
             convs = list((await session.execute(select(Conversation).where(cond))).scalars())
             return await service.public_conversations(session, convs)

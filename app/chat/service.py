@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.chat.models import Conversation, Message
 from app.chat.schemas import conversation_public
@@ -20,8 +21,8 @@ async def messages_after(
 ) -> list[Message]:
     rows = await session.execute(
         select(Message)
-        .where(Message.conversation_id == conversation_id, Message.seq > after_seq)
-        .order_by(Message.seq)
+        .where(col(Message.conversation_id) == conversation_id, col(Message.seq) > after_seq)
+        .order_by(col(Message.seq))
         .limit(limit)
     )
     return list(rows.scalars())
@@ -36,9 +37,9 @@ async def open_conversation_of_buyer(
 ) -> Conversation | None:
     row = await session.execute(
         select(Conversation).where(
-            Conversation.shop_id == shop_id,
-            Conversation.buyer_id == buyer_id,
-            Conversation.status != "closed",
+            col(Conversation.shop_id) == shop_id,
+            col(Conversation.buyer_id) == buyer_id,
+            col(Conversation.status) != "closed",
         )
     )
     return row.scalars().first()
@@ -56,20 +57,22 @@ async def public_conversations(
     for shop_id in shop_ids:
         ids = {c.buyer_id for c in conversations if c.shop_id == shop_id}
         rows = await session.execute(
-            select(Buyer.id, Buyer.name, Buyer.vip).where(
-                Buyer.shop_id == shop_id, Buyer.id.in_(ids)
+            select(col(Buyer.id), col(Buyer.name), col(Buyer.vip)).where(
+                col(Buyer.shop_id) == shop_id, col(Buyer.id).in_(ids)
             )
         )
         buyers.update({(shop_id, bid): (name, vip) for bid, name, vip in rows})
     # (A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.)
-    rows = await session.execute(select(Shop.id, Shop.slug).where(Shop.id.in_(shop_ids)))
-    slugs = {shop_id: slug for shop_id, slug in rows}
+    slug_rows = await session.execute(
+        select(col(Shop.id), col(Shop.slug)).where(col(Shop.id).in_(shop_ids))
+    )
+    slugs = {shop_id: slug for shop_id, slug in slug_rows}
     names: dict[str, str] = {}
     if agent_ids:
-        rows = await session.execute(
-            select(Agent.id, Agent.display_name).where(Agent.id.in_(agent_ids))
+        name_rows = await session.execute(
+            select(col(Agent.id), col(Agent.display_name)).where(col(Agent.id).in_(agent_ids))
         )
-        names = {agent_id: name for agent_id, name in rows}
+        names = {agent_id: name for agent_id, name in name_rows}
     return [
         conversation_public(
             c,
@@ -89,14 +92,14 @@ async def conversations_for_agent(
     session: AsyncSession, agent: Agent, *, status: str | None = None, whole_shop: bool = False
 ) -> list[Conversation]:
     """An agent's own conversations; supervisors and admins may ask for the whole shop's."""
-    q = select(Conversation).where(Conversation.shop_id == agent.shop_id)
+    q = select(Conversation).where(col(Conversation.shop_id) == agent.shop_id)
     if not whole_shop:
-        q = q.where(Conversation.agent_id == agent.id)
+        q = q.where(col(Conversation.agent_id) == agent.id)
     if status:
-        q = q.where(Conversation.status == status)
+        q = q.where(col(Conversation.status) == status)
     elif not whole_shop:
-        q = q.where(Conversation.status != "closed")
-    q = q.order_by(Conversation.opened_at.desc()).limit(500)
+        q = q.where(col(Conversation.status) != "closed")
+    q = q.order_by(col(Conversation.opened_at).desc()).limit(500)
     return list((await session.execute(q)).scalars())
 
 
@@ -114,7 +117,9 @@ async def may_now(session: AsyncSession, agent_id: str, permission: Permission) 
     its very next frame (the socket itself is closed by the revocation soon after).
     """
     role = (
-        await session.execute(select(Agent.role).where(Agent.id == agent_id, Agent.active))
+        await session.execute(
+            select(col(Agent.role)).where(col(Agent.id) == agent_id, col(Agent.active))
+        )
     ).scalar()
     return may(role, permission)
 
@@ -129,11 +134,11 @@ async def queue_position(session: AsyncSession, conv: Conversation) -> int:
         select(func.count())
         .select_from(Conversation)
         .where(
-            Conversation.shop_id == conv.shop_id,
-            Conversation.queue == conv.queue,
-            Conversation.status == "queued",
-            (Conversation.queued_at < conv.queued_at)
-            | ((Conversation.queued_at == conv.queued_at) & (Conversation.id < conv.id)),
+            col(Conversation.shop_id) == conv.shop_id,
+            col(Conversation.queue) == conv.queue,
+            col(Conversation.status) == "queued",
+            (col(Conversation.queued_at) < conv.queued_at)
+            | ((col(Conversation.queued_at) == conv.queued_at) & (col(Conversation.id) < conv.id)),
         )
     )
     return int(ahead.scalar() or 0) + 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from app.chat.models import Upload
 from app.db import UnitOfWork
@@ -44,10 +45,10 @@ async def store_upload(
             select(func.count())
             .select_from(Upload)
             .where(
-                Upload.shop_id == shop_id,
-                Upload.owner_kind == owner_kind,
-                Upload.owner_id == owner_id,
-                Upload.created_at > now - timedelta(minutes=1),
+                col(Upload.shop_id) == shop_id,
+                col(Upload.owner_kind) == owner_kind,
+                col(Upload.owner_id) == owner_id,
+                col(Upload.created_at) > now - timedelta(minutes=1),
             )
         )
     ).scalar() or 0
@@ -70,8 +71,8 @@ async def store_upload(
 async def image_payload(uow: UnitOfWork, shop_id: str, upload_id: str) -> dict[str, object]:
     """The payload of an image message: the upload must exist and belong to the shop."""
     row = await uow.session.execute(
-        select(Upload.id, Upload.content_type, Upload.size).where(
-            Upload.id == upload_id, Upload.shop_id == shop_id
+        select(col(Upload.id), col(Upload.content_type), col(Upload.size)).where(
+            col(Upload.id) == upload_id, col(Upload.shop_id) == shop_id
         )
     )
     found = row.first()

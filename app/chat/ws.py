@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import WebSocket
@@ -103,7 +104,7 @@ class SocketHandler(ABC):
                 log.exception("frame handler failed")
                 self.error("internal", "Something went wrong on our side; please retry.", ref)
 
-    def parse(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def parse(self, msg: Mapping[str, Any]) -> dict[str, Any]:
         """The frame in a websocket.receive message: a JSON object no larger than allowed."""
         limit = self.ctx.settings.max_frame_bytes
         text = msg.get("text")
@@ -374,7 +375,8 @@ class AgentSocket(SocketHandler):
 
 
 def _ctx(ws: WebSocket) -> AppContext:
-    return ws.app.state.ctx  # type: ignore[no-any-return]
+    ctx: AppContext = ws.app.state.ctx
+    return ctx
 
 
 def _connection(

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped
 from sqlmodel import SQLModel, col
 
-from app.db import UnitOfWork, append_numbered
+from app.db import UnitOfWork, append_numbered, rowcount, table_of
 from app.errors import BadInput, Conflict, DomainError, NotFound
 from app.groups import rules
 from app.groups.models import (
@@ -111,7 +111,7 @@ async def _count_one_more(
     return (
         await uow.session.execute(
             update(model)
-            .where(col(model.id) == row_id, counter < limit)  # type: ignore[attr-defined]
+            .where(table_of(model).c.id == row_id, counter < limit)
             .values({counter: counter + 1})
             .returning(counter)
             .execution_options(synchronize_session=False)
@@ -131,8 +131,8 @@ async def _take_seat(uow: UnitOfWork, group_id: str) -> None:
 async def _free_seat(uow: UnitOfWork, group_id: str) -> None:
     await uow.session.execute(
         update(Group)
-        .where(Group.id == group_id, Group.member_count > 0)
-        .values(member_count=Group.member_count - 1)
+        .where(col(Group.id) == group_id, col(Group.member_count) > 0)
+        .values(member_count=col(Group.member_count) - 1)
         .execution_options(synchronize_session=False)
     )
 
@@ -207,7 +207,7 @@ async def _move_member(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 async def _end_membership(
@@ -279,7 +279,7 @@ async def mute(
     if buyer_id is None:
         await s.execute(
             update(Group)
-            .where(Group.id == g.id)
+            .where(col(Group.id) == g.id)
             .values(muted_until=until)
             .execution_options(synchronize_session=False)
         )
@@ -288,7 +288,7 @@ async def mute(
         await active_member(s, g, buyer_id)
         await s.execute(
             update(GroupMember)
-            .where(GroupMember.group_id == g.id, GroupMember.buyer_id == buyer_id)
+            .where(col(GroupMember.group_id) == g.id, col(GroupMember.buyer_id) == buyer_id)
             .values(muted_until=until)
             .execution_options(synchronize_session=False)
         )
@@ -305,7 +305,9 @@ async def set_sensitive_words(uow: UnitOfWork, admin: Agent, words: list[str]) -
             code="bad_words",
         )
     s = uow.session
-    await s.execute(delete(GroupSensitiveWord).where(GroupSensitiveWord.shop_id == admin.shop_id))
+    await s.execute(
+        delete(GroupSensitiveWord).where(col(GroupSensitiveWord.shop_id) == admin.shop_id)
+    )
     s.add_all([GroupSensitiveWord(shop_id=admin.shop_id, word=w) for w in clean])
     await s.flush()
     return await sensitive_words(s, admin.shop_id)
@@ -334,9 +336,9 @@ async def append_group_message(
     """
     counter = (
         update(Group)
-        .where(Group.id == g.id)
-        .values(last_seq=Group.last_seq + 1)
-        .returning(Group.last_seq)
+        .where(col(Group.id) == g.id)
+        .values(last_seq=col(Group.last_seq) + 1)
+        .returning(col(Group.last_seq))
     )
 
     async def original() -> GroupMessage | None:
@@ -374,10 +376,10 @@ async def _find_sent(
 ) -> GroupMessage | None:
     rows = await uow.session.execute(
         select(GroupMessage).where(
-            GroupMessage.group_id == group_id,
-            GroupMessage.sender == sender,
-            GroupMessage.sender_id == sender_id,
-            GroupMessage.client_msg_id == client_msg_id,
+            col(GroupMessage.group_id) == group_id,
+            col(GroupMessage.sender) == sender,
+            col(GroupMessage.sender_id) == sender_id,
+            col(GroupMessage.client_msg_id) == client_msg_id,
         )
     )
     return rows.scalars().first()
@@ -437,13 +439,13 @@ async def check_in(
     if existing is None:
         last = (
             await s.execute(
-                select(GroupCheckin.day, GroupCheckin.streak)
+                select(col(GroupCheckin.day), col(GroupCheckin.streak))
                 .where(
-                    GroupCheckin.group_id == g.id,
-                    GroupCheckin.buyer_id == buyer.buyer_id,
-                    GroupCheckin.day < today,
+                    col(GroupCheckin.group_id) == g.id,
+                    col(GroupCheckin.buyer_id) == buyer.buyer_id,
+                    col(GroupCheckin.day) < today,
                 )
-                .order_by(GroupCheckin.day.desc())  # type: ignore[attr-defined]
+                .order_by(col(GroupCheckin.day).desc())
                 .limit(1)
             )
         ).first()

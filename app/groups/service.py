@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import desc, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.chat.schemas import iso
 from app.errors import DomainError, NotFound
@@ -114,8 +115,8 @@ async def messages_after(
 ) -> list[GroupMessage]:
     rows = await s.execute(
         select(GroupMessage)
-        .where(GroupMessage.group_id == group_id, GroupMessage.seq > after_seq)
-        .order_by(GroupMessage.seq)
+        .where(col(GroupMessage.group_id) == group_id, col(GroupMessage.seq) > after_seq)
+        .order_by(col(GroupMessage.seq))
         .limit(limit)
     )
     return list(rows.scalars())
@@ -138,27 +139,30 @@ async def groups_for(
             select(Group, GroupMember)
             .join(
                 GroupMember,
-                (GroupMember.group_id == Group.id) & (GroupMember.buyer_id == caller.buyer_id),
+                (col(GroupMember.group_id) == col(Group.id))
+                & (col(GroupMember.buyer_id) == caller.buyer_id),
                 isouter=all_of_shop,
             )
-            .where(Group.shop_id == caller.shop_id)
-            .order_by(Group.created_at, Group.id)
+            .where(col(Group.shop_id) == caller.shop_id)
+            .order_by(col(Group.created_at), col(Group.id))
         )
         if not all_of_shop:
-            q = q.where(GroupMember.status == MEMBER_ACTIVE)
+            q = q.where(col(GroupMember.status) == MEMBER_ACTIVE)
         return [group_public(g, m) for g, m in (await s.execute(q)).all()]
     rows = await s.execute(
-        select(Group).where(Group.shop_id == caller.shop_id).order_by(Group.created_at, Group.id)
+        select(Group)
+        .where(col(Group.shop_id) == caller.shop_id)
+        .order_by(col(Group.created_at), col(Group.id))
     )
     return [group_public(g) for g in rows.scalars()]
 
 
 async def active_group_ids(s: AsyncSession, shop_id: str, buyer_id: str) -> list[str]:
     rows = await s.execute(
-        select(GroupMember.group_id).where(
-            GroupMember.shop_id == shop_id,
-            GroupMember.buyer_id == buyer_id,
-            GroupMember.status == MEMBER_ACTIVE,
+        select(col(GroupMember.group_id)).where(
+            col(GroupMember.shop_id) == shop_id,
+            col(GroupMember.buyer_id) == buyer_id,
+            col(GroupMember.status) == MEMBER_ACTIVE,
         )
     )
     return list(rows.scalars())
@@ -171,18 +175,21 @@ async def groups_by_ids(
         return []
     rows = await s.execute(
         select(Group, GroupMember)
-        .join(GroupMember, (GroupMember.group_id == Group.id) & (GroupMember.buyer_id == buyer_id))
-        .where(Group.id.in_(group_ids))  # type: ignore[attr-defined]
-        .order_by(Group.created_at, Group.id)
+        .join(
+            GroupMember,
+            (col(GroupMember.group_id) == col(Group.id)) & (col(GroupMember.buyer_id) == buyer_id),
+        )
+        .where(col(Group.id).in_(group_ids))
+        .order_by(col(Group.created_at), col(Group.id))
     )
     return [group_public(g, m) for g, m in rows.all()]
 
 
 async def sensitive_words(s: AsyncSession, shop_id: str) -> list[str]:
     rows = await s.execute(
-        select(GroupSensitiveWord.word)
-        .where(GroupSensitiveWord.shop_id == shop_id)
-        .order_by(GroupSensitiveWord.word)
+        select(col(GroupSensitiveWord.word))
+        .where(col(GroupSensitiveWord.shop_id) == shop_id)
+        .order_by(col(GroupSensitiveWord.word))
     )
     return list(rows.scalars())
 
@@ -199,14 +206,15 @@ async def active_members(
 ) -> list[tuple[GroupMember, str]]:
     """The group's members in force, first joined first, with the name their token gave."""
     rows = await s.execute(
-        select(GroupMember, Buyer.name)
+        select(GroupMember, col(Buyer.name))
         .join(
             Buyer,
-            (Buyer.shop_id == GroupMember.shop_id) & (Buyer.id == GroupMember.buyer_id),
+            (col(Buyer.shop_id) == col(GroupMember.shop_id))
+            & (col(Buyer.id) == col(GroupMember.buyer_id)),
             isouter=True,
         )
-        .where(GroupMember.group_id == group_id, GroupMember.status == MEMBER_ACTIVE)
-        .order_by(GroupMember.joined_at, GroupMember.buyer_id)
+        .where(col(GroupMember.group_id) == group_id, col(GroupMember.status) == MEMBER_ACTIVE)
+        .order_by(col(GroupMember.joined_at), col(GroupMember.buyer_id))
         .limit(limit)
     )
     return [(m, name or "") for m, name in rows.all()]
@@ -215,8 +223,8 @@ async def active_members(
 async def giveaways_of_group(s: AsyncSession, group_id: str) -> list[Giveaway]:
     rows = await s.execute(
         select(Giveaway)
-        .where(Giveaway.group_id == group_id)
-        .order_by(desc(Giveaway.created_at), Giveaway.id)
+        .where(col(Giveaway.group_id) == group_id)
+        .order_by(desc(col(Giveaway.created_at)), col(Giveaway.id))
     )
     return list(rows.scalars())
 
@@ -225,8 +233,8 @@ async def latest_messages(s: AsyncSession, group_id: str, limit: int = 30) -> li
     """The group's last `limit` messages, oldest first."""
     rows = await s.execute(
         select(GroupMessage)
-        .where(GroupMessage.group_id == group_id)
-        .order_by(desc(GroupMessage.seq))
+        .where(col(GroupMessage.group_id) == group_id)
+        .order_by(desc(col(GroupMessage.seq)))
         .limit(limit)
     )
     return list(reversed(list(rows.scalars())))

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.chat.models import Conversation, Message, Rating
 from app.errors import NotFound
@@ -58,24 +59,25 @@ async def metrics_between(
     session: AsyncSession, shop_id: str, start: datetime, end: datetime
 ) -> ShopMetrics:
     in_period = and_(
-        Conversation.shop_id == shop_id,
-        Conversation.agent_id.is_not(None),
-        Conversation.opened_at >= start,
-        Conversation.opened_at < end,
+        col(Conversation.shop_id) == shop_id,
+        col(Conversation.agent_id).is_not(None),
+        col(Conversation.opened_at) >= start,
+        col(Conversation.opened_at) < end,
     )
     owners: dict[str, tuple[str, datetime | None]] = {
         conv_id: (agent_id, assigned_at)
         for conv_id, agent_id, assigned_at in await session.execute(
-            select(Conversation.id, Conversation.agent_id, Conversation.assigned_at).where(
-                in_period
-            )
+            select(
+                col(Conversation.id), col(Conversation.agent_id), col(Conversation.assigned_at)
+            ).where(in_period)
         )
+        if agent_id is not None  # in_period asks for an agent; this tells the type checker
     }
     ratings: dict[str, int] = {
         conv_id: score
         for conv_id, score in await session.execute(
-            select(Rating.conversation_id, Rating.score)
-            .join(Conversation, Conversation.id == Rating.conversation_id)
+            select(col(Rating.conversation_id), col(Rating.score))
+            .join(Conversation, col(Conversation.id) == col(Rating.conversation_id))
             .where(in_period)
         )
     }
@@ -97,9 +99,9 @@ async def metrics_between(
 
     paid = await payouts_service.paid_cents_by_agent(session, shop_id, start, end)
     agents = await session.execute(
-        select(Agent.id, Agent.username, Agent.display_name, Agent.role)
-        .where(Agent.shop_id == shop_id, Agent.role.in_(MEASURED_ROLES))
-        .order_by(Agent.created_at, Agent.username)
+        select(col(Agent.id), col(Agent.username), col(Agent.display_name), col(Agent.role))
+        .where(col(Agent.shop_id) == shop_id, col(Agent.role).in_(MEASURED_ROLES))
+        .order_by(col(Agent.created_at), col(Agent.username))
     )
     return ShopMetrics(
         start=start,
@@ -125,10 +127,10 @@ async def _each_conversation_messages(
 ) -> None:
     """Call `add(conversation_id, messages)` once per conversation that has any, in seq order."""
     rows = await session.stream(
-        select(Message.conversation_id, Message.sender, Message.created_at)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(in_period, Message.sender.in_(("buyer", "agent")))
-        .order_by(Message.conversation_id, Message.seq)
+        select(col(Message.conversation_id), col(Message.sender), col(Message.created_at))
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(in_period, col(Message.sender).in_(("buyer", "agent")))
+        .order_by(col(Message.conversation_id), col(Message.seq))
         .execution_options(yield_per=STREAM_BATCH)
     )
     current: str | None = None

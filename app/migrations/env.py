@@ -23,7 +23,7 @@ config = context.config
 
 def _url() -> str:
     url = config.attributes.get("database_url") or Settings().database_url
-    return Settings(DATABASE_URL=url).async_database_url  # type: ignore[call-arg]
+    return Settings(DATABASE_URL=url).async_database_url
 
 
 def _run(connection: Any) -> None:

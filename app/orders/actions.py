@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
-from app.db import UnitOfWork
+from app.db import UnitOfWork, rowcount
 from app.errors import BadInput
 from app.orders.models import ORDER_STATUSES, Order
 
@@ -24,6 +26,18 @@ class OrderReport:
     category: str | None
     created_at: datetime
     ship_by: datetime | None = None
+
+
+class _Reported(TypedDict):
+    """The columns of an order the storefront owns (written on every report)."""
+
+    buyer_id: str
+    amount_cents: int
+    status: str
+    category: str | None
+    created_at: datetime
+    ship_by: datetime | None
+    updated_at: datetime
 
 
 def check_report(report: OrderReport) -> None:
@@ -47,7 +61,7 @@ async def upsert_order(
     the insert on the primary key and updates instead.
     """
     check_report(report)
-    fields = {
+    fields: _Reported = {
         "buyer_id": report.buyer_id,
         "amount_cents": report.amount_cents,
         "status": report.status,
@@ -71,16 +85,14 @@ async def upsert_order(
     return order, True
 
 
-async def _overwrite(
-    uow: UnitOfWork, shop_id: str, order_id: str, fields: dict[str, object]
-) -> bool:
+async def _overwrite(uow: UnitOfWork, shop_id: str, order_id: str, fields: _Reported) -> bool:
     result = await uow.session.execute(
         update(Order)
-        .where(Order.shop_id == shop_id, Order.order_id == order_id)
+        .where(col(Order.shop_id) == shop_id, col(Order.order_id) == order_id)
         .values(**fields)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
 
 
 async def _reload(uow: UnitOfWork, shop_id: str, order_id: str) -> Order:
@@ -99,11 +111,11 @@ async def take_payout_room(uow: UnitOfWork, shop_id: str, order_id: str, amount_
     result = await uow.session.execute(
         update(Order)
         .where(
-            Order.shop_id == shop_id,
-            Order.order_id == order_id,
-            Order.paid_out_cents + amount_cents <= Order.amount_cents,
+            col(Order.shop_id) == shop_id,
+            col(Order.order_id) == order_id,
+            col(Order.paid_out_cents) + amount_cents <= col(Order.amount_cents),
         )
-        .values(paid_out_cents=Order.paid_out_cents + amount_cents)
+        .values(paid_out_cents=col(Order.paid_out_cents) + amount_cents)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.chat.models import Conversation, Message
 from app.errors import NotFound
@@ -19,8 +20,8 @@ async def get_order(session: AsyncSession, shop_id: str, order_id: str) -> Order
 async def orders_of_buyer(session: AsyncSession, shop_id: str, buyer_id: str) -> list[Order]:
     rows = await session.execute(
         select(Order)
-        .where(Order.shop_id == shop_id, Order.buyer_id == buyer_id)
-        .order_by(Order.created_at.desc(), Order.order_id)
+        .where(col(Order.shop_id) == shop_id, col(Order.buyer_id) == buyer_id)
+        .order_by(col(Order.created_at).desc(), col(Order.order_id))
         .limit(BUYER_PANEL_LIMIT)
     )
     return list(rows.scalars())
@@ -33,9 +34,9 @@ async def linked_order_ids(session: AsyncSession, conv: Conversation) -> list[st
     (the payload is kept as the buyer sent it, so it proves nothing by itself).
     """
     rows = await session.execute(
-        select(Message.payload)
-        .where(Message.conversation_id == conv.id, Message.kind == "order_card")
-        .order_by(Message.seq.desc())
+        select(col(Message.payload))
+        .where(col(Message.conversation_id) == conv.id, col(Message.kind) == "order_card")
+        .order_by(col(Message.seq).desc())
     )
     named: list[str] = []
     for (payload,) in rows:
@@ -45,10 +46,10 @@ async def linked_order_ids(session: AsyncSession, conv: Conversation) -> list[st
     if not named:
         return []
     owned = await session.execute(
-        select(Order.order_id).where(
-            Order.shop_id == conv.shop_id,
-            Order.buyer_id == conv.buyer_id,
-            Order.order_id.in_(named),
+        select(col(Order.order_id)).where(
+            col(Order.shop_id) == conv.shop_id,
+            col(Order.buyer_id) == conv.buyer_id,
+            col(Order.order_id).in_(named),
         )
     )
     mine = {oid for (oid,) in owned}

@@ -18,6 +18,7 @@ from app.errors import DomainError
 from app.groups import actions as group_actions
 from app.groups import rules as group_rules
 from app.groups import service as group_service
+from app.groups.models import Group
 from app.pages.console import (
     answer,
     cents_of,
@@ -116,7 +117,7 @@ async def _answer(request: Request, ctx: Ctx, me: Agent, work: Work, done: str) 
 async def create_group(request: Request, ctx: Ctx, me: Manager) -> Response:
     async def work(me: Agent, form: Any, t: Translations) -> str:
         max_text = form_text(form, "max_members") or str(group_rules.DEFAULT_MAX_MEMBERS)
-        g = await ctx.db.run(
+        g: Group = await ctx.db.run(
             group_actions.create_group, me, form_text(form, "name"), _int(max_text), ctx.clock.now()
         )
         return g.name  # the newest group is the one the tab shows next

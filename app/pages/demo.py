@@ -13,6 +13,7 @@ from typing import Any
 import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.demo import DEMO_SLUG
 from app.shops.models import Shop
@@ -51,7 +52,7 @@ def demo_buyer(key: str | None) -> DemoBuyer:
 
 async def demo_shop_secret(session: AsyncSession) -> str | None:
     """The demo shop's buyer secret, or None when no demo shop was seeded."""
-    row = await session.execute(select(Shop.buyer_secret).where(Shop.slug == DEMO_SLUG))
+    row = await session.execute(select(col(Shop.buyer_secret)).where(col(Shop.slug) == DEMO_SLUG))
     return row.scalar()
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from app.db import UTCDateTime, new_id
+from app.db import UTCDateTime, new_id, table_of
 from app.orders.models import Order
 
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
@@ -45,7 +45,7 @@ LEDGER_ENTRIES = (
 )
 
 # The orders a payout may point at (the composite key of `orders`).
-_ORDER_KEY = (Order.__table__.c.shop_id, Order.__table__.c.order_id)
+_ORDER_KEY = (table_of(Order).c.shop_id, table_of(Order).c.order_id)
 
 
 class Payout(SQLModel, table=True):

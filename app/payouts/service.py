@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.orders.models import Order
 from app.payouts.models import LateShipmentCoupon, Payout, PayoutFund, PayoutLedgerEntry
@@ -20,7 +21,7 @@ async def get_payout(session: AsyncSession, payout_id: str) -> Payout | None:
 async def payout_by_key(session: AsyncSession, shop_id: str, idempotency_key: str) -> Payout | None:
     row = await session.execute(
         select(Payout)
-        .where(Payout.shop_id == shop_id, Payout.idempotency_key == idempotency_key)
+        .where(col(Payout.shop_id) == shop_id, col(Payout.idempotency_key) == idempotency_key)
         .execution_options(populate_existing=True)
     )
     return row.scalars().first()
@@ -35,20 +36,20 @@ async def list_payouts(
     order_id: str | None = None,
     limit: int = LIST_LIMIT,
 ) -> list[Payout]:
-    q = select(Payout).where(Payout.shop_id == shop_id)
+    q = select(Payout).where(col(Payout.shop_id) == shop_id)
     if status:
-        q = q.where(Payout.status == status)
+        q = q.where(col(Payout.status) == status)
     if agent_id:
-        q = q.where(Payout.agent_id == agent_id)
+        q = q.where(col(Payout.agent_id) == agent_id)
     if order_id:
-        q = q.where(Payout.order_id == order_id)
-    q = q.order_by(Payout.created_at.desc(), Payout.id).limit(limit)
+        q = q.where(col(Payout.order_id) == order_id)
+    q = q.order_by(col(Payout.created_at).desc(), col(Payout.id)).limit(limit)
     return list((await session.execute(q)).scalars())
 
 
 async def fund_balance(session: AsyncSession, shop_id: str) -> int:
     balance = await session.scalar(
-        select(PayoutFund.balance_cents).where(PayoutFund.shop_id == shop_id)
+        select(col(PayoutFund.balance_cents)).where(col(PayoutFund.shop_id) == shop_id)
     )
     return int(balance or 0)
 
@@ -61,14 +62,14 @@ async def paid_cents_by_agent(
     A payout counts when it was paid: at once, or when a supervisor approved it.
     """
     rows = await session.execute(
-        select(Payout.agent_id, func.sum(Payout.amount_cents))
+        select(col(Payout.agent_id), func.sum(col(Payout.amount_cents)))
         .where(
-            Payout.shop_id == shop_id,
-            Payout.status == "paid",
-            Payout.paid_at >= start,
-            Payout.paid_at < end,
+            col(Payout.shop_id) == shop_id,
+            col(Payout.status) == "paid",
+            col(Payout.paid_at) >= start,
+            col(Payout.paid_at) < end,
         )
-        .group_by(Payout.agent_id)
+        .group_by(col(Payout.agent_id))
     )
     return {agent_id: int(total) for agent_id, total in rows}
 
@@ -86,17 +87,17 @@ async def ledger(
 ) -> list[PayoutLedgerEntry]:
     """Ledger lines in the order they were written (pages by `after_id`)."""
     q = select(PayoutLedgerEntry).where(
-        PayoutLedgerEntry.shop_id == shop_id, PayoutLedgerEntry.id > after_id
+        col(PayoutLedgerEntry.shop_id) == shop_id, col(PayoutLedgerEntry.id) > after_id
     )
     if payout_id:
-        q = q.where(PayoutLedgerEntry.payout_id == payout_id)
+        q = q.where(col(PayoutLedgerEntry.payout_id) == payout_id)
     if entry:
-        q = q.where(PayoutLedgerEntry.entry == entry)
+        q = q.where(col(PayoutLedgerEntry.entry) == entry)
     if agent_id:
-        q = q.where(PayoutLedgerEntry.agent_id == agent_id)
+        q = q.where(col(PayoutLedgerEntry.agent_id) == agent_id)
     if order_id:
-        q = q.where(PayoutLedgerEntry.order_id == order_id)
-    q = q.order_by(PayoutLedgerEntry.id).limit(limit)
+        q = q.where(col(PayoutLedgerEntry.order_id) == order_id)
+    q = q.order_by(col(PayoutLedgerEntry.id)).limit(limit)
     return list((await session.execute(q)).scalars())
 
 
@@ -105,12 +106,18 @@ async def late_orders_without_coupon(
 ) -> list[tuple[str, str]]:
     """(shop_id, order_id) of paid orders past `ship_by` that no worker has decided on yet."""
     decided = exists().where(
-        LateShipmentCoupon.shop_id == Order.shop_id, LateShipmentCoupon.order_id == Order.order_id
+        col(LateShipmentCoupon.shop_id) == col(Order.shop_id),
+        col(LateShipmentCoupon.order_id) == col(Order.order_id),
     )
     rows = await session.execute(
-        select(Order.shop_id, Order.order_id)
-        .where(Order.status == "paid", Order.ship_by.is_not(None), Order.ship_by <= now, ~decided)
-        .order_by(Order.ship_by)
+        select(col(Order.shop_id), col(Order.order_id))
+        .where(
+            col(Order.status) == "paid",
+            col(Order.ship_by).is_not(None),
+            col(Order.ship_by) <= now,
+            ~decided,
+        )
+        .order_by(col(Order.ship_by))
         .limit(limit)
     )
     return [(shop_id, order_id) for shop_id, order_id in rows]
@@ -119,10 +126,10 @@ async def late_orders_without_coupon(
 async def coupons(
     session: AsyncSession, shop_id: str, *, order_id: str | None = None, buyer_id: str | None = None
 ) -> list[LateShipmentCoupon]:
-    q = select(LateShipmentCoupon).where(LateShipmentCoupon.shop_id == shop_id)
+    q = select(LateShipmentCoupon).where(col(LateShipmentCoupon.shop_id) == shop_id)
     if order_id:
-        q = q.where(LateShipmentCoupon.order_id == order_id)
+        q = q.where(col(LateShipmentCoupon.order_id) == order_id)
     if buyer_id:
-        q = q.where(LateShipmentCoupon.buyer_id == buyer_id)
-    q = q.order_by(LateShipmentCoupon.issued_at.desc()).limit(LIST_LIMIT)
+        q = q.where(col(LateShipmentCoupon.buyer_id) == buyer_id)
+    q = q.order_by(col(LateShipmentCoupon.issued_at).desc()).limit(LIST_LIMIT)
     return list((await session.execute(q)).scalars())

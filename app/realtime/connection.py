@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -106,7 +106,7 @@ class Connection:
         identity: Any,
         topics: list[str],
         send_text: Callable[[str], Awaitable[None]],
-        close: Callable[[int, str], Awaitable[None]],
+        close: Callable[[int, str], Coroutine[Any, Any, None]],
         loader: Loader,
         gap_fill_s: float,
         session_key: str | None = None,

@@ -112,10 +112,10 @@ class Hub:
             conn.push(frame, body)
         # A frame may carry a change of what its recipients listen to (joining a group).
         for key, change in (("subscribe", self.subscribe), ("unsubscribe", self.unsubscribe)):
-            topic = frame.get(key)
-            if isinstance(topic, str):
+            named = frame.get(key)
+            if isinstance(named, str):
                 for conn in targets:
-                    change(conn, topic)
+                    change(conn, named)
 
     def end(self, conn: Connection, reason: str) -> None:
         """Close a socket whose session has ended; from now on it hears nothing."""

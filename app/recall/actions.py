@@ -27,9 +27,10 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlmodel import col
 
 from app.chat import notices
-from app.db import UnitOfWork, UTCDateTime, dialect_insert, insert_ignore, table_of
+from app.db import UnitOfWork, UTCDateTime, dialect_insert, insert_ignore, rowcount, table_of
 from app.errors import BadInput, Conflict, NotFound
 from app.recall import rules, service
 from app.recall.models import (
@@ -42,7 +43,7 @@ from app.recall.models import (
 )
 
 SEND_BATCH = 1000
-SENDS = RecallSend.__table__
+SENDS = table_of(RecallSend)
 
 
 # --- signals and buyer choices -----------------------------------------------------------
@@ -96,11 +97,11 @@ async def claim_coupon(
     await s.execute(
         update(RecallSend)
         .where(
-            RecallSend.id == coupon_id,
-            RecallSend.shop_id == shop_id,
-            RecallSend.buyer_id == buyer_id,
-            RecallSend.status == "sent",
-            RecallSend.claimed_at.is_(None),
+            col(RecallSend.id) == coupon_id,
+            col(RecallSend.shop_id) == shop_id,
+            col(RecallSend.buyer_id) == buyer_id,
+            col(RecallSend.status) == "sent",
+            col(RecallSend.claimed_at).is_(None),
         )
         .values(claimed_at=now)
         .execution_options(synchronize_session=False)
@@ -108,7 +109,7 @@ async def claim_coupon(
     send = (
         await s.execute(
             select(RecallSend)
-            .where(RecallSend.id == coupon_id)
+            .where(col(RecallSend.id) == coupon_id)
             .execution_options(populate_existing=True)
         )
     ).scalar_one_or_none()
@@ -181,7 +182,7 @@ async def _campaign_for_update(
     c = (
         await uow.session.execute(
             select(RecallCampaign)
-            .where(RecallCampaign.id == campaign_id)
+            .where(col(RecallCampaign.id) == campaign_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
@@ -238,14 +239,14 @@ async def start_campaign(uow: UnitOfWork, campaign_id: str, now: datetime) -> bo
     won = await s.execute(
         update(RecallCampaign)
         .where(
-            RecallCampaign.id == campaign_id,
-            RecallCampaign.status == "scheduled",
-            RecallCampaign.send_at <= now,
+            col(RecallCampaign.id) == campaign_id,
+            col(RecallCampaign.status) == "scheduled",
+            col(RecallCampaign.send_at) <= now,
         )
         .values(status="running", started_at=now)
         .execution_options(synchronize_session=False)
     )
-    if won.rowcount != 1:
+    if rowcount(won) != 1:
         return False
     c = await _campaign_for_update(uow, campaign_id)
     found = service.audience_sql(c.shop_id, c.min_intent, now, uow.dialect).subquery("a")
@@ -262,7 +263,7 @@ async def start_campaign(uow: UnitOfWork, campaign_id: str, now: datetime) -> bo
             ).where(found.c.reason.is_(None)),
         )
     )
-    c.total = snapshot.rowcount
+    c.total = rowcount(snapshot)
     await s.flush()
     return True
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, Column, Index, String, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from app.chat.models import Conversation
 from app.db import UTCDateTime, new_id
@@ -21,7 +21,7 @@ SEND_STATUSES = ("pending", "sent", "capped", "opted_out", "purchased")
 
 # The audience query (`service.signals_sql`) reads a shop's consultations of the last 30
 # days; the index is declared here, beside its only reader, and created by 0006_recall_scale.
-Index("ix_conversations_shop_opened", Conversation.shop_id, Conversation.opened_at)
+Index("ix_conversations_shop_opened", col(Conversation.shop_id), col(Conversation.opened_at))
 
 
 class RecallEvent(SQLModel, table=True):

@@ -25,6 +25,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.chat.models import Conversation, Message
 from app.db import UTCDateTime
@@ -55,7 +56,7 @@ def dialect_of(s: AsyncSession) -> str:
 
 def consultation() -> ColumnElement[bool]:
     """A conversation the buyer opened: not a notice (born closed by the system to carry a card)."""
-    return or_(Conversation.close_reason.is_(None), Conversation.close_reason != "system")
+    return or_(col(Conversation.close_reason).is_(None), col(Conversation.close_reason) != "system")
 
 
 def _mentions(padded: Any, words: tuple[str, ...], dialect: str) -> ColumnElement[bool]:
@@ -64,14 +65,14 @@ def _mentions(padded: Any, words: tuple[str, ...], dialect: str) -> ColumnElemen
     return or_(*(find(padded, literal(w, String)) > 0 for w in words))
 
 
-def _padded_folded(col: Any, dialect: str) -> ColumnElement[str]:
+def _padded_folded(column: Any, dialect: str) -> ColumnElement[str]:
     """The text as `rules.question_topics` searches it: ASCII letters folded, a space added
     at each end. SQLite's lower() folds ASCII only; PostgreSQL's follows the locale, so it
     gets translate() instead."""
     if dialect == "postgresql":
-        folded = func.translate(col, string.ascii_uppercase, string.ascii_lowercase)
+        folded = func.translate(column, string.ascii_uppercase, string.ascii_lowercase)
     else:
-        folded = func.lower(col)
+        folded = func.lower(column)
     return literal(" ", String) + folded + literal(" ", String)
 
 
@@ -102,30 +103,36 @@ def signals_sql(
             *(set_.get(name, literal(0)).label(name) for name in flags),
         ]
 
-    in_window = [Conversation.shop_id == shop_id, Conversation.opened_at >= since, consultation()]
-    events = [RecallEvent.shop_id == shop_id, RecallEvent.at >= since]
+    in_window = [
+        col(Conversation.shop_id) == shop_id,
+        col(Conversation.opened_at) >= since,
+        consultation(),
+    ]
+    events = [col(RecallEvent.shop_id) == shop_id, col(RecallEvent.at) >= since]
     if buyer_id is not None:
-        in_window.append(Conversation.buyer_id == buyer_id)
-        events.append(RecallEvent.buyer_id == buyer_id)
+        in_window.append(col(Conversation.buyer_id) == buyer_id)
+        events.append(col(RecallEvent.buyer_id) == buyer_id)
     union = union_all(
-        select(*row(Conversation.buyer_id, Conversation.opened_at, consultation=literal(1))).where(
-            *in_window
+        select(
+            *row(col(Conversation.buyer_id), col(Conversation.opened_at), consultation=literal(1))
+        ).where(*in_window),
+        select(
+            *row(
+                col(Conversation.buyer_id),
+                None,
+                case((col(Message.kind) == "text", _padded_folded(col(Message.body), dialect))),
+                **{kind: _flag(col(Message.kind) == kind) for kind in CARD_KINDS},
+            )
+        )
+        .join(Message, col(Message.conversation_id) == col(Conversation.id))
+        .where(
+            *in_window, col(Message.sender) == "buyer", col(Message.kind).in_(("text", *CARD_KINDS))
         ),
         select(
             *row(
-                Conversation.buyer_id,
+                col(RecallEvent.buyer_id),
                 None,
-                case((Message.kind == "text", _padded_folded(Message.body, dialect))),
-                **{kind: _flag(Message.kind == kind) for kind in CARD_KINDS},
-            )
-        )
-        .join(Message, Message.conversation_id == Conversation.id)
-        .where(*in_window, Message.sender == "buyer", Message.kind.in_(("text", *CARD_KINDS))),
-        select(
-            *row(
-                RecallEvent.buyer_id,
-                None,
-                **{t: _flag(RecallEvent.type == t) for t in EVENT_SIGNALS},
+                **{t: _flag(col(RecallEvent.type) == t) for t in EVENT_SIGNALS},
             )
         ).where(*events),
     ).subquery("signal")
@@ -178,13 +185,13 @@ async def buyer_recall_state(s: AsyncSession, shop_id: str, buyer_id: str) -> di
     opted = await s.get(RecallOptOut, (shop_id, buyer_id))
     claimed = (
         await s.execute(
-            select(RecallSend.id)
+            select(col(RecallSend.id))
             .where(
-                RecallSend.shop_id == shop_id,
-                RecallSend.buyer_id == buyer_id,
-                RecallSend.claimed_at.is_not(None),
+                col(RecallSend.shop_id) == shop_id,
+                col(RecallSend.buyer_id) == buyer_id,
+                col(RecallSend.claimed_at).is_not(None),
             )
-            .order_by(RecallSend.claimed_at)
+            .order_by(col(RecallSend.claimed_at))
         )
     ).scalars()
     return {"opted_out": opted is not None, "claimed": list(claimed)}
@@ -192,19 +199,23 @@ async def buyer_recall_state(s: AsyncSession, shop_id: str, buyer_id: str) -> di
 
 def ordered_after(shop_id: str, buyer: Any, at: Any) -> ColumnElement[bool]:
     """The buyer has ordered from the shop after `at` (their last consultation); ever, for None."""
-    after = [] if at is None else [Order.created_at > at]
-    return exists().where(Order.shop_id == shop_id, Order.buyer_id == buyer, *after)
+    after = [] if at is None else [col(Order.created_at) > at]
+    return exists().where(col(Order.shop_id) == shop_id, col(Order.buyer_id) == buyer, *after)
 
 
 def opted_out(shop_id: str, buyer: Any) -> ColumnElement[bool]:
-    return exists().where(RecallOptOut.shop_id == shop_id, RecallOptOut.buyer_id == buyer)
+    return exists().where(col(RecallOptOut.shop_id) == shop_id, col(RecallOptOut.buyer_id) == buyer)
 
 
 def last_consultation(shop_id: str, buyer: Any) -> Any:
     """The buyer's latest consultation with the shop, as a correlated scalar subquery."""
     return (
-        select(func.max(Conversation.opened_at))
-        .where(Conversation.shop_id == shop_id, Conversation.buyer_id == buyer, consultation())
+        select(func.max(col(Conversation.opened_at)))
+        .where(
+            col(Conversation.shop_id) == shop_id,
+            col(Conversation.buyer_id) == buyer,
+            consultation(),
+        )
         .correlate_except(Conversation)  # nested in an EXISTS, it would not correlate by itself
         .scalar_subquery()
     )
@@ -225,9 +236,9 @@ def audience_sql(shop_id: str, min_intent: int, now: datetime, dialect: str) -> 
         "purchased": ordered_after(shop_id, b, scored.c.last_consulted_at),
         "low_intent": scored.c.score < min_intent,
         "capped": exists().where(
-            RecallCap.shop_id == shop_id,
-            RecallCap.buyer_id == b,
-            RecallCap.last_at > rules.cap_cutoff(now),
+            col(RecallCap.shop_id) == shop_id,
+            col(RecallCap.buyer_id) == b,
+            col(RecallCap.last_at) > rules.cap_cutoff(now),
         ),
     }
     reason = case(*((why[r], literal(r, String)) for r in rules.EXCLUSION_REASONS), else_=null())
@@ -260,17 +271,20 @@ async def get_campaign(s: AsyncSession, shop_id: str, campaign_id: str) -> Recal
 async def list_campaigns(s: AsyncSession, shop_id: str) -> list[RecallCampaign]:
     rows = await s.execute(
         select(RecallCampaign)
-        .where(RecallCampaign.shop_id == shop_id)
-        .order_by(RecallCampaign.created_at.desc())
+        .where(col(RecallCampaign.shop_id) == shop_id)
+        .order_by(col(RecallCampaign.created_at).desc())
     )
     return list(rows.scalars())
 
 
 async def due_campaigns(s: AsyncSession, now: datetime, limit: int = 50) -> list[str]:
     rows = await s.execute(
-        select(RecallCampaign.id)
-        .where(RecallCampaign.status.in_(("scheduled", "running")), RecallCampaign.send_at <= now)
-        .order_by(RecallCampaign.send_at)
+        select(col(RecallCampaign.id))
+        .where(
+            col(RecallCampaign.status).in_(("scheduled", "running")),
+            col(RecallCampaign.send_at) <= now,
+        )
+        .order_by(col(RecallCampaign.send_at))
         .limit(limit)
     )
     return list(rows.scalars())
@@ -303,24 +317,26 @@ class Results:
 async def results(s: AsyncSession, campaign: RecallCampaign) -> Results:
     """sent; read (the buyer's read mark reached the card); claimed; converted (an order by
     the buyer after the card and before the promotion ended)."""
-    sent_filter = (RecallSend.campaign_id == campaign.id, RecallSend.status == "sent")
+    sent_filter = (col(RecallSend.campaign_id) == campaign.id, col(RecallSend.status) == "sent")
     sent, claimed = (
-        await s.execute(select(func.count(), func.count(RecallSend.claimed_at)).where(*sent_filter))
+        await s.execute(
+            select(func.count(), func.count(col(RecallSend.claimed_at))).where(*sent_filter)
+        )
     ).one()
     read = (
         await s.execute(
             select(func.count())
             .select_from(RecallSend)
-            .join(Conversation, Conversation.id == RecallSend.conversation_id)
-            .where(*sent_filter, Conversation.buyer_read_seq >= RecallSend.seq)
+            .join(Conversation, col(Conversation.id) == col(RecallSend.conversation_id))
+            .where(*sent_filter, col(Conversation.buyer_read_seq) >= col(RecallSend.seq))
         )
     ).scalar_one()
     ordered = exists().where(
         and_(
-            Order.shop_id == RecallSend.shop_id,
-            Order.buyer_id == RecallSend.buyer_id,
-            Order.created_at > RecallSend.sent_at,
-            Order.created_at <= campaign.ends_at,
+            col(Order.shop_id) == col(RecallSend.shop_id),
+            col(Order.buyer_id) == col(RecallSend.buyer_id),
+            col(Order.created_at) > col(RecallSend.sent_at),
+            col(Order.created_at) <= campaign.ends_at,
         )
     )
     converted = (
@@ -334,7 +350,7 @@ async def sends_of_buyers(
 ) -> list[RecallSend]:
     rows = await s.execute(
         select(RecallSend).where(
-            RecallSend.shop_id == shop_id, RecallSend.buyer_id.in_(list(buyer_ids))
+            col(RecallSend.shop_id) == shop_id, col(RecallSend.buyer_id).in_(list(buyer_ids))
         )
     )
     return list(rows.scalars())

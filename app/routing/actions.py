@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from app.chat.append_rules import new_conversation
 from app.chat.models import Conversation
 from app.chat.schemas import conversation_public, queued_frame
 from app.chat.service import public_conversation, queue_position
-from app.db import UnitOfWork
+from app.db import UnitOfWork, rowcount
 from app.realtime.topics import agent_topic, buyer_topic
 from app.routing.models import AgentQueue, CategoryQueue, Queue
 from app.routing.rules import (
@@ -66,12 +67,15 @@ async def open_conversation(
     existing = await _open_of_buyer(uow, shop_id, buyer_id)
     if existing is not None:
         return Opened(existing, False)
-    queues = [q for (q,) in (await s.execute(select(Queue.name).where(Queue.shop_id == shop_id)))]
+    queues = [
+        q
+        for (q,) in (await s.execute(select(col(Queue.name)).where(col(Queue.shop_id) == shop_id)))
+    ]
     category_queues: dict[str, str] = {}
     if category:
         mapped = await s.execute(
-            select(CategoryQueue.queue).where(
-                CategoryQueue.shop_id == shop_id, CategoryQueue.category == category
+            select(col(CategoryQueue.queue)).where(
+                col(CategoryQueue.shop_id) == shop_id, col(CategoryQueue.category) == category
             )
         )
         target = mapped.scalar()
@@ -108,9 +112,9 @@ async def open_conversation(
 async def _open_of_buyer(uow: UnitOfWork, shop_id: str, buyer_id: str) -> Conversation | None:
     row = await uow.session.execute(
         select(Conversation).where(
-            Conversation.shop_id == shop_id,
-            Conversation.buyer_id == buyer_id,
-            Conversation.status != "closed",
+            col(Conversation.shop_id) == shop_id,
+            col(Conversation.buyer_id) == buyer_id,
+            col(Conversation.status) != "closed",
         )
     )
     return row.scalars().first()
@@ -130,7 +134,9 @@ async def dispatch(uow: UnitOfWork, shop_id: str, queue: str, now: datetime) -> 
     overflow: dict[str, int] = {}
     for src in overflow_sources(queue):
         after = await s.execute(
-            select(Queue.overflow_after_s).where(Queue.shop_id == shop_id, Queue.name == src)
+            select(col(Queue.overflow_after_s)).where(
+                col(Queue.shop_id) == shop_id, col(Queue.name) == src
+            )
         )
         overflow[src] = after.scalar() or DEFAULT_OVERFLOW_S
     assigned = 0
@@ -158,22 +164,27 @@ async def _next_waiting(
     """The oldest waiter this queue's agents may take: its own, or another queue's overdue ones."""
     s = uow.session
     base = select(Conversation).where(
-        Conversation.shop_id == shop_id, Conversation.status == "queued"
+        col(Conversation.shop_id) == shop_id, col(Conversation.status) == "queued"
     )
-    order = (Conversation.queued_at, Conversation.id)
+    order = (col(Conversation.queued_at), col(Conversation.id))
     found = [
-        (await s.execute(base.where(Conversation.queue == queue).order_by(*order).limit(1)))
+        (await s.execute(base.where(col(Conversation.queue) == queue).order_by(*order).limit(1)))
         .scalars()
         .first()
     ]
     for src, after_s in overflow.items():
         due_before = now - timedelta(seconds=after_s)
-        q = base.where(Conversation.queue == src, Conversation.queued_at <= due_before)
+        q = base.where(col(Conversation.queue) == src, col(Conversation.queued_at) <= due_before)
         found.append((await s.execute(q.order_by(*order).limit(1))).scalars().first())
     waiting = [
         c
         for c in found
-        if c is not None and (c.queue == queue or overflow_due(c.queued_at, now, overflow[c.queue]))
+        if c is not None
+        and (
+            c.queue == queue
+            # queued_at is set whenever status is "queued"; the overflow query also asked for it
+            or (c.queued_at is not None and overflow_due(c.queued_at, now, overflow[c.queue]))
+        )
     ]
     return min(waiting, key=lambda c: (c.queued_at, c.id)) if waiting else None
 
@@ -184,14 +195,19 @@ async def _take_slot(
     """Reserve a slot with the best agent for `conv`; None when nobody has room."""
     s = uow.session
     rows = await s.execute(
-        select(Agent.id, Agent.active_count, Agent.max_concurrent, Agent.last_assigned_at)
-        .join(AgentQueue, AgentQueue.agent_id == Agent.id)
+        select(
+            col(Agent.id),
+            col(Agent.active_count),
+            col(Agent.max_concurrent),
+            col(Agent.last_assigned_at),
+        )
+        .join(AgentQueue, col(AgentQueue.agent_id) == col(Agent.id))
         .where(
-            Agent.shop_id == shop_id,
-            AgentQueue.queue == queue,
-            Agent.status == "online",
-            Agent.active,
-            Agent.active_count < Agent.max_concurrent,
+            col(Agent.shop_id) == shop_id,
+            col(AgentQueue.queue) == queue,
+            col(Agent.status) == "online",
+            col(Agent.active),
+            col(Agent.active_count) < col(Agent.max_concurrent),
         )
     )
     candidates = [AgentCandidate(*r) for r in rows]
@@ -202,14 +218,14 @@ async def _take_slot(
         result = await s.execute(
             update(Agent)
             .where(
-                Agent.id == cand.id,
-                Agent.status == "online",
-                Agent.active,
-                Agent.active_count < Agent.max_concurrent,
+                col(Agent.id) == cand.id,
+                col(Agent.status) == "online",
+                col(Agent.active),
+                col(Agent.active_count) < col(Agent.max_concurrent),
             )
-            .values(active_count=Agent.active_count + 1, last_assigned_at=now)
+            .values(active_count=col(Agent.active_count) + 1, last_assigned_at=now)
         )
-        if result.rowcount == 1:
+        if rowcount(result) == 1:
             return cand.id
     return None
 
@@ -217,15 +233,15 @@ async def _take_slot(
 async def _recent_agent(uow: UnitOfWork, conv: Conversation, now: datetime) -> str | None:
     """The agent who served this buyer most recently within the regulars window."""
     row = await uow.session.execute(
-        select(Conversation.agent_id)
+        select(col(Conversation.agent_id))
         .where(
-            Conversation.shop_id == conv.shop_id,
-            Conversation.buyer_id == conv.buyer_id,
-            Conversation.id != conv.id,
-            Conversation.agent_id.is_not(None),
-            Conversation.assigned_at >= now - REGULAR_WINDOW,
+            col(Conversation.shop_id) == conv.shop_id,
+            col(Conversation.buyer_id) == conv.buyer_id,
+            col(Conversation.id) != conv.id,
+            col(Conversation.agent_id).is_not(None),
+            col(Conversation.assigned_at) >= now - REGULAR_WINDOW,
         )
-        .order_by(Conversation.assigned_at.desc())
+        .order_by(col(Conversation.assigned_at).desc())
         .limit(1)
     )
     return row.scalar()
@@ -235,11 +251,11 @@ async def _assign(uow: UnitOfWork, conv: Conversation, agent_id: str, now: datet
     s = uow.session
     result = await s.execute(
         update(Conversation)
-        .where(Conversation.id == conv.id, Conversation.status == "queued")
+        .where(col(Conversation.id) == conv.id, col(Conversation.status) == "queued")
         .values(status="assigned", agent_id=agent_id, assigned_at=now)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         # Someone else took it between our read and now; give the slot back.
         await release_slot(uow, agent_id)
         return False
@@ -262,21 +278,21 @@ async def take_slot_of(uow: UnitOfWork, agent_id: str, now: datetime) -> bool:
     result = await uow.session.execute(
         update(Agent)
         .where(
-            Agent.id == agent_id,
-            Agent.status == "online",
-            Agent.active,
-            Agent.active_count < Agent.max_concurrent,
+            col(Agent.id) == agent_id,
+            col(Agent.status) == "online",
+            col(Agent.active),
+            col(Agent.active_count) < col(Agent.max_concurrent),
         )
-        .values(active_count=Agent.active_count + 1, last_assigned_at=now)
+        .values(active_count=col(Agent.active_count) + 1, last_assigned_at=now)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 async def release_slot(uow: UnitOfWork, agent_id: str) -> None:
     await uow.session.execute(
         update(Agent)
-        .where(Agent.id == agent_id, Agent.active_count > 0)
-        .values(active_count=Agent.active_count - 1)
+        .where(col(Agent.id) == agent_id, col(Agent.active_count) > 0)
+        .values(active_count=col(Agent.active_count) - 1)
     )
 
 
@@ -287,13 +303,13 @@ async def announce_positions(uow: UnitOfWork, shop_id: str, queue: str) -> int:
     """
     rows = (
         await uow.session.execute(
-            select(Conversation.id, Conversation.buyer_id)
+            select(col(Conversation.id), col(Conversation.buyer_id))
             .where(
-                Conversation.shop_id == shop_id,
-                Conversation.queue == queue,
-                Conversation.status == "queued",
+                col(Conversation.shop_id) == shop_id,
+                col(Conversation.queue) == queue,
+                col(Conversation.status) == "queued",
             )
-            .order_by(Conversation.queued_at, Conversation.id)
+            .order_by(col(Conversation.queued_at), col(Conversation.id))
         )
     ).all()
     for position, (conv_id, buyer_id) in enumerate(rows, start=1):
@@ -306,13 +322,13 @@ async def announce_positions(uow: UnitOfWork, shop_id: str, queue: str) -> int:
 
 async def waiting_order(uow: UnitOfWork, shop_id: str, queue: str) -> list[str]:
     rows = await uow.session.execute(
-        select(Conversation.id)
+        select(col(Conversation.id))
         .where(
-            Conversation.shop_id == shop_id,
-            Conversation.queue == queue,
-            Conversation.status == "queued",
+            col(Conversation.shop_id) == shop_id,
+            col(Conversation.queue) == queue,
+            col(Conversation.status) == "queued",
         )
-        .order_by(Conversation.queued_at, Conversation.id)
+        .order_by(col(Conversation.queued_at), col(Conversation.id))
     )
     return [conv_id for (conv_id,) in rows]
 
@@ -327,7 +343,7 @@ async def announce_position(uow: UnitOfWork, conv: Conversation) -> None:
 
 async def queues_of_agent(uow: UnitOfWork, agent_id: str) -> list[str]:
     rows = await uow.session.execute(
-        select(AgentQueue.queue).where(AgentQueue.agent_id == agent_id)
+        select(col(AgentQueue.queue)).where(col(AgentQueue.agent_id) == agent_id)
     )
     return [q for (q,) in rows]
 
@@ -335,11 +351,11 @@ async def queues_of_agent(uow: UnitOfWork, agent_id: str) -> list[str]:
 async def waiting_queues(uow: UnitOfWork) -> list[tuple[str, str]]:
     """(shop_id, queue) pairs that have someone waiting: the sweep's work list."""
     rows = await uow.session.execute(
-        select(Conversation.shop_id, Conversation.queue)
-        .where(Conversation.status == "queued")
-        .group_by(Conversation.shop_id, Conversation.queue)
+        select(col(Conversation.shop_id), col(Conversation.queue))
+        .where(col(Conversation.status) == "queued")
+        .group_by(col(Conversation.shop_id), col(Conversation.queue))
     )
-    pairs = set(rows)
+    pairs = {(shop_id, queue) for shop_id, queue in rows}
     for shop_id, queue in list(pairs):
         if queue in OVERFLOW_TO:
             pairs.add((shop_id, OVERFLOW_TO[queue]))
@@ -347,7 +363,7 @@ async def waiting_queues(uow: UnitOfWork) -> list[tuple[str, str]]:
 
 
 async def set_agent_status(uow: UnitOfWork, agent: Agent, status: str) -> str:
-    await uow.session.execute(update(Agent).where(Agent.id == agent.id).values(status=status))
+    await uow.session.execute(update(Agent).where(col(Agent.id) == agent.id).values(status=status))
     agent.status = status
     uow.emit(agent_topic(agent.id), {"type": "agent.status", "status": status})
     return status
@@ -365,10 +381,15 @@ async def touch_agents(uow: UnitOfWork, agent_ids: list[str], now: datetime) -> 
     """
     if not agent_ids:
         return
-    rows = Agent.id.in_(agent_ids)
+    rows = col(Agent.id).in_(agent_ids)
     if len(agent_ids) > 1:
-        free = select(Agent.id).where(rows).order_by(Agent.id).with_for_update(skip_locked=True)
-        rows = Agent.id.in_(free.scalar_subquery())
+        free = (
+            select(col(Agent.id))
+            .where(rows)
+            .order_by(col(Agent.id))
+            .with_for_update(skip_locked=True)
+        )
+        rows = col(Agent.id).in_(free.scalar_subquery())
     await uow.session.execute(update(Agent).where(rows).values(last_seen_at=now))
 
 
@@ -381,15 +402,15 @@ async def requeue_agent(
     same conditional UPDATE, so a reconnect racing the job wins). Returns the ids requeued.
     """
     s = uow.session
-    cond = [Agent.id == agent_id]
+    cond = [col(Agent.id) == agent_id]
     if absent_since is not None:
-        cond.append(or_(Agent.last_seen_at.is_(None), Agent.last_seen_at < absent_since))
+        cond.append(or_(col(Agent.last_seen_at).is_(None), col(Agent.last_seen_at) < absent_since))
     shop_id = (
         await s.execute(
             update(Agent)
             .where(*cond)
             .values(status="offline", active_count=0)
-            .returning(Agent.shop_id)
+            .returning(col(Agent.shop_id))
         )
     ).scalar()
     if shop_id is None:
@@ -399,9 +420,11 @@ async def requeue_agent(
         (
             await s.execute(
                 select(Conversation)
-                .where(Conversation.agent_id == agent_id, Conversation.status == "assigned")
+                .where(
+                    col(Conversation.agent_id) == agent_id, col(Conversation.status) == "assigned"
+                )
                 # Oldest first, so the agent and the queues hear of them in the order they came.
-                .order_by(Conversation.opened_at, Conversation.id)
+                .order_by(col(Conversation.opened_at), col(Conversation.id))
                 .with_for_update()
             )
         ).scalars()
@@ -410,7 +433,7 @@ async def requeue_agent(
         # Queued as of when it first opened: ahead of everyone who came later.
         await s.execute(
             update(Conversation)
-            .where(Conversation.id == conv.id, Conversation.status == "assigned")
+            .where(col(Conversation.id) == conv.id, col(Conversation.status) == "assigned")
             .values(status="queued", agent_id=None, queued_at=conv.opened_at)
             .execution_options(synchronize_session=False)
         )
@@ -443,10 +466,10 @@ async def requeue_absent_agents(
     """
     cutoff = now - timedelta(seconds=grace_s)
     rows = await uow.session.execute(
-        select(Agent.id)
+        select(col(Agent.id))
         .where(
-            or_(Agent.status != "offline", Agent.active_count > 0),
-            or_(Agent.last_seen_at.is_(None), Agent.last_seen_at < cutoff),
+            or_(col(Agent.status) != "offline", col(Agent.active_count) > 0),
+            or_(col(Agent.last_seen_at).is_(None), col(Agent.last_seen_at) < cutoff),
         )
         .limit(200)
     )

@@ -13,12 +13,13 @@ AUTO_CLOSE_JOB = "auto_close_inactive"
 async def requeue_absent_agents(ctx: JobContext) -> list[str]:
     # An agent connected to this very process is present, whatever the database says: its
     # heartbeat may still be waiting behind other writes (an overloaded SQLite node).
-    return await ctx.db.run(  # type: ignore[no-any-return]
+    requeued: list[str] = await ctx.db.run(
         routing.requeue_absent_agents,
         ctx.clock.now(),
         ctx.settings.agent_grace_s,
         present=set(ctx.live_agent_ids()),
     )
+    return requeued
 
 
 async def auto_close_inactive(ctx: JobContext) -> list[str]:

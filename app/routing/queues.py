@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.chat.models import Conversation
 from app.db import UnitOfWork
@@ -62,7 +63,7 @@ def check_overflow(value: object) -> int:
 
 
 async def queue_names(session: AsyncSession, shop_id: str) -> set[str]:
-    rows = await session.execute(select(Queue.name).where(Queue.shop_id == shop_id))
+    rows = await session.execute(select(col(Queue.name)).where(col(Queue.shop_id) == shop_id))
     return {name for (name,) in rows}
 
 
@@ -79,24 +80,24 @@ async def list_queues(session: AsyncSession, shop_id: str, now: datetime) -> lis
     waiting: dict[str, tuple[int, datetime | None]] = {
         queue: (int(n), oldest)
         for queue, n, oldest in await session.execute(
-            select(Conversation.queue, func.count(), func.min(Conversation.queued_at))
-            .where(Conversation.shop_id == shop_id, Conversation.status == "queued")
-            .group_by(Conversation.queue)
+            select(col(Conversation.queue), func.count(), func.min(col(Conversation.queued_at)))
+            .where(col(Conversation.shop_id) == shop_id, col(Conversation.status) == "queued")
+            .group_by(col(Conversation.queue))
         )
     }
     online = {
         queue: int(n)
         for queue, n in await session.execute(
-            select(AgentQueue.queue, func.count())
-            .join(Agent, Agent.id == AgentQueue.agent_id)
-            .where(Agent.shop_id == shop_id, Agent.status == "online")
-            .group_by(AgentQueue.queue)
+            select(col(AgentQueue.queue), func.count())
+            .join(Agent, col(Agent.id) == col(AgentQueue.agent_id))
+            .where(col(Agent.shop_id) == shop_id, col(Agent.status) == "online")
+            .group_by(col(AgentQueue.queue))
         )
     }
     rows = await session.execute(
-        select(Queue.name, Queue.overflow_after_s)
-        .where(Queue.shop_id == shop_id)
-        .order_by(Queue.name)
+        select(col(Queue.name), col(Queue.overflow_after_s))
+        .where(col(Queue.shop_id) == shop_id)
+        .order_by(col(Queue.name))
     )
     summaries = []
     for name, overflow in rows:
@@ -151,9 +152,9 @@ async def set_overflow(
 
 async def category_map(session: AsyncSession, shop_id: str) -> dict[str, str]:
     rows = await session.execute(
-        select(CategoryQueue.category, CategoryQueue.queue)
-        .where(CategoryQueue.shop_id == shop_id)
-        .order_by(CategoryQueue.category)
+        select(col(CategoryQueue.category), col(CategoryQueue.queue))
+        .where(col(CategoryQueue.shop_id) == shop_id)
+        .order_by(col(CategoryQueue.category))
     )
     return {category: queue for category, queue in rows}
 
@@ -178,9 +179,9 @@ async def replace_category_map(
     s = uow.session
     # Concurrent replacements of one shop's map queue up behind this row lock, so one
     # wins whole instead of the two interleaving their deletes and inserts.
-    await s.execute(select(Shop.id).where(Shop.id == shop_id).with_for_update())
+    await s.execute(select(col(Shop.id)).where(col(Shop.id) == shop_id).with_for_update())
     await check_queues_exist(s, shop_id, clean.values())
-    await s.execute(delete(CategoryQueue).where(CategoryQueue.shop_id == shop_id))
+    await s.execute(delete(CategoryQueue).where(col(CategoryQueue.shop_id) == shop_id))
     s.add_all(CategoryQueue(shop_id=shop_id, category=c, queue=q) for c, q in clean.items())
     await s.flush()
     return dict(sorted(clean.items()))

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from app.db import Database, UnitOfWork
 from app.errors import BadInput, Conflict, NotAuthenticated, NotFound
@@ -60,7 +61,7 @@ async def create_shop(
             code="slug_reserved",
             status=422,
         )
-    if (await s.execute(select(Shop.id).where(Shop.slug == slug))).first():
+    if (await s.execute(select(col(Shop.id)).where(col(Shop.slug) == slug))).first():
         raise Conflict(f"Shop {slug!r} already exists.", code="shop_exists")
     buyer_secret = buyer_secret or secrets.token_urlsafe(32)
     api_key = api_key or f"hk_{secrets.token_urlsafe(32)}"
@@ -292,7 +293,7 @@ async def update_agent(
                 f"The shop already has an agent {fields.username!r}.", code="agent_exists"
             ) from exc
     if deactivated:
-        await s.execute(delete(AgentSession).where(AgentSession.agent_id == agent.id))
+        await s.execute(delete(AgentSession).where(col(AgentSession.agent_id) == agent.id))
         await s.flush()
         await routing.requeue_agent(uow, agent.id, now)
         uow.emit(*ended.revocation(agent.id, ended.DEACTIVATED))
@@ -301,9 +302,9 @@ async def update_agent(
     if fields.password is not None:
         agent.password_hash = await asyncio.to_thread(hash_password, fields.password)
         keep = token_hash(keep_token) if keep_token else None
-        revoke = delete(AgentSession).where(AgentSession.agent_id == agent.id)
+        revoke = delete(AgentSession).where(col(AgentSession.agent_id) == agent.id)
         if keep:
-            revoke = revoke.where(AgentSession.token_hash != keep)
+            revoke = revoke.where(col(AgentSession.token_hash) != keep)
         await s.execute(revoke)
         uow.emit(*ended.revocation(agent.id, ended.PASSWORD_CHANGED, keep=keep))
     if fields.queues is not None:
@@ -329,7 +330,7 @@ async def set_agent_queues(
     if current - wanted:
         await s.execute(
             delete(AgentQueue).where(
-                AgentQueue.agent_id == agent.id, AgentQueue.queue.in_(current - wanted)
+                col(AgentQueue.agent_id) == agent.id, col(AgentQueue.queue).in_(current - wanted)
             )
         )
     s.add_all(AgentQueue(agent_id=agent.id, queue=q) for q in sorted(wanted - current))
@@ -346,8 +347,8 @@ async def _keep_an_admin(uow: UnitOfWork, shop_id: str, leaving_id: str) -> None
     is refused.
     """
     rows = await uow.session.execute(
-        select(Agent.id)
-        .where(Agent.shop_id == shop_id, Agent.role == ADMIN, Agent.active)
+        select(col(Agent.id))
+        .where(col(Agent.shop_id) == shop_id, col(Agent.role) == ADMIN, col(Agent.active))
         .with_for_update()
     )
     if not [a for (a,) in rows if a != leaving_id]:
@@ -415,14 +416,16 @@ async def claim_login_attempt(
             text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": _LOGIN_LOCK_CLASS, "k": key}
         )
     since = now - timedelta(seconds=limits.window_s)
-    same_account = (LoginFailure.shop_slug == shop_slug) & (LoginFailure.username == username)
+    same_account = (col(LoginFailure.shop_slug) == shop_slug) & (
+        col(LoginFailure.username) == username
+    )
     row = (
         await s.execute(
             select(func.count(), func.count().filter(same_account))
             .select_from(LoginFailure)
             .where(
-                LoginFailure.address == address,
-                LoginFailure.at > since,
+                col(LoginFailure.address) == address,
+                col(LoginFailure.at) > since,
             )
         )
     ).one()
@@ -433,9 +436,9 @@ async def claim_login_attempt(
     s.add(failure)
     agent = (
         await s.execute(
-            select(Agent.id, Agent.password_hash)
-            .join(Shop, Shop.id == Agent.shop_id)
-            .where(Shop.slug == shop_slug, Agent.username == username)
+            select(col(Agent.id), col(Agent.password_hash))
+            .join(Shop, col(Shop.id) == col(Agent.shop_id))
+            .where(col(Shop.slug) == shop_slug, col(Agent.username) == username)
         )
     ).first()
     await s.flush()
@@ -452,9 +455,9 @@ async def finish_login(
     s = uow.session
     if not ok or claim.agent_id is None:
         # Old failures are of no use; keep the table small.
-        await s.execute(delete(LoginFailure).where(LoginFailure.at < now - timedelta(days=1)))
+        await s.execute(delete(LoginFailure).where(col(LoginFailure.at) < now - timedelta(days=1)))
         return LoginResult(None, None)
-    await s.execute(delete(LoginFailure).where(LoginFailure.id == claim.failure_id))
+    await s.execute(delete(LoginFailure).where(col(LoginFailure.id) == claim.failure_id))
     agent = await s.get(Agent, claim.agent_id)
     if agent is None or agent.password_hash != claim.password_hash:
         # Deleted, or given a new password (which ends its sessions), while this one was checked.
@@ -502,7 +505,8 @@ async def login(
     if claim is None:
         return LoginResult(None, None, throttled=True)
     ok = await asyncio.to_thread(verify_password, claim.password_hash, password)
-    return await db.run(finish_login, claim, ok=ok, now=now, session_ttl=session_ttl)  # type: ignore[no-any-return]
+    result: LoginResult = await db.run(finish_login, claim, ok=ok, now=now, session_ttl=session_ttl)
+    return result
 
 
 async def logout(uow: UnitOfWork, token: str) -> None:
@@ -511,8 +515,8 @@ async def logout(uow: UnitOfWork, token: str) -> None:
     agent_id = (
         await uow.session.execute(
             delete(AgentSession)
-            .where(AgentSession.token_hash == digest)
-            .returning(AgentSession.agent_id)
+            .where(col(AgentSession.token_hash) == digest)
+            .returning(col(AgentSession.agent_id))
         )
     ).scalar()
     if agent_id is not None:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jwt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.errors import NotAuthenticated, NotFound
 from app.routing.models import AgentQueue
@@ -42,9 +43,9 @@ class SignedIn:
 async def session_of(session: AsyncSession, digest: str, now: datetime) -> SignedIn | None:
     """The login with this token hash if it stands now: not ended, not expired, its agent active."""
     row = await session.execute(
-        select(Agent, AgentSession.expires_at)
-        .join(AgentSession, AgentSession.agent_id == Agent.id)
-        .where(AgentSession.token_hash == digest)
+        select(Agent, col(AgentSession.expires_at))
+        .join(AgentSession, col(AgentSession.agent_id) == col(Agent.id))
+        .where(col(AgentSession.token_hash) == digest)
     )
     found = row.first()
     if found is None or found[1] <= now or not found[0].active:
@@ -79,7 +80,7 @@ async def buyer_for_token(session: AsyncSession, token: str | None, now: datetim
     slug = unverified.get("shop")
     if not isinstance(slug, str):
         raise NotAuthenticated("The buyer token names no shop.")
-    shop = (await session.execute(select(Shop).where(Shop.slug == slug))).scalars().first()
+    shop = (await session.execute(select(Shop).where(col(Shop.slug) == slug))).scalars().first()
     if shop is None:
         raise NotAuthenticated("Unknown shop.")
     try:
@@ -101,7 +102,7 @@ async def buyer_for_token(session: AsyncSession, token: str | None, now: datetim
     age, vip = claims.get("age"), claims.get("vip")
     elder_mode = (
         await session.execute(
-            select(Buyer.elder_mode).where(Buyer.shop_id == shop.id, Buyer.id == sub)
+            select(col(Buyer.elder_mode)).where(col(Buyer.shop_id) == shop.id, col(Buyer.id) == sub)
         )
     ).scalar()
     return BuyerIdentity(
@@ -120,7 +121,9 @@ async def shop_for_api_key(session: AsyncSession, key: str | None) -> Shop:
         raise NotAuthenticated("The shop API key is required.")
     digest = token_hash(key)
     shop = (
-        (await session.execute(select(Shop).where(Shop.api_key_hash == digest))).scalars().first()
+        (await session.execute(select(Shop).where(col(Shop.api_key_hash) == digest)))
+        .scalars()
+        .first()
     )
     if shop is None or not hmac.compare_digest(shop.api_key_hash, digest):
         raise NotAuthenticated("Unknown API key.")
@@ -133,9 +136,9 @@ async def queues_of_agents(session: AsyncSession, agent_ids: Iterable[str]) -> d
     found: dict[str, list[str]] = {agent_id: [] for agent_id in ids}
     if ids:
         rows = await session.execute(
-            select(AgentQueue.agent_id, AgentQueue.queue)
-            .where(AgentQueue.agent_id.in_(ids))
-            .order_by(AgentQueue.queue)
+            select(col(AgentQueue.agent_id), col(AgentQueue.queue))
+            .where(col(AgentQueue.agent_id).in_(ids))
+            .order_by(col(AgentQueue.queue))
         )
         for agent_id, queue in rows:
             found[agent_id].append(queue)
@@ -144,7 +147,9 @@ async def queues_of_agents(session: AsyncSession, agent_ids: Iterable[str]) -> d
 
 async def agents_of_shop(session: AsyncSession, shop_id: str) -> list[AgentWithQueues]:
     rows = await session.execute(
-        select(Agent).where(Agent.shop_id == shop_id).order_by(Agent.created_at, Agent.username)
+        select(Agent)
+        .where(col(Agent.shop_id) == shop_id)
+        .order_by(col(Agent.created_at), col(Agent.username))
     )
     agents = list(rows.scalars())
     queues = await queues_of_agents(session, (a.id for a in agents))
@@ -181,8 +186,8 @@ async def buyer_record_is_current(
     """
     row = (
         await session.execute(
-            select(Buyer.name, Buyer.age, Buyer.vip, Buyer.last_seen_at).where(
-                Buyer.shop_id == buyer.shop_id, Buyer.id == buyer.buyer_id
+            select(col(Buyer.name), col(Buyer.age), col(Buyer.vip), col(Buyer.last_seen_at)).where(
+                col(Buyer.shop_id) == buyer.shop_id, col(Buyer.id) == buyer.buyer_id
             )
         )
     ).first()
