@@ -269,6 +269,7 @@ async def test_uploading_browser_phrases_twice_at_once_adds_each_once(desk):
         ("iPhone 15 到货", "iphone15dh"),
         ("!!!", ""),
         ("重庆", "cq"),
+        ("{买家昵称}您好,我是{客服昵称}", "nhws"),
     ],
 )
 def test_initials(text, expected):

@@ -30,9 +30,11 @@ BOM = "\ufeff"
 
 def initials(text: str) -> str:
     """What `?q=` matches besides the text: each Chinese character's pinyin initial and
-    every ASCII letter or digit, lowercase, nothing else (`发货了吗?` → `fhlm`)."""
+    every ASCII letter or digit, lowercase, nothing else (`发货了吗?` → `fhlm`). Variables
+    are left out: they are not what the agent reads as the phrase's words."""
     out: list[str] = []
-    for part in lazy_pinyin(text, style=Style.FIRST_LETTER, errors="default"):
+    words = _VARIABLE.sub(" ", text)
+    for part in lazy_pinyin(words, style=Style.FIRST_LETTER, errors="default"):
         out.extend(ch.lower() for ch in part if ch.isascii() and ch.isalnum())
     return "".join(out)
 
