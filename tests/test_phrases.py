@@ -242,6 +242,10 @@ async def test_csv_export_and_import_round_trip(desk):
         files={"file": ("p.csv", b"scope,group,text\nteam,,x\n", "text/csv")},
     )
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_csv"
+    no_header = await c["agent2"].post(
+        "/api/v1/phrases/import", files={"file": ("p.csv", "你好\n".encode(), "text/csv")}
+    )
+    assert no_header.status_code == 422 and no_header.json()["error"]["code"] == "bad_csv"
     gbk = await c["agent2"].post(
         "/api/v1/phrases/import", files={"file": ("p.csv", "你好".encode("gbk"), "text/csv")}
     )

@@ -85,37 +85,40 @@ class PhraseRow:
 
 
 def parse_csv(data: bytes) -> list[PhraseRow]:
-    """Rows of a phrases CSV (UTF-8, with or without BOM; header `scope,group,text`, or
-    just the text in one column). Errors name the line."""
+    """Rows of a phrases CSV as `to_csv` writes it: UTF-8 (a BOM or not), the header
+    `scope,group,text` first. Errors name the line."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadInput("The file is not UTF-8 text.", code="bad_csv") from exc
     reader = csv.reader(io.StringIO(text))
     rows: list[PhraseRow] = []
-    header: list[str] | None = None
+    header = False
     for line_no, cells in enumerate(reader, start=1):
         if not any(c.strip() for c in cells):
             continue
-        if header is None and [c.strip().lower() for c in cells][:3] == list(CSV_HEADER):
-            header = list(CSV_HEADER)
+        if not header:
+            if [c.strip().lower() for c in cells] != list(CSV_HEADER):
+                raise BadInput(
+                    f"Line {line_no}: expected the header {','.join(CSV_HEADER)}.", code="bad_csv"
+                )
+            header = True
             continue
-        if header is None:
-            header = ["text"] if len(cells) == 1 else list(CSV_HEADER)
-        values = dict(zip(header, cells, strict=False))
-        scope = (values.get("scope") or "mine").strip().lower()
+        if len(cells) != len(CSV_HEADER):
+            raise BadInput(f"Line {line_no}: expected 3 columns.", code="bad_csv")
+        scope, group, words = cells
+        scope = scope.strip().lower() or "mine"
         if scope not in SCOPES:
             raise BadInput(f"Line {line_no}: scope must be shop or mine.", code="bad_csv")
         try:
-            words = _unsafe_cell(values["text"])
-            row = PhraseRow(scope, clean_group(values.get("group")), clean_text(words))
-        except (BadInput, KeyError) as exc:
-            raise BadInput(
-                f"Line {line_no}: {getattr(exc, 'message', 'no text')}", code="bad_csv"
-            ) from exc
+            row = PhraseRow(scope, clean_group(group), clean_text(_unsafe_cell(words)))
+        except BadInput as exc:
+            raise BadInput(f"Line {line_no}: {exc.message}", code="bad_csv") from exc
         rows.append(row)
         if len(rows) > MAX_IMPORT:
             raise BadInput(f"At most {MAX_IMPORT} phrases at once.", code="too_many")
+    if not header:
+        raise BadInput("The file is empty.", code="bad_csv")
     return rows
 
 
