@@ -79,6 +79,16 @@ async def test_shop_phrases_are_edited_by_staff_and_own_phrases_by_their_owner(d
     assert (
         await c["agent2"].post("/api/v1/phrases", json={"text": "我的短语 A1"})
     ).status_code == 201
+    other = (await c["agent1"].post("/api/v1/phrases", json={"text": "另一条"})).json()
+    clash = await c["agent1"].patch(f"/api/v1/phrases/{other['id']}", json={"text": "我的短语 A1"})
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "phrase_exists"
+    long_group = await c["agent1"].patch(
+        f"/api/v1/phrases/{other['id']}", json={"group": "组" * 33}
+    )
+    assert long_group.status_code == 422 and long_group.json()["error"]["code"] == "bad_group"
+    assert (await c["agent1"].patch(f"/api/v1/phrases/{other['id']}", json={})).json()[
+        "text"
+    ] == "另一条"
     bad = await c["agent1"].post("/api/v1/phrases", json={"text": "   "})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_text"
     assert (await c["agent1"].delete(f"/api/v1/phrases/{mine['id']}")).status_code == 204

@@ -31,7 +31,7 @@ async def send_note(
     if replay is not None:
         return replay
     conv = await chat_actions.conversation_for_agent(uow, agent, conversation_id)
-    colleagues = await _colleagues(uow, agent.shop_id)
+    colleagues = await _colleagues(uow, agent.shop_id) if "@" in out.body else []
     mentions = mentioned(out.body, colleagues, agent.id)
     msg, duplicate = await chat_actions.append_message(
         uow,

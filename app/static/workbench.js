@@ -460,7 +460,8 @@
   ui.input.addEventListener("input", () => {
     const conv = convs.get(activeId);
     const now = Date.now();
-    if (conv && conv.open && ui.input.value && now - lastTypingSent > TYPING_EVERY_MS) {
+    const note = ui.noteMode && ui.noteMode.checked; // the buyer must not even see a note being typed
+    if (conv && conv.open && ui.input.value && !note && now - lastTypingSent > TYPING_EVERY_MS) {
       lastTypingSent = now;
       socket.send({ type: "typing", conversation_id: conv.id });
     }
