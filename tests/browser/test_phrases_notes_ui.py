@@ -26,6 +26,13 @@ from tests.browser.helpers import (
 from tests.support.words import zh
 
 
+async def close_chat(agent) -> None:
+    """Close the conversation on screen (the demo agents serve the other browser tests too)."""
+    await agent.click("#close-conv")
+    await agent.click("#close-conv")
+    await expect(agent.locator("#messages .notice")).to_have_text(zh("Conversation closed"))
+
+
 async def demo_agent_id(web, username: str) -> str:
     async with web.ctx.db.read() as s:
         row = await s.execute(
@@ -97,6 +104,8 @@ async def test_slash_picker_inserts_a_phrase_with_its_variable_filled(web, new_t
     await expect(agent.locator("body[data-connected=true]")).to_have_count(1)
     await expect(agent.locator("#canned-list .canned-use").first).to_be_visible()
     await expect(agent.locator("#phrase-offer")).to_be_hidden()
+    await conversation_item(agent, buyer_id).click()
+    await close_chat(agent)
 
 
 async def test_a_note_with_a_mention_reaches_the_colleague_and_never_the_buyer(web, new_tab):
@@ -140,3 +149,4 @@ async def test_a_note_with_a_mention_reaches_the_colleague_and_never_the_buyer(w
     await expect(widget(buyer, ".msg.from-agent .text")).to_have_text("亲,马上为您处理退款")
     content = await buyer.evaluate("document.querySelector('#homing-widget').shadowRoot.innerHTML")
     assert "第二次退款" not in content
+    await close_chat(alice)
