@@ -4,6 +4,7 @@ and a note with an @mention that reaches the colleague and never the buyer."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from playwright.async_api import expect
@@ -143,10 +144,34 @@ async def test_a_note_with_a_mention_reaches_the_colleague_and_never_the_buyer(w
     await box.fill("亲,马上为您处理退款")
     await box.press("Enter")
     await expect(widget(buyer, ".msg.from-agent .text")).to_have_text("亲,马上为您处理退款")
+    # Reloaded, the widget syncs from the start: seq 1 and 3, the note (seq 2) left out;
+    # `sync.done` tells it it has everything up to 3 ...
+    syncs: list[dict] = []
+
+    def watch(ws) -> None:
+        def sent(payload) -> None:
+            frame = json.loads(payload) if isinstance(payload, str) else {}
+            if frame.get("type") == "sync":
+                syncs.append(frame)
+
+        ws.on("framesent", sent)
+
+    buyer.on("websocket", watch)
     await buyer.reload()
     await expect(widget(buyer, ".launcher")).to_be_visible()
     await widget(buyer, ".launcher").click()
     await expect(widget(buyer, ".msg.from-agent .text")).to_have_text("亲,马上为您处理退款")
     content = await buyer.evaluate("document.querySelector('#homing-widget').shadowRoot.innerHTML")
     assert "第二次退款" not in content
+    assert [f["after_seq"] for f in syncs] == [0]
+    # ... so when its socket drops, it resumes after 3, not again after 1 (below the note).
+    [conn] = [
+        c for c in web.ctx.hub.connections if c.kind == "buyer" and c.identity.buyer_id == buyer_id
+    ]
+    await conn.fail()
+    for _ in range(150):  # the widget reconnects with back-off (about a second)
+        if len(syncs) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert [f["after_seq"] for f in syncs] == [0, 3]
     await close_chat(alice)
