@@ -37,6 +37,7 @@ from app.pages import routes as page_routes
 from app.pages import views as pages
 from app.pages.views import PageRefusal
 from app.payouts import api as payouts_api
+from app.phrases import api as phrases_api
 from app.realtime.sessions import SessionExpiry
 from app.recall import api as recall_api
 from app.routing import api as routing_api
@@ -155,6 +156,7 @@ def create_app(
     app.include_router(metrics_api.router)
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
+    app.include_router(phrases_api.router)
     app.include_router(observability_api.router)
     app.include_router(page_routes.router)
     if settings.demo:

@@ -224,6 +224,9 @@ async def seed(node: NodeProcess, kit: ShopKit, tokens: dict[str, str]) -> dict[
         upload = await ok(
             c.post("/api/v1/uploads", headers=auth("buyer"), files={"file": ("a.png", PNG)})
         )
+        phrase = await ok(
+            c.post("/api/v1/phrases", headers=auth("admin"), json={"text": "seed", "scope": "shop"})
+        )
     return {
         "conversation_id": conversation_id,
         "order_id": order["order_id"],
@@ -232,6 +235,7 @@ async def seed(node: NodeProcess, kit: ShopKit, tokens: dict[str, str]) -> dict[
         "giveaway_id": giveaway["id"],
         "campaign_id": campaign["id"],
         "upload_id": upload["upload_id"],
+        "phrase_id": phrase["id"],
         "name": "general",
         "buyer_id": BUYER,
         # The supervisor: the run's own sessions (admin, agent1) must survive PATCHes of an agent.

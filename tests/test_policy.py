@@ -18,6 +18,7 @@ TABLE = {
     P.RUN_RECALL: (False, True, True),
     P.MODERATE_GROUPS: (False, True, True),
     P.USE_CONSOLE: (False, True, True),
+    P.MANAGE_PHRASES: (False, True, True),
     P.MANAGE_AGENTS: (False, False, True),
     P.MANAGE_QUEUES: (False, False, True),
     P.SET_RECALL_WINDOW: (False, False, True),

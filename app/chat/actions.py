@@ -23,6 +23,7 @@ from app.chat.models import Conversation, Message, Rating
 from app.chat.schemas import message_public
 from app.chat.service import buyer_may_see, may_now
 from app.chat.uploads import image_payload
+from app.chat.visibility import message_topics
 from app.db import UnitOfWork, append_numbered, rowcount
 from app.errors import BadInput, Conflict, ConversationClosed, Forbidden, NotFound
 from app.orders import service as order_service
@@ -91,7 +92,7 @@ async def _replay(
     conv = await uow.session.get(Conversation, dup.conversation_id)
     assert conv is not None  # messages reference their conversation
     uow.emit_many(
-        conversation_topics(conv), {"type": "message.new", "message": message_public(dup)}
+        message_topics(conv, dup.kind), {"type": "message.new", "message": message_public(dup)}
     )
     return Sent(dup, conv, True)
 
@@ -160,7 +161,7 @@ async def append_message(
     for key, value in zip(("last_seq", "agent_id", "status"), stored.counter or (), strict=True):
         set_committed_value(conv, key, value)
     uow.emit_many(
-        conversation_topics(conv), {"type": "message.new", "message": message_public(msg)}
+        message_topics(conv, kind), {"type": "message.new", "message": message_public(msg)}
     )
     return msg, False
 

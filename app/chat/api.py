@@ -60,7 +60,9 @@ async def list_messages(
         if not allowed:
             # Same answer as "does not exist": don't confirm other shops' ids.
             raise NotFound("No such conversation.")
-        msgs = await service.messages_after(s, conversation_id, after_seq, limit)
+        msgs = await service.messages_after(
+            s, conversation_id, after_seq, limit, buyer_view=isinstance(caller, BuyerIdentity)
+        )
         return [MessagePublic.model_validate(message_public(m)) for m in msgs]
 
 

@@ -10,6 +10,7 @@ from sqlmodel import col
 from app.chat import service
 from app.chat.models import Conversation
 from app.chat.schemas import message_public
+from app.chat.visibility import for_buyer
 from app.clock import Clock
 from app.db import Database
 from app.realtime.connection import Connection
@@ -57,3 +58,22 @@ class ChatLoader:
         if found is None:
             return ENDED
         return ROLE_CHANGED if found.agent.role != conn.identity.role else None
+
+
+class BuyerLoader:
+    """The record as a buyer's socket may read it: a staff note is a hidden stub (its `seq`
+    only), which the connection counts as passed and never writes (`app.chat.visibility`).
+
+    Reads go through the chat loader at each call (a test may replace its methods)."""
+
+    def __init__(self, loader: ChatLoader) -> None:
+        self.loader = loader
+
+    async def messages_after(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
+        return [for_buyer(m) for m in await self.loader.messages_after(conversation_id, after_seq)]
+
+    async def current_conversations(self, conn: Connection) -> list[dict[str, Any]]:
+        return await self.loader.current_conversations(conn)
+
+    async def session_ended(self, conn: Connection) -> str | None:
+        return await self.loader.session_ended(conn)

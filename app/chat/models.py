@@ -18,6 +18,7 @@ MESSAGE_KINDS = (
     "coupon_card",
     "compensation_card",
     "system",
+    "note",  # an internal note: staff only (app.chat.visibility)
 )
 CLIENT_KINDS = ("text", "image", "product_card", "order_card")
 

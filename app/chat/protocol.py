@@ -80,8 +80,9 @@ def get_bool(frame: dict[str, Any], key: str) -> bool:
     return value
 
 
-def parse_outgoing(frame: dict[str, Any], *, max_chars: int) -> Outgoing:
-    """A `message.send` frame's message, checked for shape and size."""
+def parse_outgoing(frame: dict[str, Any], *, max_chars: int, staff: bool = False) -> Outgoing:
+    """A `message.send` frame's message, checked for shape and size. Staff (agent
+    sockets) may also send an internal note (`"kind": "note"`, text only)."""
     client_msg_id = get_str(frame, "client_msg_id")
     body = frame.get("body", "")
     if not isinstance(body, str):
@@ -95,7 +96,7 @@ def parse_outgoing(frame: dict[str, Any], *, max_chars: int) -> Outgoing:
     payload = frame.get("payload") or {}
     if not isinstance(payload, dict):
         raise BadInput(f'Expected an object "payload", but got {_kind(payload)}.')
-    if kind == "text":
+    if kind == "text" or (staff and kind == "note"):
         if not body.strip():
             raise BadInput("A text message needs a non-empty body.")
         payload = {}

@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from app.chat.models import Conversation, Message
 from app.chat.schemas import conversation_public
+from app.chat.visibility import buyer_visible
 from app.shops.models import Agent, Buyer, Shop
 from app.shops.policy import Permission, may
 
@@ -17,14 +18,20 @@ SYNC_PAGE = 500
 
 
 async def messages_after(
-    session: AsyncSession, conversation_id: str, after_seq: int, limit: int = SYNC_PAGE
+    session: AsyncSession,
+    conversation_id: str,
+    after_seq: int,
+    limit: int = SYNC_PAGE,
+    *,
+    buyer_view: bool = False,
 ) -> list[Message]:
-    rows = await session.execute(
-        select(Message)
-        .where(col(Message.conversation_id) == conversation_id, col(Message.seq) > after_seq)
-        .order_by(col(Message.seq))
-        .limit(limit)
+    """Messages after `after_seq`, in order; `buyer_view`: only those the buyer may see."""
+    q = select(Message).where(
+        col(Message.conversation_id) == conversation_id, col(Message.seq) > after_seq
     )
+    if buyer_view:
+        q = q.where(buyer_visible())
+    rows = await session.execute(q.order_by(col(Message.seq)).limit(limit))
     return list(rows.scalars())
 
 

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.chat import actions, service
 from app.chat.appender import Append, Opening
+from app.chat.delivery import BuyerLoader
 from app.chat.protocol import (
     MAX_ID,
     get_bool,
@@ -33,6 +34,7 @@ from app.context import AppContext
 from app.db import new_id
 from app.errors import DomainError, NotAuthenticated, RateLimited, TooLarge
 from app.groups import ws as group_ws
+from app.notes import actions as note_actions
 from app.observability.logs import connection_id, new_log_id
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
@@ -145,7 +147,8 @@ class SocketHandler(ABC):
             msg = None
             followed = conversation_id if conversation_id in self.conn.tracks else None
             opens = None if followed else self.opening(out)
-            if (followed or opens) and out.kind != "image":
+            # Images need their upload checked, notes reach the staff only: the full path.
+            if (followed or opens) and out.kind not in ("image", "note"):
                 msg = await self.ctx.appender.append(
                     Append(
                         shop_id=self.identity_shop_id,
@@ -328,10 +331,9 @@ class AgentSocket(SocketHandler):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         conv_id = get_str(frame, "conversation_id")
-        out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
-        await self.send_and_ack(
-            out, conv_id, actions.send_from_agent, self.agent, conv_id, out, self.now()
-        )
+        out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars, staff=True)
+        send = note_actions.send_note if out.kind == "note" else actions.send_from_agent
+        await self.send_and_ack(out, conv_id, send, self.agent, conv_id, out, self.now())
 
     @property
     def identity_shop_id(self) -> str:
@@ -397,7 +399,7 @@ def _connection(
         topics=topics,
         send_text=ws.send_text,
         close=close,
-        loader=ctx.loader,
+        loader=BuyerLoader(ctx.loader) if kind == "buyer" else ctx.loader,
         gap_fill_s=ctx.settings.gap_fill_s,
         session_key=login.token_hash if login else None,
         expires_at=login.expires_at if login else None,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.chat.models import Conversation, Message, Rating
+from app.chat.visibility import buyer_visible
 from app.errors import NotFound
 from app.metrics.rules import Metrics, Said, Tally, resolve_period, score_conversation, summarize
 from app.payouts import service as payouts_service
@@ -129,7 +130,8 @@ async def _each_conversation_messages(
     rows = await session.stream(
         select(col(Message.conversation_id), col(Message.sender), col(Message.created_at))
         .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(in_period, col(Message.sender).in_(("buyer", "agent")))
+        # Internal notes are not said to the buyer: never a reply, never a question.
+        .where(in_period, col(Message.sender).in_(("buyer", "agent")), buyer_visible())
         .order_by(col(Message.conversation_id), col(Message.seq))
         .execution_options(yield_per=STREAM_BATCH)
     )

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import app.chat.models
 import app.groups.models
 import app.payouts.models
+import app.phrases.models
 import app.recall.models
 import app.routing.models
 import app.shops.models  # noqa: F401

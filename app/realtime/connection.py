@@ -328,7 +328,7 @@ class Connection:
         track = self.tracks.setdefault(conversation_id, SeqTrack())
         for msg in await self._loader.messages_after(conversation_id, track.upto):
             if track.is_live_new(msg["seq"]):
-                await self._write({"type": "message.new", "message": msg})
+                await self._write_loaded(msg)
                 track.mark(msg["seq"])
 
     async def _sync(self, conversation_id: str, after_seq: int) -> None:
@@ -339,13 +339,25 @@ class Connection:
             batch = await self._loader.messages_after(conversation_id, after_seq)
             for msg in batch:
                 if not track.written(msg["seq"]):
-                    await self._write({"type": "message.new", "message": msg})
+                    await self._write_loaded(msg)
                     track.mark(msg["seq"])
+            if batch:
+                after_seq = batch[-1]["seq"]
             if len(batch) < 500:
                 break
-            after_seq = batch[-1]["seq"]
         # The client now has everything up to here; live frames resume above it.
         track.lower_floor(asked_after)
+        # ... and says so: a client whose own count stalls below a seq it may not see (a
+        # staff note, for a buyer) moves on from here (docs/protocol-notes.md).
+        await self._write(
+            {"type": "sync.done", "conversation_id": conversation_id, "upto": after_seq}
+        )
+
+    async def _write_loaded(self, msg: dict[str, Any]) -> None:
+        """A message read from the record, unless it is a stub holding the place of one
+        this client may not see (`hidden`): that is counted by the caller, never written."""
+        if not msg.get("hidden"):
+            await self._write({"type": "message.new", "message": msg})
 
     async def _resync(self) -> None:
         """After a bus outage: state changes and messages we may have missed, from the record.

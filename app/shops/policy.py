@@ -28,6 +28,7 @@ class Permission(StrEnum):
     RUN_RECALL = "run_recall"  # recall campaigns, buyers' intent, the recall window (read)
     MODERATE_GROUPS = "moderate_groups"  # mute or remove members, start giveaways
     USE_CONSOLE = "use_console"  # open /console at all
+    MANAGE_PHRASES = "manage_phrases"  # the shop-wide quick phrases (快捷短语)
     # The admin alone: how the shop is set up.
     MANAGE_AGENTS = "manage_agents"  # add agents, change their role, limits, password, active
     MANAGE_QUEUES = "manage_queues"  # queues and the category → queue map
@@ -45,6 +46,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.RUN_RECALL: _STAFF,
     Permission.MODERATE_GROUPS: _STAFF,
     Permission.USE_CONSOLE: _STAFF,
+    Permission.MANAGE_PHRASES: _STAFF,
     Permission.MANAGE_AGENTS: _ADMIN_ONLY,
     Permission.MANAGE_QUEUES: _ADMIN_ONLY,
     Permission.SET_RECALL_WINDOW: _ADMIN_ONLY,

@@ -20,8 +20,7 @@
     placeholder: $("chat-placeholder"), body: $("chat-body"), buyer: $("chat-buyer"),
     badges: $("chat-badges"), meta: $("chat-meta"), messages: $("messages"), typing: $("typing"),
     composer: $("composer"), input: $("composer-input"), send: $("send"), close: $("close-conv"),
-    toast: $("toast"), cannedList: $("canned-list"), cannedForm: $("canned-form"),
-    cannedInput: $("canned-input"),
+    toast: $("toast"), noteMode: $("note-mode"),
   };
 
   /* One conversation as this page knows it. */
@@ -66,7 +65,7 @@
       if (!this.msgs.size) return this.data.opened_at;
       let since = null;
       for (const m of this.sorted().reverse()) {
-        if (m.sender === "agent") break;
+        if (m.sender === "agent" && m.kind !== "note") break; // a note is no answer
         if (m.sender === "buyer") since = m.created_at;
       }
       return since;
@@ -273,6 +272,7 @@
     const card = {
       product_card: gettext("[product]"), order_card: gettext("[order]"), image: gettext("[image]"),
       coupon_card: gettext("[coupon]"), compensation_card: gettext("[compensation]"),
+      note: gettext("[internal note]"),
     };
     const label = card[msg.kind];
     const text = messageText(msg);
@@ -345,7 +345,7 @@
     ui.badges.replaceChildren(...badgeNodes(conv));
     ui.meta.textContent = `${gettext("queue")}: ${QUEUE_LABELS[conv.data.queue] || conv.data.queue}`;
     const nodes = conv.sorted().map((m) => messageNode(conv, m));
-    for (const [clientId, frame] of conv.pending) nodes.push(pendingNode(clientId, frame.body));
+    for (const [clientId, frame] of conv.pending) nodes.push(pendingNode(clientId, frame.body, frame.kind));
     if (!conv.open) nodes.push(el("li", { className: "msg from-system notice", text: conv.endNote }));
     if (conv.rating) {
       nodes.push(el("li", { className: "msg from-system notice rating", text: `${gettext("Buyer's rating")} ${"★".repeat(conv.rating)}${"☆".repeat(5 - conv.rating)}` }));
@@ -361,7 +361,8 @@
 
   function messageNode(conv, msg) {
     const meta = [el("time", { datetime: msg.created_at, text: clockTime(msg.created_at) })];
-    if (msg.sender === "agent") meta.push(el("span", { className: "receipt" }));
+    if (msg.kind === "note") meta.unshift(el("span", { className: "note-label", text: gettext("Internal note · buyer cannot see") }));
+    else if (msg.sender === "agent") meta.push(el("span", { className: "receipt" }));
     const node = el("li", {
       className: `msg from-${msg.sender} kind-${msg.kind}`,
       dataset: { seq: String(msg.seq), client: msg.client_msg_id || "" },
@@ -375,8 +376,8 @@
     return `/api/v1/uploads/${encodeURIComponent(uploadId)}`;
   }
 
-  function pendingNode(clientId, body) {
-    return el("li", { className: "msg from-agent pending", dataset: { client: clientId } }, [
+  function pendingNode(clientId, body, kind) {
+    return el("li", { className: `msg from-agent pending kind-${kind || "text"}`, dataset: { client: clientId } }, [
       el("div", { className: "bubble" }, el("p", { className: "text", text: body })),
       el("div", { className: "msg-meta" }, el("span", { className: "state", text: gettext("Sending…") })),
     ]);
@@ -440,8 +441,9 @@
     if (!conv || !conv.open || !body.trim()) return;
     const clientId = newClientId();
     const frame = { type: "message.send", conversation_id: conv.id, client_msg_id: clientId, body };
+    if (ui.noteMode && ui.noteMode.checked) frame.kind = "note"; // staff only, never the buyer
     conv.pending.set(clientId, frame);
-    ui.messages.append(pendingNode(clientId, body));
+    ui.messages.append(pendingNode(clientId, body, frame.kind));
     ui.messages.scrollTop = ui.messages.scrollHeight;
     ui.input.value = "";
     socket.send(frame); // if offline, it goes out again after the reconnect's hello
@@ -458,7 +460,8 @@
   ui.input.addEventListener("input", () => {
     const conv = convs.get(activeId);
     const now = Date.now();
-    if (conv && conv.open && ui.input.value && now - lastTypingSent > TYPING_EVERY_MS) {
+    const note = ui.noteMode && ui.noteMode.checked; // the buyer must not even see a note being typed
+    if (conv && conv.open && ui.input.value && !note && now - lastTypingSent > TYPING_EVERY_MS) {
       lastTypingSent = now;
       socket.send({ type: "typing", conversation_id: conv.id });
     }
@@ -481,55 +484,6 @@
     if (!socket.send({ type: "conversation.close", conversation_id: conv.id })) toast(gettext("Connection lost, reconnecting…"));
   });
 
-  // ---- canned replies (快捷短语), kept in this browser ---------------------------------
-  const CANNED_KEY = `homing.canned.${boot.agent.id}`;
-  const CANNED_DEFAULTS = [
-    gettext("Hello! How can I help you today?"), gettext("One moment please, let me check for you."),
-    gettext("Thank you for your patience!"), gettext("Is there anything else I can help with?"),
-    gettext("Have a nice day, goodbye!"),
-  ];
-
-  function loadCanned() {
-    try {
-      const saved = JSON.parse(localStorage.getItem(CANNED_KEY));
-      if (Array.isArray(saved)) return saved.filter((s) => typeof s === "string");
-    } catch (err) { /* unreadable: start from the defaults */ }
-    return CANNED_DEFAULTS.slice();
-  }
-
-  let canned = loadCanned();
-
-  function saveCanned() {
-    try { localStorage.setItem(CANNED_KEY, JSON.stringify(canned)); } catch (err) { /* private mode */ }
-    renderCanned();
-  }
-
-  function renderCanned() {
-    ui.cannedList.replaceChildren(...canned.map((text, i) => el("li", null, [
-      el("button", {
-        type: "button", className: "canned-use", text, title: text,
-        onclick: () => {
-          const start = ui.input.selectionStart ?? ui.input.value.length;
-          ui.input.setRangeText(text, start, ui.input.selectionEnd ?? start, "end");
-          ui.input.focus();
-        },
-      }),
-      el("button", {
-        type: "button", className: "canned-remove", text: "×", title: gettext("Remove"),
-        "aria-label": gettext("Remove"), onclick: () => { canned.splice(i, 1); saveCanned(); },
-      }),
-    ])));
-  }
-
-  ui.cannedForm.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const text = ui.cannedInput.value.trim();
-    if (!text) return;
-    canned.push(text);
-    ui.cannedInput.value = "";
-    saveCanned();
-  });
-
   // ---- small things ------------------------------------------------------------------
   let toastTimer = null;
   function toast(text) {
@@ -543,7 +497,6 @@
   window.HomingWorkbench = { boot, send: (frame) => socket.send(frame), toast };
 
   setInterval(() => { renderWaits(); renderTyping(); }, 1000);
-  renderCanned();
   renderAll();
   socket.start();
 })();

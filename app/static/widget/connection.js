@@ -6,7 +6,7 @@
 
 import { loadRecallState, thankForRating } from "./cards.js";
 import { onElderMode } from "./elder.js";
-import { markFailed, onRead, onTyping, receive, useConversation } from "./messages.js";
+import { markFailed, onRead, onTyping, receive, syncedUpTo, useConversation } from "./messages.js";
 import { onClosed, onQueued, onTransferred } from "./status.js";
 import { renderOffline, renderWords } from "./view.js";
 
@@ -38,6 +38,7 @@ function handlers(widget) {
       receive(widget, f.message);
     },
     "message.new"(f) { receive(widget, f.message); },
+    "sync.done"(f) { syncedUpTo(widget, f.conversation_id, f.upto); },
     "conversation.opened"(f) { useConversation(widget, f.conversation); },
     "conversation.queued"(f) { onQueued(widget, f); },
     "conversation.assigned"(f) { useConversation(widget, f.conversation); },

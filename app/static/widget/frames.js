@@ -305,11 +305,21 @@
  */
 
 /**
+ * The end of the answer to a `sync`: every message this socket may see up to `upto` has
+ * been sent (a staff note's seq is never sent to a buyer, so the widget moves past it here).
+ * @typedef {object} SyncDoneFrame
+ * @property {"sync.done"} type
+ * @property {string} conversation_id
+ * @property {number} upto
+ */
+
+/**
  * Every frame the widget reads.
  * @typedef {HelloFrame | MessageAckFrame | MessageNewFrame | ConversationOpenedFrame
  *   | ConversationQueuedFrame | ConversationAssignedFrame | ConversationTransferredFrame
  *   | ConversationClosedFrame | TypingFrame | ReadFrame | ElderModeFrame | CsatReceivedFrame
- *   | ErrorFrame | GroupMessageFrame | GroupJoinedFrame | GroupLeftFrame | GroupMutedFrame} ServerFrame
+ *   | ErrorFrame | GroupMessageFrame | GroupJoinedFrame | GroupLeftFrame | GroupMutedFrame
+ *   | SyncDoneFrame} ServerFrame
  */
 
 /**

@@ -149,6 +149,21 @@ export function receive(widget, msg) {
 }
 
 /**
+ * A sync was answered up to `upto`: every message the buyer may see up to there is here,
+ * so a seq still missing below it is a staff note (never sent to buyers), not a gap to
+ * ask for again after the next reconnect.
+ * @param {import("./state.js").Widget} widget
+ * @param {string} conversationId
+ * @param {number} upto
+ */
+export function syncedUpTo(widget, conversationId, upto) {
+  const { state } = widget;
+  if (!state.conv || state.conv.id !== conversationId) return;
+  state.upto = Math.max(state.upto, upto);
+  while (state.msgs.has(state.upto + 1)) state.upto += 1;
+}
+
+/**
  * Send the read mark soon (once for a burst), while the panel is open and the page seen.
  * @param {import("./state.js").Widget} widget
  */
