@@ -442,3 +442,28 @@ async def test_two_dispatchers_never_send_one_delivery_twice_at_once(
     made = (a.tallies.attempts["delivered"], b.tallies.attempts["delivered"])
     assert sum(made) == 60 and min(made) > 0, made  # both really took part
     assert all(d.status == "delivered" for d in await shop_deliveries(db, kit.shop_id))
+
+
+async def test_a_hanging_receiver_times_out_while_the_chat_goes_on(server, desk, receiver):
+    """The dispatcher waits on a receiver that never answers; meanwhile the chat's messages
+    are committed and acked as usual, and the attempt ends as a timeout, to be retried."""
+    db = server.ctx.db
+    await add_endpoint(db, desk.kit.shop_id, receiver.url, ["payout.paid"])
+    await desk.order("o-hang", 10000)
+    assert (await desk.pay(400, order_id="o-hang")).status_code == 201
+    receiver.hold = asyncio.Event()
+    settings = dispatch_settings(server.settings, webhook_timeout_s=4.0, webhook_retry_base_s=60)
+    sending = asyncio.create_task(Sender().dispatch(db, Clock(), settings))
+    try:
+        while not receiver.arrived:
+            await asyncio.sleep(0.01)
+        for i in range(3):
+            msg = await desk.buyer_says(body=f"还在吗 {i}")
+            assert msg["seq"] >= 2
+        assert not sending.done()  # the chat did not wait for the receiver
+        assert await sending == 1
+    finally:
+        receiver.hold.set()
+    (delivery,) = await shop_deliveries(db, desk.kit.shop_id)
+    assert delivery.status == "pending" and delivery.last_error == "timeout"
+    assert delivery.last_status_code is None and delivery.attempts == 1

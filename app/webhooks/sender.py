@@ -125,21 +125,23 @@ class Sender:
         def took() -> int:
             return int((time.monotonic() - started) * 1000)
 
-        try:
-            # Again at every send: the name may resolve elsewhere than when it was accepted.
-            await addresses.check_destination(
-                claimed.url, allow_private=settings.webhook_allow_private
-            )
-        except DomainError as exc:
-            return Outcome(None, rules.short_error(f"{exc.code}: {exc.message}"), took())
         stamp = int(clock.now().timestamp())
         headers = {
             "Content-Type": "application/json",
             rules.SIGNATURE_HEADER: rules.signature(claimed.secret, stamp, claimed.body),
         }
         try:
-            response = await client.post(claimed.url, content=claimed.body, headers=headers)
-        except httpx.TimeoutException:
+            # The whole attempt within the timeout (httpx's applies to each phase), so the
+            # lease always outlasts it.
+            async with asyncio.timeout(settings.webhook_timeout_s):
+                # Again at every send: the name may resolve elsewhere than when accepted.
+                await addresses.check_destination(
+                    claimed.url, allow_private=settings.webhook_allow_private
+                )
+                response = await client.post(claimed.url, content=claimed.body, headers=headers)
+        except DomainError as exc:
+            return Outcome(None, rules.short_error(f"{exc.code}: {exc.message}"), took())
+        except (TimeoutError, httpx.TimeoutException):
             return Outcome(None, "timeout", took())
         except httpx.HTTPError as exc:
             return Outcome(None, rules.short_error(f"{type(exc).__name__}: {exc}"), took())

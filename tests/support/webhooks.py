@@ -57,6 +57,9 @@ class Receiver:
     script: list[int] = field(default_factory=list)
     delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
+    arrived: list[str] = field(default_factory=list)  # event ids, as requests came in
+    # While set and not yet released, requests wait (a receiver that hangs).
+    hold: asyncio.Event | None = None
     overlaps: int = 0
     _open: Counter[str] = field(default_factory=Counter)
     port: int = field(default_factory=free_port)
@@ -90,11 +93,14 @@ class Receiver:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         event = json.loads(body)
+        self.arrived.append(event["id"])
         self._open[event["id"]] += 1
         if self._open[event["id"]] > 1:
             self.overlaps += 1
         try:
             await asyncio.sleep(self.delay_s)
+            if self.hold is not None:
+                await self.hold.wait()
             status = self.script.pop(0) if self.script else 200
             signature = headers.get("homing-signature", "")
             verified = self.verify(self.secret, signature, body)
