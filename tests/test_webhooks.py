@@ -18,7 +18,7 @@ import pytest
 from app.clock import Clock
 from app.db import Database
 from app.webhooks import outbox, rules
-from app.webhooks.sender import Sender
+from app.webhooks.sender import Sender, sender_for
 from tests.conftest import buyer, online_agent
 from tests.support.factories import login, make_shop
 from tests.support.webhooks import (
@@ -119,6 +119,19 @@ def test_the_signature_is_hmac_sha256_over_t_dot_body_and_the_readme_verifies_it
     assert not verify("k" * 16, fresh, body + b" ")
     assert not verify("x" * 16, fresh, body)
     assert not verify("k" * 16, header, body)  # too old: replay refused
+
+
+@pytest.mark.parametrize(
+    ("event", "key"),
+    [
+        (outbox.Event("payout.paid", {"id": "p1"}, "payout:p1"), "payout:p1"),
+        (outbox.Event("aftersale.decided", {"id": "a1", "status": "approved"}), "aftersale:a1"),
+        (outbox.Event("aftersale.requested", {"id": 7}), "aftersale:7"),
+        (outbox.Event("recall.opted_out", {"buyer_id": "b"}), "evt_x"),  # nothing to order by
+    ],
+)
+def test_events_are_ordered_by_their_object(event, key):
+    assert event.order_key("evt_x") == key
 
 
 # --- fixtures ---------------------------------------------------------------------------
@@ -305,7 +318,14 @@ async def test_a_receiver_failing_five_times_gets_the_same_event_once_more(serve
     await add_endpoint(db, desk.kit.shop_id, receiver.url, ["payout.paid"])
     await desk.order("o-2", 10000)
     assert (await desk.pay(800, order_id="o-2")).status_code == 201
-    await pump(db, dispatch_settings(server.settings), lambda: bool(receiver.delivered()))
+    app_sender = sender_for(db)  # the app's own dispatcher: /metrics reports it
+    before = dict(app_sender.tallies.attempts)
+    await pump(
+        db,
+        dispatch_settings(server.settings),
+        lambda: bool(receiver.delivered()),
+        sender=app_sender,
+    )
     assert [r.status for r in receiver.received] == [500] * 5 + [200]
     assert len({r.event["id"] for r in receiver.received}) == 1
     assert len({r.body for r in receiver.received}) == 1  # the very same bytes
@@ -317,6 +337,14 @@ async def test_a_receiver_failing_five_times_gets_the_same_event_once_more(serve
     # Each retry waited at least twice as long as the one before (base 0.05 s).
     gaps = [(b.at - a.at).total_seconds() for a, b in itertools.pairwise(history)]
     assert all(gap >= 0.05 * 2**i for i, gap in enumerate(gaps))
+    after = app_sender.tallies.attempts
+    assert after["delivered"] - before["delivered"] == 1
+    assert after["failed"] - before["failed"] == 5
+    async with httpx.AsyncClient(base_url=server.http) as c:
+        exposition = (await c.get("/metrics")).text
+    assert f'homing_webhook_attempts_total{{outcome="delivered"}} {after["delivered"]}' in (
+        exposition.replace(".0\n", "\n")
+    )
 
 
 async def test_after_24_hours_of_failures_a_delivery_is_dead_and_an_admin_resends_it(

@@ -32,7 +32,16 @@ class Event:
 
     type: str
     data: dict[str, Any]
-    about: str
+    about: str | None = None
+
+    def order_key(self, event_id: str) -> str:
+        """`about`; else the type's object and `data["id"]` ("aftersale.decided" with id X:
+        "aftersale:X"); else the event alone (no order to keep)."""
+        if self.about:
+            return self.about
+        if isinstance(self.data.get("id"), str | int):
+            return f"{self.type.split('.', 1)[0]}:{self.data['id']}"
+        return event_id
 
 
 async def record(
@@ -42,12 +51,13 @@ async def record(
     data: dict[str, Any],
     *,
     now: datetime,
-    about: str,
+    about: str | None = None,
 ) -> str | None:
     """Record one event in the caller's transaction; its id, or None if no endpoint wants it.
 
     `data` is JSON-ready (strings, numbers, ISO times); `about` names the object ("payout:"
-    + its id) so that events about it are delivered in order.
+    + its id) so that events about it are delivered in order (left out: the type's prefix
+    and `data["id"]`, e.g. "aftersale:" + the request's id).
     """
     ids = await record_many(uow, shop_id, [Event(event_type, data, about)], now=now)
     return ids[0]
@@ -80,12 +90,13 @@ async def record_many(
             continue
         event_id = new_event_id()
         ids.append(event_id)
+        key = ev.order_key(event_id)
         event_rows.append(
             {
                 "id": event_id,
                 "shop_id": shop_id,
                 "type": ev.type,
-                "order_key": ev.about,
+                "order_key": key,
                 "data": ev.data,
                 "created_at": now,
             }
@@ -95,7 +106,7 @@ async def record_many(
                 "shop_id": shop_id,
                 "endpoint_id": endpoint_id,
                 "event_id": event_id,
-                "order_key": ev.about,
+                "order_key": key,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
