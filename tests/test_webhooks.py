@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app.clock import Clock
 from app.db import Database
@@ -444,7 +445,7 @@ async def test_two_dispatchers_never_send_one_delivery_twice_at_once(
     db = server.ctx.db
     kit = await make_shop(db)
     await add_endpoint(db, kit.shop_id, receiver.url, ["recall.opted_out"])
-    receiver.delay_s = 0.02
+    receiver.delay_s = 0.05
 
     async def opt_outs(uow):
         now = Clock().now()
@@ -457,6 +458,8 @@ async def test_two_dispatchers_never_send_one_delivery_twice_at_once(
     settings = dispatch_settings(server.settings, webhook_concurrency=4)
     other = Database(settings.async_database_url)
     try:
+        async with other.read() as s:  # connected before the race starts
+            await s.execute(text("SELECT 1"))
         a, b = Sender(), Sender()
         done = lambda: len(receiver.delivered()) >= 60
         await asyncio.gather(
