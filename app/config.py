@@ -78,6 +78,19 @@ class Settings(BaseSettings):
     # database itself (the bus is news, the database is the record).
     gap_fill_s: float = Field(default=1.0, alias="HOMING_GAP_FILL_S")
 
+    # Outbound webhooks (app/webhooks, README "Webhooks"). Endpoint URLs whose host resolves
+    # to a loopback, private, link-local or other non-global address are refused (at
+    # creation and again at every send) unless this is true (on-premises stores, tests).
+    webhook_allow_private: bool = Field(default=False, alias="HOMING_WEBHOOK_ALLOW_PRIVATE")
+    # The first retry of a failed delivery waits this long, each next one twice as long,
+    # for 24 hours; then the delivery is a dead letter (an admin may resend it).
+    webhook_retry_base_s: float = Field(default=10.0, gt=0, alias="HOMING_WEBHOOK_RETRY_BASE_S")
+    # One delivery attempt (connect, send, answer) gives up after this long.
+    webhook_timeout_s: float = Field(default=10.0, gt=0, alias="HOMING_WEBHOOK_TIMEOUT_S")
+    # How often the dispatcher looks for due deliveries, and how many it sends at once.
+    webhook_poll_s: float = Field(default=1.0, gt=0, alias="HOMING_WEBHOOK_POLL_S")
+    webhook_concurrency: int = Field(default=8, ge=1, le=256, alias="HOMING_WEBHOOK_CONCURRENCY")
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, v: str) -> str:

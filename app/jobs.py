@@ -7,6 +7,7 @@ from app.payouts import jobs as payout_jobs
 from app.recall import jobs as recall_jobs
 from app.routing import jobs as routing_jobs
 from app.scheduler import Job
+from app.webhooks import jobs as webhook_jobs
 
 
 def registered_jobs() -> list[Job]:
@@ -20,4 +21,7 @@ def registered_jobs() -> list[Job]:
             payout_jobs.issue_late_shipment_coupons,
         ),
         Job(recall_jobs.RECALL_JOB, recall_jobs.RECALL_EVERY_S, recall_jobs.run_due_campaigns),
+        Job(
+            webhook_jobs.DISPATCH_JOB, webhook_jobs.DISPATCH_EVERY_S, webhook_jobs.dispatch_webhooks
+        ),
     ]

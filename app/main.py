@@ -46,6 +46,7 @@ from app.scheduler import JobContext, JobRunner
 from app.schemas import error_response
 from app.security import SecurityHeaders
 from app.shops import api as shops_api
+from app.webhooks import api as webhooks_api
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def create_app(
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
     app.include_router(phrases_api.router)
+    app.include_router(webhooks_api.router)
     app.include_router(observability_api.router)
     app.include_router(page_routes.router)
     if settings.demo:

@@ -40,6 +40,11 @@ API = [
     ("DELETE", "/api/v1/groups/nope/members/b1", P.MODERATE_GROUPS),
     ("POST", "/api/v1/groups/nope/mute", P.MODERATE_GROUPS),
     ("POST", "/api/v1/groups/nope/giveaways", P.MODERATE_GROUPS),
+    ("GET", "/api/v1/webhooks", P.MANAGE_WEBHOOKS),
+    ("POST", "/api/v1/webhooks", P.MANAGE_WEBHOOKS),
+    ("DELETE", "/api/v1/webhooks/nope", P.MANAGE_WEBHOOKS),
+    ("GET", "/api/v1/webhooks/nope/deliveries", P.MANAGE_WEBHOOKS),
+    ("POST", "/api/v1/webhooks/deliveries/1/resend", P.MANAGE_WEBHOOKS),
 ]
 # Routes that change something get a body that cannot pass validation (nothing changes).
 BODIES = {"PUT /api/v1/routing/categories": {"general": 5}}
@@ -109,8 +114,12 @@ CONSOLE = [
     ("/console/groups/nope/mute", P.MODERATE_GROUPS),
     ("/console/groups/nope/remove", P.MODERATE_GROUPS),
     ("/console/groups/nope/messages", P.USE_CONSOLE),
+    ("/console/webhooks", P.MANAGE_WEBHOOKS),
+    ("/console/webhooks/nope/delete", P.MANAGE_WEBHOOKS),
+    ("/console/webhooks/deliveries/1/resend", P.MANAGE_WEBHOOKS),
 ]
 CONSOLE_PAGES = ["/console", "/console/section/queues", "/console/recall/campaigns"]
+CONSOLE_PAGES += ["/console/section/webhooks"]
 
 
 async def test_console_forms_and_pages_follow_the_policy(server):

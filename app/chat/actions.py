@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
+from app.chat import reports
 from app.chat.append_rules import may_write, stamps_buyer_time
 from app.chat.appender import Opening
 from app.chat.models import Conversation, Message, Rating
@@ -353,6 +354,7 @@ async def close_conversation(
             "csat_invited": True,
         },
     )
+    await reports.conversation_closed(uow, conv, reason=reason, closed_at=now, rating=None, now=now)
     return True
 
 
@@ -502,6 +504,9 @@ async def rate_conversation(
     )
     if not await uow.add_if_new(rating):
         raise Conflict("This conversation has already been rated.", code="already_rated")
+    await reports.conversation_closed(
+        uow, conv, reason=conv.close_reason, closed_at=conv.closed_at, rating=rating, now=now
+    )
     frame = {"type": "csat.received", "conversation_id": conv.id, "score": score}
     uow.emit(buyer_topic(conv.shop_id, conv.buyer_id), frame)
     if conv.agent_id:

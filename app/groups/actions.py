@@ -49,6 +49,8 @@ from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent, Shop
 from app.shops.policy import Permission, check
 from app.shops.service import shop_zone
+from app.webhooks import outbox
+from app.webhooks.rules import coupon_data
 
 
 class GroupFull(DomainError):
@@ -551,6 +553,20 @@ async def claim_giveaway(
     if claimed is None:
         # Raising rolls the whole transaction back, the claim row with it.
         raise SoldOut("This giveaway has run out.")
+    issued = coupon_data(
+        coupon_id=f"{gw.id}:{buyer.buyer_id}",
+        source="giveaway",
+        buyer_id=buyer.buyer_id,
+        title=str(gw.coupon.get("title") or gw.title),
+        amount_cents=int(gw.coupon.get("amount_cents") or 0),
+        min_spend_cents=int(gw.coupon.get("min_spend_cents") or 0),
+        issued_at=now,
+        giveaway_id=gw.id,
+        group_id=g.id,
+    )
+    await outbox.record(
+        uow, gw.shop_id, "coupon.issued", issued, now=now, about=f"coupon:{gw.id}:{buyer.buyer_id}"
+    )
     if claimed == gw.quantity:
         await append_group_message(
             uow,

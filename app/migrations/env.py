@@ -15,7 +15,8 @@ import app.payouts.models
 import app.phrases.models
 import app.recall.models
 import app.routing.models
-import app.shops.models  # noqa: F401
+import app.shops.models
+import app.webhooks.models  # noqa: F401
 from app.config import Settings
 from app.db import metadata
 

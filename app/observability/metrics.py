@@ -17,6 +17,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.webhooks.sender import sender_for
+
 if TYPE_CHECKING:
     from app.db import Database
     from app.realtime.bus import Bus
@@ -153,6 +155,27 @@ class StateCollector(Collector):
             "Unix time a scheduled job last finished without error (0: not yet).",
             "job",
             self.jobs.last_successes().items(),
+        )
+
+        webhooks = sender_for(self.db).tallies
+        attempts = CounterMetricFamily(
+            "homing_webhook_attempts",
+            "Webhook delivery attempts by this node's dispatcher, by outcome "
+            "(failed includes the attempts that made a dead letter).",
+            labels=["outcome"],
+        )
+        for outcome, n in webhooks.attempts.items():
+            attempts.add_metric([outcome], n)
+        yield attempts
+        yield GaugeMetricFamily(
+            "homing_webhook_in_flight",
+            "Webhook requests this node is waiting on now.",
+            value=webhooks.in_flight,
+        )
+        yield _counter(
+            "homing_webhook_wait_seconds",
+            "Time this node's dispatcher spent waiting for receivers.",
+            webhooks.seconds,
         )
 
         pools = self._pools()

@@ -45,6 +45,7 @@ LABELS: dict[str, dict[str, str]] = {
         "metrics": N_("Service metrics"),
         "recall": N_("Recall campaigns"),
         "groups": N_("Fan groups"),
+        "webhooks": N_("Webhooks"),
     },
     "status": {
         "online": N_("Online"),
@@ -84,6 +85,12 @@ LABELS: dict[str, dict[str, str]] = {
         "busy": N_("busy"),
         "offline": N_("offline"),
     },
+    "delivery_status": {
+        "pending": N_("pending"),
+        "delivered": N_("delivered"),
+        "dead": N_("dead letter"),
+        "cancelled": N_("cancelled"),
+    },
     "error": {
         "insufficient_funds": N_("The payout fund is too low; ask an admin to top it up"),
         "order_cap_exceeded": N_("More than this order can still be compensated"),
@@ -110,6 +117,12 @@ LABELS: dict[str, dict[str, str]] = {
         "bad_minutes": N_("Invalid mute length"),
         "not_member": N_("That buyer is not in the group"),
         "sensitive_word": N_("The message contains a sensitive word; not sent"),
+        "private_address": N_("That address is private or local; webhooks go to public ones"),
+        "unresolvable_host": N_("That host name does not resolve"),
+        "bad_url": N_("Enter an http:// or https:// URL"),
+        "bad_secret": N_("A signing secret is 16 to 200 characters"),
+        "unknown_event": N_("Pick at least one known event"),
+        "too_many_endpoints": N_("A shop has at most 10 endpoints"),
     },
 }
 

@@ -94,6 +94,7 @@ async def reject_payout(
     approver, payout = await _claim_pending(uow, approver_id, payout_id, "rejected", now)
     _record_decision(uow, "rejected", payout, approver, note, now)
     ledger.announce(uow, payout)
+    await ledger.report(uow, "payout.rejected", payout, now)
     return payout
 
 

@@ -12,6 +12,8 @@ from app.db import UnitOfWork, insert_ignore, new_id, rowcount
 from app.orders.models import Order
 from app.payouts import rules
 from app.payouts.models import LateShipmentCoupon, PayoutLedgerEntry
+from app.webhooks import outbox
+from app.webhooks.rules import coupon_data
 
 
 class _NotDue(Exception):
@@ -112,4 +114,15 @@ async def issue_late_shipment_coupon(
             reason="late_shipment",
         )
     )
+    issued = coupon_data(
+        coupon_id=coupon.id,
+        source="late_shipment",
+        buyer_id=order.buyer_id,
+        title=f"晚发即赔 {amount} 无门槛券",
+        amount_cents=coupon.amount_cents,
+        min_spend_cents=0,
+        issued_at=now,
+        order_id=order_id,
+    )
+    await outbox.record(uow, shop_id, "coupon.issued", issued, now=now, about=f"coupon:{coupon.id}")
     return coupon

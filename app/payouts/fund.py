@@ -91,6 +91,7 @@ async def pay(uow: UnitOfWork, payout: Payout, *, authorised_by: Agent, now: dat
     )
     await notices.post(uow, payout.shop_id, [card], now=now)
     ledger.announce(uow, payout)
+    await ledger.report(uow, "payout.paid", payout, now)
 
 
 async def _take_from_fund(uow: UnitOfWork, shop_id: str, amount_cents: int, now: datetime) -> bool:

@@ -16,6 +16,7 @@ from app.errors import DomainError
 from app.payouts.models import Payout, PayoutLedgerEntry
 from app.payouts.schemas import payout_public
 from app.realtime.topics import agent_topic, shop_staff_topic
+from app.webhooks import outbox
 
 T = TypeVar("T")
 
@@ -51,6 +52,13 @@ def announce(uow: UnitOfWork, payout: Payout) -> None:
     uow.emit_many(
         [agent_topic(payout.agent_id), shop_staff_topic(payout.shop_id)],
         {"type": "payout.updated", "payout": payout_public(payout)},
+    )
+
+
+async def report(uow: UnitOfWork, event_type: str, payout: Payout, now: datetime) -> None:
+    """The shop's webhooks hear of it (`payout.paid`, `payout.rejected`), in this transaction."""
+    await outbox.record(
+        uow, payout.shop_id, event_type, payout_public(payout), now=now, about=f"payout:{payout.id}"
     )
 
 

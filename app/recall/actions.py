@@ -41,6 +41,8 @@ from app.recall.models import (
     RecallSend,
     RecallSettings,
 )
+from app.webhooks import outbox
+from app.webhooks.rules import coupon_data
 
 SEND_BATCH = 1000
 SENDS = table_of(RecallSend)
@@ -78,8 +80,8 @@ async def record_event(
 
 
 async def opt_out(uow: UnitOfWork, shop_id: str, buyer_id: str, now: datetime) -> None:
-    """The buyer wants no more recalls from this shop (idempotent)."""
-    await uow.session.execute(
+    """The buyer wants no more recalls from this shop (idempotent; webhooks hear it once)."""
+    added = await uow.session.execute(
         insert_ignore(
             uow.dialect,
             RecallOptOut,
@@ -87,6 +89,11 @@ async def opt_out(uow: UnitOfWork, shop_id: str, buyer_id: str, now: datetime) -
             {"shop_id": shop_id, "buyer_id": buyer_id, "at": now},
         )
     )
+    if rowcount(added) == 1:
+        data = {"buyer_id": buyer_id, "opted_out_at": now.isoformat()}
+        await outbox.record(
+            uow, shop_id, "recall.opted_out", data, now=now, about=f"buyer:{buyer_id}"
+        )
 
 
 async def claim_coupon(
@@ -94,7 +101,7 @@ async def claim_coupon(
 ) -> RecallSend:
     """The buyer takes the coupon of a recall card; claiming again changes nothing."""
     s = uow.session
-    await s.execute(
+    taken = await s.execute(
         update(RecallSend)
         .where(
             col(RecallSend.id) == coupon_id,
@@ -120,6 +127,17 @@ async def claim_coupon(
         or send.status != "sent"
     ):
         raise NotFound("No such coupon.")
+    if rowcount(taken) == 1:
+        data = {
+            "coupon_id": send.id,
+            "source": "recall",
+            "campaign_id": send.campaign_id,
+            "buyer_id": buyer_id,
+            "claimed_at": now.isoformat(),
+        }
+        await outbox.record(
+            uow, shop_id, "coupon.claimed", data, now=now, about=f"coupon:{send.id}"
+        )
     return send
 
 
@@ -375,6 +393,20 @@ def card_for(c: RecallCampaign, send_id: str) -> tuple[str, dict[str, Any]]:
     return c.message or coupon["title"], {"coupon": coupon, "campaign_id": c.id, "opt_out": True}
 
 
+def _issued(c: RecallCampaign, send_id: str, buyer_id: str, now: datetime) -> dict[str, Any]:
+    return coupon_data(
+        coupon_id=send_id,
+        source="recall",
+        buyer_id=buyer_id,
+        title=c.coupon.get("title", ""),
+        amount_cents=c.coupon.get("amount_cents", 0),
+        min_spend_cents=c.coupon.get("min_spend_cents", 0),
+        issued_at=now,
+        campaign_id=c.id,
+        ends_at=c.ends_at.isoformat(),
+    )
+
+
 async def _post_cards(
     uow: UnitOfWork,
     c: RecallCampaign,
@@ -420,6 +452,15 @@ async def _post_cards(
         for send_id, b, conv_id, msg_id in marked
     ]
     posted = await notices.post(uow, c.shop_id, [n for _, n in cards], now=now)
+    await outbox.record_many(
+        uow,
+        c.shop_id,
+        [
+            outbox.Event("coupon.issued", _issued(c, send_id, n.buyer_id, now), f"coupon:{send_id}")
+            for send_id, n in cards
+        ],
+        now=now,
+    )
     for (send_id, _), where in zip(cards, posted, strict=True):
         if where.in_notice:
             continue

@@ -35,6 +35,7 @@ class Permission(StrEnum):
     SET_RECALL_WINDOW = "set_recall_window"  # when recall messages may be sent
     MANAGE_GROUPS = "manage_groups"  # create fan groups, set the sensitive words
     TOP_UP_FUND = "top_up_fund"  # add money to the payout fund
+    MANAGE_WEBHOOKS = "manage_webhooks"  # webhook endpoints, their deliveries, resending
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -52,6 +53,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.SET_RECALL_WINDOW: _ADMIN_ONLY,
     Permission.MANAGE_GROUPS: _ADMIN_ONLY,
     Permission.TOP_UP_FUND: _ADMIN_ONLY,
+    Permission.MANAGE_WEBHOOKS: _ADMIN_ONLY,
 }
 
 
