@@ -3,6 +3,7 @@ which import only `app.scheduler` (what a job is), never this module."""
 
 from __future__ import annotations
 
+from app.care import jobs as care_jobs
 from app.payouts import jobs as payout_jobs
 from app.recall import jobs as recall_jobs
 from app.routing import jobs as routing_jobs
@@ -20,4 +21,5 @@ def registered_jobs() -> list[Job]:
             payout_jobs.issue_late_shipment_coupons,
         ),
         Job(recall_jobs.RECALL_JOB, recall_jobs.RECALL_EVERY_S, recall_jobs.run_due_campaigns),
+        Job(care_jobs.CARE_JOB, care_jobs.CARE_EVERY_S, care_jobs.run_care_rules),
     ]
