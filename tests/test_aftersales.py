@@ -4,35 +4,23 @@ the agent decides within their payout authority, the storefront completes; åäº
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
-import pytest
 
+from tests import test_aftersales_support as support
 from tests.test_aftersales_support import (
     as_ledger,
     ask,
     buyer_auth,
     decide,
-    read_all,
     ship,
     upload_photo,
 )
 from tests.test_payouts_support import Desk, make_desk_shop, open_desk, sessions_for
 
-
-@pytest.fixture
-async def http(server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http, timeout=30) as c:
-        yield c
-
-
-@pytest.fixture
-async def desk(server, connect, http) -> AsyncIterator[Desk]:
-    desk = await open_desk(server, connect, http)
-    yield desk
-    await read_all(desk)
+# The desk and its HTTP client (tests/test_aftersales_support.py).
+http, desk = support.http, support.desk
 
 
 def is_card(status: str):

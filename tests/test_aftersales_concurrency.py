@@ -7,40 +7,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-from collections.abc import AsyncIterator
 
-import httpx
-import pytest
 from sqlalchemy import select
 
 from app.aftersales.models import AfterSale
 from app.orders.models import Order
-from tests.test_aftersales_support import as_ledger, buyer_auth, decide, read_all, ship
-from tests.test_payouts_support import Desk, open_desk
+from tests import test_aftersales_support as support
+from tests import test_payouts_concurrency as payout_concurrency_tests
+from tests.test_aftersales_support import as_ledger, buyer_auth, decide, ship
+from tests.test_payouts_support import Desk
+
+# The desk and its HTTP client (tests/test_aftersales_support.py).
+http, desk = support.http, support.desk
 
 
-@pytest.fixture
-async def http(server) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.http, timeout=60) as c:
-        yield c
-
-
-@pytest.fixture
-async def desk(server, connect, http) -> AsyncIterator[Desk]:
-    desk = await open_desk(server, connect, http)
-    yield desk
-    await read_all(desk)
-
-
-@pytest.fixture
-async def nodes(backend, server, start_server) -> AsyncIterator[list[httpx.AsyncClient]]:
-    bases = [server.http]
-    if backend == "postgres":
-        bases.append((await start_server(run_jobs=False)).http)
-    clients = [httpx.AsyncClient(base_url=b, timeout=60) for b in bases]
-    yield clients
-    for c in clients:
-        await c.aclose()
+# One HTTP client per node this backend may run (the payout concurrency tests').
+nodes = payout_concurrency_tests.nodes
 
 
 async def order_row(desk: Desk, order_id: str) -> Order:

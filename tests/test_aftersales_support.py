@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.test_payouts_support import Desk
+from tests.test_payouts_support import Desk, open_desk
+
+
+@pytest.fixture
+async def http(server: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.http, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+async def desk(server: Any, connect: Any, http: httpx.AsyncClient) -> AsyncIterator[Desk]:
+    """A desk (tests/test_payouts_support.py) whose sockets are read out before closing."""
+    desk = await open_desk(server, connect, http)
+    yield desk
+    await read_all(desk)
 
 
 async def ship(

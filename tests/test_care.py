@@ -8,36 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from app.care.jobs import CARE_JOB
 from app.care.models import CareAction
 from app.chat.models import Message
 from app.clock import FrozenClock
-from app.migrate import upgrade
 from app.payouts.jobs import LATE_SHIPMENT_JOB
-from tests.conftest import PG_ADMIN, _pg_exec, buyer
+from tests import test_payouts_late_shipment as late_shipment_tests
+from tests.conftest import buyer
 from tests.test_payouts_support import make_desk_shop, sessions_for
 
-
-@pytest.fixture
-async def own_database(backend, tmp_path) -> AsyncIterator[str]:
-    name = f"homing_care_{secrets.token_hex(4)}"
-    if backend == "postgres":
-        await _pg_exec(f'CREATE DATABASE "{name}"')
-        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    else:
-        url = f"sqlite:///{tmp_path / name}.db"
-    await asyncio.to_thread(upgrade, url)
-    yield url
-    if backend == "postgres":
-        await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+# A freshly migrated database for each test alone (the late-shipment tests' fixture).
+own_database = late_shipment_tests.own_database
 
 
 async def post(http: httpx.AsyncClient, path: str, key: str, body: dict[str, Any]) -> Any:

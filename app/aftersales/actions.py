@@ -32,7 +32,7 @@ from app.orders import actions as order_actions
 from app.orders.models import Order
 from app.payouts import ledger as payout_ledger
 from app.payouts import rules as payout_rules
-from app.payouts.authority import acting_agent, authority_of, reserve_daily
+from app.payouts.authority import acting_agent, authorise
 from app.payouts.fund import order_cap_exceeded
 from app.payouts.requests import has_photo, is_elder
 from app.realtime.topics import agent_topic, shop_staff_topic
@@ -332,19 +332,7 @@ async def decide_aftersale(
     if rowcount(claimed) != 1:
         raise Conflict(f"This request is {a.status} already.", code="not_pending")
     if approve:
-        authority = authority_of(agent)
-        if not authority.within_payout_limit(a.amount_cents):
-            raise Conflict(
-                f"{payout_rules.yuan(a.amount_cents)} is above your own per-payout limit of "
-                f"{payout_rules.yuan(agent.payout_limit_cents)}; ask a supervisor.",
-                code="payout_limit_exceeded",
-            )
-        if not await reserve_daily(uow, agent, a.amount_cents, now):
-            raise Conflict(
-                f"Approving {payout_rules.yuan(a.amount_cents)} would pass your own daily "
-                f"limit of {payout_rules.yuan(agent.payout_daily_cents)}.",
-                code="daily_limit_exceeded",
-            )
+        await authorise(uow, agent, a.amount_cents, now)
     else:
         await order_actions.release_payout_room(uow, a.shop_id, a.order_id, a.amount_cents)
     _record(uow, status, a, actor_kind="agent", actor_id=agent.id, at=now, note=note)

@@ -9,6 +9,7 @@ back and may fire later.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -97,34 +98,49 @@ async def _send(
     action.conversation_id, action.message_id = posted.conversation_id, posted.message_id
 
 
-async def fire_stalled(
-    uow: UnitOfWork, *, shop_id: str, order_id: str, now: datetime
-) -> CareAction | None:
-    """Logistics stalled: tell the buyer we are on it (and give the shop's coupon), once."""
+Due = Callable[[CareSettings, Order], bool]
+
+
+async def _claim_due(
+    uow: UnitOfWork, shop_id: str, order_id: str, rule: str, due: Due, now: datetime
+) -> tuple[CareAction, CareSettings, Order] | None:
+    """Claim (order, rule) and check it is still due on the locked order; None (the claim
+    rolled back) if another worker has it or it is no longer due."""
     s = uow.session
     try:
         async with s.begin_nested():
-            action = await _claim(uow, shop_id, order_id, "logistics_stalled", now)
+            action = await _claim(uow, shop_id, order_id, rule, now)
             if action is None:
                 return None
             settings = await service.settings_of(s, shop_id)
             order = await _locked_order(uow, shop_id, order_id)
-            if (
-                order is None
-                or not settings.stalled_on
-                or not rules.stalled(
-                    shipped_at=order.shipped_at,
-                    tracking_at=order.tracking_at,
-                    delivered_at=order.delivered_at,
-                    status=order.status,
-                    now=now,
-                    hours=settings.stalled_hours,
-                )
-            ):
+            if order is None or not due(settings, order):
                 raise _NotDue
     except _NotDue:
         return None
     action.buyer_id = order.buyer_id
+    return action, settings, order
+
+
+async def fire_stalled(
+    uow: UnitOfWork, *, shop_id: str, order_id: str, now: datetime
+) -> CareAction | None:
+    """Logistics stalled: tell the buyer we are on it (and give the shop's coupon), once."""
+
+    def due(settings: CareSettings, order: Order) -> bool:
+        return settings.stalled_on and rules.stalled(
+            shipped_at=order.shipped_at,
+            tracking_at=order.tracking_at,
+            delivered_at=order.delivered_at,
+            status=order.status,
+            now=now,
+            hours=settings.stalled_hours,
+        )
+
+    claimed = await _claim_due(uow, shop_id, order_id, "logistics_stalled", due, now)
+    if claimed is None:
+        return None
+    action, settings, _ = claimed
     action.coupon_cents = settings.stalled_coupon_cents
     params: dict[str, Any] = {"order_id": order_id, "hours": settings.stalled_hours}
     payload: dict[str, Any] = {"notice": "care_stalled", "params": params}
@@ -149,28 +165,16 @@ async def fire_visit(
     uow: UnitOfWork, *, shop_id: str, order_id: str, now: datetime
 ) -> CareAction | None:
     """回访: ask the buyer to rate the goods and the service (1-5 each), once per order."""
-    s = uow.session
-    try:
-        async with s.begin_nested():
-            action = await _claim(uow, shop_id, order_id, "follow_up_visit", now)
-            if action is None:
-                return None
-            settings = await service.settings_of(s, shop_id)
-            order = await _locked_order(uow, shop_id, order_id)
-            if (
-                order is None
-                or not settings.visit_on
-                or not rules.visit_due(
-                    delivered_at=order.delivered_at,
-                    status=order.status,
-                    now=now,
-                    days=settings.visit_days,
-                )
-            ):
-                raise _NotDue
-    except _NotDue:
+
+    def due(settings: CareSettings, order: Order) -> bool:
+        return settings.visit_on and rules.visit_due(
+            delivered_at=order.delivered_at, status=order.status, now=now, days=settings.visit_days
+        )
+
+    claimed = await _claim_due(uow, shop_id, order_id, "follow_up_visit", due, now)
+    if claimed is None:
         return None
-    action.buyer_id = order.buyer_id
+    action = claimed[0]
     await _send(
         uow,
         action,
