@@ -239,6 +239,8 @@ async def request_aftersale(
     s.add(a)
     await s.flush()
     _record(uow, "requested", a, actor_kind="buyer", actor_id=buyer_id, at=now)
+    # Webhooks (at merge): outbox.record(uow, shop_id, "aftersale.requested", event_data(a),
+    # now=now) here, and "aftersale.decided" too when `auto`.
     if auto:
         why = "fast_refund" if req.type == "refund_only" else "price_protection_auto"
         _record(uow, "approved", a, actor_kind="platform", actor_id=None, at=now, note=why)
@@ -336,6 +338,8 @@ async def decide_aftersale(
     else:
         await order_actions.release_payout_room(uow, a.shop_id, a.order_id, a.amount_cents)
     _record(uow, status, a, actor_kind="agent", actor_id=agent.id, at=now, note=note)
+    # Webhooks (at merge): outbox.record(uow, a.shop_id, "aftersale.decided", event_data(a),
+    # now=now) here.
     await _post_card(uow, a, now)
     await _announce(uow, a)
     return a

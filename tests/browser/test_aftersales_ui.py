@@ -70,6 +70,8 @@ async def test_the_buyer_asks_for_after_sales_and_the_agent_approves(web, new_ta
     # The sheet: under the buyer's order card, with the room left on the order.
     ask = widget(buyer, ".kind-order_card .aftersale-open")
     await expect(ask).to_have_text(zh("After-sales"))
+    tracking = widget(buyer, ".kind-order_card .tracking-line")
+    await expect(tracking).to_have_text(zh("Tracking: %(line)s") % {"line": "已签收,签收人:本人"})
     await ask.click()
     sheet = widget(buyer, ".aftersale-sheet")
     await expect(sheet).to_be_visible()

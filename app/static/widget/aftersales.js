@@ -32,7 +32,8 @@ function roomOf(widget, orderId) {
 }
 
 /**
- * Under one of the buyer's own order cards: 申请售后, and 一键价保 if a drop is owed.
+ * Under one of the buyer's own order cards: its latest tracking line (到哪了), 申请售后,
+ * and 一键价保 if a drop is owed.
  * @param {import("./state.js").Widget} widget
  * @param {import("./frames.js").Message} msg
  * @returns {HTMLDivElement | null}
@@ -46,6 +47,9 @@ export function orderActions(widget, msg) {
   ask.addEventListener("click", () => openSheet(widget, msg.conversation_id, orderId));
   row.append(ask);
   roomOf(widget, orderId).then((room) => {
+    if (room && room.tracking_line) {
+      row.prepend(H.el("span", { className: "card-note tracking-line", text: w("tracking", { line: room.tracking_line }) }));
+    }
     if (!room || room.price_protection_cents <= 0) return;
     const claim = H.el("button", {
       type: "button", className: "price-protect",

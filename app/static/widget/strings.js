@@ -83,6 +83,7 @@ function build() {
     amount: gettext("Amount (yuan)"),
     leftOnOrder: gettext("Up to %(amount)s is left on this order"),
     badAmount: gettext("Enter an amount in yuan"),
+    tracking: gettext("Tracking: %(line)s"),
     goods: gettext("Goods"),
     service: gettext("Service"),
   };
