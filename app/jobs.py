@@ -3,6 +3,7 @@ which import only `app.scheduler` (what a job is), never this module."""
 
 from __future__ import annotations
 
+from app.care import jobs as care_jobs
 from app.payouts import jobs as payout_jobs
 from app.recall import jobs as recall_jobs
 from app.routing import jobs as routing_jobs
@@ -24,4 +25,5 @@ def registered_jobs() -> list[Job]:
         Job(
             webhook_jobs.DISPATCH_JOB, webhook_jobs.DISPATCH_EVERY_S, webhook_jobs.dispatch_webhooks
         ),
+        Job(care_jobs.CARE_JOB, care_jobs.CARE_EVERY_S, care_jobs.run_care_rules),
     ]

@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
+from app.aftersales import api as aftersales_api
+from app.care import api as care_api
 from app.chat import api as chat_api
 from app.chat import ws as chat_ws
 from app.chat.appender import MessageAppender
@@ -159,6 +161,8 @@ def create_app(
     app.include_router(groups_api.router)
     app.include_router(phrases_api.router)
     app.include_router(webhooks_api.router)
+    app.include_router(aftersales_api.router)
+    app.include_router(care_api.router)
     app.include_router(observability_api.router)
     app.include_router(page_routes.router)
     if settings.demo:

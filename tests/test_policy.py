@@ -25,6 +25,7 @@ TABLE = {
     P.MANAGE_GROUPS: (False, False, True),
     P.TOP_UP_FUND: (False, False, True),
     P.MANAGE_WEBHOOKS: (False, False, True),
+    P.MANAGE_CARE: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

@@ -9,6 +9,8 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.aftersales.models
+import app.care.models
 import app.chat.models
 import app.groups.models
 import app.payouts.models

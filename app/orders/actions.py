@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypedDict
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from app.db import UnitOfWork, rowcount
-from app.errors import BadInput
-from app.orders.models import ORDER_STATUSES, Order
+from app.errors import BadInput, NotFound
+from app.orders.models import ORDER_STATUSES, Order, OrderTracking
 
 
 @dataclass(frozen=True)
@@ -26,18 +26,23 @@ class OrderReport:
     category: str | None
     created_at: datetime
     ship_by: datetime | None = None
+    # Logistics and what was bought: kept as they are when a report leaves them out.
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    carrier: str | None = None
+    tracking_no: str | None = None
+    product_id: str | None = None
+    unit_price_cents: int | None = None
 
 
-class _Reported(TypedDict):
-    """The columns of an order the storefront owns (written on every report)."""
-
-    buyer_id: str
-    amount_cents: int
-    status: str
-    category: str | None
-    created_at: datetime
-    ship_by: datetime | None
-    updated_at: datetime
+_OPTIONAL = (
+    "shipped_at",
+    "delivered_at",
+    "carrier",
+    "tracking_no",
+    "product_id",
+    "unit_price_cents",
+)
 
 
 def check_report(report: OrderReport) -> None:
@@ -61,7 +66,7 @@ async def upsert_order(
     the insert on the primary key and updates instead.
     """
     check_report(report)
-    fields: _Reported = {
+    fields: dict[str, Any] = {
         "buyer_id": report.buyer_id,
         "amount_cents": report.amount_cents,
         "status": report.status,
@@ -70,6 +75,7 @@ async def upsert_order(
         "ship_by": report.ship_by,
         "updated_at": now,
     }
+    fields.update({k: v for k in _OPTIONAL if (v := getattr(report, k)) is not None})
     if await _overwrite(uow, shop_id, report.order_id, fields):
         return await _reload(uow, shop_id, report.order_id), False
     order = Order(
@@ -85,7 +91,7 @@ async def upsert_order(
     return order, True
 
 
-async def _overwrite(uow: UnitOfWork, shop_id: str, order_id: str, fields: _Reported) -> bool:
+async def _overwrite(uow: UnitOfWork, shop_id: str, order_id: str, fields: dict[str, Any]) -> bool:
     result = await uow.session.execute(
         update(Order)
         .where(col(Order.shop_id) == shop_id, col(Order.order_id) == order_id)
@@ -119,3 +125,62 @@ async def take_payout_room(uow: UnitOfWork, shop_id: str, order_id: str, amount_
         .execution_options(synchronize_session=False)
     )
     return rowcount(result) == 1
+
+
+async def release_payout_room(
+    uow: UnitOfWork, shop_id: str, order_id: str, amount_cents: int
+) -> None:
+    """Give back room taken by `take_payout_room` (an after-sales request declined)."""
+    await uow.session.execute(
+        update(Order)
+        .where(
+            col(Order.shop_id) == shop_id,
+            col(Order.order_id) == order_id,
+            col(Order.paid_out_cents) >= amount_cents,
+        )
+        .values(paid_out_cents=col(Order.paid_out_cents) - amount_cents)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def add_tracking(
+    uow: UnitOfWork,
+    shop_id: str,
+    order_id: str,
+    *,
+    at: datetime,
+    line: str,
+    delivered: bool,
+    now: datetime,
+) -> Order:
+    """Store one tracking update; the order keeps the latest line (by `at`, not by arrival:
+    updates from a carrier may come out of order). `delivered` marks the order delivered
+    at `at` unless it already was."""
+    order = await uow.session.get(Order, (shop_id, order_id))
+    if order is None:
+        raise NotFound(f"No order {order_id!r} in this shop.")
+    uow.session.add(
+        OrderTracking(shop_id=shop_id, order_id=order_id, at=at, line=line, received_at=now)
+    )
+    await uow.session.execute(
+        update(Order)
+        .where(
+            col(Order.shop_id) == shop_id,
+            col(Order.order_id) == order_id,
+            or_(col(Order.tracking_at).is_(None), col(Order.tracking_at) <= at),
+        )
+        .values(tracking_line=line, tracking_at=at, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if delivered:
+        await uow.session.execute(
+            update(Order)
+            .where(
+                col(Order.shop_id) == shop_id,
+                col(Order.order_id) == order_id,
+                col(Order.delivered_at).is_(None),
+            )
+            .values(delivered_at=at)
+            .execution_options(synchronize_session=False)
+        )
+    return await _reload(uow, shop_id, order_id)

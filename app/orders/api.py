@@ -24,8 +24,14 @@ class OrderIn(BaseModel):
     category: str | None = Field(default=None, max_length=64)
     created_at: IsoDatetime
     ship_by: IsoDatetime | None = None
+    shipped_at: IsoDatetime | None = None
+    delivered_at: IsoDatetime | None = None
+    carrier: str | None = Field(default=None, max_length=64)
+    tracking_no: str | None = Field(default=None, max_length=128)
+    product_id: str | None = Field(default=None, min_length=1, max_length=128)
+    unit_price_cents: StrictInt | None = Field(default=None, ge=0, le=10**12)
 
-    @field_validator("created_at", "ship_by")
+    @field_validator("created_at", "ship_by", "shipped_at", "delivered_at")
     @classmethod
     def _utc(cls, v: datetime | None) -> datetime | None:
         # PROTOCOL times carry an offset; a storefront that leaves it out means UTC.
@@ -40,6 +46,34 @@ async def put_order(body: OrderIn, shop: CurrentShop, ctx: Ctx, response: Respon
     report = actions.OrderReport(**body.model_dump())
     order, created = await ctx.db.run(actions.upsert_order, shop.id, report, ctx.clock.now())
     response.status_code = 201 if created else 200
+    return OrderPublic.model_validate(order_public(order))
+
+
+class TrackingIn(BaseModel):
+    at: IsoDatetime
+    line: str = Field(min_length=1, max_length=500)
+    delivered: bool = False
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
+
+
+@router.post("/orders/{order_id}/tracking")
+async def post_tracking(
+    order_id: str, body: TrackingIn, shop: CurrentShop, ctx: Ctx
+) -> OrderPublic:
+    """A tracking update from the storefront (its API key); the order keeps the latest line."""
+    order = await ctx.db.run(
+        actions.add_tracking,
+        shop.id,
+        order_id,
+        at=body.at,
+        line=body.line,
+        delivered=body.delivered,
+        now=ctx.clock.now(),
+    )
     return OrderPublic.model_validate(order_public(order))
 
 

@@ -21,6 +21,14 @@ def order_public(o: Order, *, linked: bool | None = None) -> dict[str, Any]:
         "ship_by": iso(o.ship_by),
         "paid_out_cents": o.paid_out_cents,
         "updated_at": iso(o.updated_at),
+        "shipped_at": iso(o.shipped_at),
+        "delivered_at": iso(o.delivered_at),
+        "carrier": o.carrier,
+        "tracking_no": o.tracking_no,
+        "tracking_line": o.tracking_line,
+        "tracking_at": iso(o.tracking_at),
+        "product_id": o.product_id,
+        "unit_price_cents": o.unit_price_cents,
     }
     if linked is not None:
         out["linked"] = linked
@@ -39,6 +47,15 @@ class OrderPublic(BaseModel):
     ship_by: str | None
     paid_out_cents: int
     updated_at: str | None
+    shipped_at: str | None = None
+    delivered_at: str | None = None
+    carrier: str | None = None
+    tracking_no: str | None = None
+    # The latest tracking update, for the order card (and the bot's 到哪了).
+    tracking_line: str | None = None
+    tracking_at: str | None = None
+    product_id: str | None = None
+    unit_price_cents: int | None = None
 
 
 class PanelOrder(OrderPublic):

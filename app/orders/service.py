@@ -74,3 +74,14 @@ async def buyer_panel(
     rank = {oid: i for i, oid in enumerate(linked)}
     orders.sort(key=lambda o: rank.get(o.order_id, len(rank)))
     return [(o, o.order_id in rank) for o in orders]
+
+
+async def latest_tracking(session: AsyncSession, shop_id: str, order_id: str) -> str | None:
+    """The order's latest tracking line (what a buyer asking 到哪了 is told), or None."""
+    row = await session.execute(
+        select(col(Order.tracking_line)).where(
+            col(Order.shop_id) == shop_id, col(Order.order_id) == order_id
+        )
+    )
+    found = row.first()
+    return found[0] if found else None

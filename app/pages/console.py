@@ -52,6 +52,7 @@ TABS = (
     "recall",
     "groups",
     "webhooks",
+    "care",
 )
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
 BAD_AMOUNT = "bad_amount"

@@ -46,6 +46,7 @@ LABELS: dict[str, dict[str, str]] = {
         "recall": N_("Recall campaigns"),
         "groups": N_("Fan groups"),
         "webhooks": N_("Webhooks"),
+        "care": N_("Proactive care"),
     },
     "status": {
         "online": N_("Online"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.pages import console, console_groups, console_recall, console_webhooks, views
+from app.pages import console, console_care, console_groups, console_recall, console_webhooks, views
 
 router = APIRouter(include_in_schema=False)
 router.include_router(views.router)
@@ -16,3 +16,4 @@ router.include_router(console.router)
 router.include_router(console_recall.router)
 router.include_router(console_groups.router)
 router.include_router(console_webhooks.router)
+router.include_router(console_care.router)

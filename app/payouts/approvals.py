@@ -16,9 +16,9 @@ from sqlmodel import col
 from app.db import Database, UnitOfWork, rowcount
 from app.errors import Conflict, Forbidden, NotFound
 from app.orders import service as order_service
-from app.payouts import ledger, rules
+from app.payouts import ledger
 from app.payouts import service as payout_service
-from app.payouts.authority import acting_agent, authority_of, reserve_daily
+from app.payouts.authority import acting_agent, authorise
 from app.payouts.fund import pay
 from app.payouts.ledger import Refusal
 from app.payouts.models import Payout
@@ -65,18 +65,7 @@ async def approve_payout(
     stays pending (for someone with more authority, or after a top-up).
     """
     approver, payout = await _claim_pending(uow, approver_id, payout_id, "paid", now)
-    if not authority_of(approver).within_payout_limit(payout.amount_cents):
-        raise Conflict(
-            f"{rules.yuan(payout.amount_cents)} is above your own per-payout limit of "
-            f"{rules.yuan(approver.payout_limit_cents)}.",
-            code="payout_limit_exceeded",
-        )
-    if not await reserve_daily(uow, approver, payout.amount_cents, now):
-        raise Conflict(
-            f"Approving {rules.yuan(payout.amount_cents)} would pass your own daily limit of "
-            f"{rules.yuan(approver.payout_daily_cents)}.",
-            code="daily_limit_exceeded",
-        )
+    await authorise(uow, approver, payout.amount_cents, now)
     order = await order_service.get_order(uow.session, payout.shop_id, payout.order_id)
     if order is not None and order.status == "refunded":
         raise Conflict(

@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from app.db import UnitOfWork, insert_ignore, rowcount
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.payouts import rules
 from app.payouts.models import PayoutDailyTotal
 from app.shops.models import Agent, Shop
@@ -57,3 +57,21 @@ async def reserve_daily(uow: UnitOfWork, agent: Agent, amount_cents: int, now: d
         .execution_options(synchronize_session=False)
     )
     return rowcount(result) == 1
+
+
+async def authorise(uow: UnitOfWork, approver: Agent, amount_cents: int, now: datetime) -> None:
+    """Approve `amount_cents` on the approver's own authority, or a 409: their per-payout
+    limit, then their daily total (reserved here). Payout approvals and after-sales
+    decisions both ask this."""
+    if not authority_of(approver).within_payout_limit(amount_cents):
+        raise Conflict(
+            f"{rules.yuan(amount_cents)} is above your own per-payout limit of "
+            f"{rules.yuan(approver.payout_limit_cents)}.",
+            code="payout_limit_exceeded",
+        )
+    if not await reserve_daily(uow, approver, amount_cents, now):
+        raise Conflict(
+            f"Approving {rules.yuan(amount_cents)} would pass your own daily limit of "
+            f"{rules.yuan(approver.payout_daily_cents)}.",
+            code="daily_limit_exceeded",
+        )

@@ -77,14 +77,22 @@ class Refusal:
 
 
 async def run_or_record_refusal(
-    db: Database, action: Callable[..., Awaitable[T]], refusal: Refusal, **kwargs: Any
+    db: Database,
+    action: Callable[..., Awaitable[T]],
+    refusal: Any,
+    *,
+    recorder: Callable[[UnitOfWork, Any, DomainError], Awaitable[None]] | None = None,
+    **kwargs: Any,
 ) -> T:
     """Run `action(uow, **kwargs)` in one transaction; if a rule refuses it, write the
-    refusal to the ledger in another (the refused one rolled back) and raise it again."""
+    refusal to the ledger in another (the refused one rolled back) and raise it again.
+
+    `recorder(uow, refusal, error)` writes it (default: the payout ledger's
+    `record_refusal`; other domains with a ledger of their own pass theirs)."""
     try:
         result: T = await db.run(action, **kwargs)
     except DomainError as exc:
-        await db.run(record_refusal, refusal, exc)
+        await db.run(recorder or record_refusal, refusal, exc)
         raise
     return result
 

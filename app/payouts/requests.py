@@ -115,7 +115,7 @@ async def request_payout(
     rules.check_reason(req.reason)
     conv = await _conversation_for_payout(uow, agent, req.conversation_id)
     order = await _order_for_payout(uow, conv, req.order_id)
-    if rules.needs_evidence(req.reason, elder=await _is_elder(uow, conv)) and not await _has_photo(
+    if rules.needs_evidence(req.reason, elder=await is_elder(uow, conv)) and not await has_photo(
         uow, conv
     ):
         raise BadInput(
@@ -222,14 +222,16 @@ async def _order_for_payout(uow: UnitOfWork, conv: Conversation, order_id: str |
     return order
 
 
-async def _is_elder(uow: UnitOfWork, conv: Conversation) -> bool:
+async def is_elder(uow: UnitOfWork, conv: Conversation) -> bool:
+    """An elder buyer (简化举证): the conversation says so, or the buyer's record does."""
     if conv.elder:
         return True
     buyer = await uow.session.get(Buyer, (conv.shop_id, conv.buyer_id))
     return buyer is not None and BuyerFacts(age=buyer.age, elder_mode=buyer.elder_mode).is_elder
 
 
-async def _has_photo(uow: UnitOfWork, conv: Conversation) -> bool:
+async def has_photo(uow: UnitOfWork, conv: Conversation) -> bool:
+    """Whether the buyer has sent a photo in this conversation."""
     row = await uow.session.execute(
         select(col(Message.id))
         .where(

@@ -8,6 +8,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from app.care.models import CareSettings
 from app.orders.models import Order
 from app.payouts.models import LateShipmentCoupon, Payout, PayoutFund, PayoutLedgerEntry
 
@@ -104,10 +105,14 @@ async def ledger(
 async def late_orders_without_coupon(
     session: AsyncSession, now: datetime, limit: int
 ) -> list[tuple[str, str]]:
-    """(shop_id, order_id) of paid orders past `ship_by` that no worker has decided on yet."""
+    """(shop_id, order_id) of paid orders past `ship_by` that no worker has decided on yet,
+    in shops that have not turned the rule off (a care rule, app/care: on by default)."""
     decided = exists().where(
         col(LateShipmentCoupon.shop_id) == col(Order.shop_id),
         col(LateShipmentCoupon.order_id) == col(Order.order_id),
+    )
+    switched_off = exists().where(
+        col(CareSettings.shop_id) == col(Order.shop_id), ~col(CareSettings.late_shipment_on)
     )
     rows = await session.execute(
         select(col(Order.shop_id), col(Order.order_id))
@@ -116,6 +121,7 @@ async def late_orders_without_coupon(
             col(Order.ship_by).is_not(None),
             col(Order.ship_by) <= now,
             ~decided,
+            ~switched_off,
         )
         .order_by(col(Order.ship_by))
         .limit(limit)

@@ -36,6 +36,7 @@ class Permission(StrEnum):
     MANAGE_GROUPS = "manage_groups"  # create fan groups, set the sensitive words
     TOP_UP_FUND = "top_up_fund"  # add money to the payout fund
     MANAGE_WEBHOOKS = "manage_webhooks"  # webhook endpoints, their deliveries, resending
+    MANAGE_CARE = "manage_care"  # after-sales settings (极速退款, 价保) and the care rules
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -54,6 +55,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_GROUPS: _ADMIN_ONLY,
     Permission.TOP_UP_FUND: _ADMIN_ONLY,
     Permission.MANAGE_WEBHOOKS: _ADMIN_ONLY,
+    Permission.MANAGE_CARE: _ADMIN_ONLY,
 }
 
 

@@ -192,6 +192,28 @@
     return labels[code] || code || "";
   }
 
+  /* An after-sales request's type and status, as a reader reads them. */
+  function aftersaleType(code) {
+    const labels = {
+      refund_only: gettext("Refund only"),
+      return_refund: gettext("Return and refund"),
+      exchange: gettext("Exchange"),
+      damaged: gettext("Arrived damaged"),
+      price_protection: gettext("Price protection"),
+    };
+    return labels[code] || code || "";
+  }
+
+  function aftersaleStatus(code) {
+    const labels = {
+      pending: gettext("Waiting for the shop"),
+      approved: gettext("Approved"),
+      declined: gettext("Declined"),
+      completed: gettext("Completed"),
+    };
+    return labels[code] || code || "";
+  }
+
   /* A system notice from its code and parameters (payload.notice / payload.params, see
    * docs/protocol-notes.md); null for a code this script does not know (the stored body then). */
   function noticeText(code, params) {
@@ -209,6 +231,14 @@
           : format(gettext("Transferred to the %(queue)s queue"), p);
       case "giveaway_sold_out":
         return format(gettext("The giveaway %(title)s has run out"), p);
+      case "care_stalled":
+        return format(gettext("Your order %(order_id)s has had no tracking news for a while. We are chasing the carrier for you."), p);
+      case "care_stalled_coupon":
+        return format(gettext("Your order %(order_id)s has had no tracking news for a while. We are chasing the carrier, and here is a %(amount)s coupon for the wait."), p);
+      case "care_visit":
+        return format(gettext("Your order %(order_id)s arrived a few days ago. How are the goods, and how was our service?"), p);
+      case "care_apology":
+        return format(gettext("Your order %(order_id)s has been refunded. We are sorry for the trouble."), p);
       default:
         return null;
     }
@@ -276,6 +306,20 @@
           caption,
         ]);
       }
+      case "aftersale_card":
+        return el("div", { className: `card card-aftersale status-${p.status || ""}` }, [
+          el("span", { className: "card-label", text: gettext("After-sales") }),
+          el("strong", { className: "card-title", text: aftersaleType(p.type) }),
+          p.amount_cents ? el("span", { className: "card-price", text: money(p.amount_cents) }) : null,
+          el("span", { className: "card-sub", text: "#" + (p.order_id || "") }),
+          el("span", { className: "card-status", text: p.auto && p.status === "approved" ? gettext("Approved at once (fast refund)") : aftersaleStatus(p.status) }),
+          p.note ? el("span", { className: "card-note", text: p.note }) : null,
+        ]);
+      case "care_card":
+        return el("div", { className: "card card-care" }, [
+          el("span", { className: "card-label", text: gettext("From the shop") }),
+          caption,
+        ]);
       case "compensation_card":
         return el("div", { className: "card card-compensation" }, [
           el("span", { className: "card-label", text: gettext("Compensation") }),
@@ -334,6 +378,6 @@
 
   window.Homing = {
     Socket, newClientId, el, money, messageContent, messageText, insertBySeq, clockTime, elapsed, csrfHeader,
-    setCatalog, gettext, ngettext, format,
+    setCatalog, gettext, ngettext, format, aftersaleType, aftersaleStatus,
   };
 })();

@@ -129,6 +129,9 @@
         el("span", { text: [o.category, ORDER_STATUS[o.status] || o.status].filter(Boolean).join(" · ") }),
         o.paid_out_cents ? el("span", { className: "paid-out", text: format(gettext("%(amount)s paid out"), { amount: money(o.paid_out_cents) }) }) : null,
       ]),
+      o.tracking_line ? el("div", { className: "order-row sub tracking", title: o.tracking_at || "" }, [
+        el("span", { text: [o.carrier, o.tracking_line].filter(Boolean).join(" · ") }),
+      ]) : null,
     ])));
     if (!orders.length) ui.orders.append(el("li", { className: "empty", text: gettext("No orders from this buyer") }));
     ui.order.replaceChildren(...orders.map((o) => el("option", {

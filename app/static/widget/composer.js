@@ -73,6 +73,20 @@ export function sendProduct(widget, p) {
   });
 }
 
+/**
+ * One of the buyer's orders, as a card (the shop's order page calls it; opens the panel).
+ * @param {import("./state.js").Widget} widget
+ * @param {string} orderId
+ */
+export function sendOrder(widget, orderId) {
+  if (!orderId) return;
+  openPanel(widget);
+  send(widget, {
+    type: "message.send", client_msg_id: widget.H.newClientId(), kind: "order_card", body: "",
+    payload: { order_id: String(orderId) },
+  });
+}
+
 /** @param {import("./state.js").Widget} widget */
 function autosize({ ui }) {
   ui.input.style.height = "auto";

@@ -35,6 +35,46 @@
  * @property {boolean} [opt_out]
  */
 
+/** @typedef {"refund_only" | "return_refund" | "exchange" | "damaged" | "price_protection"} AfterSaleType */
+
+/**
+ * `aftersale_card` payload: an after-sales request and its status when the card was sent.
+ * @typedef {object} AfterSaleCardPayload
+ * @property {string} aftersale_id
+ * @property {string} order_id
+ * @property {AfterSaleType} type
+ * @property {number} amount_cents
+ * @property {"pending" | "approved" | "declined" | "completed"} status
+ * @property {boolean} auto approved at once (极速退款, 价保 within the shop's authority)
+ * @property {string | null} [note] the agent's note with a decision
+ */
+
+/**
+ * `care_card` payload (主动服务): a notice code and parameters; a 回访 (`visit`) asks for
+ * 1-5 stars for the goods and the service, answered at POST /care/visits/{care_id}/rating.
+ * @typedef {object} CareCardPayload
+ * @property {string} care_id
+ * @property {"logistics_stalled" | "follow_up_visit" | "refund_apology"} rule
+ * @property {string} order_id
+ * @property {string} notice
+ * @property {Record<string, any>} [params]
+ * @property {boolean} [visit]
+ * @property {Coupon} [coupon]
+ */
+
+/**
+ * What `GET /aftersales/orders/{order_id}` says the buyer may still ask for.
+ * @typedef {object} OrderRoom
+ * @property {string} order_id
+ * @property {number} amount_cents
+ * @property {number} room_cents
+ * @property {string} status
+ * @property {string | null} delivered_at
+ * @property {boolean} damage_window_open
+ * @property {number} price_protection_cents
+ * @property {string | null} tracking_line
+ */
+
 /**
  * A group giveaway (payload `{"giveaway": GIVEAWAY}` of a `giveaway` group message).
  * @typedef {object} Giveaway

@@ -4,7 +4,7 @@
  * waits for the page's body, and mounts one widget per page. */
 
 import { buyerApi } from "./api.js";
-import { bindComposer, sendProduct } from "./composer.js";
+import { bindComposer, sendOrder, sendProduct } from "./composer.js";
 import { readConfig } from "./config.js";
 import { connect } from "./connection.js";
 import { bindElderToggle, wordsFor } from "./elder.js";
@@ -19,6 +19,7 @@ import { bindView, buildUi, closePanel, openPanel, renderOffline, renderWords, s
  * @property {() => void} open
  * @property {() => void} close
  * @property {(product: import("./frames.js").ProductPayload) => void} sendProduct
+ * @property {(orderId: string) => void} sendOrder an order card (its 申请售后 under it)
  * @property {(tab: "chat" | "groups") => void} showTab
  */
 
@@ -99,6 +100,7 @@ function mount(config, H, groupsModule) {
     open: () => openPanel(widget),
     close: () => closePanel(widget),
     sendProduct: (product) => sendProduct(widget, product),
+    sendOrder: (orderId) => sendOrder(widget, orderId),
     showTab: (tab) => showTab(widget, tab),
   };
   /** @type {Window & {HomingWidget?: PageApi}} */ (window).HomingWidget = page;

@@ -4,12 +4,13 @@
  * read receipts both ways. */
 
 import { imageUrl } from "./api.js";
+import { orderActions, visitActions } from "./aftersales.js";
 import { couponActions, ratingRow } from "./cards.js";
 import { renderStatus } from "./status.js";
 import { renderBadge, renderTyping, scrollDown } from "./view.js";
 
 /* Cards the shop sends in a notice conversation (born closed to carry them). */
-const NOTICE_KINDS = new Set(["coupon_card", "compensation_card"]);
+const NOTICE_KINDS = new Set(["coupon_card", "compensation_card", "care_card", "aftersale_card"]);
 
 /**
  * "Read" or "Unread" under one of the buyer's messages, by the agent's read mark.
@@ -45,6 +46,9 @@ export function messageNode(widget, msg) {
   setReceipt(widget, node);
   if (msg.kind === "system" && msg.payload && msg.payload.csat_invite) node.append(ratingRow(widget, msg.conversation_id));
   if (msg.kind === "coupon_card") node.append(couponActions(widget, msg.payload || {}));
+  const extra = msg.kind === "order_card" ? orderActions(widget, msg)
+    : msg.kind === "care_card" ? visitActions(widget, msg.payload || {}) : null;
+  if (extra) node.append(extra);
   return node;
 }
 

@@ -41,6 +41,8 @@
  * @property {(msgid: string) => string} gettext
  * @property {(text: string, params?: Record<string, any>) => string} format fills `%(name)s` placeholders
  * @property {(msg: {kind: string, body?: string, payload?: Record<string, any> | null}) => string} messageText a message's words in the reader's language
+ * @property {(code: string) => string} aftersaleType an after-sales type's label
+ * @property {(code: string) => string} aftersaleStatus an after-sales status's label
  */
 
 /**

@@ -72,6 +72,20 @@ function build() {
     uploading: gettext("Uploading the photo…"),
     chatTab: gettext("Chat"),
     groupsTab: gettext("Fan groups"),
+    afterSales: gettext("After-sales"),
+    priceProtect: gettext("Claim the price drop: %(amount)s"),
+    priceProtectReason: gettext("The price dropped after I paid"),
+    addPhoto: gettext("Add a photo"),
+    photos: gettext("%(n)s photos added"),
+    submitAfterSales: gettext("Submit"),
+    cancel: gettext("Cancel"),
+    reason: gettext("Reason"),
+    amount: gettext("Amount (yuan)"),
+    leftOnOrder: gettext("Up to %(amount)s is left on this order"),
+    badAmount: gettext("Enter an amount in yuan"),
+    tracking: gettext("Tracking: %(line)s"),
+    goods: gettext("Goods"),
+    service: gettext("Service"),
   };
   // 长辈模式: the same screens in fewer, simpler words.
   const elder = {
