@@ -55,10 +55,35 @@ say "ruff format --check, ruff check, mypy app"
 .venv/bin/ruff format --check . || failed+=("ruff format --check . (fix: .venv/bin/ruff format .)")
 .venv/bin/ruff check . || failed+=("ruff check .")
 .venv/bin/mypy app || failed+=("mypy app")
-say "tests on SQLite"
-.venv/bin/python -m pytest --db sqlite "$@" || failed+=("tests on SQLite")
-say "tests on PostgreSQL"
-.venv/bin/python -m pytest --db postgres "$@" || failed+=("tests on PostgreSQL")
+# The two passes run side by side (each waits mostly on its servers, sockets and browsers,
+# so two cores serve both): each has its own temporary directory and databases, and every
+# test names its own bus channel. HOMING_TEST_SERIAL=1 runs them one after the other.
+run_pass() {  # $1: sqlite|postgres, then pytest's arguments
+  local db=$1; shift
+  .venv/bin/python -m pytest --db "$db" --basetemp "$tmp_root/$db" "$@"
+}
+tmp_root=$(mktemp -d /tmp/homing-tests.XXXXXX)
+trap 'rm -rf "$tmp_root"' EXIT
+if [ "${HOMING_TEST_SERIAL:-0}" = 1 ]; then
+  say "tests on SQLite"
+  run_pass sqlite "$@" || failed+=("tests on SQLite")
+  say "tests on PostgreSQL"
+  run_pass postgres "$@" || failed+=("tests on PostgreSQL")
+else
+  say "tests on SQLite and on PostgreSQL, side by side (each pass's output follows when it ends)"
+  run_pass sqlite "$@" >"$tmp_root/sqlite.log" 2>&1 &
+  sqlite_pid=$!
+  run_pass postgres "$@" >"$tmp_root/postgres.log" 2>&1 &
+  postgres_pid=$!
+  wait "$sqlite_pid"; sqlite_rc=$?
+  say "tests on SQLite"
+  cat "$tmp_root/sqlite.log"
+  wait "$postgres_pid"; postgres_rc=$?
+  say "tests on PostgreSQL"
+  cat "$tmp_root/postgres.log"
+  [ "$sqlite_rc" = 0 ] || failed+=("tests on SQLite")
+  [ "$postgres_rc" = 0 ] || failed+=("tests on PostgreSQL")
+fi
 if [ ${#failed[@]} -gt 0 ]; then
   say "FAILED:"
   printf '  %s\n' "${failed[@]}" >&2
