@@ -11,13 +11,19 @@ import asyncio
 import secrets
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
+from sqlalchemy import select
+from sqlmodel import col
 
+from app.chat.actions import close_conversation
+from app.chat.models import Conversation
 from app.clock import Clock
+from app.db import UnitOfWork
 from app.demo import seed_demo
 from app.migrate import upgrade
 from tests.browser.helpers import DESKTOP, Tab
@@ -63,13 +69,27 @@ def pages_database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture
-async def web(start_server: Any, pages_database_url: str, vendored_htmx: Path) -> InProcessServer:
-    """A server for the pages in demo mode: local htmx, its own database, the demo shop seeded."""
+async def web(
+    start_server: Any, pages_database_url: str, vendored_htmx: Path
+) -> AsyncIterator[InProcessServer]:
+    """A server for the pages in demo mode: local htmx, its own database, the demo shop seeded.
+
+    The browser tests share that database and its demo agents: after each one, whatever
+    conversations it left open are closed, so the next test's agents start with empty lists."""
     srv: InProcessServer = await start_server(
         database_url=pages_database_url, HOMING_HTMX_LOCAL="true", HOMING_DEMO="true"
     )
     await srv.ctx.db.run(seed_demo, Clock().now())
-    return srv
+    yield srv
+    await srv.ctx.db.run(_close_every_open_conversation, Clock().now())
+
+
+async def _close_every_open_conversation(uow: UnitOfWork, now: datetime) -> None:
+    open_ = await uow.session.scalars(
+        select(Conversation).where(col(Conversation.status) != "closed")
+    )
+    for conv in list(open_):
+        await close_conversation(uow, conv, reason="inactive", now=now)
 
 
 @pytest.fixture(scope="session")
