@@ -23,6 +23,7 @@ TABLE = {
     P.SET_RECALL_WINDOW: (False, False, True),
     P.MANAGE_GROUPS: (False, False, True),
     P.TOP_UP_FUND: (False, False, True),
+    P.MANAGE_TAGS: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

@@ -72,6 +72,7 @@ def conversation_public(
     shop_slug: str,
     agent_name: str | None,
     buyer: tuple[str, int | None] = ("", None),
+    tags: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": c.id,
@@ -90,6 +91,7 @@ def conversation_public(
         "last_seq": c.last_seq,
         "buyer_read_seq": c.buyer_read_seq,
         "agent_read_seq": c.agent_read_seq,
+        "tags": tags or [],
     }
 
 
@@ -130,6 +132,7 @@ class ConversationPublic(BaseModel):
     last_seq: int
     buyer_read_seq: int
     agent_read_seq: int
+    tags: list[str] = []  # the conversation's tag names (app/tags), sorted
 
 
 class UploadOut(BaseModel):

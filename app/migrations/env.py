@@ -14,7 +14,8 @@ import app.groups.models
 import app.payouts.models
 import app.recall.models
 import app.routing.models
-import app.shops.models  # noqa: F401
+import app.shops.models
+import app.tags.models  # noqa: F401
 from app.config import Settings
 from app.db import metadata
 

@@ -34,6 +34,7 @@ class Permission(StrEnum):
     SET_RECALL_WINDOW = "set_recall_window"  # when recall messages may be sent
     MANAGE_GROUPS = "manage_groups"  # create fan groups, set the sensitive words
     TOP_UP_FUND = "top_up_fund"  # add money to the payout fund
+    MANAGE_TAGS = "manage_tags"  # the shop's tag list and whether closing needs a tag
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -50,6 +51,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.SET_RECALL_WINDOW: _ADMIN_ONLY,
     Permission.MANAGE_GROUPS: _ADMIN_ONLY,
     Permission.TOP_UP_FUND: _ADMIN_ONLY,
+    Permission.MANAGE_TAGS: _ADMIN_ONLY,
 }
 
 
