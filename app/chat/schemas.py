@@ -74,7 +74,8 @@ def conversation_public(
     buyer: tuple[str, int | None] = ("", None),
     tags: list[str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """CONV; `tags` (the staff's labels, app/tags) only on staff copies: None leaves it out."""
+    public = {
         "id": c.id,
         "shop": shop_slug,
         "buyer_id": c.buyer_id,
@@ -91,8 +92,10 @@ def conversation_public(
         "last_seq": c.last_seq,
         "buyer_read_seq": c.buyer_read_seq,
         "agent_read_seq": c.agent_read_seq,
-        "tags": tags or [],
     }
+    if tags is not None:
+        public["tags"] = tags
+    return public
 
 
 # ---- the same shapes as models, for the API's response declarations ----------------------

@@ -77,20 +77,16 @@ async def public_conversations(
         )
         names = {agent_id: name for agent_id, name in name_rows}
     tags = {} if for_buyer else await tags_service.tags_of(session, (c.id for c in conversations))
-    out = [
+    return [
         conversation_public(
             c,
             shop_slug=slugs[c.shop_id],
             agent_name=names.get(c.agent_id or ""),
             buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
-            tags=tags.get(c.id),
+            tags=None if for_buyer else tags.get(c.id, []),
         )
         for c in conversations
     ]
-    if for_buyer:
-        for public in out:
-            del public["tags"]
-    return out
 
 
 async def public_conversation(

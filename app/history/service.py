@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
@@ -37,11 +38,12 @@ async def serves_buyer_now(session: AsyncSession, agent: Agent, buyer_id: str) -
 def served_condition(agent: Agent) -> ColumnElement[bool]:
     """SQL: the conversation (`conversations` row) was served by the agent — assigned to
     them, or they wrote in it (a conversation transferred away stays theirs to find)."""
+    mine = aliased(Message)  # not the outer query's messages (search joins them)
     wrote = exists().where(
-        col(Message.shop_id) == agent.shop_id,
-        col(Message.sender_id) == agent.id,
-        col(Message.conversation_id) == col(Conversation.id),
-        col(Message.sender) == "agent",
+        mine.shop_id == agent.shop_id,
+        mine.sender_id == agent.id,
+        mine.conversation_id == col(Conversation.id),
+        mine.sender == "agent",
     )
     return (col(Conversation.agent_id) == agent.id) | wrote
 

@@ -107,7 +107,7 @@ async def search_messages(
             .order_by(*NEWEST_FIRST)
             .limit(sq.limit + 1)
         )
-        found = [(m, c) for m, c in rows.tuples()]
+        found: list[tuple[Message, Conversation]] = [(m, c) for m, c in rows]
         more = len(found) > sq.limit
         found = found[: sq.limit]
         cursor = rules.encode_cursor(found[-1][0].created_at, found[-1][0].id) if more else None
@@ -128,7 +128,7 @@ async def search_messages(
         .order_by(*NEWEST_FIRST)
         .limit(sq.limit + 1)
     )
-    found = [(m, c) for m, c in rows.tuples()]
+    found: list[tuple[Message, Conversation]] = [(m, c) for m, c in rows]
     if len(found) > sq.limit:
         found = found[: sq.limit]
         last = found[-1][0]
