@@ -75,7 +75,7 @@ def conversation_public(
     tags: list[str] | None = None,
 ) -> dict[str, Any]:
     """CONV; `tags` (the staff's labels, app/tags) only on staff copies: None leaves it out."""
-    public = {
+    public: dict[str, Any] = {
         "id": c.id,
         "shop": shop_slug,
         "buyer_id": c.buyer_id,

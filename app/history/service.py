@@ -40,10 +40,10 @@ def served_condition(agent: Agent) -> ColumnElement[bool]:
     them, or they wrote in it (a conversation transferred away stays theirs to find)."""
     mine = aliased(Message)  # not the outer query's messages (search joins them)
     wrote = exists().where(
-        mine.shop_id == agent.shop_id,
-        mine.sender_id == agent.id,
-        mine.conversation_id == col(Conversation.id),
-        mine.sender == "agent",
+        col(mine.shop_id) == agent.shop_id,
+        col(mine.sender_id) == agent.id,
+        col(mine.conversation_id) == col(Conversation.id),
+        col(mine.sender) == "agent",
     )
     return (col(Conversation.agent_id) == agent.id) | wrote
 

@@ -40,22 +40,21 @@ class SearchPage:
     indexed: bool  # served by the text index (3+ characters) or by the bounded scan
 
 
-def _filters(agent: Agent, sq: SearchQuery) -> list[Any]:
-    """Every condition but the text: shop, the caller's reach, the filters, the cursor."""
-    conds: list[Any] = [
-        col(Message.shop_id) == agent.shop_id,
-        col(Conversation.shop_id) == agent.shop_id,
-    ]
+def _filters(agent: Agent, sq: SearchQuery) -> tuple[list[Any], list[Any]]:
+    """Every condition but the text, as (on messages, on their conversations): the shop,
+    the caller's reach, the filters, the cursor. No conversation condition: no join."""
+    on_messages: list[Any] = [col(Message.shop_id) == agent.shop_id]
+    on_conversations: list[Any] = []
     if not may(agent.role, Permission.SUPERVISE_CHATS):
-        conds.append(served_condition(agent))
+        on_conversations.append(served_condition(agent))
     if sq.buyer_id:
-        conds.append(col(Conversation.buyer_id) == sq.buyer_id)
+        on_conversations.append(col(Conversation.buyer_id) == sq.buyer_id)
     if sq.agent_id:
-        conds.append(col(Conversation.agent_id) == sq.agent_id)
+        on_conversations.append(col(Conversation.agent_id) == sq.agent_id)
     if sq.queue:
-        conds.append(col(Conversation.queue) == sq.queue)
+        on_conversations.append(col(Conversation.queue) == sq.queue)
     if sq.tag:
-        conds.append(
+        on_conversations.append(
             exists().where(
                 col(ConversationTag.conversation_id) == col(Conversation.id),
                 col(Tag.id) == col(ConversationTag.tag_id),
@@ -63,13 +62,15 @@ def _filters(agent: Agent, sq: SearchQuery) -> list[Any]:
                 col(Tag.name) == sq.tag,
             )
         )
+    if on_conversations:
+        on_conversations.append(col(Conversation.shop_id) == agent.shop_id)
     if sq.since:
-        conds.append(col(Message.created_at) >= sq.since)
+        on_messages.append(col(Message.created_at) >= sq.since)
     if sq.until:
-        conds.append(col(Message.created_at) < sq.until)
+        on_messages.append(col(Message.created_at) < sq.until)
     if sq.cursor:
-        conds.append(tuple_(col(Message.created_at), col(Message.id)) < tuple_(*sq.cursor))
-    return conds
+        on_messages.append(tuple_(col(Message.created_at), col(Message.id)) < tuple_(*sq.cursor))
+    return on_messages, on_conversations
 
 
 def _text_match(dialect: str, q: str) -> Any:
@@ -94,56 +95,62 @@ def _contains(dialect: str, q: str) -> Any:
 NEWEST_FIRST = (col(Message.created_at).desc(), col(Message.id).desc())
 
 
+def _scope(stmt: Any, on_messages: list[Any], on_conversations: list[Any]) -> Any:
+    if on_conversations:
+        stmt = stmt.join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+    return stmt.where(*on_messages, *on_conversations)
+
+
 async def search_messages(
     session: AsyncSession, dialect: str, agent: Agent, sq: SearchQuery
 ) -> SearchPage:
-    conds = _filters(agent, sq)
-    joined = select(Message, Conversation).join(
-        Conversation, col(Conversation.id) == col(Message.conversation_id)
-    )
-    if rules.uses_index(sq.q):
-        rows = await session.execute(
-            joined.where(*conds, _text_match(dialect, sq.q))
-            .order_by(*NEWEST_FIRST)
-            .limit(sq.limit + 1)
-        )
-        found: list[tuple[Message, Conversation]] = [(m, c) for m, c in rows]
-        more = len(found) > sq.limit
-        found = found[: sq.limit]
-        cursor = rules.encode_cursor(found[-1][0].created_at, found[-1][0].id) if more else None
-        return SearchPage(found, cursor, partial=False, indexed=True)
-
-    # Fewer than 3 characters: scan the newest SCAN_BUDGET messages the filters allow.
-    window = (
-        select(col(Message.id).label("id"))
-        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(*conds)
-        .order_by(*NEWEST_FIRST)
-        .limit(rules.SCAN_BUDGET)
-        .subquery()
-    )
-    rows = await session.execute(
-        joined.join(window, window.c.id == col(Message.id))
-        .where(_contains(dialect, sq.q))
+    on_messages, on_conversations = _filters(agent, sq)
+    indexed = rules.uses_index(sq.q)
+    if not indexed:
+        # Fewer than 3 characters: no gram to look up. Walk newest first through at most
+        # SCAN_BUDGET messages the filters allow: first find where that walk ends (the
+        # budget-th message's key, by the (shop, time) index), then take the hits above it.
+        edge = (
+            await session.execute(
+                _scope(
+                    select(col(Message.created_at), col(Message.id)), on_messages, on_conversations
+                )
+                .order_by(*NEWEST_FIRST)
+                .offset(rules.SCAN_BUDGET - 1)
+                .limit(1)
+            )
+        ).first()
+        if edge is not None:
+            on_messages = [
+                *on_messages,
+                tuple_(col(Message.created_at), col(Message.id)) >= tuple_(edge[0], edge[1]),
+            ]
+        text_match = _contains(dialect, sq.q)
+    else:
+        edge = None
+        text_match = _text_match(dialect, sq.q)
+    ids = await session.execute(
+        _scope(select(col(Message.id)), on_messages, on_conversations)
+        .where(text_match)
         .order_by(*NEWEST_FIRST)
         .limit(sq.limit + 1)
     )
-    found: list[tuple[Message, Conversation]] = [(m, c) for m, c in rows]
-    if len(found) > sq.limit:
-        found = found[: sq.limit]
-        last = found[-1][0]
-        return SearchPage(found, rules.encode_cursor(last.created_at, last.id), False, False)
-    # Fewer hits than a page: did the scan reach the end, or stop on its budget?
-    edge = (
-        await session.execute(
-            select(col(Message.created_at), col(Message.id))
+    message_ids = [r[0] for r in ids]
+    more = len(message_ids) > sq.limit
+    message_ids = message_ids[: sq.limit]
+    found: list[tuple[Message, Conversation]] = []
+    if message_ids:
+        rows = await session.execute(
+            select(Message, Conversation)
             .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-            .where(*conds)
+            .where(col(Message.id).in_(message_ids))
             .order_by(*NEWEST_FIRST)
-            .offset(rules.SCAN_BUDGET - 1)
-            .limit(1)
         )
-    ).first()
-    if edge is None:
-        return SearchPage(found, None, partial=False, indexed=False)
-    return SearchPage(found, rules.encode_cursor(edge[0], edge[1]), partial=True, indexed=False)
+        found = [(m, c) for m, c in rows]
+    if more:
+        last = found[-1][0]
+        return SearchPage(found, rules.encode_cursor(last.created_at, last.id), False, indexed)
+    if edge is not None:
+        # The walk stopped on its budget: there may be older hits below the edge.
+        return SearchPage(found, rules.encode_cursor(edge[0], edge[1]), True, indexed)
+    return SearchPage(found, None, partial=False, indexed=indexed)
