@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, literal_column, select, text, tuple_
+from sqlalchemy import column, literal_column, select, table, text, tuple_, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.chat.models import Conversation, Message
-from app.history.service import served_condition
 from app.search import rules
 from app.shops.models import Agent
 from app.shops.policy import Permission, may
@@ -40,52 +39,65 @@ class SearchPage:
     indexed: bool  # served by the text index (3+ characters) or by the bounded scan
 
 
-def _filters(agent: Agent, sq: SearchQuery) -> tuple[list[Any], list[Any]]:
-    """Every condition but the text, as (on messages, on their conversations): the shop,
-    the caller's reach, the filters, the cursor. No conversation condition: no join."""
-    on_messages: list[Any] = [col(Message.shop_id) == agent.shop_id]
-    on_conversations: list[Any] = []
+def _conversations_of(agent: Agent, sq: SearchQuery) -> list[Any]:
+    """The caller's reach and the conversation filters, each as `conversation_id IN (...)`:
+    a set the database builds once per query, then probes per message."""
+    shop = agent.shop_id
+    conds: list[Any] = []
     if not may(agent.role, Permission.SUPERVISE_CHATS):
-        on_conversations.append(served_condition(agent))
-    if sq.buyer_id:
-        on_conversations.append(col(Conversation.buyer_id) == sq.buyer_id)
-    if sq.agent_id:
-        on_conversations.append(col(Conversation.agent_id) == sq.agent_id)
-    if sq.queue:
-        on_conversations.append(col(Conversation.queue) == sq.queue)
-    if sq.tag:
-        on_conversations.append(
-            exists().where(
-                col(ConversationTag.conversation_id) == col(Conversation.id),
-                col(Tag.id) == col(ConversationTag.tag_id),
-                col(Tag.shop_id) == agent.shop_id,
-                col(Tag.name) == sq.tag,
+        # Served: assigned to them, or they wrote in it (a transferred one stays findable).
+        assigned = select(col(Conversation.id)).where(
+            col(Conversation.shop_id) == shop, col(Conversation.agent_id) == agent.id
+        )
+        wrote = select(col(Message.conversation_id)).where(
+            col(Message.shop_id) == shop,
+            col(Message.sender_id) == agent.id,
+            col(Message.sender) == "agent",
+        )
+        conds.append(col(Message.conversation_id).in_(union(assigned, wrote)))
+    narrowed = [
+        c
+        for c in (
+            col(Conversation.buyer_id) == sq.buyer_id if sq.buyer_id else None,
+            col(Conversation.agent_id) == sq.agent_id if sq.agent_id else None,
+            col(Conversation.queue) == sq.queue if sq.queue else None,
+        )
+        if c is not None
+    ]
+    if narrowed:
+        conds.append(
+            col(Message.conversation_id).in_(
+                select(col(Conversation.id)).where(col(Conversation.shop_id) == shop, *narrowed)
             )
         )
-    if on_conversations:
-        on_conversations.append(col(Conversation.shop_id) == agent.shop_id)
+    if sq.tag:
+        conds.append(
+            col(Message.conversation_id).in_(
+                select(col(ConversationTag.conversation_id))
+                .join(Tag, col(Tag.id) == col(ConversationTag.tag_id))
+                .where(col(Tag.shop_id) == shop, col(Tag.name) == sq.tag)
+            )
+        )
+    return conds
+
+
+def _period(sq: SearchQuery) -> list[Any]:
+    conds: list[Any] = []
     if sq.since:
-        on_messages.append(col(Message.created_at) >= sq.since)
+        conds.append(col(Message.created_at) >= sq.since)
     if sq.until:
-        on_messages.append(col(Message.created_at) < sq.until)
-    if sq.cursor:
-        on_messages.append(tuple_(col(Message.created_at), col(Message.id)) < tuple_(*sq.cursor))
-    return on_messages, on_conversations
+        conds.append(col(Message.created_at) < sq.until)
+    return conds
 
 
-def _text_match(dialect: str, q: str) -> Any:
-    """The text condition that uses the index: pg_trgm serves ILIKE on PostgreSQL; on
-    SQLite the FTS5 trigram table gives the candidates and LIKE confirms each."""
-    pattern = rules.like_pattern(q)
-    if dialect == "postgresql":
-        return col(Message.body).ilike(pattern, escape="\\")
-    fts = text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :phrase").bindparams(
-        phrase=rules.fts_phrase(q)
-    )
-    return literal_column("messages.rowid").in_(fts) & col(Message.body).like(pattern, escape="\\")
+def _after_cursor(sq: SearchQuery) -> list[Any]:
+    if not sq.cursor:
+        return []
+    return [tuple_(col(Message.created_at), col(Message.id)) < tuple_(*sq.cursor)]
 
 
 def _contains(dialect: str, q: str) -> Any:
+    """LIKE '%q%' (ASCII letters without case, as the indexes match)."""
     pattern = rules.like_pattern(q)
     if dialect == "postgresql":
         return col(Message.body).ilike(pattern, escape="\\")
@@ -93,49 +105,91 @@ def _contains(dialect: str, q: str) -> Any:
 
 
 NEWEST_FIRST = (col(Message.created_at).desc(), col(Message.id).desc())
+FTS = table("messages_fts", column("rowid"))
+MESSAGE_ROWID: Any = literal_column("messages.rowid")
 
 
-def _scope(stmt: Any, on_messages: list[Any], on_conversations: list[Any]) -> Any:
-    if on_conversations:
-        stmt = stmt.join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-    return stmt.where(*on_messages, *on_conversations)
+def _indexed_ids(dialect: str, agent: Agent, sq: SearchQuery) -> Any:
+    """3+ characters, by the text index.
+
+    PostgreSQL: ILIKE served by the pg_trgm GIN index (the planner may instead walk the
+    (shop, time) index newest first when the words are common), newest first by time.
+    SQLite: the FTS5 trigram table drives, newest first by rowid (the order messages were
+    stored, which is their time order), so a common word stops after a page of hits and a
+    rare one reads only its few postings; LIKE confirms each candidate.
+    """
+    conds = [
+        col(Message.shop_id) == agent.shop_id,
+        *_conversations_of(agent, sq),
+        *_period(sq),
+        _contains(dialect, sq.q),
+    ]
+    if dialect == "postgresql":
+        return (
+            select(col(Message.id))
+            .where(*conds, *_after_cursor(sq))
+            .order_by(*NEWEST_FIRST)
+            .limit(sq.limit + 1)
+        )
+    stmt = (
+        select(col(Message.id))
+        .select_from(FTS)
+        .join(Message, MESSAGE_ROWID == FTS.c.rowid)
+        .where(text("messages_fts MATCH :phrase").bindparams(phrase=rules.fts_phrase(sq.q)), *conds)
+    )
+    if sq.cursor:
+        at_cursor = (
+            select(literal_column("rowid"))
+            .select_from(table("messages"))
+            .where(literal_column("id") == sq.cursor[1])
+            .scalar_subquery()
+        )
+        stmt = stmt.where(FTS.c.rowid < at_cursor)
+    return stmt.order_by(FTS.c.rowid.desc()).limit(sq.limit + 1)
 
 
 async def search_messages(
     session: AsyncSession, dialect: str, agent: Agent, sq: SearchQuery
 ) -> SearchPage:
-    on_messages, on_conversations = _filters(agent, sq)
     indexed = rules.uses_index(sq.q)
-    if not indexed:
+    edge = None
+    if indexed:
+        ids_query = _indexed_ids(dialect, agent, sq)
+    else:
         # Fewer than 3 characters: no gram to look up. Walk newest first through at most
-        # SCAN_BUDGET messages the filters allow: first find where that walk ends (the
-        # budget-th message's key, by the (shop, time) index), then take the hits above it.
+        # SCAN_BUDGET messages: first find where that walk ends (the budget-th message's
+        # key, from the (shop, time) index alone), then take the hits above it. A buyer
+        # filter counts only that buyer's messages (few); otherwise the budget counts every
+        # message of the shop in the period, so the cost is bounded whatever the filters.
+        walk = [col(Message.shop_id) == agent.shop_id, *_period(sq), *_after_cursor(sq)]
+        if sq.buyer_id:
+            walk += _conversations_of(agent, sq)
         edge = (
             await session.execute(
-                _scope(
-                    select(col(Message.created_at), col(Message.id)), on_messages, on_conversations
-                )
+                select(col(Message.created_at), col(Message.id))
+                .where(*walk)
                 .order_by(*NEWEST_FIRST)
                 .offset(rules.SCAN_BUDGET - 1)
                 .limit(1)
             )
         ).first()
+        window = []
         if edge is not None:
-            on_messages = [
-                *on_messages,
-                tuple_(col(Message.created_at), col(Message.id)) >= tuple_(edge[0], edge[1]),
-            ]
-        text_match = _contains(dialect, sq.q)
-    else:
-        edge = None
-        text_match = _text_match(dialect, sq.q)
-    ids = await session.execute(
-        _scope(select(col(Message.id)), on_messages, on_conversations)
-        .where(text_match)
-        .order_by(*NEWEST_FIRST)
-        .limit(sq.limit + 1)
-    )
-    message_ids = [r[0] for r in ids]
+            window = [tuple_(col(Message.created_at), col(Message.id)) >= tuple_(edge[0], edge[1])]
+        ids_query = (
+            select(col(Message.id))
+            .where(
+                col(Message.shop_id) == agent.shop_id,
+                *_conversations_of(agent, sq),
+                *_period(sq),
+                *_after_cursor(sq),
+                *window,
+                _contains(dialect, sq.q),
+            )
+            .order_by(*NEWEST_FIRST)
+            .limit(sq.limit + 1)
+        )
+    message_ids = [r[0] for r in await session.execute(ids_query)]
     more = len(message_ids) > sq.limit
     message_ids = message_ids[: sq.limit]
     found: list[tuple[Message, Conversation]] = []
@@ -144,9 +198,9 @@ async def search_messages(
             select(Message, Conversation)
             .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
             .where(col(Message.id).in_(message_ids))
-            .order_by(*NEWEST_FIRST)
         )
-        found = [(m, c) for m, c in rows]
+        order = {mid: i for i, mid in enumerate(message_ids)}
+        found = sorted(((m, c) for m, c in rows), key=lambda mc: order[mc[0].id])
     if more:
         last = found[-1][0]
         return SearchPage(found, rules.encode_cursor(last.created_at, last.id), False, indexed)

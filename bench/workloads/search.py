@@ -110,7 +110,7 @@ def _phrase_sql(dialect: str) -> str:
     quoted = ", ".join("'" + p + "'" for p in PHRASES)
     n = len(PHRASES)
     if dialect == "postgresql":
-        pick = f"(ARRAY[{quoted}])[1 + ((i * 7919) % {n})]"
+        pick = f"(ARRAY[{quoted}])[1 + ((i::bigint * 7919) % {n})]"
         order = "CASE WHEN i % 7 = 0 THEN ' 订单号 ' || (i % 100000)::text ELSE '' END"
         return f"{pick} || {order}"
     cases = " ".join(f"WHEN {k} THEN '{p}'" for k, p in enumerate(PHRASES))

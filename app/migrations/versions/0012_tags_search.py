@@ -85,7 +85,9 @@ def upgrade() -> None:
         sa.Column("shop_id", sa.String(length=32), sa.ForeignKey("shops.id"), primary_key=True),
         sa.Column("required_to_close", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
-    op.create_index("ix_messages_shop_created", "messages", ["shop_id", "created_at", "id"])
+    op.create_index(
+        "ix_messages_shop_created", "messages", ["shop_id", "created_at", "id", "conversation_id"]
+    )
     op.create_index(
         "ix_messages_shop_sender", "messages", ["shop_id", "sender_id", "conversation_id"]
     )
