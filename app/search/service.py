@@ -39,11 +39,20 @@ class SearchPage:
     indexed: bool  # served by the text index (3+ characters) or by the bounded scan
 
 
-def _conversations_of(agent: Agent, sq: SearchQuery) -> list[Any]:
+def _conversations_of(agent: Agent, sq: SearchQuery, dialect: str) -> list[Any]:
     """The caller's reach and the conversation filters, each as `conversation_id IN (...)`:
-    a set the database builds once per query, then probes per message."""
+    a set the database builds once per query, then probes per message.
+
+    On SQLite a large set (an agent's conversations, a queue's, a tag's) is written
+    `+conversation_id IN (...)`, which keeps the planner from driving the query from it
+    (reading every message of thousands of conversations, then sorting them): the walk
+    stays on the (shop, time) index or the text index, probing the set. A buyer's few
+    conversations may drive."""
     shop = agent.shop_id
     conds: list[Any] = []
+    probe: Any = col(Message.conversation_id)
+    if dialect == "sqlite":
+        probe = literal_column("+messages.conversation_id")
     if not may(agent.role, Permission.SUPERVISE_CHATS):
         # Served: assigned to them, or they wrote in it (a transferred one stays findable).
         assigned = select(col(Conversation.id)).where(
@@ -54,11 +63,18 @@ def _conversations_of(agent: Agent, sq: SearchQuery) -> list[Any]:
             col(Message.sender_id) == agent.id,
             col(Message.sender) == "agent",
         )
-        conds.append(col(Message.conversation_id).in_(union(assigned, wrote)))
+        conds.append(probe.in_(union(assigned, wrote)))
+    if sq.buyer_id:
+        conds.append(
+            col(Message.conversation_id).in_(
+                select(col(Conversation.id)).where(
+                    col(Conversation.shop_id) == shop, col(Conversation.buyer_id) == sq.buyer_id
+                )
+            )
+        )
     narrowed = [
         c
         for c in (
-            col(Conversation.buyer_id) == sq.buyer_id if sq.buyer_id else None,
             col(Conversation.agent_id) == sq.agent_id if sq.agent_id else None,
             col(Conversation.queue) == sq.queue if sq.queue else None,
         )
@@ -66,13 +82,13 @@ def _conversations_of(agent: Agent, sq: SearchQuery) -> list[Any]:
     ]
     if narrowed:
         conds.append(
-            col(Message.conversation_id).in_(
+            probe.in_(
                 select(col(Conversation.id)).where(col(Conversation.shop_id) == shop, *narrowed)
             )
         )
     if sq.tag:
         conds.append(
-            col(Message.conversation_id).in_(
+            probe.in_(
                 select(col(ConversationTag.conversation_id))
                 .join(Tag, col(Tag.id) == col(ConversationTag.tag_id))
                 .where(col(Tag.shop_id) == shop, col(Tag.name) == sq.tag)
@@ -120,7 +136,7 @@ def _indexed_ids(dialect: str, agent: Agent, sq: SearchQuery) -> Any:
     """
     conds = [
         col(Message.shop_id) == agent.shop_id,
-        *_conversations_of(agent, sq),
+        *_conversations_of(agent, sq, dialect),
         *_period(sq),
         _contains(dialect, sq.q),
     ]
@@ -163,7 +179,7 @@ async def search_messages(
         # message of the shop in the period, so the cost is bounded whatever the filters.
         walk = [col(Message.shop_id) == agent.shop_id, *_period(sq), *_after_cursor(sq)]
         if sq.buyer_id:
-            walk += _conversations_of(agent, sq)
+            walk += _conversations_of(agent, sq, dialect)
         edge = (
             await session.execute(
                 select(col(Message.created_at), col(Message.id))
@@ -180,7 +196,7 @@ async def search_messages(
             select(col(Message.id))
             .where(
                 col(Message.shop_id) == agent.shop_id,
-                *_conversations_of(agent, sq),
+                *_conversations_of(agent, sq, dialect),
                 *_period(sq),
                 *_after_cursor(sq),
                 *window,

@@ -6,9 +6,9 @@ Create Date: 2026-12-02
 
 - `tags` (a shop's list, names unique per shop), `conversation_tags` (which conversation
   carries which tag, one row per pair) and `tag_settings` (whether closing needs a tag).
-- `messages`: an index by (shop, time) for newest-first search and the bounded scan that
-  serves 1-2 character queries, and one by (shop, sender) for "conversations an agent
-  served".
+- `messages`: an index by (shop, time) for newest-first search and the bounded walk that
+  serves 1-2 character queries (with the conversation, so filters are probed from the
+  index alone), and one by (shop, sender) for "conversations an agent served".
 - The text index. PostgreSQL: a pg_trgm GIN index on `messages.body`, used by `ILIKE`
   for queries of 3 characters or more. SQLite: an FTS5 external-content table with the
   trigram tokenizer over `messages.body` (rowid = messages.rowid), kept in step by
@@ -89,7 +89,9 @@ def upgrade() -> None:
         "ix_messages_shop_created", "messages", ["shop_id", "created_at", "id", "conversation_id"]
     )
     op.create_index(
-        "ix_messages_shop_sender", "messages", ["shop_id", "sender_id", "conversation_id"]
+        "ix_messages_shop_sender",
+        "messages",
+        ["shop_id", "sender", "sender_id", "conversation_id"],
     )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
