@@ -28,6 +28,7 @@ from app.config import Settings, get_settings
 from app.context import AppContext, start_core
 from app.errors import DomainError
 from app.groups import api as groups_api
+from app.history import api as history_api
 from app.jobs import registered_jobs
 from app.limits import RequestLimits
 from app.metrics import api as metrics_api
@@ -46,8 +47,10 @@ from app.routing import api as routing_api
 from app.routing.presence import PresenceHeartbeat
 from app.scheduler import JobContext, JobRunner
 from app.schemas import error_response
+from app.search import api as search_api
 from app.security import SecurityHeaders
 from app.shops import api as shops_api
+from app.tags import api as tags_api
 from app.webhooks import api as webhooks_api
 
 log = logging.getLogger(__name__)
@@ -164,6 +167,9 @@ def create_app(
     app.include_router(aftersales_api.router)
     app.include_router(care_api.router)
     app.include_router(observability_api.router)
+    app.include_router(tags_api.router)
+    app.include_router(history_api.router)
+    app.include_router(search_api.router)
     app.include_router(page_routes.router)
     if settings.demo:
         app.include_router(pages.demo_router)

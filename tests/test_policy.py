@@ -26,6 +26,7 @@ TABLE = {
     P.TOP_UP_FUND: (False, False, True),
     P.MANAGE_WEBHOOKS: (False, False, True),
     P.MANAGE_CARE: (False, False, True),
+    P.MANAGE_TAGS: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

@@ -35,6 +35,7 @@ from app.routing.rules import CSAT_SCORES, choose_queue, inactive
 from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent
 from app.shops.policy import Permission
+from app.tags import service as tags_service
 
 CLOSE_INACTIVE_BATCH = 200  # conversations closed per transaction by the auto-close job
 
@@ -360,6 +361,8 @@ async def close_conversation(
 
 async def agent_close(uow: UnitOfWork, agent: Agent, conversation_id: str, now: datetime) -> bool:
     conv = await conversation_for_agent(uow, agent, conversation_id)
+    if conv.status != "closed":
+        await tags_service.check_may_close(uow.session, conv.shop_id, conv.id)
     return await close_conversation(uow, conv, reason="agent", now=now)
 
 

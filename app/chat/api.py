@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlmodel import col
 
-from app.chat import service, uploads
+from app.chat import actions, service, uploads
 from app.chat.models import Upload
 from app.chat.schemas import ConversationPublic, MessagePublic, UploadOut, message_public
 from app.deps import Ctx, CurrentAgent, CurrentCaller, caller_from_token
@@ -64,6 +65,18 @@ async def list_messages(
             s, conversation_id, after_seq, limit, buyer_view=isinstance(caller, BuyerIdentity)
         )
         return [MessagePublic.model_validate(message_public(m)) for m in msgs]
+
+
+class ClosedOut(BaseModel):
+    closed: bool  # False: it was closed already
+
+
+@router.post("/conversations/{conversation_id}/close")
+async def close_conversation(conversation_id: str, agent: CurrentAgent, ctx: Ctx) -> ClosedOut:
+    """As the socket's `conversation.close`: the agent's own, or any for supervisors and
+    admins; `409 tag_required` when the shop requires a tag and it has none."""
+    closed = await ctx.db.run(actions.agent_close, agent, conversation_id, ctx.clock.now())
+    return ClosedOut(closed=bool(closed))
 
 
 @router.post("/uploads", status_code=201)

@@ -47,7 +47,9 @@ class ChatLoader:
         cond = or_(mine, col(Conversation.id).in_(tracked)) if tracked else mine
         async with self.db.read() as session:
             convs = list((await session.execute(select(Conversation).where(cond))).scalars())
-            return await service.public_conversations(session, convs)
+            return await service.public_conversations(
+                session, convs, for_buyer=conn.kind != "agent"
+            )
 
     async def session_ended(self, conn: Connection) -> str | None:
         """Why an agent socket's session no longer stands (ended, or the role changed), or None."""

@@ -72,8 +72,10 @@ def conversation_public(
     shop_slug: str,
     agent_name: str | None,
     buyer: tuple[str, int | None] = ("", None),
+    tags: list[str] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """CONV; `tags` (the staff's labels, app/tags) only on staff copies: None leaves it out."""
+    public: dict[str, Any] = {
         "id": c.id,
         "shop": shop_slug,
         "buyer_id": c.buyer_id,
@@ -91,6 +93,9 @@ def conversation_public(
         "buyer_read_seq": c.buyer_read_seq,
         "agent_read_seq": c.agent_read_seq,
     }
+    if tags is not None:
+        public["tags"] = tags
+    return public
 
 
 # ---- the same shapes as models, for the API's response declarations ----------------------
@@ -130,6 +135,7 @@ class ConversationPublic(BaseModel):
     last_seq: int
     buyer_read_seq: int
     agent_read_seq: int
+    tags: list[str] = []  # the conversation's tag names (app/tags), sorted
 
 
 class UploadOut(BaseModel):

@@ -13,6 +13,7 @@ from app.chat.schemas import conversation_public
 from app.chat.visibility import buyer_visible
 from app.shops.models import Agent, Buyer, Shop
 from app.shops.policy import Permission, may
+from app.tags import service as tags_service
 
 SYNC_PAGE = 500
 
@@ -53,9 +54,11 @@ async def open_conversation_of_buyer(
 
 
 async def public_conversations(
-    session: AsyncSession, conversations: list[Conversation]
+    session: AsyncSession, conversations: list[Conversation], *, for_buyer: bool = False
 ) -> list[dict[str, Any]]:
-    """CONV for each, with the shop slug and the assigned agent's display name."""
+    """CONV for each, with the shop slug and the assigned agent's display name.
+
+    `for_buyer`: the buyer's copy, without the staff's tags (internal labels)."""
     if not conversations:
         return []
     shop_ids = {c.shop_id for c in conversations}
@@ -80,19 +83,23 @@ async def public_conversations(
             select(col(Agent.id), col(Agent.display_name)).where(col(Agent.id).in_(agent_ids))
         )
         names = {agent_id: name for agent_id, name in name_rows}
+    tags = {} if for_buyer else await tags_service.tags_of(session, (c.id for c in conversations))
     return [
         conversation_public(
             c,
             shop_slug=slugs[c.shop_id],
             agent_name=names.get(c.agent_id or ""),
             buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
+            tags=None if for_buyer else tags.get(c.id, []),
         )
         for c in conversations
     ]
 
 
-async def public_conversation(session: AsyncSession, c: Conversation) -> dict[str, Any]:
-    return (await public_conversations(session, [c]))[0]
+async def public_conversation(
+    session: AsyncSession, c: Conversation, *, for_buyer: bool = False
+) -> dict[str, Any]:
+    return (await public_conversations(session, [c], for_buyer=for_buyer))[0]
 
 
 async def conversations_for_agent(

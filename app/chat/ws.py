@@ -469,7 +469,7 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
     groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer.shop_id, buyer.buyer_id)
     async with ctx.db.read() as s:
         conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
-        public = await service.public_conversation(s, conv) if conv else None
+        public = await service.public_conversation(s, conv, for_buyer=True) if conv else None
         position = (
             await service.queue_position(s, conv) if conv and conv.status == "queued" else None
         )

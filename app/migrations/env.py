@@ -18,6 +18,7 @@ import app.phrases.models
 import app.recall.models
 import app.routing.models
 import app.shops.models
+import app.tags.models
 import app.webhooks.models  # noqa: F401
 from app.config import Settings
 from app.db import metadata

@@ -102,7 +102,7 @@ async def open_conversation(
         slug, name, vip = shown_as
         public = conversation_public(conv, shop_slug=slug, agent_name=None, buyer=(name, vip))
     else:
-        public = await public_conversation(s, conv)
+        public = await public_conversation(s, conv, for_buyer=True)
     uow.emit(
         buyer_topic(shop_id, buyer_id), {"type": "conversation.opened", "conversation": public}
     )
@@ -267,9 +267,14 @@ async def _assign(uow: UnitOfWork, conv: Conversation, agent_id: str, now: datet
 async def announce_assignment(uow: UnitOfWork, conv: Conversation) -> None:
     """The agent hears of the conversation (then gets its history); the buyer hears who serves them."""
     public = await public_conversation(uow.session, conv)
-    frame = {"type": "conversation.assigned", "conversation": public}
-    uow.emit_many(
-        [agent_topic(conv.agent_id or ""), buyer_topic(conv.shop_id, conv.buyer_id)], frame
+    uow.emit(
+        agent_topic(conv.agent_id or ""), {"type": "conversation.assigned", "conversation": public}
+    )
+    # The buyer's copy leaves out the staff's tags.
+    public = {k: v for k, v in public.items() if k != "tags"}
+    uow.emit(
+        buyer_topic(conv.shop_id, conv.buyer_id),
+        {"type": "conversation.assigned", "conversation": public},
     )
 
 

@@ -37,6 +37,7 @@ class Permission(StrEnum):
     TOP_UP_FUND = "top_up_fund"  # add money to the payout fund
     MANAGE_WEBHOOKS = "manage_webhooks"  # webhook endpoints, their deliveries, resending
     MANAGE_CARE = "manage_care"  # after-sales settings (极速退款, 价保) and the care rules
+    MANAGE_TAGS = "manage_tags"  # the shop's tag list and whether closing needs a tag
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -56,6 +57,7 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.TOP_UP_FUND: _ADMIN_ONLY,
     Permission.MANAGE_WEBHOOKS: _ADMIN_ONLY,
     Permission.MANAGE_CARE: _ADMIN_ONLY,
+    Permission.MANAGE_TAGS: _ADMIN_ONLY,
 }
 
 

@@ -1,0 +1,1 @@
+"""The buyer's history: their earlier conversations with the shop, read-only, for the staff."""

@@ -1,0 +1,1 @@
+"""Search over message text: Chinese substrings, indexed on both databases."""
