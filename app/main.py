@@ -25,6 +25,7 @@ from app.clock import Clock
 from app.config import Settings, get_settings
 from app.context import AppContext, start_core
 from app.errors import DomainError
+from app.exports import api as exports_api
 from app.groups import api as groups_api
 from app.jobs import registered_jobs
 from app.limits import RequestLimits
@@ -40,6 +41,7 @@ from app.payouts import api as payouts_api
 from app.realtime.sessions import SessionExpiry
 from app.recall import api as recall_api
 from app.routing import api as routing_api
+from app.routing import hours_api
 from app.routing.presence import PresenceHeartbeat
 from app.scheduler import JobContext, JobRunner
 from app.schemas import error_response
@@ -155,6 +157,8 @@ def create_app(
     app.include_router(metrics_api.router)
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
+    app.include_router(hours_api.router)
+    app.include_router(exports_api.router)
     app.include_router(observability_api.router)
     app.include_router(page_routes.router)
     if settings.demo:

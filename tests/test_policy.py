@@ -23,6 +23,8 @@ TABLE = {
     P.SET_RECALL_WINDOW: (False, False, True),
     P.MANAGE_GROUPS: (False, False, True),
     P.TOP_UP_FUND: (False, False, True),
+    P.EXPORT_DATA: (False, True, True),
+    P.MANAGE_SERVICE_HOURS: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

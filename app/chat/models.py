@@ -95,7 +95,11 @@ def message_constraints(
 
 class Message(MessageBase, table=True):
     __tablename__ = "messages"
-    __table_args__ = message_constraints("messages", "conversation", sends_within="shop_id")
+    __table_args__ = (
+        *message_constraints("messages", "conversation", sends_within="shop_id"),
+        # A shop's messages of a period, page by page (exports).
+        Index("ix_messages_shop_created_at", "shop_id", "created_at", "id"),
+    )
 
     conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
 

@@ -130,6 +130,8 @@ class ConversationPublic(BaseModel):
     last_seq: int
     buyer_read_seq: int
     agent_read_seq: int
+    # Waited as 留言 (nobody could answer): {"reason", "since", "opens_at"}; else null.
+    left_message: dict[str, Any] | None = None
 
 
 class UploadOut(BaseModel):

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.chat.models import Conversation, Message
-from app.chat.schemas import conversation_public
+from app.chat.schemas import conversation_public, iso
+from app.routing.hours_models import LeftMessage
 from app.shops.models import Agent, Buyer, Shop
 from app.shops.policy import Permission, may
 
@@ -73,15 +74,36 @@ async def public_conversations(
             select(col(Agent.id), col(Agent.display_name)).where(col(Agent.id).in_(agent_ids))
         )
         names = {agent_id: name for agent_id, name in name_rows}
+    left = await _left_messages(session, [c.id for c in conversations])
     return [
-        conversation_public(
-            c,
-            shop_slug=slugs[c.shop_id],
-            agent_name=names.get(c.agent_id or ""),
-            buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
-        )
+        {
+            **conversation_public(
+                c,
+                shop_slug=slugs[c.shop_id],
+                agent_name=names.get(c.agent_id or ""),
+                buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
+            ),
+            "left_message": left.get(c.id),
+        }
         for c in conversations
     ]
+
+
+async def _left_messages(session: AsyncSession, conv_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """CONV's `left_message` for those that waited as 留言 (routing.hours told the buyer
+    nobody could answer): {"reason", "since", "opens_at"}; the rest have none."""
+    rows = await session.execute(
+        select(
+            col(LeftMessage.conversation_id),
+            col(LeftMessage.reason),
+            col(LeftMessage.since),
+            col(LeftMessage.opens_at),
+        ).where(col(LeftMessage.conversation_id).in_(conv_ids))
+    )
+    return {
+        cid: {"reason": reason, "since": iso(since), "opens_at": iso(opens)}
+        for cid, reason, since, opens in rows
+    }
 
 
 async def public_conversation(session: AsyncSession, c: Conversation) -> dict[str, Any]:

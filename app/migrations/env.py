@@ -13,6 +13,7 @@ import app.chat.models
 import app.groups.models
 import app.payouts.models
 import app.recall.models
+import app.routing.hours_models
 import app.routing.models
 import app.shops.models  # noqa: F401
 from app.config import Settings

@@ -34,6 +34,8 @@ class Permission(StrEnum):
     SET_RECALL_WINDOW = "set_recall_window"  # when recall messages may be sent
     MANAGE_GROUPS = "manage_groups"  # create fan groups, set the sensitive words
     TOP_UP_FUND = "top_up_fund"  # add money to the payout fund
+    EXPORT_DATA = "export_data"  # CSV exports: conversations, messages, metrics, ledger
+    MANAGE_SERVICE_HOURS = "manage_service_hours"  # service hours, holidays, auto-reply
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -50,6 +52,8 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.SET_RECALL_WINDOW: _ADMIN_ONLY,
     Permission.MANAGE_GROUPS: _ADMIN_ONLY,
     Permission.TOP_UP_FUND: _ADMIN_ONLY,
+    Permission.EXPORT_DATA: _STAFF,
+    Permission.MANAGE_SERVICE_HOURS: _ADMIN_ONLY,
 }
 
 
