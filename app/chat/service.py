@@ -65,9 +65,11 @@ async def public_conversations(
         buyers.update({(shop_id, bid): (name, vip) for bid, name, vip in rows})
     # (A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.)
     slug_rows = await session.execute(
-        select(col(Shop.id), col(Shop.slug)).where(col(Shop.id).in_(shop_ids))
+        select(col(Shop.id), col(Shop.slug), col(Shop.timezone)).where(col(Shop.id).in_(shop_ids))
     )
-    slugs = {shop_id: slug for shop_id, slug in slug_rows}
+    slugs, zones = {}, {}
+    for shop_id, slug, zone in slug_rows:
+        slugs[shop_id], zones[shop_id] = slug, zone
     names: dict[str, str] = {}
     if agent_ids:
         name_rows = await session.execute(
@@ -83,7 +85,9 @@ async def public_conversations(
                 agent_name=names.get(c.agent_id or ""),
                 buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
             ),
-            "left_message": left.get(c.id),
+            "left_message": (
+                {**left[c.id], "time_zone": zones[c.shop_id]} if c.id in left else None
+            ),
         }
         for c in conversations
     ]

@@ -10,9 +10,9 @@ and the chat's writers never wait behind an export. Times are on the shop's wall
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from app.exports import rules
 from app.exports.rules import Cell
 from app.metrics import service as metrics_service
 from app.metrics.rules import Said, resolve_period, score_conversation
+from app.metrics.trend_rules import days_of
 from app.payouts.models import PayoutLedgerEntry
 from app.routing import hours
 from app.routing.hours_models import LeftMessage
@@ -138,7 +139,7 @@ async def prepare(
         else:
             measured = await _measured_agents(s, shop_id)
             return Export(
-                kind, shop_id, zone, start, end, len(_days(start, end, zone)) * len(measured)
+                kind, shop_id, zone, start, end, len(days_of(start, end, zone)) * len(measured)
             )
         rows = int((await s.execute(count)).scalar() or 0)
     return Export(kind, shop_id, zone, start, end, rows)
@@ -180,10 +181,11 @@ def _conversations_in(shop_id: str, start: datetime, end: datetime) -> ColumnEle
 
 async def _conversation_pages(db: Database, export: Export) -> AsyncIterator[list[list[Cell]]]:
     agents: dict[str, tuple[str, str]] = {}
+    clock_start: Callable[[datetime], datetime] | None = None
     last: tuple[datetime, str] | None = None
     while True:
         async with db.read() as s:
-            if not agents:
+            if clock_start is None:
                 agents = {
                     a_id: (username, name)
                     for a_id, username, name in await s.execute(
@@ -217,34 +219,31 @@ async def _conversation_pages(db: Database, export: Export) -> AsyncIterator[lis
             ):
                 if sender in ("buyer", "agent"):
                     said[conv_id].append(Said(sender, at))
-            ratings = dict(
-                (
-                    await s.execute(
-                        select(col(Rating.conversation_id), col(Rating.score)).where(
-                            col(Rating.conversation_id).in_(ids)
-                        )
+            ratings = {
+                k: v
+                for k, v in await s.execute(
+                    select(col(Rating.conversation_id), col(Rating.score)).where(
+                        col(Rating.conversation_id).in_(ids)
                     )
-                ).tuples()
-            )
-            left = dict(
-                (
-                    await s.execute(
-                        select(col(LeftMessage.conversation_id), col(LeftMessage.reason)).where(
-                            col(LeftMessage.conversation_id).in_(ids)
-                        )
+                )
+            }
+            left = {
+                k: v
+                for k, v in await s.execute(
+                    select(col(LeftMessage.conversation_id), col(LeftMessage.reason)).where(
+                        col(LeftMessage.conversation_id).in_(ids)
                     )
-                ).tuples()
-            )
-            names = dict(
-                (
-                    await s.execute(
-                        select(col(Buyer.id), col(Buyer.name)).where(
-                            col(Buyer.shop_id) == export.shop_id,
-                            col(Buyer.id).in_({c.buyer_id for c in convs}),
-                        )
+                )
+            }
+            names = {
+                k: v
+                for k, v in await s.execute(
+                    select(col(Buyer.id), col(Buyer.name)).where(
+                        col(Buyer.shop_id) == export.shop_id,
+                        col(Buyer.id).in_({c.buyer_id for c in convs}),
                     )
-                ).tuples()
-            )
+                )
+            }
         z = export.zone
         page: list[list[Cell]] = []
         for c in convs:
@@ -294,15 +293,14 @@ async def _message_pages(db: Database, export: Export) -> AsyncIterator[list[lis
     while True:
         async with db.read() as s:
             if agents is None:
-                agents = dict(
-                    (
-                        await s.execute(
-                            select(col(Agent.id), col(Agent.display_name)).where(
-                                col(Agent.shop_id) == export.shop_id
-                            )
+                agents = {
+                    k: v
+                    for k, v in await s.execute(
+                        select(col(Agent.id), col(Agent.display_name)).where(
+                            col(Agent.shop_id) == export.shop_id
                         )
-                    ).tuples()
-                )
+                    )
+                }
             rows = (
                 await s.execute(
                     select(
@@ -345,19 +343,6 @@ async def _message_pages(db: Database, export: Export) -> AsyncIterator[list[lis
 # ---- metrics per agent per day ---------------------------------------------------------
 
 
-def _days(start: datetime, end: datetime, zone: ZoneInfo) -> list[tuple[str, datetime, datetime]]:
-    """The shop's calendar days that [start, end) touches, each clipped to the period."""
-    days: list[tuple[str, datetime, datetime]] = []
-    day = start.astimezone(zone).date()
-    while True:
-        lo = max(start, datetime.combine(day, time(), tzinfo=zone))
-        if lo >= end:
-            return days
-        hi = min(end, datetime.combine(day + timedelta(days=1), time(), tzinfo=zone))
-        days.append((day.isoformat(), lo, hi))
-        day += timedelta(days=1)
-
-
 async def _measured_agents(s: Any, shop_id: str) -> Sequence[Any]:
     rows: Sequence[Any] = (
         await s.execute(
@@ -371,7 +356,7 @@ async def _measured_agents(s: Any, shop_id: str) -> Sequence[Any]:
 
 async def _metric_pages(db: Database, export: Export) -> AsyncIterator[list[list[Cell]]]:
     """One day at a time, through the metrics' own reading (the same numbers as the console)."""
-    for day, lo, hi in _days(export.start, export.end, export.zone):
+    for day, lo, hi in days_of(export.start, export.end, export.zone):
         async with db.read() as s:
             report = await metrics_service.metrics_between(s, export.shop_id, lo, hi)
         yield [

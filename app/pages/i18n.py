@@ -45,6 +45,7 @@ LABELS: dict[str, dict[str, str]] = {
         "metrics": N_("Service metrics"),
         "recall": N_("Recall campaigns"),
         "groups": N_("Fan groups"),
+        "hours": N_("Service hours"),
     },
     "status": {
         "online": N_("Online"),

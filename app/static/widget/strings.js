@@ -72,6 +72,8 @@ function build() {
     uploading: gettext("Uploading the photo…"),
     chatTab: gettext("Chat"),
     groupsTab: gettext("Fan groups"),
+    away: gettext("Our agents are away right now. Leave a message and we will reply as soon as we are back"),
+    awayOpens: gettext("(we open at %(t)s)"),
   };
   // 长辈模式: the same screens in fewer, simpler words.
   const elder = {
