@@ -15,9 +15,9 @@ from app.exports import service as export_service
 from app.payouts.models import PayoutLedgerEntry
 from app.routing.hours_models import LeftMessage
 from tests.support.factories import login, make_shop
+from tests.support.passwords import cheap_password_hashing  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
-from tests.support.passwords import cheap_password_hashing  # noqa: E402, F401  (fixture)
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 STAFF = (("a1", "agent", ("general",)), ("sup", "supervisor", ("general",)))

@@ -10,7 +10,6 @@ from babel.support import Translations
 from fastapi import APIRouter, Request, Response
 
 from app.deps import Ctx
-
 from app.pages.console import answer, console_form, form_text, tab_reader
 from app.pages.i18n import N_
 from app.routing import hours
