@@ -34,15 +34,20 @@ class LineChart:
     empty: bool
 
 
-def nice_max(value: float) -> float:
-    """A round top for the axis at or above `value` (1, 2, 5 × 10^n)."""
+def nice_step(value: float) -> float:
+    """A round step at or above `value` (1, 2, 2.5, 5 × 10^n)."""
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
+    for step in (1, 2, 2.5, 5, 10):
         if value <= step * power:
             return float(step * power)
     return float(10 * power)
+
+
+def nice_max(value: float) -> float:
+    """A top for the axis at or above `value` whose four gridlines fall on round numbers."""
+    return 4 * nice_step(value / 4) if value > 0 else 4.0
 
 
 def line_chart(
