@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from tests.conftest import buyer, online_agent
-from tests.support.factories import login, make_shop
+from tests.support.factories import PASSWORD, login, make_shop
 from tests.support.passwords import cheap_password_hashing  # noqa: F401  (fixture)
+from tests.support.words import zh
 
 SH = ZoneInfo("Asia/Shanghai")
 pytestmark = pytest.mark.usefixtures("cheap_password_hashing")
@@ -135,3 +136,39 @@ async def test_with_an_agent_online_in_hours_nobody_is_told(server, connect):
     await b.expect("conversation.assigned")
     assert (await agent.expect("conversation.assigned"))["conversation"]["left_message"] is None
     assert not [f for f in b.of_type("conversation.queued") if "reason" in f]
+
+
+async def test_the_console_edits_the_hours(server):
+    kit = await make_shop(server.ctx.db, agents=(("sup", "supervisor", ("general",)),))
+    form = {
+        "day_mon": "09:00-12:00， 13:00-21:00",
+        "day_sat": "20:00-02:00",
+        "exceptions": "2026-10-01 closed\n2026-11-11 08:00-24:00\n",
+        "auto_reply": "双十一 8 点开始服务",
+    }
+    for username, allowed in (("sup", False), ("admin", True)):
+        async with httpx.AsyncClient(base_url=server.http) as c:
+            r = await c.post(
+                "/api/v1/auth/login",
+                json={"shop": kit.slug, "username": username, "password": PASSWORD},
+            )
+            headers = {"X-CSRF-Token": r.json()["csrf_token"], "HX-Request": "true"}
+            page = await c.get("/console", params={"tab": "hours"})
+            assert page.status_code == 200 and 'data-section="hours"' in page.text
+            r = await c.post("/console/hours", data=form, headers=headers)
+            assert r.status_code == (200 if allowed else 403)
+            if allowed:
+                assert zh("Service hours saved") in r.text
+                bad = await c.post(
+                    "/console/hours", data={**form, "day_tue": "9-21"}, headers=headers
+                )
+                assert "bad_hours" in bad.text or "HH:MM" in bad.text
+    async with await client_of(server, kit, "admin") as admin:
+        got = (await admin.get("/api/v1/service-hours")).json()
+    assert got["weekly"]["mon"] == [["09:00", "12:00"], ["13:00", "21:00"]]
+    assert got["weekly"]["sat"] == [["20:00", "02:00"]] and got["weekly"]["tue"] == []
+    assert got["exceptions"] == [
+        {"date": "2026-10-01", "hours": []},
+        {"date": "2026-11-11", "hours": [["08:00", "24:00"]]},
+    ]
+    assert got["auto_reply"] == "双十一 8 点开始服务"
