@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from app.chat import actions as chat_actions
 from tests.conftest import buyer, online_agent
 from tests.support.factories import PASSWORD, login, make_shop
 from tests.support.passwords import cheap_password_hashing  # noqa: F401  (fixture)
@@ -172,3 +173,16 @@ async def test_the_console_edits_the_hours(server):
         {"date": "2026-11-11", "hours": [["08:00", "24:00"]]},
     ]
     assert got["auto_reply"] == "双十一 8 点开始服务"
+
+
+async def test_a_leave_message_is_not_auto_closed_while_it_waits(server, connect):
+    kit = await make_shop(server.ctx.db)
+    b = await buyer(server, kit, connect)
+    await b.send({"type": "message.send", "client_msg_id": "m", "body": "晚上留言"})
+    conv_id = (await b.expect("message.ack"))["message"]["conversation_id"]
+    await b.expect("conversation.queued", lambda f: "reason" in f)
+    later = server.ctx.clock.now() + timedelta(hours=10)
+    closed = await server.ctx.db.run(chat_actions.close_inactive, later, 1800)
+    assert conv_id not in closed
+    agent = await online_agent(server, kit, "agent1", connect)
+    assert (await agent.expect("conversation.assigned"))["conversation"]["id"] == conv_id
