@@ -40,9 +40,16 @@ API = [
     ("DELETE", "/api/v1/groups/nope/members/b1", P.MODERATE_GROUPS),
     ("POST", "/api/v1/groups/nope/mute", P.MODERATE_GROUPS),
     ("POST", "/api/v1/groups/nope/giveaways", P.MODERATE_GROUPS),
+    ("GET", "/api/v1/service-hours", P.MANAGE_SERVICE_HOURS),
+    ("PUT", "/api/v1/service-hours", P.MANAGE_SERVICE_HOURS),
+    ("GET", "/api/v1/exports/messages.csv", P.EXPORT_DATA),
+    ("GET", "/api/v1/exports/ledger.csv", P.EXPORT_DATA),
 ]
 # Routes that change something get a body that cannot pass validation (nothing changes).
-BODIES = {"PUT /api/v1/routing/categories": {"general": 5}}
+BODIES = {
+    "PUT /api/v1/routing/categories": {"general": 5},
+    "PUT /api/v1/service-hours": {"weekly": 5},
+}
 
 
 async def test_each_route_refuses_exactly_the_roles_the_policy_refuses(server):
@@ -109,6 +116,7 @@ CONSOLE = [
     ("/console/groups/nope/mute", P.MODERATE_GROUPS),
     ("/console/groups/nope/remove", P.MODERATE_GROUPS),
     ("/console/groups/nope/messages", P.USE_CONSOLE),
+    ("/console/hours", P.MANAGE_SERVICE_HOURS),
 ]
 CONSOLE_PAGES = ["/console", "/console/section/queues", "/console/recall/campaigns"]
 
