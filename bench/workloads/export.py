@@ -311,7 +311,8 @@ async def _download(system: Homing, token: str) -> tuple[int, int, float]:
             if first is None:
                 first = time.perf_counter() - t
             size += len(chunk)
-            lines += chunk.count(b"\r\n")
+            # Lines end in CRLF; a chunk may split one, so count the LF (no body here has one).
+            lines += chunk.count(b"\n")
     return lines - 1, size, first or 0.0
 
 
