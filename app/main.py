@@ -27,6 +27,7 @@ from app.clock import Clock
 from app.config import Settings, get_settings
 from app.context import AppContext, start_core
 from app.errors import DomainError
+from app.exports import api as exports_api
 from app.groups import api as groups_api
 from app.history import api as history_api
 from app.jobs import registered_jobs
@@ -44,6 +45,7 @@ from app.phrases import api as phrases_api
 from app.realtime.sessions import SessionExpiry
 from app.recall import api as recall_api
 from app.routing import api as routing_api
+from app.routing import hours_api
 from app.routing.presence import PresenceHeartbeat
 from app.scheduler import JobContext, JobRunner
 from app.schemas import error_response
@@ -166,6 +168,8 @@ def create_app(
     app.include_router(webhooks_api.router)
     app.include_router(aftersales_api.router)
     app.include_router(care_api.router)
+    app.include_router(hours_api.router)
+    app.include_router(exports_api.router)
     app.include_router(observability_api.router)
     app.include_router(tags_api.router)
     app.include_router(history_api.router)

@@ -45,9 +45,16 @@ API = [
     ("DELETE", "/api/v1/webhooks/nope", P.MANAGE_WEBHOOKS),
     ("GET", "/api/v1/webhooks/nope/deliveries", P.MANAGE_WEBHOOKS),
     ("POST", "/api/v1/webhooks/deliveries/1/resend", P.MANAGE_WEBHOOKS),
+    ("GET", "/api/v1/service-hours", P.MANAGE_SERVICE_HOURS),
+    ("PUT", "/api/v1/service-hours", P.MANAGE_SERVICE_HOURS),
+    ("GET", "/api/v1/exports/messages.csv", P.EXPORT_DATA),
+    ("GET", "/api/v1/exports/ledger.csv", P.EXPORT_DATA),
 ]
 # Routes that change something get a body that cannot pass validation (nothing changes).
-BODIES = {"PUT /api/v1/routing/categories": {"general": 5}}
+BODIES = {
+    "PUT /api/v1/routing/categories": {"general": 5},
+    "PUT /api/v1/service-hours": {"weekly": 5},
+}
 
 
 async def test_each_route_refuses_exactly_the_roles_the_policy_refuses(server):
@@ -117,6 +124,7 @@ CONSOLE = [
     ("/console/webhooks", P.MANAGE_WEBHOOKS),
     ("/console/webhooks/nope/delete", P.MANAGE_WEBHOOKS),
     ("/console/webhooks/deliveries/1/resend", P.MANAGE_WEBHOOKS),
+    ("/console/hours", P.MANAGE_SERVICE_HOURS),
 ]
 CONSOLE_PAGES = ["/console", "/console/section/queues", "/console/recall/campaigns"]
 CONSOLE_PAGES += ["/console/section/webhooks"]

@@ -27,6 +27,8 @@ TABLE = {
     P.MANAGE_WEBHOOKS: (False, False, True),
     P.MANAGE_CARE: (False, False, True),
     P.MANAGE_TAGS: (False, False, True),
+    P.EXPORT_DATA: (False, True, True),
+    P.MANAGE_SERVICE_HOURS: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

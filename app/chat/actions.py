@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
@@ -30,6 +30,7 @@ from app.errors import BadInput, Conflict, ConversationClosed, Forbidden, NotFou
 from app.orders import service as order_service
 from app.realtime.topics import agent_topic, buyer_topic, conversation_sides
 from app.routing import actions as routing
+from app.routing.hours_models import LeftMessage
 from app.routing.models import Queue
 from app.routing.rules import CSAT_SCORES, choose_queue, inactive
 from app.shops.identities import BuyerIdentity
@@ -523,9 +524,15 @@ async def close_inactive(uow: UnitOfWork, now: datetime, after_s: float) -> list
     last_activity = func.coalesce(
         col(Conversation.last_buyer_message_at), col(Conversation.opened_at)
     )
+    # A 留言 (the buyer was told nobody could answer) waits for an agent however long.
+    left_message = exists().where(col(LeftMessage.conversation_id) == col(Conversation.id))
     rows = await uow.session.execute(
         select(Conversation)
-        .where(col(Conversation.status) != "closed", last_activity <= cutoff)
+        .where(
+            col(Conversation.status) != "closed",
+            last_activity <= cutoff,
+            or_(col(Conversation.status) != "queued", ~left_message),
+        )
         .order_by(last_activity)
         .limit(CLOSE_INACTIVE_BATCH)
     )

@@ -96,7 +96,12 @@ def message_constraints(
 
 class Message(MessageBase, table=True):
     __tablename__ = "messages"
-    __table_args__ = message_constraints("messages", "conversation", sends_within="shop_id")
+    __table_args__ = (
+        *message_constraints("messages", "conversation", sends_within="shop_id"),
+        # A shop's messages of a period, newest or oldest first, page by page (search's walk,
+        # exports); created by migration 0012.
+        Index("ix_messages_shop_created", "shop_id", "created_at", "id", "conversation_id"),
+    )
 
     conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
 

@@ -136,6 +136,8 @@ class ConversationPublic(BaseModel):
     buyer_read_seq: int
     agent_read_seq: int
     tags: list[str] = []  # the conversation's tag names (app/tags), sorted
+    # Waited as 留言 (nobody could answer): {"reason", "since", "opens_at"}; else null.
+    left_message: dict[str, Any] | None = None
 
 
 class UploadOut(BaseModel):

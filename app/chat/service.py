@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.chat.models import Conversation, Message
-from app.chat.schemas import conversation_public
+from app.chat.schemas import conversation_public, iso
 from app.chat.visibility import buyer_visible
+from app.routing.hours_models import LeftMessage
 from app.shops.models import Agent, Buyer, Shop
 from app.shops.policy import Permission, may
 from app.tags import service as tags_service
@@ -74,9 +75,11 @@ async def public_conversations(
         buyers.update({(shop_id, bid): (name, vip) for bid, name, vip in rows})
     # (A Result has .keys(), so dict(result) would treat it as a mapping: build it by hand.)
     slug_rows = await session.execute(
-        select(col(Shop.id), col(Shop.slug)).where(col(Shop.id).in_(shop_ids))
+        select(col(Shop.id), col(Shop.slug), col(Shop.timezone)).where(col(Shop.id).in_(shop_ids))
     )
-    slugs = {shop_id: slug for shop_id, slug in slug_rows}
+    slugs, zones = {}, {}
+    for shop_id, slug, zone in slug_rows:
+        slugs[shop_id], zones[shop_id] = slug, zone
     names: dict[str, str] = {}
     if agent_ids:
         name_rows = await session.execute(
@@ -84,16 +87,39 @@ async def public_conversations(
         )
         names = {agent_id: name for agent_id, name in name_rows}
     tags = {} if for_buyer else await tags_service.tags_of(session, (c.id for c in conversations))
+    left = await _left_messages(session, [c.id for c in conversations])
     return [
-        conversation_public(
-            c,
-            shop_slug=slugs[c.shop_id],
-            agent_name=names.get(c.agent_id or ""),
-            buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
-            tags=None if for_buyer else tags.get(c.id, []),
-        )
+        {
+            **conversation_public(
+                c,
+                shop_slug=slugs[c.shop_id],
+                agent_name=names.get(c.agent_id or ""),
+                buyer=buyers.get((c.shop_id, c.buyer_id), ("", None)),
+                tags=None if for_buyer else tags.get(c.id, []),
+            ),
+            "left_message": (
+                {**left[c.id], "time_zone": zones[c.shop_id]} if c.id in left else None
+            ),
+        }
         for c in conversations
     ]
+
+
+async def _left_messages(session: AsyncSession, conv_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """CONV's `left_message` for those that waited as 留言 (routing.hours told the buyer
+    nobody could answer): {"reason", "since", "opens_at"}; the rest have none."""
+    rows = await session.execute(
+        select(
+            col(LeftMessage.conversation_id),
+            col(LeftMessage.reason),
+            col(LeftMessage.since),
+            col(LeftMessage.opens_at),
+        ).where(col(LeftMessage.conversation_id).in_(conv_ids))
+    )
+    return {
+        cid: {"reason": reason, "since": iso(since), "opens_at": iso(opens)}
+        for cid, reason, since, opens in rows
+    }
 
 
 async def public_conversation(

@@ -7,7 +7,7 @@ turns a tally into the numbers the API shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -37,8 +37,15 @@ class ConversationScore:
     first_response_s: float | None  # None: no agent message after assignment
 
 
+def _at_once(at: datetime) -> datetime:
+    return at
+
+
 def score_conversation(
-    assigned_at: datetime | None, messages: Iterable[Said], window: timedelta = REPLY_WINDOW
+    assigned_at: datetime | None,
+    messages: Iterable[Said],
+    window: timedelta = REPLY_WINDOW,
+    clock_start: Callable[[datetime], datetime] = _at_once,
 ) -> ConversationScore:
     """Judge one conversation's replies; `messages` come in sequence order.
 
@@ -56,6 +63,9 @@ def score_conversation(
     - First response: the first agent message at or after `assigned_at`, less the later
       of `assigned_at` and the buyer's first message (never below 0): the same clock start
       as the opening question's.
+    - Closed hours are nobody's delay: a buyer message sent outside the shop's service
+      hours starts its clock when the shop next opens (`clock_start`, from
+      `routing.hours_rules.clock_start`; by default at once), if that is later.
     """
     if assigned_at is None:
         return ConversationScore(0, 0, None)
@@ -66,8 +76,8 @@ def score_conversation(
     for said in messages:
         if said.sender == "buyer":
             if first_buyer is None:
-                first_buyer = said.at
-            waiting.append(max(said.at, assigned_at))
+                first_buyer = clock_start(said.at)
+            waiting.append(max(clock_start(said.at), assigned_at))
         elif said.sender == "agent":
             if said.at < assigned_at:
                 waiting.clear()  # answered before this assignment: not this agent's to judge

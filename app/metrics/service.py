@@ -21,6 +21,7 @@ from app.chat.visibility import buyer_visible
 from app.errors import NotFound
 from app.metrics.rules import Metrics, Said, Tally, resolve_period, score_conversation, summarize
 from app.payouts import service as payouts_service
+from app.routing import hours
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
 from app.shops.roles import MEASURED_ROLES
@@ -84,13 +85,14 @@ async def metrics_between(
     }
     tallies: dict[str, Tally] = defaultdict(Tally)
     shop_tally = Tally()
+    clock_start = (await hours.shop_hours(session, shop_id)).clock_start()
 
     def add(conv_id: str, messages: Sequence[Said]) -> None:
         owner = owners.pop(conv_id, None)
         if owner is None:
             return  # assigned after we listed the period's conversations: next time
         agent_id, assigned_at = owner
-        score = score_conversation(assigned_at, messages)
+        score = score_conversation(assigned_at, messages, clock_start=clock_start)
         for tally in (tallies[agent_id], shop_tally):
             tally.add(score, ratings.get(conv_id))
 

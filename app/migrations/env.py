@@ -16,6 +16,7 @@ import app.groups.models
 import app.payouts.models
 import app.phrases.models
 import app.recall.models
+import app.routing.hours_models
 import app.routing.models
 import app.shops.models
 import app.tags.models

@@ -53,6 +53,7 @@ TABS = (
     "groups",
     "webhooks",
     "care",
+    "hours",
 )
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
 BAD_AMOUNT = "bad_amount"

@@ -47,6 +47,7 @@ LABELS: dict[str, dict[str, str]] = {
         "groups": N_("Fan groups"),
         "webhooks": N_("Webhooks"),
         "care": N_("Proactive care"),
+        "hours": N_("Service hours"),
     },
     "status": {
         "online": N_("Online"),

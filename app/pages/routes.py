@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.pages import console, console_care, console_groups, console_recall, console_webhooks, views
+from app.pages import (
+    console,
+    console_care,
+    console_groups,
+    console_hours,
+    console_recall,
+    console_trends,
+    console_webhooks,
+    views,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(views.router)
@@ -17,3 +26,5 @@ router.include_router(console_recall.router)
 router.include_router(console_groups.router)
 router.include_router(console_webhooks.router)
 router.include_router(console_care.router)
+router.include_router(console_hours.router)
+router.include_router(console_trends.router)

@@ -22,6 +22,7 @@ import logging
 from app.clock import Clock
 from app.db import Database
 from app.routing import actions as routing
+from app.routing import hours
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,20 @@ class Dispatcher:
                 total += n
                 if n >= routing.DISPATCH_BATCH:
                     self._pending.add((shop_id, queue))  # more may fit: go round again
+                else:
+                    await self._tell_waiting(shop_id, queue)
             for pair in sorted(positions):
                 await self._announce_when_due(pair)
         return total
+
+    async def _tell_waiting(self, shop_id: str, queue: str) -> None:
+        """Whoever still waits while nobody can answer is told so at once (留言, see
+        routing.hours); the check is one read, the telling a write only when due."""
+        try:
+            if await self.db.query(hours.waiting_reason, shop_id, queue, self.clock.now()):
+                await self.db.run(hours.tell_waiting, shop_id, queue, self.clock.now())
+        except Exception:
+            log.exception("telling waiting buyers failed for shop %s queue %s", shop_id, queue)
 
     async def _announce_when_due(self, pair: tuple[str, str]) -> None:
         """Announce the queue's positions now, or once POSITIONS_EVERY_S has passed since the last."""

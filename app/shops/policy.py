@@ -38,6 +38,8 @@ class Permission(StrEnum):
     MANAGE_WEBHOOKS = "manage_webhooks"  # webhook endpoints, their deliveries, resending
     MANAGE_CARE = "manage_care"  # after-sales settings (极速退款, 价保) and the care rules
     MANAGE_TAGS = "manage_tags"  # the shop's tag list and whether closing needs a tag
+    EXPORT_DATA = "export_data"  # CSV exports: conversations, messages, metrics, ledger
+    MANAGE_SERVICE_HOURS = "manage_service_hours"  # service hours, holidays, auto-reply
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -58,6 +60,8 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_WEBHOOKS: _ADMIN_ONLY,
     Permission.MANAGE_CARE: _ADMIN_ONLY,
     Permission.MANAGE_TAGS: _ADMIN_ONLY,
+    Permission.EXPORT_DATA: _STAFF,
+    Permission.MANAGE_SERVICE_HOURS: _ADMIN_ONLY,
 }
 
 

@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   const { Socket, el, newClientId, messageContent, messageText, insertBySeq, clockTime, elapsed } = window.Homing;
-  const { gettext } = window.Homing;
+  const { gettext, format } = window.Homing;
 
   const boot = JSON.parse(document.getElementById("boot").textContent);
   const LANG = boot.lang;
@@ -260,7 +260,21 @@
     if (conv.data.elder) out.push(el("span", { className: "badge badge-elder", text: gettext("Elder") }));
     const vip = conv.data.buyer_vip;
     if (vip) out.push(el("span", { className: "badge badge-vip", text: `${gettext("VIP")}${vip}` }));
+    const left = conv.data.left_message;
+    if (left) out.push(leftMessageBadge(left, conv.data.assigned_at));
     return out;
+  }
+
+  // 留言: the buyer wrote while nobody could answer; how long they waited for someone.
+  function leftMessageBadge(left, assignedAt) {
+    const since = Date.parse(left.since);
+    const until = assignedAt ? Date.parse(assignedAt) : Date.now();
+    const minutes = Math.max(0, Math.round((until - since) / 60000));
+    const waited = minutes >= 60
+      ? format(gettext("waited %(h)s h %(m)s min"), { h: Math.floor(minutes / 60), m: minutes % 60 })
+      : format(gettext("waited %(m)s min"), { m: minutes });
+    const why = left.reason === "outside_hours" ? gettext("left outside service hours") : gettext("left while nobody was online");
+    return el("span", { className: "badge badge-left", title: why, text: `${gettext("Left message")} · ${waited}` });
   }
 
   function buyerName(conv) {

@@ -76,3 +76,11 @@ async def check_may_close(session: AsyncSession, shop_id: str, conversation_id: 
     ).scalar()
     if not rules.may_close(True, int(count or 0)):
         raise TagRequired("Tag this conversation before closing it: the shop requires a tag.")
+
+
+async def tag_id_named(session: AsyncSession, shop_id: str, name: str) -> str | None:
+    """The id of the shop's tag called `name`, or None."""
+    found = await session.execute(
+        select(col(Tag.id)).where(col(Tag.shop_id) == shop_id, col(Tag.name) == name)
+    )
+    return found.scalar_one_or_none()

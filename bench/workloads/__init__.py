@@ -12,10 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from bench.workloads import connections, group_fanout, message_path, recall, search, surge
+from bench.workloads import (
+    connections,
+    export,
+    group_fanout,
+    message_path,
+    recall,
+    search,
+    surge,
+)
 
 WORKLOADS: dict[str, ModuleType] = {
-    m.NAME: m for m in (message_path, connections, surge, group_fanout, recall, search)
+    m.NAME: m for m in (message_path, connections, surge, group_fanout, recall, search, export)
 }
 
 

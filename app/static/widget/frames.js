@@ -131,6 +131,7 @@
  * @property {string} [opened_at]
  * @property {number} [last_seq]
  * @property {number} [agent_read_seq] the agent's read mark
+ * @property {LeftMessage | null} [left_message] waited as 留言 (see away.js)
  */
 
 /**
@@ -251,6 +252,18 @@
  * @property {string} conversation_id
  * @property {string} [queue]
  * @property {number} position
+ * @property {"no_agent_online" | "outside_hours"} [reason] nobody can answer now (留言)
+ * @property {string | null} [opens_at] outside the hours: when the shop opens (ISO, shop's offset)
+ * @property {string} [time_zone] the shop's IANA time zone
+ */
+
+/**
+ * Why a conversation waited as 留言 (CONV `left_message`; null when it did not).
+ * @typedef {object} LeftMessage
+ * @property {"no_agent_online" | "outside_hours" | string} reason
+ * @property {string | null} [opens_at]
+ * @property {string | null} [time_zone]
+ * @property {string} [since]
  */
 
 /**

@@ -3,10 +3,12 @@
  * agent serving them, or closed. Queue positions count from 1 and are resent whenever
  * they change (`conversation.queued`); a transfer to a queue means waiting again. */
 
+import { renderAway, onAway } from "./away.js";
 import { renderTyping } from "./view.js";
 
 /** @param {import("./state.js").Widget} widget */
-export function renderStatus({ state, ui, w }) {
+export function renderStatus(widget) {
+  const { state, ui, w } = widget;
   const c = state.conv;
   let text;
   if (!c) text = w("hello");
@@ -16,6 +18,7 @@ export function renderStatus({ state, ui, w }) {
   else text = w("connecting");
   ui.status.textContent = text;
   ui.status.dataset.state = c ? c.status : "none";
+  renderAway(widget);
 }
 
 /**
@@ -26,6 +29,7 @@ export function onQueued(widget, f) {
   const { state } = widget;
   if (state.conv && state.conv.id === f.conversation_id) {
     state.conv.position = f.position;
+    if (f.reason) onAway(widget, f);
     renderStatus(widget);
   }
 }

@@ -86,6 +86,8 @@ function build() {
     tracking: gettext("Tracking: %(line)s"),
     goods: gettext("Goods"),
     service: gettext("Service"),
+    away: gettext("Our agents are away right now. Leave a message and we will reply as soon as we are back"),
+    awayOpens: gettext("(we open at %(t)s)"),
   };
   // 长辈模式: the same screens in fewer, simpler words.
   const elder = {

@@ -1,0 +1,1 @@
+"""CSV exports of a shop's conversations, messages, daily metrics and payout ledger."""
