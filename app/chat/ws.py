@@ -464,7 +464,7 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
     conn = _connection(ctx, ws, "buyer", buyer, [buyer_topic(buyer.shop_id, buyer.buyer_id)])
     # Register before reading state, so nothing committed after the read is missed.
     ctx.hub.register(conn)
-    groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer.shop_id, buyer.buyer_id)
+    groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer)
     async with ctx.db.read() as s:
         conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
         public = await service.public_conversation(s, conv) if conv else None

@@ -70,6 +70,7 @@ LABELS: dict[str, dict[str, str]] = {
         "cancelled": N_("cancelled"),
     },
     "exclusion": {
+        "minor": N_("minor (under 18)"),
         "opted_out": N_("opted out"),
         "purchased": N_("bought since"),
         "low_intent": N_("low intent"),

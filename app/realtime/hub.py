@@ -113,9 +113,10 @@ class Hub:
         # A frame may carry a change of what its recipients listen to (joining a group).
         for key, change in (("subscribe", self.subscribe), ("unsubscribe", self.unsubscribe)):
             named = frame.get(key)
-            if isinstance(named, str):
-                for conn in targets:
-                    change(conn, named)
+            for topic in [named] if isinstance(named, str) else named or ():
+                if isinstance(topic, str):
+                    for conn in targets:
+                        change(conn, topic)
 
     def end(self, conn: Connection, reason: str) -> None:
         """Close a socket whose session has ended; from now on it hears nothing."""
