@@ -22,6 +22,8 @@ from app.chat import ws as chat_ws
 from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
 from app.clock import Clock
+from app.compliance import api as compliance_api
+from app.compliance.cache import RulesCache
 from app.config import Settings, get_settings
 from app.context import AppContext, start_core
 from app.errors import DomainError
@@ -38,6 +40,7 @@ from app.pages import views as pages
 from app.pages.views import PageRefusal
 from app.payouts import api as payouts_api
 from app.realtime.sessions import SessionExpiry
+from app.realtime.topics import compliance_topic
 from app.recall import api as recall_api
 from app.routing import api as routing_api
 from app.routing.presence import PresenceHeartbeat
@@ -118,7 +121,9 @@ def create_app(
             presence=presence,
             appender=MessageAppender(db, batch_sizes=metrics.group_commit_batch),
             metrics=metrics,
+            compliance=RulesCache(db),
         )
+        hub.watch(compliance_topic(), app.state.ctx.compliance.on_news)
         try:
             yield
         finally:
@@ -156,6 +161,7 @@ def create_app(
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
     app.include_router(observability_api.router)
+    app.include_router(compliance_api.router)
     app.include_router(page_routes.router)
     if settings.demo:
         app.include_router(pages.demo_router)

@@ -18,11 +18,15 @@ TABLE = {
     P.RUN_RECALL: (False, True, True),
     P.MODERATE_GROUPS: (False, True, True),
     P.USE_CONSOLE: (False, True, True),
+    P.REVIEW_COMPLIANCE: (False, True, True),
+    P.INSPECT_QUALITY: (False, True, True),
     P.MANAGE_AGENTS: (False, False, True),
     P.MANAGE_QUEUES: (False, False, True),
     P.SET_RECALL_WINDOW: (False, False, True),
     P.MANAGE_GROUPS: (False, False, True),
     P.TOP_UP_FUND: (False, False, True),
+    P.MANAGE_COMPLIANCE: (False, False, True),
+    P.MANAGE_QUALITY: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

@@ -10,8 +10,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.chat.models
+import app.compliance.models
 import app.groups.models
 import app.payouts.models
+import app.quality.models
 import app.recall.models
 import app.routing.models
 import app.shops.models  # noqa: F401

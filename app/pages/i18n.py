@@ -165,6 +165,10 @@ def notice_text(t: Translations, code: str, params: Mapping[str, Any]) -> str | 
         return t.gettext("Transferred to the %(queue)s queue") % p
     if code == "giveaway_sold_out":
         return t.gettext("The giveaway %(title)s has run out") % p
+    if code == "abuse_warning":
+        return t.gettext(
+            "Please keep the conversation civil. If the abuse goes on, the agent may end this chat."
+        )
     return None
 
 

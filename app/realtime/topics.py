@@ -32,3 +32,8 @@ def conversation_sides(shop_id: str, buyer_id: str, agent_id: str | None) -> lis
     if agent_id:
         topics.append(agent_topic(agent_id))
     return topics
+
+
+def compliance_topic() -> str:
+    """Every node's rules cache: a shop's compliance rules changed (no socket listens)."""
+    return "x:compliance"

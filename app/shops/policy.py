@@ -28,12 +28,16 @@ class Permission(StrEnum):
     RUN_RECALL = "run_recall"  # recall campaigns, buyers' intent, the recall window (read)
     MODERATE_GROUPS = "moderate_groups"  # mute or remove members, start giveaways
     USE_CONSOLE = "use_console"  # open /console at all
+    REVIEW_COMPLIANCE = "review_compliance"  # the flagged messages (违规词) and abusive buyers
+    INSPECT_QUALITY = "inspect_quality"  # score closed conversations (质检), every agent's scores
     # The admin alone: how the shop is set up.
     MANAGE_AGENTS = "manage_agents"  # add agents, change their role, limits, password, active
     MANAGE_QUEUES = "manage_queues"  # queues and the category → queue map
     SET_RECALL_WINDOW = "set_recall_window"  # when recall messages may be sent
     MANAGE_GROUPS = "manage_groups"  # create fan groups, set the sensitive words
     TOP_UP_FUND = "top_up_fund"  # add money to the payout fund
+    MANAGE_COMPLIANCE = "manage_compliance"  # the shop's own banned words (beside the platform's)
+    MANAGE_QUALITY = "manage_quality"  # the scorecard and the daily sample size
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -45,11 +49,15 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.RUN_RECALL: _STAFF,
     Permission.MODERATE_GROUPS: _STAFF,
     Permission.USE_CONSOLE: _STAFF,
+    Permission.REVIEW_COMPLIANCE: _STAFF,
+    Permission.INSPECT_QUALITY: _STAFF,
     Permission.MANAGE_AGENTS: _ADMIN_ONLY,
     Permission.MANAGE_QUEUES: _ADMIN_ONLY,
     Permission.SET_RECALL_WINDOW: _ADMIN_ONLY,
     Permission.MANAGE_GROUPS: _ADMIN_ONLY,
     Permission.TOP_UP_FUND: _ADMIN_ONLY,
+    Permission.MANAGE_COMPLIANCE: _ADMIN_ONLY,
+    Permission.MANAGE_QUALITY: _ADMIN_ONLY,
 }
 
 

@@ -209,6 +209,8 @@
           : format(gettext("Transferred to the %(queue)s queue"), p);
       case "giveaway_sold_out":
         return format(gettext("The giveaway %(title)s has run out"), p);
+      case "abuse_warning":
+        return gettext("Please keep the conversation civil. If the abuse goes on, the agent may end this chat.");
       default:
         return null;
     }
