@@ -4,6 +4,7 @@ which import only `app.scheduler` (what a job is), never this module."""
 from __future__ import annotations
 
 from app.payouts import jobs as payout_jobs
+from app.quality import jobs as quality_jobs
 from app.recall import jobs as recall_jobs
 from app.routing import jobs as routing_jobs
 from app.scheduler import Job
@@ -20,4 +21,5 @@ def registered_jobs() -> list[Job]:
             payout_jobs.issue_late_shipment_coupons,
         ),
         Job(recall_jobs.RECALL_JOB, recall_jobs.RECALL_EVERY_S, recall_jobs.run_due_campaigns),
+        Job(quality_jobs.QA_JOB, quality_jobs.QA_EVERY_S, quality_jobs.draw_samples),
     ]

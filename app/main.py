@@ -39,6 +39,7 @@ from app.pages import routes as page_routes
 from app.pages import views as pages
 from app.pages.views import PageRefusal
 from app.payouts import api as payouts_api
+from app.quality import api as quality_api
 from app.realtime.sessions import SessionExpiry
 from app.realtime.topics import compliance_topic
 from app.recall import api as recall_api
@@ -162,6 +163,7 @@ def create_app(
     app.include_router(groups_api.router)
     app.include_router(observability_api.router)
     app.include_router(compliance_api.router)
+    app.include_router(quality_api.router)
     app.include_router(page_routes.router)
     if settings.demo:
         app.include_router(pages.demo_router)
