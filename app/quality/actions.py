@@ -73,8 +73,8 @@ async def _enqueue(
 async def draw_for_shop(uow: UnitOfWork, shop_id: str, now: datetime) -> int:
     """Yesterday's (shop time) random sample of each agent's closed conversations, drawn
     once per agent and day: the `qa_draws` key decides which worker draws, the others find
-    it taken. Also puts up every conversation closed since yesterday that must be reviewed
-    (flag, rating 1-2, payout, after-sales). Returns how many reviews were added."""
+    it taken. Before that, puts up every conversation closed since yesterday that must be
+    reviewed (flag, rating 1-2, payout, after-sales). Returns how many reviews were added."""
     shop = await uow.session.get(Shop, shop_id)
     if shop is None:
         return 0
@@ -83,10 +83,18 @@ async def draw_for_shop(uow: UnitOfWork, shop_id: str, now: datetime) -> int:
     start, end = rules.day_bounds(day, zone)
     daily_sample, _card = await service.settings_of(uow.session, shop_id)
     added = 0
-    closed = await service.closed_between(uow.session, shop_id, start, end)
+    # Must-review conversations first (yesterday's and today's so far), so a conversation
+    # is reviewed for what made it telling, and the sample is drawn from the others.
+    recent = dict(
+        await service.closed_between(uow.session, shop_id, start, now + timedelta(seconds=1))
+    )
+    must = await service.must_review(uow.session, list(recent))
+    for conv_id, reason in must.items():
+        added += await _enqueue(uow, shop_id, conv_id, recent[conv_id], reason, day, now)
     by_agent: dict[str, list[str]] = {}
-    for conv_id, agent_id in closed:
-        by_agent.setdefault(agent_id, []).append(conv_id)
+    for conv_id, agent_id in await service.closed_between(uow.session, shop_id, start, end):
+        if conv_id not in must:
+            by_agent.setdefault(agent_id, []).append(conv_id)
     for agent_id in sorted(by_agent):  # a fixed order: concurrent drawers never deadlock
         won = await uow.session.execute(
             insert_ignore(
@@ -98,11 +106,9 @@ async def draw_for_shop(uow: UnitOfWork, shop_id: str, now: datetime) -> int:
         )
         if rowcount(won) != 1:
             continue  # drawn already (by this worker earlier, or by another)
-        picked = rules.pick_sample(
-            by_agent[agent_id], daily_sample, f"{agent_id}:{day.isoformat()}"
-        )
+        seed = f"{agent_id}:{day.isoformat()}"
         drawn = 0
-        for conv_id in picked:
+        for conv_id in rules.pick_sample(by_agent[agent_id], daily_sample, seed):
             drawn += await _enqueue(uow, shop_id, conv_id, agent_id, "sample", day, now)
         await uow.session.execute(
             update(QaDraw)
@@ -110,11 +116,6 @@ async def draw_for_shop(uow: UnitOfWork, shop_id: str, now: datetime) -> int:
             .values(drawn=drawn)
         )
         added += drawn
-    # Must-review conversations: yesterday's and today's so far.
-    recent = await service.closed_between(uow.session, shop_id, start, now + timedelta(seconds=1))
-    owner = dict(recent)
-    for conv_id, reason in (await service.must_review(uow.session, list(owner))).items():
-        added += await _enqueue(uow, shop_id, conv_id, owner[conv_id], reason, day, now)
     return added
 
 
