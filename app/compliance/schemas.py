@@ -31,7 +31,9 @@ class RulesPublic(BaseModel):
 
 
 class CheckIn(BaseModel):
-    body: str = Field(max_length=20_000)
+    body: str = Field(
+        max_length=4000, description="A draft reply (a message body is at most 4,000 characters)."
+    )
 
 
 class HitPublic(BaseModel):

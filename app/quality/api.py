@@ -59,7 +59,11 @@ async def list_reviews(
     return [ReviewPublic.model_validate(service.review_public(r, card)) for r in found]
 
 
-@router.get("/reviews.csv", response_class=Response)
+@router.get(
+    "/reviews.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "The reviews, UTF-8 with a BOM."}},
+)
 async def export_reviews(staff: Inspector, ctx: Ctx, status: str | None = None) -> Response:
     """The shop's reviews as CSV, UTF-8 with a BOM (so spreadsheet programs read Chinese)."""
     async with ctx.db.read() as s:
