@@ -63,7 +63,7 @@ async def test_warn_once_then_the_agent_may_end_for_abuse(server, connect):
     async with server.ctx.db.read() as s:
         assert (await s.get(Rating, conv_id)).score == 1  # rated, yet not counted below
 
-    async with httpx.AsyncClient(base_url=server.http) as c:
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as c:
         sup_h = {"Authorization": f"Bearer {await login(server.http, kit, 'sup')}"}
         r = await c.get("/api/v1/metrics/agents", headers=sup_h)
         row = next(x for x in r.json() if x["username"] == "agent1")

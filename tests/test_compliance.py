@@ -125,7 +125,7 @@ async def test_a_flagged_message_reaches_the_buyer_and_the_review_list(server, c
         }
     )
     assert (await agent.expect("message.ack"))["message"]["id"] == ack["message"]["id"]
-    async with httpx.AsyncClient(base_url=server.http) as c:
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as c:
         sup_h = auth(await login(server.http, kit, "sup"))
         r = await c.get("/api/v1/compliance/flags", headers=sup_h)
         assert r.status_code == 200, r.text
@@ -144,7 +144,7 @@ async def test_a_flagged_message_reaches_the_buyer_and_the_review_list(server, c
 
 async def test_shop_rules_api_check_endpoint_and_cache(server, shop, connect):
     agent, _b, conv_id = await chat(server, shop, connect)
-    async with httpx.AsyncClient(base_url=server.http) as c:
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as c:
         admin_h = auth(await login(server.http, shop, "admin"))
         agent_h = auth(await login(server.http, shop, "agent1"))
         r = await c.get("/api/v1/compliance/rules", headers=agent_h)
@@ -222,7 +222,7 @@ async def test_a_rules_change_on_one_node_reaches_the_other_nodes_cache(
     node_a = await start_server(REDIS_URL=redis_url, HOMING_BUS_CHANNEL=channel, run_jobs=False)
     node_b = await start_server(REDIS_URL=redis_url, HOMING_BUS_CHANNEL=channel, run_jobs=False)
     kit = await make_shop(node_a.ctx.db)
-    async with httpx.AsyncClient() as c:
+    async with httpx.AsyncClient(timeout=30) as c:
         admin_h = auth(await login(node_a.http, kit, "admin"))
         agent_h = auth(await login(node_b.http, kit, "agent1"))
 

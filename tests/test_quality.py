@@ -104,7 +104,7 @@ async def test_scorecards_must_reviews_own_scores_only_csv_and_metrics(start_ser
             ("sup", "supervisor", ("general",)),
         ),
     )
-    async with httpx.AsyncClient(base_url=srv.http) as c:
+    async with httpx.AsyncClient(base_url=srv.http, timeout=30) as c:
         admin_h = auth(await login(srv.http, kit, "admin"))
         sup_h = auth(await login(srv.http, kit, "sup"))
         a1_h = auth(await login(srv.http, kit, "a1"))
