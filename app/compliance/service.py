@@ -27,11 +27,11 @@ async def shop_rules(s: AsyncSession, shop_id: str) -> list[ComplianceRule]:
     return list(rows.scalars())
 
 
-async def compiled(s: AsyncSession, shop_id: str) -> tuple[int, rules.Matcher]:
-    """The shop's version and its rules compiled (read together, so they agree)."""
+async def versioned_rules(s: AsyncSession, shop_id: str) -> tuple[int, list[rules.Rule]]:
+    """The shop's version and its own rules (read together, so they agree)."""
     v = await version(s, shop_id)
     found = await shop_rules(s, shop_id)
-    return v, rules.Matcher(rules.Rule("shop", r.category, r.action, r.word) for r in found)
+    return v, [rules.Rule("shop", r.category, r.action, r.word) for r in found]
 
 
 async def flags(
