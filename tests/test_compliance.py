@@ -76,7 +76,7 @@ async def test_block_rules_refuse_on_the_agent_socket_and_store_nothing(server, 
             matched,
         ), body
         assert rule in err["message"]
-        await asyncio.sleep(0.1)  # under the socket's frame rate limit
+        await asyncio.sleep(0.2)  # well under the socket's frame rate limit (10 a second)
     # A clean message still goes through; nothing blocked was stored or reached the buyer.
     await agent.send(
         {
