@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
 from app.clock import Clock
+from app.compliance.cache import RulesCache
 from app.config import Settings
 from app.db import Database
 from app.observability.metrics import Metrics
@@ -30,6 +31,7 @@ class AppContext:
     presence: PresenceHeartbeat
     appender: MessageAppender
     metrics: Metrics
+    compliance: RulesCache  # each shop's compiled compliance rules (app/compliance/cache.py)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from app.care import jobs as care_jobs
 from app.payouts import jobs as payout_jobs
+from app.quality import jobs as quality_jobs
 from app.recall import jobs as recall_jobs
 from app.routing import jobs as routing_jobs
 from app.scheduler import Job
@@ -26,4 +27,5 @@ def registered_jobs() -> list[Job]:
             webhook_jobs.DISPATCH_JOB, webhook_jobs.DISPATCH_EVERY_S, webhook_jobs.dispatch_webhooks
         ),
         Job(care_jobs.CARE_JOB, care_jobs.CARE_EVERY_S, care_jobs.run_care_rules),
+        Job(quality_jobs.QA_JOB, quality_jobs.QA_EVERY_S, quality_jobs.draw_samples),
     ]

@@ -39,6 +39,9 @@ LIST_ROUTES = {
     ("PUT", "/api/v1/groups/sensitive-words"),
     ("PUT", "/api/v1/routing/categories"),
     ("POST", "/console/categories"),
+    # A shop's compliance words: up to 2,000 of up to 50 characters.
+    ("PUT", "/api/v1/compliance/rules"),
+    ("POST", "/console/compliance/rules"),
 }
 UPLOAD_ROUTES = {("POST", "/api/v1/uploads")}
 

@@ -24,6 +24,8 @@ from app.chat import ws as chat_ws
 from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
 from app.clock import Clock
+from app.compliance import api as compliance_api
+from app.compliance.cache import RulesCache
 from app.config import Settings, get_settings
 from app.context import AppContext, start_core
 from app.errors import DomainError
@@ -42,7 +44,9 @@ from app.pages import views as pages
 from app.pages.views import PageRefusal
 from app.payouts import api as payouts_api
 from app.phrases import api as phrases_api
+from app.quality import api as quality_api
 from app.realtime.sessions import SessionExpiry
+from app.realtime.topics import compliance_topic
 from app.recall import api as recall_api
 from app.routing import api as routing_api
 from app.routing import hours_api
@@ -127,7 +131,9 @@ def create_app(
             presence=presence,
             appender=MessageAppender(db, batch_sizes=metrics.group_commit_batch),
             metrics=metrics,
+            compliance=RulesCache(db),
         )
+        hub.watch(compliance_topic(), app.state.ctx.compliance.on_news)
         try:
             yield
         finally:
@@ -174,6 +180,8 @@ def create_app(
     app.include_router(tags_api.router)
     app.include_router(history_api.router)
     app.include_router(search_api.router)
+    app.include_router(compliance_api.router)
+    app.include_router(quality_api.router)
     app.include_router(page_routes.router)
     if settings.demo:
         app.include_router(pages.demo_router)

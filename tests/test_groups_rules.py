@@ -67,3 +67,24 @@ def test_find_sensitive(body, words, found):
 
 def test_normalise_words_trims_and_dedupes_case_insensitively():
     assert rules.normalise_words([" VX ", "vx", "", "微信", "微信"]) == ["VX", "微信"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "offer"),
+    [
+        ("giveaway", {"giveaway": {"id": "g1"}}, True),
+        ("system", {"giveaway_id": "g1", "sold_out": True}, True),
+        ("text", {}, False),
+        ("text", None, False),
+        ("system", {"notice": "muted"}, False),
+    ],
+)
+def test_is_offer(kind, payload, offer) -> None:
+    assert rules.is_offer(kind, payload) is offer
+
+
+@pytest.mark.parametrize(
+    ("age", "sees"), [(None, True), (18, True), (40, True), (17, False), (12, False), (0, False)]
+)
+def test_minors_see_no_offers(age, sees) -> None:
+    assert rules.sees_offers(age) is sees

@@ -380,6 +380,8 @@ async def test_metrics_of_stored_conversations(server):
             "dissatisfaction_rate": 0.3333,
             "handled": 4,
             "payouts_cents": 3000,
+            "qa_score": None,
+            "qa_reviews": 0,
         }
         # The same day as datetimes; then a period before any of it.
         same = await c.get(

@@ -19,6 +19,8 @@ TABLE = {
     P.MODERATE_GROUPS: (False, True, True),
     P.USE_CONSOLE: (False, True, True),
     P.MANAGE_PHRASES: (False, True, True),
+    P.REVIEW_COMPLIANCE: (False, True, True),
+    P.INSPECT_QUALITY: (False, True, True),
     P.MANAGE_AGENTS: (False, False, True),
     P.MANAGE_QUEUES: (False, False, True),
     P.SET_RECALL_WINDOW: (False, False, True),
@@ -29,6 +31,8 @@ TABLE = {
     P.MANAGE_TAGS: (False, False, True),
     P.EXPORT_DATA: (False, True, True),
     P.MANAGE_SERVICE_HOURS: (False, False, True),
+    P.MANAGE_COMPLIANCE: (False, False, True),
+    P.MANAGE_QUALITY: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

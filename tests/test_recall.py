@@ -241,7 +241,7 @@ async def test_seven_day_cap_across_campaigns(desk):
     day0 = await new_campaign(http, token, t0)
     assert await preview(http, token, day0["id"]) == {
         "eligible": 2,
-        "excluded": {"opted_out": 0, "purchased": 0, "low_intent": 0, "capped": 0},
+        "excluded": {"minor": 0, "opted_out": 0, "purchased": 0, "low_intent": 0, "capped": 0},
     }
     assert await run_campaign(db, clock, day0["id"]) == 2
     c = await campaign(http, token, day0["id"])
@@ -254,7 +254,7 @@ async def test_seven_day_cap_across_campaigns(desk):
     day6 = await new_campaign(http, token, clock.now(), name="day 6")
     assert await preview(http, token, day6["id"]) == {
         "eligible": 1,
-        "excluded": {"opted_out": 0, "purchased": 0, "low_intent": 0, "capped": 2},
+        "excluded": {"minor": 0, "opted_out": 0, "purchased": 0, "low_intent": 0, "capped": 2},
     }
     await run_campaign(db, clock, day6["id"])
     assert (await campaign(http, token, day6["id"]))["progress"] == {
@@ -268,7 +268,7 @@ async def test_seven_day_cap_across_campaigns(desk):
     day7 = await new_campaign(http, token, clock.now(), name="day 7")
     assert await preview(http, token, day7["id"]) == {
         "eligible": 2,
-        "excluded": {"opted_out": 0, "purchased": 0, "low_intent": 0, "capped": 1},
+        "excluded": {"minor": 0, "opted_out": 0, "purchased": 0, "low_intent": 0, "capped": 1},
     }
     await run_campaign(db, clock, day7["id"])
     sends = await sends_by_buyer(db, kit.shop_id)
@@ -304,7 +304,7 @@ async def test_audience_window_purchases_opt_out_and_low_intent(desk):
     c = await new_campaign(http, token, now, min_intent=40)
     assert await preview(http, token, c["id"]) == {
         "eligible": 2,
-        "excluded": {"opted_out": 1, "purchased": 1, "low_intent": 1, "capped": 0},
+        "excluded": {"minor": 0, "opted_out": 1, "purchased": 1, "low_intent": 1, "capped": 0},
     }
     await run_campaign(db, clock, c["id"])
     assert set(await sends_by_buyer(db, kit.shop_id)) == {"recent", "bought-before"}

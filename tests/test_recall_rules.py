@@ -102,6 +102,13 @@ def facts(**kw) -> rules.AudienceFacts:
         (facts(last_recalled_at=T0 - timedelta(days=7)), None),  # exactly 7 days: free again
         (facts(last_recalled_at=T0, score=10), "low_intent"),
         (facts(last_recalled_at=T0, last_order_at=T0), "purchased"),
+        # A minor is left out before any other reason, whatever their intent.
+        (facts(age=17), "minor"),
+        (facts(age=0, opted_out=True, score=0), "minor"),
+        (facts(age=17, last_recalled_at=T0), "minor"),
+        (facts(age=18), None),
+        (facts(age=None), None),
+        (facts(age=18, score=10), "low_intent"),
     ],
 )
 def test_exclusion_reason(f: rules.AudienceFacts, reason: str | None) -> None:

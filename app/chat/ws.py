@@ -30,6 +30,8 @@ from app.chat.protocol import (
     shown,
 )
 from app.chat.schemas import message_public
+from app.compliance import actions as compliance_actions
+from app.compliance import ws as compliance_ws
 from app.context import AppContext
 from app.db import new_id
 from app.errors import DomainError, NotAuthenticated, RateLimited, TooLarge
@@ -63,8 +65,8 @@ class SocketHandler(ABC):
     # Frame type -> handler method name; one table per class, not per socket.
     HANDLERS: ClassVar[dict[str, str]] = {}
 
-    def error(self, code: str, message: str, ref: Any = None) -> None:
-        self.conn.push({"type": "error", "code": code, "message": message, "ref": ref})
+    def error(self, code: str, message: str, ref: Any = None, **details: Any) -> None:
+        self.conn.push({"type": "error", "code": code, "message": message, "ref": ref, **details})
 
     async def receive_forever(self) -> None:
         frames_received = self.ctx.metrics.frames_received[self.side]
@@ -101,7 +103,7 @@ class SocketHandler(ABC):
                     )
                 await getattr(self, name)(frame)
             except DomainError as exc:
-                self.error(exc.code, exc.message, ref)
+                self.error(exc.code, exc.message, ref, **getattr(exc, "details", {}))
             except Exception:
                 log.exception("frame handler failed")
                 self.error("internal", "Something went wrong on our side; please retry.", ref)
@@ -133,14 +135,15 @@ class SocketHandler(ABC):
         await self.run(actions.mark_read, conv, self.side, seq)
 
     async def send_and_ack(
-        self, out: Any, conversation_id: str | None, fn: Any, *args: Any
-    ) -> None:
+        self, out: Any, conversation_id: str | None, fn: Any, *args: Any, group_commit: bool = True
+    ) -> dict[str, Any]:
         """Store the message, then ack it on this socket (its bus echo is not sent here).
 
         A message into a conversation this socket already follows, and a buyer's first
         plain text (which opens one, `opening`), go through the group commit
         (`MessageAppender`); anything it hands back, an image, a card that opens, or an
-        error case, takes the full path `fn(*args)`.
+        error case, takes the full path `fn(*args)`, as does all with `group_commit` False.
+        Returns the stored message (MSG).
         """
         self.conn.own_pending.add(out.client_msg_id)
         try:
@@ -148,7 +151,7 @@ class SocketHandler(ABC):
             followed = conversation_id if conversation_id in self.conn.tracks else None
             opens = None if followed else self.opening(out)
             # Images need their upload checked, notes reach the staff only: the full path.
-            if (followed or opens) and out.kind not in ("image", "note"):
+            if (followed or opens) and out.kind not in ("image", "note") and group_commit:
                 msg = await self.ctx.appender.append(
                     Append(
                         shop_id=self.identity_shop_id,
@@ -176,6 +179,7 @@ class SocketHandler(ABC):
         self.conn.mark_sent(msg)
         self.sent_into(msg["conversation_id"])
         self.ack(out.client_msg_id, msg)
+        return msg
 
     def ack(self, client_msg_id: str, message: dict[str, Any]) -> None:
         """Queue the ack of a stored message; /metrics times it from the frame's arrival."""
@@ -237,9 +241,10 @@ class BuyerSocket(SocketHandler):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
-        await self.send_and_ack(
+        msg = await self.send_and_ack(
             out, self.conversation_id, actions.send_from_buyer, self.buyer, out, self.now()
         )
+        await compliance_ws.after_buyer_message(self.ctx, self.buyer, out, msg)
 
     def sent_into(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
@@ -332,8 +337,20 @@ class AgentSocket(SocketHandler):
     async def on_send(self, frame: dict[str, Any]) -> None:
         conv_id = get_str(frame, "conversation_id")
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars, staff=True)
-        send = note_actions.send_note if out.kind == "note" else actions.send_from_agent
-        await self.send_and_ack(out, conv_id, send, self.agent, conv_id, out, self.now())
+        if out.kind == "note":  # staff only: never the buyer's, so no platform rule to keep
+            await self.send_and_ack(
+                out, conv_id, note_actions.send_note, self.agent, conv_id, out, self.now()
+            )
+            return
+        flagged = await compliance_ws.screen_agent_message(self.ctx, self.agent, out)
+        if flagged is not None:  # rare: stored with its flag in one transaction
+            send: Any = compliance_actions.send_flagged
+            args: tuple[Any, ...] = (self.agent, conv_id, out, flagged, self.now())
+            await self.send_and_ack(out, conv_id, send, *args, group_commit=False)
+            return
+        await self.send_and_ack(
+            out, conv_id, actions.send_from_agent, self.agent, conv_id, out, self.now()
+        )
 
     @property
     def identity_shop_id(self) -> str:
@@ -359,9 +376,11 @@ class AgentSocket(SocketHandler):
         await self.run(actions.set_status, self.agent, status, self.now())
 
     async def on_close(self, frame: dict[str, Any]) -> None:
-        await self.run(
-            actions.agent_close, self.agent, get_str(frame, "conversation_id"), self.now()
-        )
+        conv_id = get_str(frame, "conversation_id")
+        if get_str(frame, "reason", required=False, max_len=16) == "abuse":
+            await self.run(compliance_actions.end_for_abuse, self.agent, conv_id, self.now())
+            return
+        await self.run(actions.agent_close, self.agent, conv_id, self.now())
 
     async def on_transfer(self, frame: dict[str, Any]) -> None:
         note = get_text(frame, "note", max_len=500)
@@ -466,7 +485,7 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
     conn = _connection(ctx, ws, "buyer", buyer, [buyer_topic(buyer.shop_id, buyer.buyer_id)])
     # Register before reading state, so nothing committed after the read is missed.
     ctx.hub.register(conn)
-    groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer.shop_id, buyer.buyer_id)
+    groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer)
     async with ctx.db.read() as s:
         conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
         public = await service.public_conversation(s, conv, for_buyer=True) if conv else None

@@ -44,7 +44,7 @@ from app.groups.service import (
     message_public,
     sensitive_words,
 )
-from app.realtime.topics import buyer_topic, group_topic
+from app.realtime.topics import buyer_topic, group_offers_topic, group_topic
 from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent, Shop
 from app.shops.policy import Permission, check
@@ -181,9 +181,17 @@ async def join_group(
     # The buyer's sockets (on every node) start listening to the group.
     uow.emit(
         buyer_topic(buyer.shop_id, buyer.buyer_id),
-        {"type": "group.joined", "group": public, "subscribe": group_topic(g.id)},
+        {"type": "group.joined", "group": public, "subscribe": member_topics(g.id, buyer)},
     )
     return public
+
+
+def member_topics(group_id: str, buyer: BuyerIdentity) -> list[str]:
+    """The topics a member's sockets listen to: the group's, and its offers' unless a minor."""
+    topics = [group_topic(group_id)]
+    if rules.sees_offers(buyer.age):
+        topics.append(group_offers_topic(group_id))
+    return topics
 
 
 async def _joined(uow: UnitOfWork, g: Group, buyer: BuyerIdentity) -> dict[str, Any]:
@@ -230,7 +238,7 @@ async def _end_membership(
             "type": "group.left",
             "group_id": g.id,
             "reason": reason,
-            "unsubscribe": group_topic(g.id),
+            "unsubscribe": [group_topic(g.id), group_offers_topic(g.id)],
         },
     )
     return True
@@ -369,7 +377,9 @@ async def append_group_message(
     if stored.duplicate:
         return stored.item, True
     msg = stored.item
-    uow.emit(group_topic(g.id), {"type": "group.message", "message": message_public(msg)})
+    # Offers go only to the members who may see them (minors' sockets do not listen there).
+    topic = group_offers_topic(g.id) if rules.is_offer(kind, payload) else group_topic(g.id)
+    uow.emit(topic, {"type": "group.message", "message": message_public(msg)})
     return msg, False
 
 
@@ -539,7 +549,7 @@ async def claim_giveaway(
     """One coupon for a member: the claim row's key refuses a second, and the conditional
     increment refuses the (N+1)th, both in this transaction, on any number of nodes."""
     s = uow.session
-    gw = await giveaway_in_shop(s, buyer.shop_id, giveaway_id)
+    gw = await giveaway_in_shop(s, buyer.shop_id, giveaway_id, buyer)
     g = await group_in_shop(s, buyer.shop_id, gw.group_id)
     await active_member(s, g, buyer.buyer_id)
     claim = GiveawayClaim(

@@ -192,7 +192,7 @@ async def create_giveaway(
 @router.get("/giveaways/{giveaway_id}")
 async def get_giveaway(giveaway_id: str, caller: CurrentCaller, ctx: Ctx) -> GiveawayPublic:
     async with ctx.db.read() as s:
-        gw = await service.giveaway_in_shop(s, caller.shop_id, giveaway_id)
+        gw = await service.giveaway_in_shop(s, caller.shop_id, giveaway_id, caller)
         await service.readable_group(s, caller, gw.group_id)
         return GiveawayPublic.model_validate(service.giveaway_public(gw))
 

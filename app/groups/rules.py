@@ -1,10 +1,14 @@
-"""Pure rules of fan groups: check-in streaks over calendar days, mutes, sensitive words."""
+"""Pure rules of fan groups: check-in streaks over calendar days, mutes, sensitive words,
+and who sees the group's offers (giveaways are marketing: never to minors)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from app.shops.minors import is_minor
 
 DEFAULT_MAX_MEMBERS = 500
 MAX_MEMBERS_LIMIT = 100_000
@@ -55,3 +59,13 @@ def find_sensitive(body: str, words: Iterable[str]) -> str | None:
         if w and w.casefold() in folded:
             return w
     return None
+
+
+def is_offer(kind: str, payload: dict[str, Any] | None) -> bool:
+    """A group message that markets: a giveaway, or the notice that one ran out."""
+    return kind == "giveaway" or bool((payload or {}).get("giveaway_id"))
+
+
+def sees_offers(age: int | None) -> bool:
+    """Whether a member whose identity says `age` is shown giveaways and may claim them."""
+    return not is_minor(age)

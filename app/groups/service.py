@@ -10,6 +10,7 @@ from sqlmodel import col
 
 from app.chat.schemas import iso
 from app.errors import DomainError, NotFound
+from app.groups import rules
 from app.groups.models import (
     MEMBER_ACTIVE,
     MEMBER_REMOVED,
@@ -122,11 +123,27 @@ async def messages_after(
     return list(rows.scalars())
 
 
+def sees_offers(caller: Caller) -> bool:
+    """Staff see everything; a buyer sees giveaways unless their identity says they are a minor."""
+    return not isinstance(caller, BuyerIdentity) or rules.sees_offers(caller.age)
+
+
 async def history(
     s: AsyncSession, caller: Caller, group_id: str, after_seq: int, limit: int = PAGE
 ) -> list[dict[str, Any]]:
+    """Up to `limit` messages after `after_seq` the caller may see, oldest first. Hidden
+    offers are skipped by reading on, so a short page still means the end."""
     g = await readable_group(s, caller, group_id)
-    return [message_public(m) for m in await messages_after(s, g.id, after_seq, limit)]
+    if sees_offers(caller):
+        return [message_public(m) for m in await messages_after(s, g.id, after_seq, limit)]
+    shown: list[dict[str, Any]] = []
+    while len(shown) < limit:
+        rows = await messages_after(s, g.id, after_seq, limit)
+        shown += [message_public(m) for m in rows if not rules.is_offer(m.kind, m.payload)]
+        if len(rows) < limit:
+            break
+        after_seq = rows[-1].seq
+    return shown[:limit]
 
 
 async def groups_for(
@@ -194,9 +211,12 @@ async def sensitive_words(s: AsyncSession, shop_id: str) -> list[str]:
     return list(rows.scalars())
 
 
-async def giveaway_in_shop(s: AsyncSession, shop_id: str, giveaway_id: str) -> Giveaway:
+async def giveaway_in_shop(
+    s: AsyncSession, shop_id: str, giveaway_id: str, caller: Caller | None = None
+) -> Giveaway:
+    """The shop's giveaway; to a minor (`caller`) none exists: they may not see or claim it."""
     gw = await s.get(Giveaway, giveaway_id)
-    if gw is None or gw.shop_id != shop_id:
+    if gw is None or gw.shop_id != shop_id or (caller is not None and not sees_offers(caller)):
         raise NotFound("No such giveaway.")
     return gw
 

@@ -10,20 +10,22 @@ from app.context import AppContext
 from app.errors import BadInput
 from app.groups import actions, service
 from app.realtime.connection import Connection
-from app.realtime.topics import group_topic
+from app.shops.identities import BuyerIdentity
 
 
 async def subscribe_buyer_groups(
-    ctx: AppContext, conn: Connection, shop_id: str, buyer_id: str
+    ctx: AppContext, conn: Connection, buyer: BuyerIdentity
 ) -> list[dict[str, Any]]:
-    """Listen to the buyer's groups, then read them: anything after the `last_seq` read
-    here arrives live, anything up to it the client syncs (`group.sync`)."""
+    """Listen to the buyer's groups (their offers too, unless a minor), then read them:
+    anything after the `last_seq` read here arrives live, anything up to it the client
+    syncs (`group.sync`)."""
     async with ctx.db.read() as s:
-        ids = await service.active_group_ids(s, shop_id, buyer_id)
+        ids = await service.active_group_ids(s, buyer.shop_id, buyer.buyer_id)
     for gid in ids:
-        ctx.hub.subscribe(conn, group_topic(gid))
+        for topic in actions.member_topics(gid, buyer):
+            ctx.hub.subscribe(conn, topic)
     async with ctx.db.read() as s:
-        return await service.groups_by_ids(s, ids, buyer_id)
+        return await service.groups_by_ids(s, ids, buyer.buyer_id)
 
 
 async def on_group_send(session: Any, caller: service.Caller, frame: dict[str, Any]) -> None:

@@ -129,6 +129,18 @@ class Metrics:
     dissatisfaction_rate: float | None
     handled: int
     payouts_cents: int
+    # Quality inspection (质检): points given / points possible over scored reviews; None: none.
+    qa_score: float | None = None
+    qa_reviews: int = 0
+
+
+# A conversation the agent ended because the buyer abused them: its rating is not the agent's.
+UNRATED_CLOSE_REASONS = frozenset({"abuse"})
+
+
+def rating_counts(close_reason: str | None) -> bool:
+    """Whether the buyer's rating of a conversation closed for `close_reason` counts."""
+    return close_reason not in UNRATED_CLOSE_REASONS
 
 
 def summarize(tally: Tally, payouts_cents: int) -> Metrics:

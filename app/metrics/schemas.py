@@ -13,6 +13,10 @@ class _Metrics(BaseModel):
     dissatisfaction_rate: float | None
     handled: int
     payouts_cents: int
+    qa_score: float | None = Field(
+        default=None, description="Quality inspection (质检): points given / possible, 0 to 1."
+    )
+    qa_reviews: int = Field(default=0, description="Scored reviews behind qa_score.")
 
 
 class _Agent(BaseModel):

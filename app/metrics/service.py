@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, select
@@ -19,8 +19,18 @@ from sqlmodel import col
 from app.chat.models import Conversation, Message, Rating
 from app.chat.visibility import buyer_visible
 from app.errors import NotFound
-from app.metrics.rules import Metrics, Said, Tally, resolve_period, score_conversation, summarize
+from app.metrics.rules import (
+    Metrics,
+    Said,
+    Tally,
+    rating_counts,
+    resolve_period,
+    score_conversation,
+    summarize,
+)
 from app.payouts import service as payouts_service
+from app.quality import rules as quality_rules
+from app.quality import service as quality_service
 from app.routing import hours
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
@@ -77,11 +87,12 @@ async def metrics_between(
     }
     ratings: dict[str, int] = {
         conv_id: score
-        for conv_id, score in await session.execute(
-            select(col(Rating.conversation_id), col(Rating.score))
+        for conv_id, score, close_reason in await session.execute(
+            select(col(Rating.conversation_id), col(Rating.score), col(Conversation.close_reason))
             .join(Conversation, col(Conversation.id) == col(Rating.conversation_id))
             .where(in_period)
         )
+        if rating_counts(close_reason)
     }
     tallies: dict[str, Tally] = defaultdict(Tally)
     shop_tally = Tally()
@@ -106,21 +117,32 @@ async def metrics_between(
         .where(col(Agent.shop_id) == shop_id, col(Agent.role).in_(MEASURED_ROLES))
         .order_by(col(Agent.created_at), col(Agent.username))
     )
+    qa = await quality_service.averages(session, shop_id, start, end)
+    qa_shop = tuple(sum(v[i] for v in qa.values()) for i in range(3))
     return ShopMetrics(
         start=start,
         end=end,
-        shop=summarize(shop_tally, sum(paid.values())),
+        shop=with_qa(summarize(shop_tally, sum(paid.values())), qa_shop),
         agents=[
             AgentMetrics(
                 agent_id,
                 username,
                 display_name,
                 role,
-                summarize(tallies.get(agent_id, Tally()), paid.get(agent_id, 0)),
+                with_qa(
+                    summarize(tallies.get(agent_id, Tally()), paid.get(agent_id, 0)),
+                    qa.get(agent_id, (0, 0, 0)),
+                ),
             )
             for agent_id, username, display_name, role in agents
         ],
     )
+
+
+def with_qa(m: Metrics, qa: tuple[int, ...]) -> Metrics:
+    """The metrics with the quality score (质检) beside them: (given, possible, reviews)."""
+    given, possible, n = qa
+    return replace(m, qa_score=quality_rules.score_rate(given, possible), qa_reviews=n)
 
 
 async def _each_conversation_messages(

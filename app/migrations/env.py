@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import app.aftersales.models
 import app.care.models
 import app.chat.models
+import app.compliance.models
 import app.groups.models
 import app.payouts.models
 import app.phrases.models
+import app.quality.models
 import app.recall.models
 import app.routing.hours_models
 import app.routing.models

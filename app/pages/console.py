@@ -54,6 +54,8 @@ TABS = (
     "webhooks",
     "care",
     "hours",
+    *("queues", "agents", "categories", "approvals", "fund", "metrics", "recall", "groups"),
+    *("compliance", "quality"),
 )
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
 BAD_AMOUNT = "bad_amount"

@@ -48,6 +48,8 @@ LABELS: dict[str, dict[str, str]] = {
         "webhooks": N_("Webhooks"),
         "care": N_("Proactive care"),
         "hours": N_("Service hours"),
+        "compliance": N_("Compliance"),
+        "quality": N_("Quality inspection"),
     },
     "status": {
         "online": N_("Online"),
@@ -73,10 +75,50 @@ LABELS: dict[str, dict[str, str]] = {
         "cancelled": N_("cancelled"),
     },
     "exclusion": {
+        "minor": N_("minor (under 18)"),
         "opted_out": N_("opted out"),
         "purchased": N_("bought since"),
         "low_intent": N_("low intent"),
         "capped": N_("recalled in the last 7 days"),
+    },
+    "compliance_action": {
+        "block": N_("block"),
+        "flag": N_("flag for review"),
+    },
+    "compliance_category": {
+        "contact": N_("contact outside the platform"),
+        "promise": N_("forbidden promise"),
+        "abuse": N_("abusive words"),
+        "custom": N_("the shop's own"),
+    },
+    "compliance_rule": {
+        "phone_number": N_("phone number"),
+        "wechat_id": N_("WeChat id"),
+        "qq_id": N_("QQ number"),
+        "payment_link": N_("payment link"),
+        "outside_link": N_("link outside the shop"),
+        "contact_word": N_("asking to connect elsewhere"),
+        "forbidden_promise": N_("forbidden promise"),
+        "abuse": N_("abusive words"),
+        "shop": N_("the shop's own word"),
+    },
+    "sender_side": {
+        "agent": N_("agent"),
+        "buyer": N_("buyer"),
+    },
+    "qa_reason": {
+        "sample": N_("daily sample"),
+        "flag": N_("flagged message"),
+        "low_rating": N_("rated 1–2"),
+        "payout": N_("payout"),
+        "after_sales": N_("after-sales decision"),
+    },
+    "qa_item": {
+        "greeting": N_("Greeting"),
+        "accuracy": N_("Accuracy"),
+        "attitude": N_("Attitude"),
+        "resolution": N_("Resolution"),
+        "compliance": N_("Compliance"),
     },
     "sender": {
         "agent": N_("Shop"),
@@ -179,6 +221,10 @@ def notice_text(t: Translations, code: str, params: Mapping[str, Any]) -> str | 
         return t.gettext("Transferred to the %(queue)s queue") % p
     if code == "giveaway_sold_out":
         return t.gettext("The giveaway %(title)s has run out") % p
+    if code == "abuse_warning":
+        return t.gettext(
+            "Please keep the conversation civil. If the abuse goes on, the agent may end this chat."
+        )
     return None
 
 

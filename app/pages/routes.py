@@ -14,6 +14,7 @@ from app.pages import (
     console_groups,
     console_hours,
     console_recall,
+    console_safety,
     console_trends,
     console_webhooks,
     views,
@@ -28,3 +29,4 @@ router.include_router(console_webhooks.router)
 router.include_router(console_care.router)
 router.include_router(console_hours.router)
 router.include_router(console_trends.router)
+router.include_router(console_safety.router)

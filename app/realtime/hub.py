@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ class Hub:
         self.subs: dict[str, set[Connection]] = defaultdict(set)
         self.connections: set[Connection] = set()
         self.expiring: set[Connection] = set()  # sockets of a session that expires (agents)
+        # In-process listeners of a topic no socket hears (e.g. a cache told to reload).
+        self.watchers: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
         bus.on_message = self.on_bus_message
         bus.on_reconnect = self.resync_all
 
@@ -64,6 +67,10 @@ class Hub:
             if not subs:
                 del self.subs[topic]
 
+    def watch(self, topic: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call `callback(frame)` for every frame on `topic`, from this node or another."""
+        self.watchers[topic].append(callback)
+
     def local_agent_ids(self) -> list[str]:
         return sorted({c.identity.id for c in self.connections if c.kind == "agent"})
 
@@ -92,10 +99,13 @@ class Hub:
             self._resync_local()
             return
         topics = header.decode().split(SEP)
-        if any(t in self.subs for t in topics):  # nobody here: don't even parse it
+        if any(t in self.subs or t in self.watchers for t in topics):  # else don't parse it
             self._fan_out(topics, orjson.loads(body), body)
 
     def _fan_out(self, topics: list[str], frame: dict[str, Any], body: bytes) -> None:
+        for topic in topics:
+            for watcher in self.watchers.get(topic, ()):
+                watcher(frame)
         targets: set[Connection] = set()
         for topic in topics:
             subs = self.subs.get(topic)
@@ -113,9 +123,10 @@ class Hub:
         # A frame may carry a change of what its recipients listen to (joining a group).
         for key, change in (("subscribe", self.subscribe), ("unsubscribe", self.unsubscribe)):
             named = frame.get(key)
-            if isinstance(named, str):
-                for conn in targets:
-                    change(conn, named)
+            for topic in [named] if isinstance(named, str) else named or ():
+                if isinstance(topic, str):
+                    for conn in targets:
+                        change(conn, topic)
 
     def end(self, conn: Connection, reason: str) -> None:
         """Close a socket whose session has ended; from now on it hears nothing."""

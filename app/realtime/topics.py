@@ -21,9 +21,19 @@ def group_topic(group_id: str) -> str:
     return f"g:{group_id}"
 
 
+def group_offers_topic(group_id: str) -> str:
+    """The member sockets of a fan group that may see its giveaways (not minors')."""
+    return f"g:{group_id}:offers"
+
+
 def conversation_sides(shop_id: str, buyer_id: str, agent_id: str | None) -> list[str]:
     """Who hears of a conversation's news: its buyer, and its agent if it has one."""
     topics = [buyer_topic(shop_id, buyer_id)]
     if agent_id:
         topics.append(agent_topic(agent_id))
     return topics
+
+
+def compliance_topic() -> str:
+    """Every node's rules cache: a shop's compliance rules changed (no socket listens)."""
+    return "x:compliance"

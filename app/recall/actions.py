@@ -329,7 +329,7 @@ async def send_batch(
     batch by batch; a pending row becomes `sent`, `capped`, `opted_out` or `purchased` in
     the same transaction as its cap claim and card, so a crash mid-batch leaves the whole
     batch pending. The audience was snapshotted at the start; what may have changed since
-    is checked again here: an opt-out, an order after the last consultation, and the cap
+    is checked again here: a buyer now known to be a minor, an opt-out, an order after the last consultation, and the cap
     (which only the claim decides).
     """
     s = uow.session
@@ -356,6 +356,8 @@ async def send_batch(
         SENDS.c.buyer_id <= batch[-1].buyer_id,
     )
     left_out = {
+        # Said to be under 18 since the snapshot: never a coupon card.
+        "minor": service.minor(c.shop_id, SENDS.c.buyer_id),
         "opted_out": service.opted_out(c.shop_id, SENDS.c.buyer_id),
         "purchased": and_(
             # Most buyers have no order at all: one index probe, before the full rule's two.

@@ -16,7 +16,7 @@ EVENT_TYPES = ("cart_add", "product_view")
 # A send row starts `pending` (the audience snapshot taken when the campaign starts) and
 # ends `sent` (cap claimed, card posted), `capped` (another recall came first), or
 # `opted_out` / `purchased` (the buyer opted out or ordered after the snapshot).
-SEND_STATUSES = ("pending", "sent", "capped", "opted_out", "purchased")
+SEND_STATUSES = ("pending", "sent", "capped", "opted_out", "purchased", "minor")
 
 
 # The audience query (`service.signals_sql`) reads a shop's consultations of the last 30

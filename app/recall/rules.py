@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from app.shops.minors import is_minor
+
 CONSULTATION_WINDOW = timedelta(days=30)
 CAP_WINDOW = timedelta(days=7)
 DEFAULT_WINDOW = (9 * 60, 21 * 60)  # 09:00-21:00 shop time, minutes after midnight
@@ -88,8 +90,9 @@ WEIGHTS: dict[str, tuple[int, int]] = {
 }
 SIGNAL_ORDER = tuple(WEIGHTS)
 
-# Why a consulting buyer is left out, in the order the reasons are tested.
-EXCLUSION_REASONS = ("opted_out", "purchased", "low_intent", "capped")
+# Why a consulting buyer is left out, in the order the reasons are tested. A minor comes
+# first: no other fact makes marketing to them right.
+EXCLUSION_REASONS = ("minor", "opted_out", "purchased", "low_intent", "capped")
 
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -156,10 +159,13 @@ class AudienceFacts:
     last_order_at: datetime | None = None
     opted_out: bool = False
     last_recalled_at: datetime | None = None
+    age: int | None = None  # as the buyer's identity last said; None: not said
 
 
 def exclusion_reason(facts: AudienceFacts, *, min_intent: int, now: datetime) -> str | None:
     """None when the buyer is eligible, else the first reason (EXCLUSION_REASONS order)."""
+    if is_minor(facts.age):
+        return "minor"
     if facts.opted_out:
         return "opted_out"
     if facts.last_order_at is not None and facts.last_order_at > facts.last_consulted_at:

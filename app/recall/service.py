@@ -41,7 +41,8 @@ from app.recall.models import (
     RecallSettings,
 )
 from app.shops import service as shop_service
-from app.shops.models import Shop
+from app.shops.minors import ADULT_AGE
+from app.shops.models import Buyer, Shop
 
 # The whole audience is scored by the database in a few set-based statements, from the
 # same rules as `rules.score_intent` (the weights) and `rules.question_topics` (the words),
@@ -207,6 +208,13 @@ def opted_out(shop_id: str, buyer: Any) -> ColumnElement[bool]:
     return exists().where(col(RecallOptOut.shop_id) == shop_id, col(RecallOptOut.buyer_id) == buyer)
 
 
+def minor(shop_id: str, buyer: Any) -> ColumnElement[bool]:
+    """`rules.exclusion_reason`'s "minor" in SQL: the stored identity says under 18."""
+    return exists().where(
+        col(Buyer.shop_id) == shop_id, col(Buyer.id) == buyer, col(Buyer.age) < ADULT_AGE
+    )
+
+
 def last_consultation(shop_id: str, buyer: Any) -> Any:
     """The buyer's latest consultation with the shop, as a correlated scalar subquery."""
     return (
@@ -232,6 +240,7 @@ def audience_sql(shop_id: str, min_intent: int, now: datetime, dialect: str) -> 
     ).subquery("scored")
     b = scored.c.buyer_id
     why = {
+        "minor": minor(shop_id, b),
         "opted_out": opted_out(shop_id, b),
         "purchased": ordered_after(shop_id, b, scored.c.last_consulted_at),
         "low_intent": scored.c.score < min_intent,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.routing.rules import BuyerFacts
+from app.shops.minors import is_minor
 from app.shops.models import Agent
 
 
@@ -22,6 +23,11 @@ class BuyerIdentity:
     def shown_as(self) -> tuple[str, str, int | None]:
         """How a conversation they open shows before anyone serves it: shop, name, VIP."""
         return (self.shop_slug, self.name, self.vip)
+
+    @property
+    def minor(self) -> bool:
+        """Under 18 by the token's `age`: chat as anyone, but no marketing (coupons, giveaways)."""
+        return is_minor(self.age)
 
     @property
     def facts(self) -> BuyerFacts:

@@ -29,6 +29,8 @@ class Permission(StrEnum):
     MODERATE_GROUPS = "moderate_groups"  # mute or remove members, start giveaways
     USE_CONSOLE = "use_console"  # open /console at all
     MANAGE_PHRASES = "manage_phrases"  # the shop-wide quick phrases (快捷短语)
+    REVIEW_COMPLIANCE = "review_compliance"  # the flagged messages (违规词) and abusive buyers
+    INSPECT_QUALITY = "inspect_quality"  # score closed conversations (质检), every agent's scores
     # The admin alone: how the shop is set up.
     MANAGE_AGENTS = "manage_agents"  # add agents, change their role, limits, password, active
     MANAGE_QUEUES = "manage_queues"  # queues and the category → queue map
@@ -40,6 +42,8 @@ class Permission(StrEnum):
     MANAGE_TAGS = "manage_tags"  # the shop's tag list and whether closing needs a tag
     EXPORT_DATA = "export_data"  # CSV exports: conversations, messages, metrics, ledger
     MANAGE_SERVICE_HOURS = "manage_service_hours"  # service hours, holidays, auto-reply
+    MANAGE_COMPLIANCE = "manage_compliance"  # the shop's own banned words (beside the platform's)
+    MANAGE_QUALITY = "manage_quality"  # the scorecard and the daily sample size
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -52,6 +56,8 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MODERATE_GROUPS: _STAFF,
     Permission.USE_CONSOLE: _STAFF,
     Permission.MANAGE_PHRASES: _STAFF,
+    Permission.REVIEW_COMPLIANCE: _STAFF,
+    Permission.INSPECT_QUALITY: _STAFF,
     Permission.MANAGE_AGENTS: _ADMIN_ONLY,
     Permission.MANAGE_QUEUES: _ADMIN_ONLY,
     Permission.SET_RECALL_WINDOW: _ADMIN_ONLY,
@@ -62,6 +68,8 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_TAGS: _ADMIN_ONLY,
     Permission.EXPORT_DATA: _STAFF,
     Permission.MANAGE_SERVICE_HOURS: _ADMIN_ONLY,
+    Permission.MANAGE_COMPLIANCE: _ADMIN_ONLY,
+    Permission.MANAGE_QUALITY: _ADMIN_ONLY,
 }
 
 

@@ -239,6 +239,8 @@
         return format(gettext("Your order %(order_id)s arrived a few days ago. How are the goods, and how was our service?"), p);
       case "care_apology":
         return format(gettext("Your order %(order_id)s has been refunded. We are sorry for the trouble."), p);
+      case "abuse_warning":
+        return gettext("Please keep the conversation civil. If the abuse goes on, the agent may end this chat.");
       default:
         return null;
     }

@@ -196,6 +196,9 @@
     },
   };
 
+  // Other scripts of the page send frames on this socket (e.g. ending a chat for abuse).
+  document.addEventListener("homing:send", (e) => socket.send(e.detail));
+
   function handleFrame(frame) {
     const handler = handlers[frame.type];
     if (handler) handler(frame);

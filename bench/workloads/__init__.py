@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench.workloads import (
+    compliance,
     connections,
     export,
     group_fanout,
@@ -23,7 +24,8 @@ from bench.workloads import (
 )
 
 WORKLOADS: dict[str, ModuleType] = {
-    m.NAME: m for m in (message_path, connections, surge, group_fanout, recall, search, export)
+    m.NAME: m
+    for m in (message_path, connections, surge, group_fanout, recall, search, export, compliance)
 }
 
 
