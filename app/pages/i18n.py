@@ -167,6 +167,7 @@ LABELS: dict[str, dict[str, str]] = {
         "bad_secret": N_("A signing secret is 16 to 200 characters"),
         "unknown_event": N_("Pick at least one known event"),
         "too_many_endpoints": N_("A shop has at most 10 endpoints"),
+        "unknown_tag": N_("The shop has no such tag"),
     },
 }
 
