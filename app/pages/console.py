@@ -55,7 +55,6 @@ TABS = (
     "webhooks",
     "care",
     "hours",
-    *("queues", "agents", "categories", "approvals", "fund", "metrics", "recall", "groups"),
     *("compliance", "quality"),
 )
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
