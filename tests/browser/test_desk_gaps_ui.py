@@ -4,11 +4,14 @@ supervisor reads the conversation in the console, the note styled apart (zh-CN, 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from playwright.async_api import expect
 from sqlalchemy import select
 from sqlmodel import col
 
 from app.chat.models import Conversation
+from app.tags.models import ConversationTag, Tag
 from tests.browser.helpers import (
     DEMO_PASSWORD,
     agent_online,
@@ -22,12 +25,30 @@ from tests.browser.test_phrases_notes_ui import close_chat
 from tests.support.words import en, zh
 
 
-async def conversation_of(web, buyer_id: str) -> str:
+async def conversation_of(web, buyer_id: str) -> tuple[str, str]:
+    """(conversation id, shop id) of the buyer's one conversation."""
     async with web.ctx.db.read() as s:
         row = await s.execute(
-            select(col(Conversation.id)).where(col(Conversation.buyer_id) == buyer_id)
+            select(col(Conversation.id), col(Conversation.shop_id)).where(
+                col(Conversation.buyer_id) == buyer_id
+            )
         )
-        return str(row.scalar_one())
+        conv_id, shop_id = row.one()
+        return str(conv_id), str(shop_id)
+
+
+async def tag_conversation(web, shop_id: str, conv_id: str, name: str) -> None:
+    async def tag(uow):
+        t = Tag(shop_id=shop_id, name=name, created_at=datetime.now(UTC))
+        uow.session.add(t)
+        await uow.session.flush()
+        uow.session.add(
+            ConversationTag(
+                shop_id=shop_id, conversation_id=conv_id, tag_id=t.id, created_at=t.created_at
+            )
+        )
+
+    await web.ctx.db.run(tag)
 
 
 async def test_a_mention_waits_for_the_colleague_and_the_console_shows_the_note(web, new_tab):
@@ -68,7 +89,9 @@ async def test_a_mention_waits_for_the_colleague_and_the_console_shows_the_note(
     await expect(sam.locator("#mention-list .mention", has_text="第二次退款了")).to_have_count(0)
 
     # Sam reads the conversation in the console: the note apart, its text as written.
-    conv_id = await conversation_of(web, buyer_id)
+    conv_id, shop_id = await conversation_of(web, buyer_id)
+    tag = f"退款-{buyer_id[-4:]}"
+    await tag_conversation(web, shop_id, conv_id, tag)
     await sam.goto(f"{web.http}/console/conversations/{conv_id}")
     note = sam.locator("#conversation-messages .msg.kind-note")
     await expect(note.locator(".text")).to_have_text(secret)
@@ -80,8 +103,24 @@ async def test_a_mention_waits_for_the_colleague_and_the_console_shows_the_note(
     await expect(sam.locator("#conversation-messages .msg.from-buyer .text")).to_have_text(
         "我要退款,东西坏了"
     )
+    await expect(sam.locator("#conversation-tags")).to_have_text(tag)
     await screenshot(sam, "console-conversation-note")
     await sam.goto(f"{web.http}/console/conversations/{conv_id}?lang=en")
     await expect(note.locator(".note-label")).to_have_text(en("Internal note"))
     await screenshot(sam, "console-conversation-note-en")
+
+    # The 体验分 tab for that tag only: this one conversation, and the trends follow.
+    await sam.goto(f"{web.http}/console?tab=metrics&lang=zh")
+    await sam.select_option("#metrics-tag", tag)
+    await sam.click("[data-section=metrics] .inline-form button[type=submit]")
+    await expect(sam.locator("#metrics-tag-shown")).to_have_text(
+        zh("Only conversations tagged %(tag)s") % {"tag": tag}
+    )
+    await expect(sam.locator("#metrics-tag")).to_have_value(tag)
+    await expect(sam.locator("#shop-metrics .stat").first.locator("strong")).to_have_text("1")
+    await expect(sam.locator("#trends .chart.trend")).to_have_count(4)
+    # One incoming conversation in the heat map: one cell counts 1, every other 0.
+    await expect(sam.locator("#heat-map .heat-cell:not([data-count='0'])")).to_have_count(1)
+    await expect(sam.locator("#heat-map .heat-cell[data-count='1']")).to_have_count(1)
+    await screenshot(sam, "metrics-by-tag")
     await close_chat(alice)
