@@ -35,6 +35,7 @@ from app.history import api as history_api
 from app.jobs import registered_jobs
 from app.limits import RequestLimits
 from app.metrics import api as metrics_api
+from app.notes import api as notes_api
 from app.observability import api as observability_api
 from app.observability.logs import RequestIds
 from app.observability.metrics import Metrics
@@ -179,6 +180,7 @@ def create_app(
     app.include_router(observability_api.router)
     app.include_router(tags_api.router)
     app.include_router(history_api.router)
+    app.include_router(notes_api.router)
     app.include_router(search_api.router)
     app.include_router(compliance_api.router)
     app.include_router(quality_api.router)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlmodel import col
 
 from app.chat.models import Conversation, Message, Rating
@@ -36,7 +36,6 @@ from app.shops import service as shop_service
 from app.shops.models import Agent, Buyer, Shop
 from app.shops.roles import MEASURED_ROLES
 from app.tags import service as tags_service
-from app.tags.models import ConversationTag
 
 # Rows a page: small enough that turning one into CSV never holds the event loop long
 # (the chat shares it), large enough that the keyset queries cost little.
@@ -141,11 +140,7 @@ async def prepare(
         shop = await s.get(Shop, shop_id)
         zone = shop_service.shop_zone(shop) if shop else ZoneInfo(shop_service.DEFAULT_TIMEZONE)
         start, end = resolve_period(start_text, end_text, now=now, tz=zone)
-        tag_id = None
-        if tag is not None:
-            tag_id = await tags_service.tag_id_named(s, shop_id, tag)
-            if tag_id is None:
-                raise BadInput(f"The shop has no tag named {tag!r}.", code="unknown_tag")
+        tag_id = await tags_service.known_tag_id(s, shop_id, tag)
         if kind == "conversations":
             count = select(func.count()).where(_conversations_in(shop_id, start, end, tag_id))
         elif kind == "messages":
@@ -205,17 +200,7 @@ def _conversations_in(
         col(Conversation.opened_at) < end,
         # A notice conversation (born closed to carry a card) was nobody's request for help.
         or_(col(Conversation.close_reason).is_(None), col(Conversation.close_reason) != "system"),
-        _tagged(col(Conversation.id), tag_id),
-    )
-
-
-def _tagged(conversation_id: Any, tag_id: str | None) -> ColumnElement[bool]:
-    """The conversation carries the tag (any conversation when no tag is asked for)."""
-    if tag_id is None:
-        return true()
-    return exists().where(
-        col(ConversationTag.conversation_id) == conversation_id,
-        col(ConversationTag.tag_id) == tag_id,
+        tags_service.tagged(col(Conversation.id), tag_id),
     )
 
 
@@ -331,7 +316,7 @@ def _messages_in(
         col(Message.shop_id) == shop_id,
         col(Message.created_at) >= start,
         col(Message.created_at) < end,
-        _tagged(col(Message.conversation_id), tag_id),
+        tags_service.tagged(col(Message.conversation_id), tag_id),
     )
 
 

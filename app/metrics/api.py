@@ -22,6 +22,8 @@ MetricsViewer = Annotated[Agent, require(Permission.VIEW_METRICS)]
 # `from`/`to`: ISO dates or datetimes; `rules.resolve_period` reads them (422 when bad).
 From = Annotated[str | None, Query(alias="from", max_length=64)]
 To = Annotated[str | None, Query(alias="to", max_length=64)]
+# `tag`: only conversations carrying that tag of the shop's list (422 unknown_tag if none).
+TagName = Annotated[str | None, Query(min_length=1, max_length=32)]
 
 
 def agent_metrics_public(row: AgentMetrics) -> AgentMetricsPublic:
@@ -38,19 +40,19 @@ def agent_metrics_public(row: AgentMetrics) -> AgentMetricsPublic:
 
 @router.get("/agents")
 async def agent_metrics(
-    staff: MetricsViewer, ctx: Ctx, start: From = None, end: To = None
+    staff: MetricsViewer, ctx: Ctx, start: From = None, end: To = None, tag: TagName = None
 ) -> list[AgentMetricsPublic]:
     async with ctx.db.read() as s:
-        report = await service.shop_metrics(s, staff.shop_id, start, end, ctx.clock.now())
+        report = await service.shop_metrics(s, staff.shop_id, start, end, ctx.clock.now(), tag=tag)
     return [agent_metrics_public(row) for row in report.agents]
 
 
 @router.get("/shop")
 async def shop_metrics(
-    staff: MetricsViewer, ctx: Ctx, start: From = None, end: To = None
+    staff: MetricsViewer, ctx: Ctx, start: From = None, end: To = None, tag: TagName = None
 ) -> ShopMetricsPublic:
     async with ctx.db.read() as s:
-        report = await service.shop_metrics(s, staff.shop_id, start, end, ctx.clock.now())
+        report = await service.shop_metrics(s, staff.shop_id, start, end, ctx.clock.now(), tag=tag)
     return ShopMetricsPublic.model_validate(
         {"from": report.start.isoformat(), "to": report.end.isoformat(), **asdict(report.shop)}
     )

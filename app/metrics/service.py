@@ -35,6 +35,7 @@ from app.routing import hours
 from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
 from app.shops.roles import MEASURED_ROLES
+from app.tags import service as tags_service
 
 STREAM_BATCH = 2000
 
@@ -57,24 +58,35 @@ class ShopMetrics:
 
 
 async def shop_metrics(
-    session: AsyncSession, shop_id: str, start_text: str | None, end_text: str | None, now: datetime
+    session: AsyncSession,
+    shop_id: str,
+    start_text: str | None,
+    end_text: str | None,
+    now: datetime,
+    tag: str | None = None,
 ) -> ShopMetrics:
-    """The shop's and each measured agent's metrics for the period `from`/`to` name."""
+    """The shop's and each measured agent's metrics for the period `from`/`to` name; with
+    `tag`, of the conversations carrying that tag of the shop's list only (`422
+    unknown_tag` for a name the shop does not have)."""
     shop = await session.get(Shop, shop_id)
     if shop is None:
         raise NotFound("No such shop.")
     start, end = resolve_period(start_text, end_text, now=now, tz=shop_service.shop_zone(shop))
-    return await metrics_between(session, shop_id, start, end)
+    tag_id = await tags_service.known_tag_id(session, shop_id, tag)
+    return await metrics_between(session, shop_id, start, end, tag_id)
 
 
 async def metrics_between(
-    session: AsyncSession, shop_id: str, start: datetime, end: datetime
+    session: AsyncSession, shop_id: str, start: datetime, end: datetime, tag_id: str | None = None
 ) -> ShopMetrics:
+    """As `shop_metrics`, for [start, end); `tag_id`: only conversations carrying that tag
+    (and the payouts and quality reviews of those conversations)."""
     in_period = and_(
         col(Conversation.shop_id) == shop_id,
         col(Conversation.agent_id).is_not(None),
         col(Conversation.opened_at) >= start,
         col(Conversation.opened_at) < end,
+        tags_service.tagged(col(Conversation.id), tag_id),
     )
     owners: dict[str, tuple[str, datetime | None]] = {
         conv_id: (agent_id, assigned_at)
@@ -111,13 +123,13 @@ async def metrics_between(
     for conv_id in list(owners):  # conversations without a buyer or agent message
         add(conv_id, ())
 
-    paid = await payouts_service.paid_cents_by_agent(session, shop_id, start, end)
+    paid = await payouts_service.paid_cents_by_agent(session, shop_id, start, end, tag_id)
     agents = await session.execute(
         select(col(Agent.id), col(Agent.username), col(Agent.display_name), col(Agent.role))
         .where(col(Agent.shop_id) == shop_id, col(Agent.role).in_(MEASURED_ROLES))
         .order_by(col(Agent.created_at), col(Agent.username))
     )
-    qa = await quality_service.averages(session, shop_id, start, end)
+    qa = await quality_service.averages(session, shop_id, start, end, tag_id)
     qa_shop = tuple(sum(v[i] for v in qa.values()) for i in range(3))
     return ShopMetrics(
         start=start,

@@ -18,6 +18,7 @@ from app.chat.models import Conversation
 from app.metrics.rules import Metrics
 from app.metrics.service import metrics_between
 from app.metrics.trend_rules import check_trend_period, days_of, heat_map
+from app.tags import service as tags_service
 
 HEAT_BATCH = 5000
 
@@ -35,8 +36,11 @@ class Trends:
     heat: list[list[int]]  # [weekday 0=Monday][hour]
 
 
-def _incoming(shop_id: str, start: datetime, end: datetime) -> ColumnElement[bool]:
+def _incoming(
+    shop_id: str, start: datetime, end: datetime, tag_id: str | None
+) -> ColumnElement[bool]:
     return and_(
+        tags_service.tagged(col(Conversation.id), tag_id),
         col(Conversation.shop_id) == shop_id,
         col(Conversation.opened_at) >= start,
         col(Conversation.opened_at) < end,
@@ -46,17 +50,25 @@ def _incoming(shop_id: str, start: datetime, end: datetime) -> ColumnElement[boo
 
 
 async def trends(
-    session: AsyncSession, shop_id: str, start: datetime, end: datetime, zone: ZoneInfo
+    session: AsyncSession,
+    shop_id: str,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    tag_id: str | None = None,
 ) -> Trends:
+    """Day by day over [start, end); `tag_id`: only conversations carrying that tag."""
     check_trend_period(start, end)
     points = []
     for day, lo, hi in days_of(start, end, zone):
-        report = await metrics_between(session, shop_id, lo, hi)
-        incoming = await session.execute(select(func.count()).where(_incoming(shop_id, lo, hi)))
+        report = await metrics_between(session, shop_id, lo, hi, tag_id)
+        incoming = await session.execute(
+            select(func.count()).where(_incoming(shop_id, lo, hi, tag_id))
+        )
         points.append(DayPoint(day, report.shop, int(incoming.scalar() or 0)))
     opened = await session.stream(
         select(col(Conversation.opened_at))
-        .where(_incoming(shop_id, start, end))
+        .where(_incoming(shop_id, start, end, tag_id))
         .execution_options(yield_per=HEAT_BATCH)
     )
     return Trends(points, heat_map([at async for (at,) in opened], zone))

@@ -14,6 +14,7 @@ import app.care.models
 import app.chat.models
 import app.compliance.models
 import app.groups.models
+import app.notes.models
 import app.payouts.models
 import app.phrases.models
 import app.quality.models

@@ -39,6 +39,7 @@ from app.shops import service as shop_service
 from app.shops.models import Agent, Shop
 from app.shops.policy import Permission, may
 from app.shops.roles import ROLES
+from app.tags import service as tags_service
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,7 +55,6 @@ TABS = (
     "webhooks",
     "care",
     "hours",
-    *("queues", "agents", "categories", "approvals", "fund", "metrics", "recall", "groups"),
     *("compliance", "quality"),
 )
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
@@ -220,12 +220,19 @@ async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str,
     if tab == "metrics":
         start = request.query_params.get("from") or None
         end = request.query_params.get("to") or None
+        tag = request.query_params.get("tag") or None  # only conversations with this tag
+        async with ctx.db.read() as s:
+            tags = [t.name for t in await tags_service.shop_tags(s, shop_id)]
+        chosen = {"tags": tags, "tag": tag or ""}
         try:
             async with ctx.db.read() as s:
-                report = await metrics_service.shop_metrics(s, shop_id, start, end, ctx.clock.now())
+                report = await metrics_service.shop_metrics(
+                    s, shop_id, start, end, ctx.clock.now(), tag=tag
+                )
                 shop = await s.get(Shop, shop_id)
         except DomainError as err:
-            return {"metrics_error": err.message, "start": start or "", "end": end or ""}
+            said = error_label(request_words(request), err.code) or err.message
+            return {"metrics_error": said, "start": start or "", "end": end or "", **chosen}
         zone = shop_service.shop_zone(shop) if shop else None
         first = report.start.astimezone(zone).date().isoformat()
         # The period is [from, to): show its last day (a `to` at midnight ends the day before).
@@ -236,6 +243,7 @@ async def tab_data(tab: str, me: Agent, ctx: Ctx, request: Request) -> dict[str,
             "start": start or first,
             "end": end or shown_end.isoformat(),
             "period": (first, shown_end.isoformat()),
+            **chosen,
         }
     raise ValueError(tab)
 

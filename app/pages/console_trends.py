@@ -15,9 +15,10 @@ from app.metrics import trends as metrics_trends
 from app.metrics.rules import resolve_period
 from app.pages import charts
 from app.pages.console import ConsoleStaff, percent, shop_zone_of
-from app.pages.i18n import request_words
+from app.pages.i18n import error_label, request_words
 from app.pages.views import render
 from app.shops.policy import Permission, may
+from app.tags import service as tags_service
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,9 +46,12 @@ async def trends_fragment(request: Request, ctx: Ctx, me: ConsoleStaff) -> Respo
             tz=zone,
         )
         async with ctx.db.read() as s:
-            found = await metrics_trends.trends(s, me.shop_id, start, end, zone)
+            tag_id = await tags_service.known_tag_id(
+                s, me.shop_id, request.query_params.get("tag") or None
+            )
+            found = await metrics_trends.trends(s, me.shop_id, start, end, zone, tag_id)
     except DomainError as err:
-        values["error"] = err.message
+        values["error"] = error_label(t, err.code) or err.message
         return render(request, ctx, "console/_trends.html", **values)
     days = [p.day for p in found.days]
     m = [p.metrics for p in found.days]

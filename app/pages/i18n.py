@@ -135,6 +135,11 @@ LABELS: dict[str, dict[str, str]] = {
         "dead": N_("dead letter"),
         "cancelled": N_("cancelled"),
     },
+    "conv_status": {
+        "queued": N_("Waiting in the queue"),
+        "assigned": N_("In progress"),
+        "closed": N_("Closed"),
+    },
     "error": {
         "insufficient_funds": N_("The payout fund is too low; ask an admin to top it up"),
         "order_cap_exceeded": N_("More than this order can still be compensated"),
@@ -167,6 +172,7 @@ LABELS: dict[str, dict[str, str]] = {
         "bad_secret": N_("A signing secret is 16 to 200 characters"),
         "unknown_event": N_("Pick at least one known event"),
         "too_many_endpoints": N_("A shop has at most 10 endpoints"),
+        "unknown_tag": N_("The shop has no such tag"),
     },
 }
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from app.pages import (
     console,
     console_care,
+    console_conversation,
     console_groups,
     console_hours,
     console_recall,
@@ -30,3 +31,4 @@ router.include_router(console_care.router)
 router.include_router(console_hours.router)
 router.include_router(console_trends.router)
 router.include_router(console_safety.router)
+router.include_router(console_conversation.router)

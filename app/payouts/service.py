@@ -11,6 +11,7 @@ from sqlmodel import col
 from app.care.models import CareSettings
 from app.orders.models import Order
 from app.payouts.models import LateShipmentCoupon, Payout, PayoutFund, PayoutLedgerEntry
+from app.tags import service as tags_service
 
 LIST_LIMIT = 500
 
@@ -56,9 +57,10 @@ async def fund_balance(session: AsyncSession, shop_id: str) -> int:
 
 
 async def paid_cents_by_agent(
-    session: AsyncSession, shop_id: str, start: datetime, end: datetime
+    session: AsyncSession, shop_id: str, start: datetime, end: datetime, tag_id: str | None = None
 ) -> dict[str, int]:
-    """Compensation paid in [start, end), by the agent who asked for it (for the metrics).
+    """Compensation paid in [start, end), by the agent who asked for it (for the metrics);
+    with `tag_id`, only for conversations carrying that tag.
 
     A payout counts when it was paid: at once, or when a supervisor approved it.
     """
@@ -69,6 +71,7 @@ async def paid_cents_by_agent(
             col(Payout.status) == "paid",
             col(Payout.paid_at) >= start,
             col(Payout.paid_at) < end,
+            tags_service.tagged(col(Payout.conversation_id), tag_id),
         )
         .group_by(col(Payout.agent_id))
     )

@@ -20,6 +20,7 @@ from app.quality import rules
 from app.quality.models import QaReview, QaSettings
 from app.shops.models import Agent
 from app.shops.policy import Permission, may
+from app.tags import service as tags_service
 
 PAGE = 500
 
@@ -134,10 +135,10 @@ async def review_for(s: AsyncSession, me: Agent, review_id: str) -> QaReview:
 
 
 async def averages(
-    s: AsyncSession, shop_id: str, start: datetime, end: datetime
+    s: AsyncSession, shop_id: str, start: datetime, end: datetime, tag_id: str | None = None
 ) -> dict[str, tuple[int, int, int]]:
-    """Per agent, over reviews scored for conversations closed in [start, end):
-    (points given, points possible, reviews)."""
+    """Per agent, over reviews scored for conversations closed in [start, end) (with
+    `tag_id`: carrying that tag): (points given, points possible, reviews)."""
     rows = await s.execute(
         select(
             col(QaReview.agent_id),
@@ -151,6 +152,7 @@ async def averages(
             col(QaReview.status) == "done",
             col(Conversation.closed_at) >= start,
             col(Conversation.closed_at) < end,
+            tags_service.tagged(col(Conversation.id), tag_id),
         )
         .group_by(col(QaReview.agent_id))
     )

@@ -280,21 +280,49 @@
     ui.input.focus();
   });
 
-  document.addEventListener("homing:frame", (e) => {
-    const f = e.detail;
-    if (f.type !== "note.mention") return;
+  // A mention (the live note.mention frame, or a stored MENTION loaded at start: the same
+  // fields) as an item of the list, with its button to mark it read.
+  function mentionItem(f) {
     const who = f.by.display_name || f.by.username;
-    wb.toast(format(gettext("%(name)s mentioned you in a note: %(text)s"), { name: who, text: f.message.body }));
-    ui.mentions.hidden = false;
-    ui.mentionList.prepend(el("li", { className: "mention", dataset: { conversation: f.conversation_id } }, [
+    const read = el("button", { type: "button", className: "link-button mention-read", text: gettext("Mark read") });
+    const item = el("li", { className: "mention", dataset: { conversation: f.conversation_id, mention: f.mention_id || "" } }, [
       el("div", { className: "mention-head" }, [
         el("strong", { text: who }),
         el("span", { text: ` · ${f.buyer_name || f.buyer_id} · ` }),
         el("time", { datetime: f.message.created_at, text: clockTime(f.message.created_at) }),
+        read,
       ]),
       el("p", { className: "mention-text", text: f.message.body }),
-    ]));
+    ]);
+    read.addEventListener("click", async () => {
+      if (f.mention_id && !(await api("POST", `/mentions/${encodeURIComponent(f.mention_id)}/read`))) return;
+      item.remove();
+      ui.mentions.hidden = !ui.mentionList.children.length;
+    });
+    return item;
+  }
+
+  function listed(id) {
+    return id && [...ui.mentionList.children].some((li) => li.dataset.mention === id);
+  }
+
+  document.addEventListener("homing:frame", (e) => {
+    const f = e.detail;
+    if (f.type !== "note.mention" || listed(f.mention_id)) return;
+    const who = f.by.display_name || f.by.username;
+    wb.toast(format(gettext("%(name)s mentioned you in a note: %(text)s"), { name: who, text: f.message.body }));
+    ui.mentions.hidden = false;
+    ui.mentionList.prepend(mentionItem(f));
   });
+
+  // Mentions made while I was away (stored until read): listed at start, newest first.
+  async function loadMentions() {
+    const stored = await api("GET", "/mentions");
+    if (!stored) return;
+    for (const m of stored) if (!listed(m.mention_id)) ui.mentionList.append(mentionItem(m));
+    ui.mentions.hidden = !ui.mentionList.children.length;
+  }
+  loadMentions();
 
   // ---- canned replies this browser kept before they lived on the server: offered once ---
   function browserPhrases() {

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.errors import DomainError
+from app.errors import BadInput, DomainError
 from app.tags import rules
 from app.tags.models import ConversationTag, Tag, TagSettings
 
@@ -84,3 +85,25 @@ async def tag_id_named(session: AsyncSession, shop_id: str, name: str) -> str | 
         select(col(Tag.id)).where(col(Tag.shop_id) == shop_id, col(Tag.name) == name)
     )
     return found.scalar_one_or_none()
+
+
+async def known_tag_id(session: AsyncSession, shop_id: str, name: str | None) -> str | None:
+    """The id of the shop's tag called `name` (None when no tag is asked for); `422
+    unknown_tag` when the shop has no such tag (a filter by it would silently match nothing)."""
+    if name is None:
+        return None
+    tag_id = await tag_id_named(session, shop_id, name)
+    if tag_id is None:
+        raise BadInput(f"The shop has no tag named {name!r}.", code="unknown_tag")
+    return tag_id
+
+
+def tagged(conversation_id: Any, tag_id: str | None) -> ColumnElement[bool]:
+    """SQL: the conversation (`conversation_id`, a column) carries the tag (any conversation
+    when no tag is asked for). Filters by tag (exports, metrics) read it."""
+    if tag_id is None:
+        return true()
+    return exists().where(
+        col(ConversationTag.conversation_id) == conversation_id,
+        col(ConversationTag.tag_id) == tag_id,
+    )
