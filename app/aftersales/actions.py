@@ -6,6 +6,10 @@ with an amount takes it at once by the conditional UPDATE payouts use
 (`take_payout_room`), a declined one gives it back. So requests and payouts together
 never pass the order's amount, however many race on however many nodes.
 
+An approved 价保 (price protection) claim is paid by Homing from the shop's payout fund,
+in the approving transaction, as a `price_protection` payout (`app.payouts.claims`),
+which does not take the order's room again.
+
 `submit_request` and `decide` take the Database because a refusal is written to the
 after-sales ledger although the refused transaction rolls back (as payouts do).
 """
@@ -30,6 +34,7 @@ from app.db import Database, UnitOfWork, insert_ignore, rowcount
 from app.errors import BadInput, Conflict, DomainError, Forbidden, NotFound
 from app.orders import actions as order_actions
 from app.orders.models import Order
+from app.payouts import claims as payout_claims
 from app.payouts import ledger as payout_ledger
 from app.payouts import rules as payout_rules
 from app.payouts.authority import acting_agent, authorise
@@ -97,6 +102,38 @@ async def record_refusal(uow: UnitOfWork, refusal: Refusal, error: DomainError) 
             code=error.code,
             note=f"{refusal.note + ': ' if refusal.note else ''}{error.message}",
         )
+    )
+    await _record_payment_refusal(uow, refusal, error)
+
+
+async def _record_payment_refusal(uow: UnitOfWork, refusal: Refusal, error: DomainError) -> None:
+    """A 价保 claim whose payment was refused (the fund, or the approver's authority) is in
+    the payout ledger too: the platform was refused (automatic) or the approving agent."""
+    if error.code not in payout_claims.PAYMENT_REFUSALS:
+        return
+    a = None
+    if refusal.aftersale_id is not None:
+        a = await service.get_aftersale(uow.session, refusal.shop_id, refusal.aftersale_id)
+    if (a.type if a is not None else refusal.type) != "price_protection":
+        return
+    fields = {
+        "order_id": a.order_id if a is not None else refusal.order_id,
+        "conversation_id": a.conversation_id if a is not None else None,
+        "buyer_id": a.buyer_id if a is not None else refusal.actor_id,
+        "amount_cents": a.amount_cents if a is not None else refusal.amount_cents,
+        "reason": "price_protection",
+    }
+    by_agent = refusal.actor_kind == "agent"
+    await payout_ledger.record_refusal(
+        uow,
+        payout_ledger.Refusal(
+            shop_id=refusal.shop_id,
+            actor_id=refusal.actor_id if by_agent else None,
+            now=refusal.now,
+            request_fields={**fields, "agent_id": refusal.actor_id if by_agent else None},
+            note=f"aftersale {refusal.aftersale_id}" if refusal.aftersale_id else "aftersale",
+        ),
+        error,
     )
 
 
@@ -223,6 +260,8 @@ async def request_aftersale(
         req.type == "price_protection"
         and rules.auto_price_protection(req.amount_cents, settings.price_protection_auto_cents)
     )
+    if req.type == "price_protection" and not auto:
+        await payout_claims.check_fund_covers(uow, shop_id, req.amount_cents)
     a = AfterSale(
         shop_id=shop_id,
         conversation_id=conv.id,
@@ -246,8 +285,22 @@ async def request_aftersale(
         _record(uow, "approved", a, actor_kind="platform", actor_id=None, at=now, note=why)
         await outbox.record(uow, shop_id, "aftersale.decided", event_data(a), now=now)
     await _post_card(uow, a, now)
+    if auto and a.type == "price_protection":
+        # Paid by the platform on the shop's agent-free authority: no agent's daily total.
+        await payout_claims.pay_claim(uow, _claim(a), approved_by=None, now=now)
     await _announce(uow, a)
     return a
+
+
+def _claim(a: AfterSale) -> payout_claims.Claim:
+    return payout_claims.Claim(
+        id=a.id,
+        shop_id=a.shop_id,
+        conversation_id=a.conversation_id,
+        order_id=a.order_id,
+        buyer_id=a.buyer_id,
+        amount_cents=a.amount_cents,
+    )
 
 
 async def _check_uploads(
@@ -341,6 +394,9 @@ async def decide_aftersale(
     _record(uow, status, a, actor_kind="agent", actor_id=agent.id, at=now, note=note)
     await outbox.record(uow, a.shop_id, "aftersale.decided", event_data(a), now=now)
     await _post_card(uow, a, now)
+    if approve and a.type == "price_protection":
+        # On the agent's own authority, reserved above by `authorise`.
+        await payout_claims.pay_claim(uow, _claim(a), approved_by=agent, now=now)
     await _announce(uow, a)
     return a
 

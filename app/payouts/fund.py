@@ -66,12 +66,22 @@ async def topup_fund(uow: UnitOfWork, *, admin_id: str, amount_cents: int, now: 
     return int(balance)
 
 
-async def pay(uow: UnitOfWork, payout: Payout, *, authorised_by: Agent, now: datetime) -> None:
+async def pay(
+    uow: UnitOfWork,
+    payout: Payout,
+    *,
+    authorised_by: Agent | None,
+    now: datetime,
+    room_held: bool = False,
+) -> None:
     """Take the amount from the order's room and the fund, record it, and tell the buyer.
 
-    Precondition: the authoriser's limits have been taken (the daily total reserved).
+    Precondition: the authoriser's limits have been taken (the daily total reserved);
+    `authorised_by` None: the platform pays on the shop's agent-free authority.
+    `room_held`: the order's room was taken already (by the after-sales claim this pays,
+    `claims`), so it is not taken twice.
     """
-    if not await order_actions.take_payout_room(
+    if not room_held and not await order_actions.take_payout_room(
         uow, payout.shop_id, payout.order_id, payout.amount_cents
     ):
         order = await order_service.get_order(uow.session, payout.shop_id, payout.order_id)
@@ -80,7 +90,8 @@ async def pay(uow: UnitOfWork, payout: Payout, *, authorised_by: Agent, now: dat
     if not await _take_from_fund(uow, payout.shop_id, payout.amount_cents, now):
         raise insufficient_funds()
     approver_id = payout.approved_by
-    ledger.record(uow, "paid", payout, actor_id=authorised_by.id, approver_id=approver_id, at=now)
+    authoriser_id = authorised_by.id if authorised_by is not None else None
+    ledger.record(uow, "paid", payout, actor_id=authoriser_id, approver_id=approver_id, at=now)
     label = rules.REASON_LABELS[payout.reason]
     card = notices.Notice(
         payout.buyer_id,

@@ -23,8 +23,19 @@ T = TypeVar("T")
 MAX_KEY_CHARS = 200
 
 
+def actor_kind(actor_id: str | None) -> str:
+    """An agent acted, or (no agent: None) the platform on the shop's own settings."""
+    return "agent" if actor_id is not None else "platform"
+
+
 def record(
-    uow: UnitOfWork, entry: str, payout: Payout, *, actor_id: str, at: datetime, **fields: Any
+    uow: UnitOfWork,
+    entry: str,
+    payout: Payout,
+    *,
+    actor_id: str | None,
+    at: datetime,
+    **fields: Any,
 ) -> None:
     """Append one line about `payout`. The ledger is only ever inserted into."""
     uow.session.add(
@@ -33,7 +44,7 @@ def record(
             at=at,
             entry=entry,
             payout_id=payout.id,
-            actor_kind="agent",
+            actor_kind=actor_kind(actor_id),
             actor_id=actor_id,
             agent_id=payout.agent_id,
             order_id=payout.order_id,
@@ -49,8 +60,11 @@ def record(
 
 def announce(uow: UnitOfWork, payout: Payout) -> None:
     """The requesting agent and the shop's supervisors hear of every change (after commit)."""
+    topics = [shop_staff_topic(payout.shop_id)]
+    if payout.agent_id is not None:
+        topics.insert(0, agent_topic(payout.agent_id))
     uow.emit_many(
-        [agent_topic(payout.agent_id), shop_staff_topic(payout.shop_id)],
+        topics,
         {"type": "payout.updated", "payout": payout_public(payout)},
     )
 
@@ -65,10 +79,11 @@ async def report(uow: UnitOfWork, event_type: str, payout: Payout, now: datetime
 @dataclass(frozen=True)
 class Refusal:
     """Who was refused what, for the ledger: a request (`fields` from the request) or a
-    decision on `payout_id` (`note` says which)."""
+    decision on `payout_id` (`note` says which). `actor_id` None: the platform was
+    refused (an automatic 价保 payout the fund could not cover)."""
 
     shop_id: str
-    actor_id: str
+    actor_id: str | None
     now: datetime
     idempotency_key: str | None = None
     request_fields: dict[str, Any] | None = None
@@ -123,7 +138,7 @@ async def record_refusal(uow: UnitOfWork, refusal: Refusal, error: DomainError) 
             shop_id=refusal.shop_id,
             at=refusal.now,
             entry="refused",
-            actor_kind="agent",
+            actor_kind=actor_kind(refusal.actor_id),
             actor_id=refusal.actor_id,
             code=error.code,
             idempotency_key=(key or None) and key[:MAX_KEY_CHARS],

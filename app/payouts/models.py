@@ -71,7 +71,11 @@ class Payout(SQLModel, table=True):
     conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
     order_id: str = Field(sa_column=Column(String(128), nullable=False))
     buyer_id: str = Field(sa_column=Column(String(128), nullable=False))
-    agent_id: str = Field(foreign_key="agents.id", max_length=32)
+    # The agent who asked for it, or paid it on their own authority. None: no agent was
+    # involved, the platform paid it on the shop's agent-free authority (a 价保 claim
+    # within `price_protection_auto_cents`); counted against no agent's daily total, and
+    # its ledger lines have `actor_kind` "platform".
+    agent_id: str | None = Field(default=None, foreign_key="agents.id", max_length=32)
     amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
     reason: str = Field(max_length=32)
     note: str | None = Field(default=None, sa_column=Column(Text))

@@ -67,7 +67,7 @@ class PayoutPublic(BaseModel):
     conversation_id: str
     order_id: str | None
     buyer_id: str | None
-    agent_id: str
+    agent_id: str | None  # None: paid by the platform without an agent (automatic 价保)
     amount_cents: int
     reason: str
     status: str

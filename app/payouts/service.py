@@ -58,11 +58,13 @@ async def fund_balance(session: AsyncSession, shop_id: str) -> int:
 
 async def paid_cents_by_agent(
     session: AsyncSession, shop_id: str, start: datetime, end: datetime, tag_id: str | None = None
-) -> dict[str, int]:
+) -> dict[str | None, int]:
     """Compensation paid in [start, end), by the agent who asked for it (for the metrics);
     with `tag_id`, only for conversations carrying that tag.
 
-    A payout counts when it was paid: at once, or when a supervisor approved it.
+    A payout counts when it was paid: at once, or when a supervisor approved it. The key
+    None holds what the platform paid without an agent (automatic 价保): in the shop's
+    total, in no agent's.
     """
     rows = await session.execute(
         select(col(Payout.agent_id), func.sum(col(Payout.amount_cents)))
