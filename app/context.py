@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.bot.engine import BotEngine
 from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
 from app.clock import Clock
@@ -30,6 +31,7 @@ class AppContext:
     presence: PresenceHeartbeat
     appender: MessageAppender
     metrics: Metrics
+    bot: BotEngine
 
 
 @dataclass

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import col
 
+from app.bot import actions as bot_actions
 from app.db import UnitOfWork
 from app.payouts import fund as payout_fund
 from app.recall import actions as recall_actions
@@ -55,4 +56,7 @@ async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
         )
     await payout_fund.topup_fund(uow, admin_id=new.admin_id, amount_cents=DEMO_FUND_CENTS, now=now)
     await recall_actions.set_window(uow, new.shop.id, 0, 24 * 60, now)  # recalls all day
+    # A tea-set store's knowledge base; the bot stays off until the console switches it on,
+    # so a newcomer's first chat still reaches alice.
+    await bot_actions.import_faqs(uow, new.shop.id, bot_actions.demo_entries(), now)
     return True

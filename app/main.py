@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
+from app.bot import api as bot_api
+from app.bot.engine import BOT_TOPIC, BotEngine
 from app.chat import api as chat_api
 from app.chat import ws as chat_ws
 from app.chat.appender import MessageAppender
@@ -118,11 +120,14 @@ def create_app(
             presence=presence,
             appender=MessageAppender(db, batch_sizes=metrics.group_commit_batch),
             metrics=metrics,
+            bot=BotEngine(db),
         )
+        hub.watch(BOT_TOPIC, app.state.ctx.bot.on_changed)
         try:
             yield
         finally:
             await jobs.stop()
+            await app.state.ctx.bot.stop()
             await expiry.stop()
             await presence.stop()
             await dispatcher.stop()
@@ -156,6 +161,7 @@ def create_app(
     app.include_router(recall_api.router)
     app.include_router(groups_api.router)
     app.include_router(observability_api.router)
+    app.include_router(bot_api.router)
     app.include_router(page_routes.router)
     if settings.demo:
         app.include_router(pages.demo_router)

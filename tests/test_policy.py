@@ -23,6 +23,8 @@ TABLE = {
     P.SET_RECALL_WINDOW: (False, False, True),
     P.MANAGE_GROUPS: (False, False, True),
     P.TOP_UP_FUND: (False, False, True),
+    P.MANAGE_BOT_KB: (False, True, True),
+    P.SET_BOT_MODE: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

@@ -80,7 +80,10 @@ def conversation_public(
         "buyer_name": buyer[0],
         "buyer_vip": buyer[1],
         "queue": c.queue,
-        "status": c.status,
+        # A conversation the bot holds is stored as "bot" and shown as waiting (it is not
+        # yet any agent's); `handled_by` says who answers it (docs/protocol-notes.md).
+        "status": "queued" if c.status == "bot" else c.status,
+        "handled_by": c.handled_by,
         "agent_id": c.agent_id,
         "agent_name": agent_name if c.agent_id else None,
         "elder": c.elder,
@@ -130,6 +133,7 @@ class ConversationPublic(BaseModel):
     last_seq: int
     buyer_read_seq: int
     agent_read_seq: int
+    handled_by: str = "human"
 
 
 class UploadOut(BaseModel):

@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.bot.models
 import app.chat.models
 import app.groups.models
 import app.payouts.models

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ class Hub:
         self.subs: dict[str, set[Connection]] = defaultdict(set)
         self.connections: set[Connection] = set()
         self.expiring: set[Connection] = set()  # sockets of a session that expires (agents)
+        # Topics this process itself listens to, not a socket (e.g. "a shop's bot changed").
+        self.watchers: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
         bus.on_message = self.on_bus_message
         bus.on_reconnect = self.resync_all
 
@@ -37,6 +40,10 @@ class Hub:
             self.expiring.add(conn)
         for t in conn.topics:
             self.subs[t].add(conn)
+
+    def watch(self, topic: str, fn: Callable[[dict[str, Any]], None]) -> None:
+        """Call `fn(frame)` for every frame on `topic`, from this node or another."""
+        self.watchers[topic].append(fn)
 
     def unregister(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -92,10 +99,16 @@ class Hub:
             self._resync_local()
             return
         topics = header.decode().split(SEP)
-        if any(t in self.subs for t in topics):  # nobody here: don't even parse it
+        if any(t in self.subs or t in self.watchers for t in topics):  # else: don't parse it
             self._fan_out(topics, orjson.loads(body), body)
 
     def _fan_out(self, topics: list[str], frame: dict[str, Any], body: bytes) -> None:
+        for topic in topics:
+            for fn in self.watchers.get(topic, ()):
+                try:
+                    fn(frame)
+                except Exception:
+                    log.exception("watcher of %s failed", topic)
         targets: set[Connection] = set()
         for topic in topics:
             subs = self.subs.get(topic)

@@ -34,6 +34,9 @@ class Permission(StrEnum):
     SET_RECALL_WINDOW = "set_recall_window"  # when recall messages may be sent
     MANAGE_GROUPS = "manage_groups"  # create fan groups, set the sensitive words
     TOP_UP_FUND = "top_up_fund"  # add money to the payout fund
+    # The bot (智能接待): its knowledge base (staff) and its mode and settings (the admin).
+    MANAGE_BOT_KB = "manage_bot_kb"  # knowledge base, import/export, 试一试, 未识别问题
+    SET_BOT_MODE = "set_bot_mode"  # the bot's mode, threshold, hand-off words, greeting
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -50,6 +53,8 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.SET_RECALL_WINDOW: _ADMIN_ONLY,
     Permission.MANAGE_GROUPS: _ADMIN_ONLY,
     Permission.TOP_UP_FUND: _ADMIN_ONLY,
+    Permission.MANAGE_BOT_KB: _STAFF,
+    Permission.SET_BOT_MODE: _ADMIN_ONLY,
 }
 
 
