@@ -16,7 +16,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from app.bot import service
+from app.bot import matcher, service
 from app.bot.matcher import Index
 from app.bot.rules import BotSettingsFacts
 from app.db import Database
@@ -36,6 +36,7 @@ class BotEngine:
         self._building: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.rebuilds = 0  # indexes built by this process (tests and /metrics read it)
+        self._warming = False
 
     # ---- settings ------------------------------------------------------------------
 
@@ -52,7 +53,16 @@ class BotEngine:
             async with self.db.read() as s:
                 facts = await service.settings_facts(s, shop_id)
             self._settings[shop_id] = (facts, time.monotonic())
+            if facts.ever_on:
+                self.warm_up()
         return facts
+
+    def warm_up(self) -> None:
+        """Load the matcher's libraries in a worker thread, once: a shop has its bot on, so
+        a question will come (about 1.5 s of imports and jieba's dictionary, off the loop)."""
+        if not self._warming:
+            self._warming = True
+            self.spawn(asyncio.to_thread(matcher.warm_up))
 
     # ---- indexes -------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ class BotSettings(SQLModel, table=True):
     queue_modes: dict[str, str] = Field(
         default_factory=dict, sa_column=Column(JSON, nullable=False)
     )
-    threshold: float = Field(default=0.55, sa_column=Column(Float, nullable=False))
+    threshold: float = Field(default=0.5, sa_column=Column(Float, nullable=False))
     handoff_words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     anger_words: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     greeting: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -18,7 +18,7 @@ ASSIST = "assist"
 MODES = (OFF, BOT_FIRST, HUMAN_FIRST, ASSIST)
 ELDERLY_QUEUE = "elderly"
 
-DEFAULT_THRESHOLD = 0.55
+DEFAULT_THRESHOLD = 0.5
 # Two answers in a row below the threshold and the bot hands over (bot_first).
 LOW_CONFIDENCE_LIMIT = 2
 
