@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 from app.bot.rules import normalise_words
 
@@ -47,7 +47,7 @@ PINYIN_WEIGHT = 0.9
 UNKNOWN_PENALTY = 0.2
 # Candidates taken from each ranker before scoring.
 BM25_CANDIDATES = 12
-FUZZY_CANDIDATES = 4
+FUZZY_CANDIDATES = 8
 _NOT_WORD = re.compile(r"[^0-9a-z\u4e00-\u9fff]+")
 
 _libs_lock = threading.Lock()
@@ -100,6 +100,11 @@ def tokens(normalised: str) -> list[str]:
     return words or [c for c in normalised if c not in STOPWORDS]
 
 
+def char_grams(text: str) -> list[str]:
+    """A text's characters and pairs of neighbouring characters."""
+    return list(text) + [text[i : i + 2] for i in range(len(text) - 1)]
+
+
 @dataclass(frozen=True)
 class Entry:
     """What the matcher knows of a knowledge-base entry."""
@@ -147,6 +152,9 @@ class Index:
             self._bm25 = libs().bm25s.BM25()
             self._bm25.index(self._doc_tokens, show_progress=False)
             self._vocab = self._bm25.vocab_dict
+            self._char_bm25 = libs().bm25s.BM25()
+            self._char_bm25.index([char_grams(t) for t in self._doc_text], show_progress=False)
+            self._char_vocab = self._char_bm25.vocab_dict
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -184,10 +192,14 @@ class Index:
             k = min(BM25_CANDIDATES, len(scores))
             top = libs().np.argpartition(-scores, k - 1)[:k]
             candidates.update(int(i) for i in top if scores[i] > 0)
-        for _text, _score, i in process.extract(
-            content, self._doc_text, scorer=fuzz.ratio, limit=FUZZY_CANDIDATES
-        ):
-            candidates.add(int(i))
+        # Near-exact candidates by their characters (a typo leaves most of them): BM25 over
+        # characters and character pairs, not a scan of every phrasing.
+        grams = [g for g in char_grams(content) if g in self._char_vocab]
+        if grams:
+            scores = self._char_bm25.get_scores(grams)
+            k = min(FUZZY_CANDIDATES, len(scores))
+            top = libs().np.argpartition(-scores, k - 1)[:k]
+            candidates.update(int(i) for i in top if scores[i] > 0)
         best: dict[str, float] = {}
         # Words the knowledge base never uses (茶宠, 积分, 电话) say the question is about
         # something it does not cover: the score drops with their share of the question

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from bench.workloads import connections, group_fanout, message_path, recall, surge
+from bench.workloads import bot, connections, group_fanout, message_path, recall, surge
 
 WORKLOADS: dict[str, ModuleType] = {
-    m.NAME: m for m in (message_path, connections, surge, group_fanout, recall)
+    m.NAME: m for m in (message_path, connections, surge, group_fanout, recall, bot)
 }
 
 
