@@ -4,6 +4,7 @@
  * read receipts both ways. */
 
 import { imageUrl } from "./api.js";
+import { botExtras } from "./bot.js";
 import { couponActions, ratingRow } from "./cards.js";
 import { renderStatus } from "./status.js";
 import { renderBadge, renderTyping, scrollDown } from "./view.js";
@@ -45,6 +46,7 @@ export function messageNode(widget, msg) {
   setReceipt(widget, node);
   if (msg.kind === "system" && msg.payload && msg.payload.csat_invite) node.append(ratingRow(widget, msg.conversation_id));
   if (msg.kind === "coupon_card") node.append(couponActions(widget, msg.payload || {}));
+  if (msg.sender === "bot") node.append(...botExtras(widget, msg));
   return node;
 }
 

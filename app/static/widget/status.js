@@ -3,19 +3,23 @@
  * agent serving them, or closed. Queue positions count from 1 and are resent whenever
  * they change (`conversation.queued`); a transfer to a queue means waiting again. */
 
+import { renderHandoff } from "./bot.js";
 import { renderTyping } from "./view.js";
 
 /** @param {import("./state.js").Widget} widget */
-export function renderStatus({ state, ui, w }) {
+export function renderStatus(widget) {
+  const { state, ui, w } = widget;
   const c = state.conv;
   let text;
   if (!c) text = w("hello");
   else if (c.status === "closed") text = w("closed");
   else if (c.status === "assigned") text = w("assigned", { name: c.agent_name || "" });
+  else if (c.handled_by === "bot") text = w("botHolds");
   else if (c.position) text = w("queued", { n: c.position });
   else text = w("connecting");
   ui.status.textContent = text;
   ui.status.dataset.state = c ? c.status : "none";
+  renderHandoff(widget);
 }
 
 /**

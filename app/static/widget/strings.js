@@ -72,6 +72,12 @@ function build() {
     uploading: gettext("Uploading the photo…"),
     chatTab: gettext("Chat"),
     groupsTab: gettext("Fan groups"),
+    botBadge: gettext("Smart assistant"),
+    handoff: gettext("Talk to a person"),
+    helpful: gettext("Helpful"),
+    notHelpful: gettext("Not helpful"),
+    feedbackThanks: gettext("Thanks for the feedback"),
+    botHolds: gettext("The smart assistant is answering you"),
   };
   // 长辈模式: the same screens in fewer, simpler words.
   const elder = {
