@@ -44,8 +44,8 @@ async def test_entry_added_on_one_node_is_matched_on_the_other(start_server, red
         )
         assert r.status_code == 201
         # Both nodes have built the shop's index (and loaded the matcher) at this version.
-        assert len((await one.get("/api/v1/bot/match", params={"q": "包邮吗"})).json()) == 1
-        assert len((await two.get("/api/v1/bot/match", params={"q": "包邮吗"})).json()) == 1
+        assert len((await one.get("/api/v1/bot/match", params={"q": "几时发货"})).json()) == 1
+        assert len((await two.get("/api/v1/bot/match", params={"q": "几时发货"})).json()) == 1
         version = node1.ctx.bot.known_version(kit.shop_id)
         assert version and node2.ctx.bot.known_version(kit.shop_id) == version
         rebuilt = node2.ctx.bot.rebuilds

@@ -42,7 +42,7 @@ from app.shops.roles import ROLES
 
 router = APIRouter(include_in_schema=False)
 
-TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics", "recall", "groups")
+TABS = ("queues", "agents", "categories", "approvals", "fund", "metrics", "recall", "groups", "bot")
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
 BAD_AMOUNT = "bad_amount"
 

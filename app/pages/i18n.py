@@ -45,6 +45,7 @@ LABELS: dict[str, dict[str, str]] = {
         "metrics": N_("Service metrics"),
         "recall": N_("Recall campaigns"),
         "groups": N_("Fan groups"),
+        "bot": N_("Smart assistant"),
     },
     "status": {
         "online": N_("Online"),

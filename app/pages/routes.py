@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.pages import console, console_groups, console_recall, views
+from app.pages import console, console_bot, console_groups, console_recall, views
 
 router = APIRouter(include_in_schema=False)
 router.include_router(views.router)
 router.include_router(console.router)
 router.include_router(console_recall.router)
 router.include_router(console_groups.router)
+router.include_router(console_bot.router)

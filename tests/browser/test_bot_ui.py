@@ -16,6 +16,7 @@ from app.chat.actions import close_conversation
 from app.chat.models import Conversation
 from tests.browser.helpers import (
     agent_online,
+    log_in,
     conversation_item,
     demo_buyer_token,
     embed_widget,
@@ -112,3 +113,29 @@ async def test_workbench_suggested_answers_in_assist_mode(web, new_tab):
         # The assistant never wrote to the buyer.
         await expect(widget(buyer, ".msg.from-bot")).to_have_count(0)
         await close_chats_of(web, buyer_id)
+
+
+async def test_console_tab_try_add_and_switch_mode(web, new_tab):
+    admin = (await new_tab()).page
+    await log_in(admin, web.http, "demo", "admin", "demo")
+    await admin.goto(f"{web.http}/console?tab=bot")
+    await expect(admin.locator("#bot-faqs tbody tr")).to_have_count(41)  # the demo's entries
+    await admin.fill("#bot-try input[name=try]", "包邮不🙏")
+    await admin.click("#bot-try button")
+    await expect(admin.locator("#bot-matches li").first).to_contain_text("包邮吗")
+    await screenshot(admin, "bot-console-try")
+    await admin.click("#bot-new summary")
+    await admin.fill("#bot-new input[name=question]", "可以开收据吗")
+    await admin.fill("#bot-new textarea[name=answer]", "可以,下单备注即可。")
+    await admin.click("#bot-new button[type=submit]")
+    await expect(admin.locator(".flash.ok")).to_contain_text("可以开收据吗")
+    await expect(admin.locator("#bot-faqs tbody tr")).to_have_count(42)
+    await admin.select_option("#bot-mode select[name=mode]", "bot_first")
+    await admin.click("#bot-mode button")
+    await expect(admin.locator(".flash.ok")).to_contain_text("bot_first")
+    await admin.select_option("#bot-mode select[name=mode]", "off")
+    await admin.click("#bot-mode button")
+    await expect(admin.locator(".flash.ok")).to_contain_text("off")
+    row = admin.locator("#bot-faqs tbody tr", has_text="可以开收据吗")
+    await row.locator("button.danger").click()
+    await expect(admin.locator("#bot-faqs tbody tr")).to_have_count(41)
