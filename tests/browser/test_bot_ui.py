@@ -9,17 +9,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 from playwright.async_api import expect
-
 from sqlalchemy import select
 
 from app.chat.actions import close_conversation
 from app.chat.models import Conversation
 from tests.browser.helpers import (
     agent_online,
-    log_in,
     conversation_item,
     demo_buyer_token,
     embed_widget,
+    log_in,
     open_widget,
     screenshot,
     widget,
