@@ -402,3 +402,33 @@ async def test_knowledge_base_api(server, bot_shop):
 
 def test_settings_facts_default_off():
     assert BotSettingsFacts().mode == "off" and not BotSettingsFacts().ever_on
+
+
+async def test_human_reply_metrics_count_from_the_handoff(server, bot_shop, connect):
+    """Ten minutes with the bot, then a person answers at once: a 3-minute reply, and a
+    first response of seconds; the bot's answers are nobody's replies."""
+    await bot_shop.settings(mode="bot_first")
+    agent = await online_agent(server, bot_shop.kit, "agent1", connect)
+    b = await buyer(server, bot_shop.kit, connect)
+    first = await say(b, "包邮吗")
+    await bot_reply(b)
+    server.clock.advance(minutes=10)
+    await say(b, "转人工")
+    await agent.expect("conversation.assigned")
+    await agent.send(
+        {
+            "type": "message.send",
+            "conversation_id": first["conversation_id"],
+            "client_msg_id": "human-1",
+            "body": "您好,我来帮您",
+        }
+    )
+    await agent.expect("message.ack")
+    token = await login(server.http, bot_shop.kit, "admin")
+    async with bot_shop.http(token) as c:
+        day = server.clock.now().date().isoformat()
+        rows = (await c.get("/api/v1/metrics/agents", params={"from": day, "to": day})).json()
+    row = next(r for r in rows if r["agent_id"] == bot_shop.kit.agents["agent1"])
+    assert row["handled"] == 1
+    assert row["reply_3min_rate"] == 1.0
+    assert row["avg_first_response_s"] is not None and row["avg_first_response_s"] < 60
