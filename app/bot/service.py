@@ -15,6 +15,7 @@ from app.bot.models import BotConversation, BotFaq, BotReply, BotSettings
 from app.bot.rules import (
     DEFAULT_ANGER_WORDS,
     DEFAULT_HANDOFF_WORDS,
+    HUMAN_FIRST,
     BotSettingsFacts,
     is_resolved_by_bot,
 )
@@ -75,6 +76,21 @@ async def match_entries(session: AsyncSession, shop_id: str) -> list[Entry]:
         )
     )
     return [Entry(i, q, tuple(s or ())) for i, q, s in rows]
+
+
+async def settings_if_bot_may_speak(
+    session: AsyncSession, shop_id: str, conversation_id: str
+) -> BotSettingsFacts | None:
+    """The shop's settings if the bot might answer in this conversation now (it holds it, or
+    it waits in a human_first queue); None otherwise. A read: a buyer's message to an
+    agent costs the bot one query, no transaction."""
+    conv = await session.get(Conversation, conversation_id)
+    if conv is None or conv.shop_id != shop_id or conv.status not in ("bot", "queued"):
+        return None
+    settings = await settings_facts(session, shop_id)
+    if conv.status == "queued" and settings.mode_for(conv.queue) != HUMAN_FIRST:
+        return None
+    return settings
 
 
 async def agents_online_for(session: AsyncSession, shop_id: str, queue: str) -> int:

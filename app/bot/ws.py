@@ -52,7 +52,10 @@ def after_buyer_message(ctx: AppContext, buyer: BuyerIdentity, msg: dict[str, An
 
 async def answer(ctx: AppContext, q: actions.Question) -> str | None:
     try:
-        settings = await ctx.bot.settings(q.shop_id, fresh=True)
+        async with ctx.db.read() as s:
+            settings = await service.settings_if_bot_may_speak(s, q.shop_id, q.conversation_id)
+        if settings is None:
+            return None  # a person serves it (or the bot is off for its queue): no write
         index = await ctx.bot.index(q.shop_id, settings.version)
         matches = index.match(q.body)
         now = ctx.clock.now()
