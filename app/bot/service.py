@@ -109,10 +109,11 @@ async def agents_online_for(session: AsyncSession, shop_id: str, queue: str) -> 
     return int(n.scalar() or 0)
 
 
-def shop_is_open(shop_id: str, now: datetime) -> bool:
+async def shop_is_open(session: AsyncSession, shop_id: str, now: datetime) -> bool:
     """The seam for the shop's service hours (human_first: the bot covers a closed shop).
 
-    Always open until the schedule lands; then this asks it (`app.routing.hours.open_now`).
+    Always open until the schedule lands; then this is
+    `return await app.routing.hours.open_now(session, shop_id, now)`.
     """
     return True
 

@@ -52,20 +52,16 @@ def after_buyer_message(ctx: AppContext, buyer: BuyerIdentity, msg: dict[str, An
 
 async def answer(ctx: AppContext, q: actions.Question) -> str | None:
     try:
+        now = ctx.clock.now()
         async with ctx.db.read() as s:
             settings = await service.settings_if_bot_may_speak(s, q.shop_id, q.conversation_id)
-        if settings is None:
-            return None  # a person serves it (or the bot is off for its queue): no write
+            if settings is None:
+                return None  # a person serves it (or the bot is off for its queue): no write
+            is_open = await service.shop_is_open(s, q.shop_id, now)
         index = await ctx.bot.index(q.shop_id, settings.version)
         matches = index.match(q.body)
-        now = ctx.clock.now()
         outcome: str | None = await ctx.db.run(
-            actions.respond,
-            q,
-            matches,
-            settings,
-            now,
-            is_open=service.shop_is_open(q.shop_id, now),
+            actions.respond, q, matches, settings, now, is_open=is_open
         )
         return outcome
     except Exception:
