@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.bot.engine import BotEngine
 from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
 from app.clock import Clock
@@ -32,6 +33,7 @@ class AppContext:
     appender: MessageAppender
     metrics: Metrics
     compliance: RulesCache  # each shop's compiled compliance rules (app/compliance/cache.py)
+    bot: BotEngine
 
 
 @dataclass

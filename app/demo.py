@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import col
 
+from app.bot import actions as bot_actions
 from app.db import UnitOfWork
 from app.payouts import fund as payout_fund
 from app.phrases import actions as phrase_actions
@@ -70,4 +71,7 @@ async def seed_demo(uow: UnitOfWork, now: datetime) -> bool:
     assert admin is not None  # just created
     rows = [PhraseRow("shop", group, text) for group, text in DEMO_PHRASES]
     await phrase_actions.import_phrases(uow, admin, rows, now)
+    # A tea-set store's knowledge base; the bot stays off until the console switches it on,
+    # so a newcomer's first chat still reaches alice.
+    await bot_actions.import_faqs(uow, new.shop.id, bot_actions.demo_entries(), now)
     return True

@@ -18,6 +18,8 @@ from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from app.aftersales import api as aftersales_api
+from app.bot import api as bot_api
+from app.bot.engine import BOT_TOPIC, BotEngine
 from app.care import api as care_api
 from app.chat import api as chat_api
 from app.chat import ws as chat_ws
@@ -133,12 +135,15 @@ def create_app(
             appender=MessageAppender(db, batch_sizes=metrics.group_commit_batch),
             metrics=metrics,
             compliance=RulesCache(db),
+            bot=BotEngine(db),
         )
         hub.watch(compliance_topic(), app.state.ctx.compliance.on_news)
+        hub.watch(BOT_TOPIC, app.state.ctx.bot.on_changed)
         try:
             yield
         finally:
             await jobs.stop()
+            await app.state.ctx.bot.stop()
             await expiry.stop()
             await presence.stop()
             await dispatcher.stop()
@@ -184,6 +189,7 @@ def create_app(
     app.include_router(search_api.router)
     app.include_router(compliance_api.router)
     app.include_router(quality_api.router)
+    app.include_router(bot_api.router)
     app.include_router(page_routes.router)
     if settings.demo:
         app.include_router(pages.demo_router)

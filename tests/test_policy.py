@@ -33,6 +33,8 @@ TABLE = {
     P.MANAGE_SERVICE_HOURS: (False, False, True),
     P.MANAGE_COMPLIANCE: (False, False, True),
     P.MANAGE_QUALITY: (False, False, True),
+    P.MANAGE_BOT_KB: (False, True, True),
+    P.SET_BOT_MODE: (False, False, True),
 }
 CASES = [
     (role, permission, allowed[i])

@@ -9,6 +9,7 @@ conversation, whether it is open, and what a message may contain.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,9 +203,17 @@ def plain_opening(buyer: BuyerIdentity, out: Outgoing) -> Opening | None:
 
 
 async def send_from_buyer(
-    uow: UnitOfWork, buyer: BuyerIdentity, out: Outgoing, now: datetime
+    uow: UnitOfWork,
+    buyer: BuyerIdentity,
+    out: Outgoing,
+    now: datetime,
+    bot_holds: Callable[[str, bool], bool] | None = None,
 ) -> Sent:
-    """The buyer's message, into their open conversation or a newly opened one (R2-R5)."""
+    """The buyer's message, into their open conversation or a newly opened one (R2-R5).
+
+    `bot_holds`: see `routing.open_conversation` (a conversation the bot holds waits in no
+    queue, so it is not announced to one).
+    """
     replay = await _replay(uow, buyer.shop_id, "buyer", buyer.buyer_id, out.client_msg_id)
     if replay is not None:
         return replay
@@ -219,6 +228,7 @@ async def send_from_buyer(
             now=now,
             category=category,
             shown_as=buyer.shown_as,
+            bot_holds=bot_holds,
         )
         try:
             msg, duplicate = await append_message(
@@ -235,7 +245,7 @@ async def send_from_buyer(
         except ConversationClosed:
             # Closed by the agent a moment ago: the buyer's new words open a new one.
             continue
-        if opened.created:
+        if opened.created and opened.conversation.status == "queued":
             await routing.announce_position(uow, opened.conversation)
             uow.signal("dispatch", (buyer.shop_id, opened.conversation.queue))
         return Sent(msg, opened.conversation, duplicate)

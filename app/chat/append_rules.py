@@ -89,17 +89,23 @@ def new_conversation(
     elder: bool,
     now: datetime,
     conversation_id: str | None = None,
+    held_by_bot: bool = False,
 ) -> Conversation:
-    """R3: the conversation a buyer's first message opens, before that message is numbered."""
+    """R3: the conversation a buyer's first message opens, before that message is numbered.
+
+    `held_by_bot` (the shop's bot answers first, app/bot): it waits in no queue until the
+    bot hands it over, so routing leaves it alone (status "bot").
+    """
     conv = Conversation(
         shop_id=shop_id,
         buyer_id=buyer_id,
         queue=queue,
-        status="queued",
+        status="bot" if held_by_bot else "queued",
+        handled_by="bot" if held_by_bot else "human",
         elder=elder,
         last_seq=0,
         opened_at=now,
-        queued_at=now,
+        queued_at=None if held_by_bot else now,
     )
     if conversation_id is not None:
         conv.id = conversation_id

@@ -52,6 +52,11 @@ class Conversation(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     close_reason: str | None = Field(default=None, max_length=32)
     last_buyer_message_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # "bot" while the shop's bot holds it (status "bot": no queue, no agent), "human" once a
+    # person may serve it (app/bot). The group commit's openings take the default.
+    handled_by: str = Field(
+        default="human", sa_column=Column(String(8), nullable=False, server_default="human")
+    )
 
 
 class MessageBase(SQLModel):

@@ -82,7 +82,10 @@ def conversation_public(
         "buyer_name": buyer[0],
         "buyer_vip": buyer[1],
         "queue": c.queue,
-        "status": c.status,
+        # A conversation the bot holds is stored as "bot" and shown as waiting (it is not
+        # yet any agent's); `handled_by` says who answers it (docs/protocol-notes.md).
+        "status": "queued" if c.status == "bot" else c.status,
+        "handled_by": c.handled_by,
         "agent_id": c.agent_id,
         "agent_name": agent_name if c.agent_id else None,
         "elder": c.elder,
@@ -138,6 +141,7 @@ class ConversationPublic(BaseModel):
     tags: list[str] = []  # the conversation's tag names (app/tags), sorted
     # Waited as 留言 (nobody could answer): {"reason", "since", "opens_at"}; else null.
     left_message: dict[str, Any] | None = None
+    handled_by: str = "human"
 
 
 class UploadOut(BaseModel):

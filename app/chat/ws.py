@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from app.bot import ws as bot_ws
 from app.chat import actions, service
 from app.chat.appender import Append, Opening
 from app.chat.delivery import BuyerLoader
@@ -237,20 +238,42 @@ class BuyerSocket(SocketHandler):
         "csat.submit": "on_csat",
         "group.send": "on_group_send",
         "group.sync": "on_group_sync",
+        "handoff.request": "on_handoff_request",
+        "bot.feedback": "on_bot_feedback",
     }
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         out = parse_outgoing(frame, max_chars=self.ctx.settings.max_body_chars)
+        await bot_ws.prepare(self.ctx, self.buyer.shop_id)
+        bot_holds = bot_ws.holds(self.ctx, self.buyer.shop_id)
         msg = await self.send_and_ack(
-            out, self.conversation_id, actions.send_from_buyer, self.buyer, out, self.now()
+            out,
+            self.conversation_id,
+            actions.send_from_buyer,
+            self.buyer,
+            out,
+            self.now(),
+            bot_holds,
         )
         await compliance_ws.after_buyer_message(self.ctx, self.buyer, out, msg)
+
+    def ack(self, client_msg_id: str, message: dict[str, Any]) -> None:
+        super().ack(client_msg_id, message)
+        bot_ws.after_buyer_message(self.ctx, self.buyer, message)
+
+    async def on_handoff_request(self, frame: dict[str, Any]) -> None:
+        await bot_ws.on_handoff_request(self, frame)
+
+    async def on_bot_feedback(self, frame: dict[str, Any]) -> None:
+        await bot_ws.on_feedback(self, frame)
 
     def sent_into(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
 
     def opening(self, out: Any) -> Opening | None:
-        return actions.plain_opening(self.buyer, out) if self.conversation_id is None else None
+        if self.conversation_id is not None or bot_ws.holds(self.ctx, self.buyer.shop_id):
+            return None  # the shop's bot may hold it: the full path opens it
+        return actions.plain_opening(self.buyer, out)
 
     @property
     def member(self) -> Any:
@@ -292,6 +315,7 @@ class BuyerSocket(SocketHandler):
         self.buyer = BuyerIdentity(**{**self.buyer.__dict__, "elder_mode": on})
         self.conn.identity = self.buyer
         self.conn.push({"type": "elder_mode", "on": on})
+        await bot_ws.on_elder_mode(self.ctx, self.buyer, on)
 
     async def on_csat(self, frame: dict[str, Any]) -> None:
         score = get_int(frame, "score", minimum=1, maximum=5)

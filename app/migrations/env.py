@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import app.aftersales.models
+import app.bot.models
 import app.care.models
 import app.chat.models
 import app.compliance.models

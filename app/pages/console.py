@@ -56,6 +56,7 @@ TABS = (
     "care",
     "hours",
     *("compliance", "quality"),
+    "bot",
 )
 REASONS = ("late_shipment", "damaged", "price_protection", "shipping_fee", "goodwill")
 BAD_AMOUNT = "bad_amount"

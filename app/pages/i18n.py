@@ -50,6 +50,7 @@ LABELS: dict[str, dict[str, str]] = {
         "hours": N_("Service hours"),
         "compliance": N_("Compliance"),
         "quality": N_("Quality inspection"),
+        "bot": N_("Smart assistant"),
     },
     "status": {
         "online": N_("Online"),

@@ -10,6 +10,7 @@ from fastapi import APIRouter
 
 from app.pages import (
     console,
+    console_bot,
     console_care,
     console_conversation,
     console_groups,
@@ -32,3 +33,4 @@ router.include_router(console_hours.router)
 router.include_router(console_trends.router)
 router.include_router(console_safety.router)
 router.include_router(console_conversation.router)
+router.include_router(console_bot.router)

@@ -29,7 +29,8 @@ class Hub:
         self.subs: dict[str, set[Connection]] = defaultdict(set)
         self.connections: set[Connection] = set()
         self.expiring: set[Connection] = set()  # sockets of a session that expires (agents)
-        # In-process listeners of a topic no socket hears (e.g. a cache told to reload).
+        # In-process listeners of a topic no socket hears (a cache told to reload, a shop's
+        # bot changed).
         self.watchers: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
         bus.on_message = self.on_bus_message
         bus.on_reconnect = self.resync_all
@@ -40,6 +41,10 @@ class Hub:
             self.expiring.add(conn)
         for t in conn.topics:
             self.subs[t].add(conn)
+
+    def watch(self, topic: str, fn: Callable[[dict[str, Any]], None]) -> None:
+        """Call `fn(frame)` for every frame on `topic`, from this node or another."""
+        self.watchers[topic].append(fn)
 
     def unregister(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -66,10 +71,6 @@ class Hub:
             subs.discard(conn)
             if not subs:
                 del self.subs[topic]
-
-    def watch(self, topic: str, callback: Callable[[dict[str, Any]], None]) -> None:
-        """Call `callback(frame)` for every frame on `topic`, from this node or another."""
-        self.watchers[topic].append(callback)
 
     def local_agent_ids(self) -> list[str]:
         return sorted({c.identity.id for c in self.connections if c.kind == "agent"})
@@ -104,8 +105,11 @@ class Hub:
 
     def _fan_out(self, topics: list[str], frame: dict[str, Any], body: bytes) -> None:
         for topic in topics:
-            for watcher in self.watchers.get(topic, ()):
-                watcher(frame)
+            for fn in self.watchers.get(topic, ()):
+                try:
+                    fn(frame)
+                except Exception:
+                    log.exception("watcher of %s failed", topic)
         targets: set[Connection] = set()
         for topic in topics:
             subs = self.subs.get(topic)

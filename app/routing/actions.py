@@ -10,6 +10,7 @@ one queue also take a transaction-scoped advisory lock so the oldest waiter goes
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -57,8 +58,11 @@ async def open_conversation(
     now: datetime,
     category: str | None = None,
     shown_as: tuple[str, str, int | None] | None = None,
+    bot_holds: Callable[[str, bool], bool] | None = None,
 ) -> Opened:
     """The buyer's open conversation, or a new one in the queue the rules choose.
+
+    `bot_holds(queue, elder)`: whether the shop's bot takes a new one first (app/bot).
 
     Two tabs racing to open are settled by the partial unique index on open
     conversations: the loser finds the winner's row.
@@ -85,7 +89,12 @@ async def open_conversation(
         buyer, category=category, category_queues=category_queues, existing_queues=queues
     )
     conv = new_conversation(
-        shop_id=shop_id, buyer_id=buyer_id, queue=queue, elder=buyer.is_elder, now=now
+        shop_id=shop_id,
+        buyer_id=buyer_id,
+        queue=queue,
+        elder=buyer.is_elder,
+        now=now,
+        held_by_bot=bot_holds is not None and bot_holds(queue, buyer.is_elder),
     )
     try:
         async with uow.race_guard():

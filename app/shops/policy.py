@@ -44,6 +44,9 @@ class Permission(StrEnum):
     MANAGE_SERVICE_HOURS = "manage_service_hours"  # service hours, holidays, auto-reply
     MANAGE_COMPLIANCE = "manage_compliance"  # the shop's own banned words (beside the platform's)
     MANAGE_QUALITY = "manage_quality"  # the scorecard and the daily sample size
+    # The bot (智能接待): its knowledge base (staff) and its mode and settings (the admin).
+    MANAGE_BOT_KB = "manage_bot_kb"  # knowledge base, import/export, 试一试, 未识别问题
+    SET_BOT_MODE = "set_bot_mode"  # the bot's mode, threshold, hand-off words, greeting
 
 
 GRANTS: dict[Permission, frozenset[str]] = {
@@ -70,6 +73,8 @@ GRANTS: dict[Permission, frozenset[str]] = {
     Permission.MANAGE_SERVICE_HOURS: _ADMIN_ONLY,
     Permission.MANAGE_COMPLIANCE: _ADMIN_ONLY,
     Permission.MANAGE_QUALITY: _ADMIN_ONLY,
+    Permission.MANAGE_BOT_KB: _STAFF,
+    Permission.SET_BOT_MODE: _ADMIN_ONLY,
 }
 
 

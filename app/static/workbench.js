@@ -380,12 +380,33 @@
     const meta = [el("time", { datetime: msg.created_at, text: clockTime(msg.created_at) })];
     if (msg.kind === "note") meta.unshift(el("span", { className: "note-label", text: gettext("Internal note · buyer cannot see") }));
     else if (msg.sender === "agent") meta.push(el("span", { className: "receipt" }));
+    if (msg.sender === "bot") meta.push(el("span", { className: "bot-badge", text: gettext("Smart assistant") }));
     const node = el("li", {
       className: `msg from-${msg.sender} kind-${msg.kind}`,
       dataset: { seq: String(msg.seq), client: msg.client_msg_id || "" },
     }, [el("div", { className: "bubble" }, messageContent(msg, LANG, imageUrl)), el("div", { className: "msg-meta" }, meta)]);
     setReceipt(node, conv);
+    if (msg.sender === "buyer" && msg.kind === "text" && conv.open) node.append(suggestionsNode(msg));
     return node;
+  }
+
+  /* Assist mode (辅助): up to 3 answers from the shop's knowledge base under a buyer's
+   * message; one click puts one in the composer to edit and send. Asked once per message;
+   * the server answers [] when the conversation's queue is not in assist mode. */
+  const suggestions = new Map();
+  function suggestionsNode(msg) {
+    const box = el("div", { className: "suggestions", dataset: { message: msg.id } });
+    const show = (list) => box.replaceChildren(...list.map((s) => el("button", {
+      type: "button", className: "suggestion", title: s.question, text: s.answer,
+      onclick: () => { ui.input.value = s.answer; ui.input.focus(); },
+    })));
+    if (!suggestions.has(msg.id)) {
+      const q = `conversation_id=${encodeURIComponent(msg.conversation_id)}&message_id=${encodeURIComponent(msg.id)}`;
+      suggestions.set(msg.id, fetch(`/api/v1/bot/suggestions?${q}`, { credentials: "same-origin" })
+        .then((res) => (res.ok ? res.json() : [])).catch(() => []));
+    }
+    suggestions.get(msg.id).then(show);
+    return box;
   }
 
   /* Uploaded images load with the session cookie (no token in the address). */

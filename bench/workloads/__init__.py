@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench.workloads import (
+    bot,
     compliance,
     connections,
     export,
@@ -25,7 +26,17 @@ from bench.workloads import (
 
 WORKLOADS: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (message_path, connections, surge, group_fanout, recall, search, export, compliance)
+    for m in (
+        message_path,
+        connections,
+        surge,
+        group_fanout,
+        recall,
+        search,
+        export,
+        compliance,
+        bot,
+    )
 }
 
 

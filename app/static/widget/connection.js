@@ -4,6 +4,7 @@
  * (re)connect's hello the widget syncs what it missed and resends what is still pending;
  * a refused token (close 4401) stops it for good. */
 
+import { onFeedback, onHandedOff } from "./bot.js";
 import { loadRecallState, thankForRating } from "./cards.js";
 import { onElderMode } from "./elder.js";
 import { markFailed, onRead, onTyping, receive, syncedUpTo, useConversation } from "./messages.js";
@@ -48,6 +49,8 @@ function handlers(widget) {
     read(f) { onRead(widget, f); },
     elder_mode(f) { onElderMode(widget, f); },
     "csat.received"(f) { thankForRating(widget, f.conversation_id); },
+    "conversation.handed_off"(f) { onHandedOff(widget, f); },
+    "bot.feedback"(f) { onFeedback(widget, f); },
     error(f) {
       if (f.code === "already_rated" && state.conv) thankForRating(widget, state.conv.id);
       if (f.ref && state.pending.has(f.ref)) {

@@ -4,7 +4,7 @@
  * other modules name them as import("./frames.js").Name. Fields the widget does not read
  * are listed when the contract names them, so a reader sees the whole frame. */
 
-/** @typedef {"buyer" | "agent" | "system"} Sender */
+/** @typedef {"buyer" | "agent" | "system" | "bot"} Sender */
 
 /** @typedef {"queued" | "assigned" | "closed"} ConversationStatus */
 
@@ -132,6 +132,7 @@
  * @property {number} [last_seq]
  * @property {number} [agent_read_seq] the agent's read mark
  * @property {LeftMessage | null} [left_message] waited as 留言 (see away.js)
+ * @property {"bot" | "human"} [handled_by] "bot" while the shop's assistant holds the chat
  */
 
 /**
@@ -210,7 +211,31 @@
 /**
  * Every frame the widget sends.
  * @typedef {MessageSendFrame | SyncFrame | TypingSendFrame | ReadSendFrame | ElderModeSendFrame
- *   | CsatSubmitFrame | GroupSendFrame | GroupSyncFrame} ClientFrame
+ *   | CsatSubmitFrame | GroupSendFrame | GroupSyncFrame | HandoffRequestFrame | BotFeedbackFrame} ClientFrame
+ */
+
+/**
+ * 转人工: the assistant hands the chat over to a person.
+ * @typedef {object} HandoffRequestFrame
+ * @property {"handoff.request"} type
+ * @property {string} conversation_id
+ */
+
+/**
+ * 有帮助 / 没帮助 on one of the assistant's answers (the server echoes it back).
+ * @typedef {object} BotFeedbackFrame
+ * @property {"bot.feedback"} type
+ * @property {string} message_id
+ * @property {boolean} helpful
+ */
+
+/**
+ * The assistant let go of the chat; it waits for a person in `queue` from now on.
+ * @typedef {object} HandedOffFrame
+ * @property {"conversation.handed_off"} type
+ * @property {string} conversation_id
+ * @property {string} reason asked, button, low_confidence, complaint, order_action, elder
+ * @property {string} [queue]
  */
 
 // ---- server → client -----------------------------------------------------------------
@@ -372,7 +397,7 @@
  *   | ConversationQueuedFrame | ConversationAssignedFrame | ConversationTransferredFrame
  *   | ConversationClosedFrame | TypingFrame | ReadFrame | ElderModeFrame | CsatReceivedFrame
  *   | ErrorFrame | GroupMessageFrame | GroupJoinedFrame | GroupLeftFrame | GroupMutedFrame
- *   | SyncDoneFrame} ServerFrame
+ *   | SyncDoneFrame | HandedOffFrame | BotFeedbackFrame} ServerFrame
  */
 
 /**

@@ -5,6 +5,7 @@
 
 import { imageUrl } from "./api.js";
 import { orderActions, visitActions } from "./aftersales.js";
+import { botExtras } from "./bot.js";
 import { couponActions, ratingRow } from "./cards.js";
 import { renderStatus } from "./status.js";
 import { renderBadge, renderTyping, scrollDown } from "./view.js";
@@ -49,6 +50,7 @@ export function messageNode(widget, msg) {
   const extra = msg.kind === "order_card" ? orderActions(widget, msg)
     : msg.kind === "care_card" ? visitActions(widget, msg.payload || {}) : null;
   if (extra) node.append(extra);
+  if (msg.sender === "bot") node.append(...botExtras(widget, msg));
   return node;
 }
 

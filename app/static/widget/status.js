@@ -4,6 +4,7 @@
  * they change (`conversation.queued`); a transfer to a queue means waiting again. */
 
 import { renderAway, onAway } from "./away.js";
+import { renderHandoff } from "./bot.js";
 import { renderTyping } from "./view.js";
 
 /** @param {import("./state.js").Widget} widget */
@@ -14,11 +15,13 @@ export function renderStatus(widget) {
   if (!c) text = w("hello");
   else if (c.status === "closed") text = w("closed");
   else if (c.status === "assigned") text = w("assigned", { name: c.agent_name || "" });
+  else if (c.handled_by === "bot") text = w("botHolds");
   else if (c.position) text = w("queued", { n: c.position });
   else text = w("connecting");
   ui.status.textContent = text;
   ui.status.dataset.state = c ? c.status : "none";
   renderAway(widget);
+  renderHandoff(widget);
 }
 
 /**

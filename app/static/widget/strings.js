@@ -88,6 +88,12 @@ function build() {
     service: gettext("Service"),
     away: gettext("Our agents are away right now. Leave a message and we will reply as soon as we are back"),
     awayOpens: gettext("(we open at %(t)s)"),
+    botBadge: gettext("Smart assistant"),
+    handoff: gettext("Talk to a person"),
+    helpful: gettext("Helpful"),
+    notHelpful: gettext("Not helpful"),
+    feedbackThanks: gettext("Thanks for the feedback"),
+    botHolds: gettext("The smart assistant is answering you"),
   };
   // 长辈模式: the same screens in fewer, simpler words.
   const elder = {
