@@ -162,6 +162,20 @@ async def server(database_url: str) -> AsyncIterator[InProcessServer]:
     await srv.stop()
 
 
+@pytest.fixture(autouse=True)
+def shared_clock_restored(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test may move the shared server's clock ahead (`server.clock.advance`): the next
+    test starts from the time it found, so offsets do not pile up over the run (the webhook
+    tests sign with real time, and a delivery stamped half an hour ahead is not due)."""
+    if "server" not in request.fixturenames:
+        yield
+        return
+    clock = request.getfixturevalue("server").clock
+    before = clock.offset
+    yield
+    clock.offset = before
+
+
 @pytest.fixture
 async def shop(server: InProcessServer) -> ShopKit:
     return await make_shop(server.ctx.db)

@@ -486,8 +486,9 @@ async def test_a_hanging_receiver_times_out_while_the_chat_goes_on(server, desk,
     settings = dispatch_settings(server.settings, webhook_timeout_s=4.0, webhook_retry_base_s=60)
     sending = asyncio.create_task(Sender().dispatch(db, Clock(), settings))
     try:
-        while not receiver.arrived:
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(20):  # the dispatcher reaches the receiver
+            while not receiver.arrived:
+                await asyncio.sleep(0.01)
         for i in range(3):
             msg = await desk.buyer_says(body=f"还在吗 {i}")
             assert msg["seq"] >= 2
