@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -426,7 +427,8 @@ async def test_human_reply_metrics_count_from_the_handoff(server, bot_shop, conn
     await agent.expect("message.ack")
     token = await login(server.http, bot_shop.kit, "admin")
     async with bot_shop.http(token) as c:
-        day = server.clock.now().date().isoformat()
+        # The day in the shop's time zone (the metrics read periods there).
+        day = server.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
         rows = (await c.get("/api/v1/metrics/agents", params={"from": day, "to": day})).json()
     row = next(r for r in rows if r["agent_id"] == bot_shop.kit.agents["agent1"])
     assert row["handled"] == 1

@@ -4,10 +4,10 @@ questions it could not answer, its figures, and suggested answers for agents (as
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, UploadFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.bot import actions, service
 from app.bot.rules import ASSIST, MODES
@@ -27,6 +27,7 @@ from app.chat import service as chat_service
 from app.chat.models import Message
 from app.deps import Ctx, CurrentAgent, require
 from app.errors import BadInput, NotFound, TooLarge
+from app.limits import MAX_NUMBER
 from app.metrics.rules import resolve_period
 from app.schemas import ERROR_RESPONSES
 from app.shops.models import Agent
@@ -42,13 +43,24 @@ MAX_IMPORT_BYTES = 5 * 1024 * 1024
 Phrase = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+class ProductCardIn(BaseModel):
+    """The product card an answer may carry (the chat's `product_card` payload)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: str = Field(min_length=1, max_length=128)
+    title: str = Field(min_length=1, max_length=500)
+    category: str | None = Field(default=None, max_length=64)
+    price_cents: int = Field(ge=0, le=MAX_NUMBER)
+
+
 class FaqIn(BaseModel):
     question: Phrase
     similar: list[Phrase] = Field(default_factory=list, max_length=50)
     answer: str = Field(min_length=1, max_length=4000)
     category: str | None = Field(default=None, max_length=64)
     enabled: bool = True
-    product: dict[str, Any] | None = None
+    product: ProductCardIn | None = None
 
 
 class FaqPatch(BaseModel):
@@ -57,7 +69,7 @@ class FaqPatch(BaseModel):
     answer: str | None = Field(default=None, min_length=1, max_length=4000)
     category: str | None = Field(default=None, max_length=64)
     enabled: bool | None = None
-    product: dict[str, Any] | None = None
+    product: ProductCardIn | None = None
 
 
 class SettingsIn(BaseModel):
@@ -89,7 +101,7 @@ async def create_faq(body: FaqIn, staff: KbEditor, ctx: Ctx) -> FaqPublic:
         similar=tuple(body.similar),
         category=body.category,
         enabled=body.enabled,
-        product=body.product,
+        product=body.product.model_dump() if body.product else None,
     )
     faq = await ctx.db.run(actions.create_faq, staff.shop_id, data, ctx.clock.now())
     return faq_public(faq)
