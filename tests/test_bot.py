@@ -457,3 +457,17 @@ async def test_human_first_reads_the_shops_service_hours(server, bot_shop):
         assert r.status_code == 200, r.text
     async with server.ctx.db.read() as s:
         assert not await bot_service.shop_is_open(s, bot_shop.kit.shop_id, now)
+
+
+async def test_settings_refuse_a_boolean_threshold_and_unbounded_queue_names(server, bot_shop):
+    """Found by schemathesis: `"threshold": false` was read as 0.0 (every answer confident)."""
+    async with bot_shop.http() as c:
+        for body in (
+            {"threshold": False},
+            {"threshold": "0.5"},
+            {"queue_modes": {"q" * 65: "off"}},
+        ):
+            r = await c.put("/api/v1/bot/settings", json=body)
+            assert r.status_code == 422, (body, r.text)
+        r = await c.put("/api/v1/bot/settings", json={"threshold": 1})
+        assert r.status_code == 200 and r.json()["threshold"] == 1.0

@@ -74,8 +74,15 @@ class FaqPatch(BaseModel):
 
 class SettingsIn(BaseModel):
     mode: Literal["off", "bot_first", "human_first", "assist"] | None = None
-    queue_modes: dict[str, Literal["off", "bot_first", "human_first", "assist"]] | None = None
-    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    queue_modes: (
+        dict[
+            Annotated[str, Field(min_length=1, max_length=64)],
+            Literal["off", "bot_first", "human_first", "assist"],
+        ]
+        | None
+    ) = Field(default=None, max_length=100)
+    # strict: a JSON true/false is not a number (lax mode read false as 0.0).
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0, strict=True)
     handoff_words: list[Annotated[str, Field(max_length=20)]] | None = Field(
         default=None, max_length=100
     )
