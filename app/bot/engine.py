@@ -47,6 +47,11 @@ class BotEngine:
             return None
         return entry[0]
 
+    def last_known(self, shop_id: str) -> BotSettingsFacts | None:
+        """The shop's settings as last read, however long ago (None: never read here)."""
+        entry = self._settings.get(shop_id)
+        return None if entry is None else entry[0]
+
     async def settings(self, shop_id: str, *, fresh: bool = False) -> BotSettingsFacts:
         facts = None if fresh else self.cached(shop_id)
         if facts is None:

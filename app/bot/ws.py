@@ -25,8 +25,9 @@ async def prepare(ctx: AppContext, shop_id: str) -> None:
 
 def holds(ctx: AppContext, shop_id: str) -> Callable[[str, bool], bool] | None:
     """Whether a conversation opening in (queue, elder) starts with the bot; None when the
-    shop's bot is off everywhere (the opening may then take the group commit)."""
-    facts = ctx.bot.cached(shop_id)
+    shop's bot is off everywhere (the opening may then take the group commit). Asked right
+    after `prepare`: what it read counts, however close to its TTL."""
+    facts = ctx.bot.last_known(shop_id)
     if facts is None or not facts.ever_on:
         return None
     return lambda queue, elder: bot_holds_new(facts, queue=queue, elder=elder)
@@ -34,8 +35,12 @@ def holds(ctx: AppContext, shop_id: str) -> Callable[[str, bool], bool] | None:
 
 def after_buyer_message(ctx: AppContext, buyer: BuyerIdentity, msg: dict[str, Any]) -> None:
     """The buyer's message is stored and acked: the bot answers it in the background, so
-    it never delays the ack. Only plain text is read."""
-    facts = ctx.bot.cached(buyer.shop_id)
+    it never delays the ack. Only plain text is read.
+
+    The settings `prepare` read before the commit may have aged past their TTL by the ack:
+    they still say whether the bot is on at all (the answer re-reads the shop's settings
+    before it speaks), so a message is never skipped for a cache expiring in between."""
+    facts = ctx.bot.last_known(buyer.shop_id)
     if facts is None or not facts.ever_on or msg.get("kind") != "text":
         return
     if msg.get("sender") != "buyer" or not msg.get("conversation_id") or msg.get("group_id"):
