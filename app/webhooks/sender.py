@@ -60,11 +60,10 @@ class Sender:
     async def dispatch(self, db: Database, clock: Clock, settings: Settings) -> int:
         """Send what is due, batch by batch; returns how many attempts were made."""
         made = 0
-        async with httpx.AsyncClient(
-            timeout=settings.webhook_timeout_s,
-            follow_redirects=False,  # a redirect could lead anywhere, the guard's check with it
-            headers={"User-Agent": USER_AGENT},
-        ) as client:
+        # The client (and its TLS context, costly to build) only once there is work: most
+        # polls of an idle node find nothing.
+        client: httpx.AsyncClient | None = None
+        try:
             for _ in range(MAX_ROUNDS):
                 claimed: list[Claimed] = await db.run(
                     actions.claim_due,
@@ -74,12 +73,22 @@ class Sender:
                 )
                 if not claimed:
                     break
+                if client is None:
+                    client = httpx.AsyncClient(
+                        timeout=settings.webhook_timeout_s,
+                        # A redirect could lead anywhere, the guard's check with it.
+                        follow_redirects=False,
+                        headers={"User-Agent": USER_AGENT},
+                    )
                 await asyncio.gather(
                     *(self._attempt(db, clock, settings, client, c) for c in claimed)
                 )
                 made += len(claimed)
                 if len(claimed) < settings.webhook_concurrency:
                     break
+        finally:
+            if client is not None:
+                await client.aclose()
         return made
 
     async def _attempt(
