@@ -206,6 +206,7 @@ class Homing(System):
                     now=now,
                     max_concurrent=max_concurrent,
                 )
+            await self.shop_setup(uow, new.shop.id, now)
             return new.buyer_secret
 
         settings = Settings(DATABASE_URL=self.database_url)  # type: ignore[call-arg]
@@ -215,6 +216,9 @@ class Homing(System):
         finally:
             await db.dispose()
         return slug, secret, usernames
+
+    async def shop_setup(self, uow: Any, shop_id: str, now: Any) -> None:
+        """More of the bench shop, in the transaction that creates it (nothing here)."""
 
     async def agent_urls(self, n: int, *, max_concurrent: int = 50) -> list[str]:
         slug, secret, usernames = await self.make_shop(n, max_concurrent)
@@ -250,6 +254,47 @@ class Homing(System):
 
     async def agent_ready(self, client: Client) -> None:
         await client.send({"type": "agent.status", "status": "online"})
+
+
+class HomingBot(Homing):
+    """Homing (SQLite) with the bench shop's bot in `bot_first` and the demo's knowledge base
+    (`app/bot/demo_faqs.json`): every new conversation is held by the bot, which matches and
+    answers each buyer message; agents are online but get nothing while the bot holds it."""
+
+    title = "Homing (SQLite, bot_first)"
+
+    def __init__(self, log_dir: Path, **kw: Any) -> None:
+        super().__init__(log_dir, **kw)
+        self.name = self.title
+
+    async def shop_setup(self, uow: Any, shop_id: str, now: Any) -> None:
+        from app.bot import actions as bot_actions
+        from app.bot.rules import BOT_FIRST
+
+        await bot_actions.import_faqs(uow, shop_id, bot_actions.demo_entries(), now)
+        await bot_actions.put_settings(uow, shop_id, {"mode": BOT_FIRST}, now)
+
+    def tally(self) -> dict[str, dict[str, int]]:
+        """What the bench shop's bot did, read from the database file: its replies by outcome,
+        the conversations by status and the messages by sender."""
+        import sqlite3
+        from contextlib import closing
+
+        path = self.database_url.removeprefix("sqlite:///")
+        shop = "(SELECT id FROM shops WHERE slug = ?)"
+        queries = {
+            "bot_replies": f"SELECT outcome, count(*) FROM bot_replies WHERE shop_id = {shop} "
+            "GROUP BY outcome",
+            "conversations": f"SELECT status, count(*) FROM conversations WHERE shop_id = {shop} "
+            "GROUP BY status",
+            "messages": f"SELECT sender, count(*) FROM messages WHERE shop_id = {shop} "
+            "GROUP BY sender",
+        }
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+            return {
+                k: {str(a): int(n) for a, n in db.execute(q, (self.shop_slug,))}
+                for k, q in queries.items()
+            }
 
 
 class HomingCluster(Homing):

@@ -13,6 +13,15 @@ had not broken before it.
 
 R counts buyer messages per second; each is answered by an agent, so a system
 carries 2R messages a second (and, with acks, 4R frames out).
+
+`homing-bot` is Homing with the shop's bot in `bot_first` and the demo's knowledge base
+(issue 18): buyers send real questions (those of `bench/data/bot_questions.tsv` the bot
+answers from the knowledge base without handing over), every conversation stays with the
+bot, and the round trip ends when the bot's answer (`sender: "bot"`, its
+`payload.bot.reply_to` naming the buyer's message from the ack) reaches the buyer. A
+message not acked, or not answered by the bot within the grace period, is lost. Agents
+are online as for `homing` and get nothing. The same search, the same R (buyer messages
+a second, each answered: 2R stored): its rate over plain Homing's is judged against 0.8x.
 """
 
 from __future__ import annotations
@@ -31,12 +40,13 @@ from typing import Any
 
 from bench.clients import Client, close_all, connect_all
 from bench.common import Figure, cpu_seconds, percentile, run_delay_s
-from bench.systems import Homing, HomingCluster, SocketIORelay, System, WsRelay
+from bench.systems import Homing, HomingBot, HomingCluster, SocketIORelay, System, WsRelay
+from bench.workloads.bot import DATA, answered_questions
 
 NAME = "message_path"
 TITLE = "message path rate search"
 
-SYSTEM_KEYS = ("homing", "ws", "sio", "sio-redis", "homing-pg")
+SYSTEM_KEYS = ("homing", "homing-bot", "ws", "sio", "sio-redis", "homing-pg")
 WARM_WINDOW = 20
 NOISY_WAIT = 0.05
 NOISY_RETRIES = 2
@@ -45,6 +55,8 @@ NOISY_RETRIES = 2
 def make_system(key: str, log_dir: Path, fps: int) -> System:
     if key == "homing":
         return Homing(log_dir, frames_per_second=fps)
+    if key == "homing-bot":
+        return HomingBot(log_dir, frames_per_second=fps)
     if key == "homing-pg":
         return HomingCluster(log_dir, frames_per_second=fps)
     if key == "ws":
@@ -127,8 +139,14 @@ class Step:
 class Driver:
     """Buyers and agents of one system, and the open-loop sender."""
 
-    def __init__(self, system: System, n_buyers: int, n_agents: int) -> None:
+    def __init__(
+        self, system: System, n_buyers: int, n_agents: int, questions: list[str] | None = None
+    ) -> None:
         self.system = system
+        # bot_first: buyers send these questions and the bot answers; None: the key is the
+        # body and an agent answers.
+        self.questions = questions
+        self.answer_of: dict[str, str] = {}  # bot_first: acked message id -> pending key
         self.n_buyers = n_buyers
         self.n_agents = n_agents
         self.agents: list[Client] = []
@@ -169,16 +187,42 @@ class Driver:
         self.frames["buyer " + str(t)] += 1
         if t == "message.new":
             m = f["message"]
-            if m.get("sender") == "agent":
-                entry = self.pending.pop(m.get("body") or "", None)
-                if entry is not None:
-                    t0, step = entry
-                    if step is None:
-                        self.warm_replies += 1
-                    else:
-                        step.lat.append(time.perf_counter() - t0)
+            sender = m.get("sender")
+            if sender == "agent" and self.questions is None:
+                self._answered(m.get("body") or "")
+            elif sender == "bot" and self.questions is not None:
+                self._bot_answer(m)
+        elif t == "message.ack" and self.questions is not None:
+            key = f.get("client_msg_id")
+            if key in self.pending:
+                self.answer_of[f["message"]["id"]] = key
         elif t == "error":
             self._error(f)
+
+    def _answered(self, key: str) -> None:
+        entry = self.pending.pop(key, None)
+        if entry is not None:
+            t0, step = entry
+            if step is None:
+                self.warm_replies += 1
+            else:
+                step.lat.append(time.perf_counter() - t0)
+
+    def _bot_answer(self, m: dict[str, Any]) -> None:
+        """The bot answered a buyer message: the round trip ends if its ack came first."""
+        bot = (m.get("payload") or {}).get("bot") or {}
+        reply_to = bot.get("reply_to")
+        if reply_to is None:
+            self.frames["buyer bot greeting"] += 1
+            return
+        if not bot.get("faq_id"):
+            self.frames["buyer bot not from the knowledge base"] += 1  # fallback or order
+        key = self.answer_of.pop(reply_to, None)
+        if key is None:
+            # Not acked (yet): the message counts as lost, the answer as an odd frame.
+            self.frames["buyer bot answer without ack"] += 1
+            return
+        self._answered(key)
 
     def _error(self, f: dict[str, Any]) -> None:
         self.errors += 1
@@ -214,8 +258,9 @@ class Driver:
             while i - self.warm_replies >= WARM_WINDOW and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)
             key = f"w.{i}"
+            body = key if self.questions is None else self.questions[i % len(self.questions)]
             self.pending[key] = (time.perf_counter(), None)
-            await b.send({"type": "message.send", "client_msg_id": key, "body": key})
+            await b.send({"type": "message.send", "client_msg_id": key, "body": body})
         while self.warm_replies < self.n_buyers and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         say(
@@ -227,6 +272,7 @@ class Driver:
                 f"(errors {dict(self.error_codes)})"
             )
         self.pending.clear()
+        self.answer_of.clear()
         gc.collect()
         gc.freeze()  # the load generator's own GC pauses would show up as server latency
 
@@ -249,6 +295,8 @@ class Driver:
         frames0 = Counter(self.frames)
         n = max(1, int(rate * duration))
         buyers, nb = self.buyers, len(self.buyers)
+        questions = self.questions
+        nq = len(questions) if questions else 1
         pending = self.pending
         prefix = f"{self.step_no}."
         t0 = time.perf_counter()
@@ -261,8 +309,9 @@ class Driver:
                 b = buyers[self.rr % nb]
                 self.rr += 1
                 key = prefix + str(i)
+                body = key if questions is None else questions[self.rr % nq]
                 pending[key] = (time.perf_counter(), st)
-                await b.send({"type": "message.send", "client_msg_id": key, "body": key})
+                await b.send({"type": "message.send", "client_msg_id": key, "body": body})
                 i += 1
             await asyncio.sleep(0.001)
         st.sent = n
@@ -278,6 +327,9 @@ class Driver:
         lost = [k for k, (_t, s) in pending.items() if s is st]
         for k in lost:
             del pending[k]
+        if lost and self.answer_of:
+            gone = set(lost)
+            self.answer_of = {m: k for m, k in self.answer_of.items() if k not in gone}
         st.lost = len(lost)
         st.errors = self.errors - errors0
         usual = {"agent message.new", "agent message.ack", "buyer message.new", "buyer message.ack"}
@@ -494,18 +546,26 @@ async def run(ctx: Any) -> list[Figure]:
     keys = [k.strip() for k in a.mp_systems.split(",") if k.strip()]
     figures: list[Figure] = []
     results: dict[str, dict[str, Any]] = {}
+    questions: list[str] | None = None
+    if "homing-bot" in keys:
+        questions = answered_questions()
+        ctx.say(
+            f"  bot_first: {len(questions)} questions of {DATA.name} the demo knowledge base "
+            "answers without a hand-off"
+        )
     for key in keys:
         system = make_system(key, ctx.log_dir, a.frames_per_second)
         name = system.name
+        asks = questions if key == "homing-bot" else None
         ctx.say(f"  [{name}] {n_buyers} buyers, {n_agents} agents, {step_s:g}s steps")
-        d = Driver(system, n_buyers, n_agents)
+        d = Driver(system, n_buyers, n_agents, asks)
 
-        async def restart(key: str = key) -> Driver:
+        async def restart(key: str = key, asks: list[str] | None = asks) -> Driver:
             nonlocal d, system
             await d.close()
             system.stop()
             system = make_system(key, ctx.log_dir, a.frames_per_second)
-            d = Driver(system, n_buyers, n_agents)
+            d = Driver(system, n_buyers, n_agents, asks)
             await system.start()
             await d.setup(ctx.say)
             return d
@@ -532,6 +592,9 @@ async def run(ctx: Any) -> list[Figure]:
                     f"    profiling with py-spy at {rate:.0f}/s for {a.profile_s:g}s (x2: raw + svg)"
                 )
                 res["profile"] = await profile(d, ctx, rate, a.profile_s, key)
+            if isinstance(system, HomingBot):
+                res["bot"] = system.tally()
+                ctx.say(f"    the bot's work, from the database: {res['bot']}")
         except Exception as exc:  # noqa: BLE001 - one system failing must not hide the others
             ctx.say(f"    {name} failed: {type(exc).__name__}: {exc}")
             res = {
@@ -553,6 +616,7 @@ async def run(ctx: Any) -> list[Figure]:
             "step_s": step_s,
             "steps": res["steps"],
             "profile": res.get("profile"),
+            "bot": res.get("bot"),
         }
         rate_val = round(best.rate) if best else 0
         figures += [
@@ -615,6 +679,8 @@ TARGETS = (
     ("Homing (SQLite)", "python-socketio", 1.0),
     ("Homing (SQLite)", "websockets relay", 0.25),
     (HomingCluster.title, "python-socketio + Redis", 1.5),
+    # issue 18: the message path with the bot answering (bot_first) keeps 0.8x the rate.
+    (HomingBot.title, "Homing (SQLite)", 0.8),
 )
 
 
