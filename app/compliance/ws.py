@@ -6,19 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from app.chat.actions import Outgoing
+from app.chat.visibility import buyer_sees
 from app.compliance import actions, rules
 from app.context import AppContext
 from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent
 
-# Kinds only staff read (internal notes) are not the buyer's to be protected from.
-UNCHECKED_KINDS = frozenset({"note"})
-
 
 async def screen_agent_message(ctx: AppContext, agent: Agent, out: Outgoing) -> rules.Hit | None:
     """Raise `ComplianceBlocked` for a message a `block` rule refuses; the `flag` hit of a
     message to store with its flag; None for a clean one (the common path, unchanged)."""
-    if out.kind in UNCHECKED_KINDS or not out.body:
+    # What only staff read (internal notes) is not the buyer's to be protected from.
+    if not buyer_sees(out.kind) or not out.body:
         return None
     verdict = await ctx.compliance.check(agent.shop_id, out.body)
     blocked = verdict.blocked
