@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # bus tries to subscribe again at least this often.
     bus_probe_s: float = Field(default=1.0, gt=0, alias="HOMING_BUS_PROBE_S")
 
+    # Recall campaigns: buyers sent per transaction (a worker killed mid-campaign loses at
+    # most one uncommitted batch, which the next run sends).
+    recall_batch: int = Field(default=1000, gt=0, le=10_000, alias="HOMING_RECALL_BATCH")
+
     # Chat limits (PRODUCT.md section 1).
     max_body_chars: int = Field(default=4000, alias="HOMING_MAX_BODY_CHARS")
     frames_per_second: float = Field(default=10.0, alias="HOMING_FRAMES_PER_SECOND")

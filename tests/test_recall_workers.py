@@ -47,10 +47,11 @@ async def own_database(backend, tmp_path) -> AsyncIterator[str]:
 class Worker:
     """`python -m app worker`: the scheduled jobs alone, as deployed at scale."""
 
-    def __init__(self, database_url: str, tag: str) -> None:
+    def __init__(self, database_url: str, tag: str, *, batch: int | None = None) -> None:
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
+            **({"HOMING_RECALL_BATCH": str(batch)} if batch else {}),
             "HOMING_BUS_CHANNEL": f"homing:test:{secrets.token_hex(4)}",
         }
         self.log = (
@@ -148,7 +149,9 @@ async def test_worker_killed_mid_campaign_resumes_without_double_cards(own_datab
     front, kit, token = await audience_shop(start_server, own_database, buyers)
     async with httpx.AsyncClient(base_url=front.http, timeout=30) as http:
         cid = (await new_campaign(http, token, datetime.now(UTC)))["id"]
-    first = Worker(own_database, "first").start()
+    # Small batches: the kill lands mid-campaign however fast the worker runs (with the
+    # default 1,000, it could send all three batches between two polls).
+    first = Worker(own_database, "first", batch=50).start()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -61,7 +61,9 @@ async def run_due_campaigns(ctx: JobContext) -> int:
     handled = 0
     for campaign_id in due:
         try:
-            handled += await run_campaign(ctx.db, ctx.clock, campaign_id)
+            handled += await run_campaign(
+                ctx.db, ctx.clock, campaign_id, batch=ctx.settings.recall_batch
+            )
         except Exception:
             log.exception("recall campaign %s failed; will resume on the next run", campaign_id)
     return handled
