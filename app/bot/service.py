@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,6 +78,22 @@ async def match_entries(session: AsyncSession, shop_id: str) -> list[Entry]:
         )
     )
     return [Entry(i, q, tuple(s or ())) for i, q, s in rows]
+
+
+@dataclass(frozen=True)
+class FaqAnswer:
+    answer: str
+    product: dict[str, Any] | None
+
+
+async def faq_answers(session: AsyncSession, shop_id: str) -> dict[str, FaqAnswer]:
+    """The answers of the shop's enabled entries, kept beside its index (`BotEngine`)."""
+    rows = await session.execute(
+        select(col(BotFaq.id), col(BotFaq.answer), col(BotFaq.product)).where(
+            col(BotFaq.shop_id) == shop_id, col(BotFaq.enabled)
+        )
+    )
+    return {i: FaqAnswer(a, p or None) for i, a, p in rows}
 
 
 async def settings_if_bot_may_speak(
