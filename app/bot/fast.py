@@ -14,7 +14,7 @@ bot's (a hand-off or an agent taking it is seen), the buyer is not an elder, the
 message has no reply yet (one answer per message, whichever node or path comes first),
 and the shop's bot is at the version the answer was decided with. Anything else is
 handed back (`None`) and takes the full path (`actions.respond`, which knows every case):
-an order question, a hand-off, an answer below the threshold, a product card, a
+a question about the buyer's orders when they have one, a hand-off, an answer below the threshold, a product card, a
 conversation that waits for a person (human_first), a newer version.
 """
 
@@ -46,7 +46,8 @@ SILENT = None
 _LOOK = (
     "SELECT c.status, c.queue, c.elder, b.elder_mode, b.age, s.version, "
     "bc.conversation_id IS NOT NULL, "
-    "EXISTS (SELECT 1 FROM bot_replies r WHERE r.message_id = ?) "
+    "EXISTS (SELECT 1 FROM bot_replies r WHERE r.message_id = ?), "
+    "? AND EXISTS (SELECT 1 FROM orders o WHERE o.shop_id = c.shop_id AND o.buyer_id = c.buyer_id) "
     "FROM conversations c "
     "LEFT JOIN buyers b ON b.shop_id = c.shop_id AND b.id = c.buyer_id "
     "LEFT JOIN bot_settings s ON s.shop_id = c.shop_id "
@@ -73,6 +74,7 @@ class Plan:
     body: str
     version: int
     greeting: str
+    asks_order: bool  # "where is my order": answered from the buyer's orders if they have any
 
 
 def plan(
@@ -93,21 +95,21 @@ def plan(
     # Sure of the answer, so no low-confidence hand-off; the words may still ask for one.
     if handoff_reason(text, settings, low_streak=0, confident=True) is not None:
         return None
-    if order_intent(text) is not None:
-        return None  # answered from the buyer's orders
     faq = answers.get(top.faq_id)
     if faq is None or faq.product:
         return None
-    return Plan(q, top, faq.answer, settings.version, settings.greeting)
+    asks_order = order_intent(text) == "status"
+    return Plan(q, top, faq.answer, settings.version, settings.greeting, asks_order)
 
 
 def write(p: Plan, now: datetime, conn: sqlite3.Connection) -> Done | None:
     """The appender's `Job`: store the answer if the bot still holds the conversation."""
     q = p.question
-    row = conn.execute(_LOOK, (q.message_id, q.conversation_id, q.shop_id)).fetchone()
+    look = (q.message_id, p.asks_order, q.conversation_id, q.shop_id)
+    row = conn.execute(_LOOK, look).fetchone()
     if row is None:
         return None
-    status, queue, elder, elder_mode, age, version, started, replied = row
+    status, queue, elder, elder_mode, age, version, started, replied, has_orders = row
     if replied:
         return Done(SILENT)  # answered already (another node, or the recovery job)
     if status != "bot":
@@ -119,6 +121,8 @@ def write(p: Plan, now: datetime, conn: sqlite3.Connection) -> Done | None:
         return Done(SILENT)  # never the bot's (PRODUCT.md §2)
     if version != p.version:
         return None  # the shop's bot changed since: decide again with what it is now
+    if has_orders:
+        return None  # the order card answers it (the full path reads the orders)
     events: list[tuple[str, dict[str, Any]]] = []
     if not started and p.greeting:
         greeted = _say(conn, q, p.greeting, {"bot": {"greeting": True}}, now)
