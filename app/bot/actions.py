@@ -34,6 +34,7 @@ from app.bot.rules import (
     MODES,
     BotSettingsFacts,
     OrderFacts,
+    Question,
     clean_words,
     handoff_reason,
     human_first_covers,
@@ -295,7 +296,9 @@ async def put_settings(
     row = await _settings_for_update(uow, shop_id, now)
     if "mode" in changes:
         if changes["mode"] not in MODES:
-            raise BadInput(N_('"mode" must be one of %(modes)s.'), params={"modes": ", ".join(MODES)})
+            raise BadInput(
+                N_('"mode" must be one of %(modes)s.'), params={"modes": ", ".join(MODES)}
+            )
         row.mode = changes["mode"]
     if "queue_modes" in changes:
         modes = changes["queue_modes"] or {}
@@ -319,17 +322,6 @@ async def put_settings(
 
 
 # ---- answering -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Question:
-    """A buyer's message, committed and acked, that the bot may answer."""
-
-    shop_id: str
-    conversation_id: str
-    message_id: str
-    buyer_id: str
-    body: str
 
 
 def _bot_payload(q: Question, match: Match | None, **extra: Any) -> dict[str, Any]:
@@ -560,9 +552,7 @@ async def request_handoff(
     conv = await conversation_for_buyer(uow, buyer, conversation_id)
     await uow.session.refresh(conv, with_for_update=True)
     if not await handoff(uow, conv, "button", now):
-        raise Conflict(
-            N_("The assistant is not holding this conversation."), code="not_with_bot"
-        )
+        raise Conflict(N_("The assistant is not holding this conversation."), code="not_with_bot")
 
 
 async def elder_mode_on(uow: UnitOfWork, shop_id: str, buyer_id: str, now: datetime) -> bool:

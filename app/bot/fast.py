@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.bot.actions import Question
 from app.bot.matcher import Match, normalise
 from app.bot.rules import (
     BOT_FIRST,
     BotSettingsFacts,
+    Question,
     handoff_reason,
     is_elder_conversation,
     order_intent,
@@ -166,4 +166,3 @@ def _say(
         payload=payload,
         now=now,
     )
-

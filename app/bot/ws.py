@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from app.bot import actions, fast, service
-from app.bot.rules import bot_holds_new
+from app.bot.rules import Question, bot_holds_new
 from app.chat.protocol import get_bool, get_str
 from app.context import AppContext
 from app.shops.identities import BuyerIdentity
@@ -47,7 +47,7 @@ def after_buyer_message(ctx: AppContext, buyer: BuyerIdentity, msg: dict[str, An
         return
     if msg.get("sender") != "buyer" or not msg.get("conversation_id") or msg.get("group_id"):
         return  # a fan-group message is not the bot's
-    question = actions.Question(
+    question = Question(
         shop_id=buyer.shop_id,
         conversation_id=msg["conversation_id"],
         message_id=msg["id"],
@@ -57,7 +57,7 @@ def after_buyer_message(ctx: AppContext, buyer: BuyerIdentity, msg: dict[str, An
     ctx.bot.spawn(answer(ctx, question))
 
 
-async def answer(ctx: AppContext, q: actions.Question) -> str | None:
+async def answer(ctx: AppContext, q: Question) -> str | None:
     """Answer the buyer's message (the outcome, or None: the bot stays silent).
 
     A sure, plain answer in a conversation the bot holds is decided from this process's
@@ -82,7 +82,7 @@ async def answer(ctx: AppContext, q: actions.Question) -> str | None:
         return None
 
 
-async def respond(ctx: AppContext, q: actions.Question, now: datetime) -> str | None:
+async def respond(ctx: AppContext, q: Question, now: datetime) -> str | None:
     """The full path: read whether the bot may speak, then decide and write in one
     transaction (shared with other grouped writes)."""
     async with ctx.db.read() as s:

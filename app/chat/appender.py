@@ -384,6 +384,7 @@ class MessageAppender:
         self._pg: asyncpg.Connection | None = None
         self.batches = 0
         self.messages = 0
+        self.jobs = 0  # `join`ed writes done in a batch's transaction
 
     async def append(self, item: Append) -> dict[str, Any] | None:
         """Store the message and return its wire shape, or None: use the full path."""
@@ -453,6 +454,7 @@ class MessageAppender:
                     signals.extend(result.signals)
             for finished in done:
                 if finished is not None:
+                    self.jobs += 1
                     events.extend(finished.events)
             # Committed: publish, signal (routing), then answer (the handler acks after this).
             if events and self.db.publisher is not None:
@@ -477,9 +479,7 @@ class MessageAppender:
             lock = self.db.write_lock()
             async with lock:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(
-                    self._executor(), self._write_sqlite, batch, jobs
-                )
+                return await loop.run_in_executor(self._executor(), self._write_sqlite, batch, jobs)
         return await self._write_postgres(batch), []
 
     # ---- SQLite: one thread, one connection, one hop per batch ----------------------
