@@ -77,7 +77,10 @@ async def _run(request: Request, ctx: Ctx, me: Agent, work: Any, done: str) -> R
         result = await work(form)
         return t.gettext(done) % {"result": result}
 
-    return await answer(request, ctx, me, "bot", run)
+    try:
+        return await answer(request, ctx, me, "bot", run)
+    finally:
+        await form.close()  # an import's upload is spooled to a temporary file
 
 
 @router.post("/console/bot/settings")
