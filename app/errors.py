@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+
+def N_(message: str) -> str:
+    """Marks an error message for the gettext catalogs (`python -m app.i18n` extracts it);
+    pages show it in the reader's language (`pages.console.error_text`)."""
+    return message
+
 
 class DomainError(Exception):
+    """`message` is English; with `params` it is a `%(name)s` template (kept as `msgid`, so a
+    page can translate it before filling it in)."""
+
     code = "bad_request"
     status = 400
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        params: Mapping[str, object] | None = None,
+    ):
+        self.msgid = message
+        self.params = dict(params or {})
+        if params:
+            message = message % self.params
         super().__init__(message)
         self.message = message
         if code is not None:

@@ -3,6 +3,7 @@ which import only `app.scheduler` (what a job is), never this module."""
 
 from __future__ import annotations
 
+from app.bot import jobs as bot_jobs
 from app.care import jobs as care_jobs
 from app.payouts import jobs as payout_jobs
 from app.quality import jobs as quality_jobs
@@ -28,4 +29,5 @@ def registered_jobs() -> list[Job]:
         ),
         Job(care_jobs.CARE_JOB, care_jobs.CARE_EVERY_S, care_jobs.run_care_rules),
         Job(quality_jobs.QA_JOB, quality_jobs.QA_EVERY_S, quality_jobs.draw_samples),
+        Job(bot_jobs.BOT_PENDING_JOB, bot_jobs.BOT_PENDING_EVERY_S, bot_jobs.answer_pending),
     ]

@@ -34,6 +34,7 @@ from app.bot.rules import (
     MODES,
     BotSettingsFacts,
     OrderFacts,
+    Question,
     clean_words,
     handoff_reason,
     human_first_covers,
@@ -46,7 +47,7 @@ from app.bot.service import agents_online_for, get_faq
 from app.chat.actions import append_message, conversation_for_buyer
 from app.chat.models import Conversation
 from app.db import UnitOfWork, insert_ignore, rowcount
-from app.errors import BadInput, Conflict, NotFound
+from app.errors import N_, BadInput, Conflict, NotFound
 from app.orders.service import orders_of_buyer
 from app.realtime.topics import buyer_topic, shop_staff_topic
 from app.routing import actions as routing
@@ -141,7 +142,7 @@ async def update_faq(
 ) -> BotFaq:
     faq = await get_faq(uow.session, shop_id, faq_id)
     if faq is None:
-        raise NotFound("No such knowledge-base entry.")
+        raise NotFound(N_("No such knowledge-base entry."))
     for key in ("question", "answer", "category", "enabled", "product"):
         if key in changes:
             setattr(faq, key, changes[key].strip() if key == "question" else changes[key])
@@ -156,7 +157,7 @@ async def update_faq(
 async def delete_faq(uow: UnitOfWork, shop_id: str, faq_id: str, now: datetime) -> None:
     faq = await get_faq(uow.session, shop_id, faq_id)
     if faq is None:
-        raise NotFound("No such knowledge-base entry.")
+        raise NotFound(N_("No such knowledge-base entry."))
     await uow.session.delete(faq)
     await bump_version(uow, shop_id, now)
 
@@ -172,12 +173,12 @@ def parse_import(data: bytes) -> list[FaqInput]:
     if text.startswith("["):
         loaded = json.loads(text)
         if not isinstance(loaded, list):
-            raise BadInput("A JSON import is an array of entries.")
+            raise BadInput(N_("A JSON import is an array of entries."))
         items = [i for i in loaded if isinstance(i, dict)]
     else:
         reader = csv.DictReader(io.StringIO(text))
         if reader.fieldnames is None or "question" not in reader.fieldnames:
-            raise BadInput('A CSV import needs a header row with "question" and "answer".')
+            raise BadInput(N_('A CSV import needs a header row with "question" and "answer".'))
         items = []
         for row in reader:
             similar = row.get("similar") or ""
@@ -190,16 +191,19 @@ def parse_import(data: bytes) -> list[FaqInput]:
                 }
             )
     if len(items) > MAX_IMPORT:
-        raise BadInput(f"At most {MAX_IMPORT} entries in one import, but got {len(items)}.")
+        raise BadInput(
+            N_("At most %(max)s entries in one import, but got %(n)s."),
+            params={"max": MAX_IMPORT, "n": len(items)},
+        )
     out = []
     for n, item in enumerate(items, start=1):
         question = str(item.get("question") or "").strip()[:200]
         answer = str(item.get("answer") or "").strip()[:4000]
         if not question or not answer:
-            raise BadInput(f"Entry {n} needs a question and an answer.")
+            raise BadInput(N_("Entry %(n)s needs a question and an answer."), params={"n": n})
         similar = item.get("similar") or []
         if not isinstance(similar, list):
-            raise BadInput(f'Entry {n}: "similar" is a list of phrasings.')
+            raise BadInput(N_('Entry %(n)s: "similar" is a list of phrasings.'), params={"n": n})
         category = item.get("category")
         out.append(
             FaqInput(
@@ -292,12 +296,16 @@ async def put_settings(
     row = await _settings_for_update(uow, shop_id, now)
     if "mode" in changes:
         if changes["mode"] not in MODES:
-            raise BadInput(f'"mode" must be one of {", ".join(MODES)}.')
+            raise BadInput(
+                N_('"mode" must be one of %(modes)s.'), params={"modes": ", ".join(MODES)}
+            )
         row.mode = changes["mode"]
     if "queue_modes" in changes:
         modes = changes["queue_modes"] or {}
         if any(m not in MODES for m in modes.values()):
-            raise BadInput(f"Each queue mode must be one of {', '.join(MODES)}.")
+            raise BadInput(
+                N_("Each queue mode must be one of %(modes)s."), params={"modes": ", ".join(MODES)}
+            )
         row.queue_modes = {str(q)[:64]: m for q, m in modes.items()}
     if "threshold" in changes:
         row.threshold = float(changes["threshold"])
@@ -314,17 +322,6 @@ async def put_settings(
 
 
 # ---- answering -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Question:
-    """A buyer's message, committed and acked, that the bot may answer."""
-
-    shop_id: str
-    conversation_id: str
-    message_id: str
-    buyer_id: str
-    body: str
 
 
 def _bot_payload(q: Question, match: Match | None, **extra: Any) -> dict[str, Any]:
@@ -555,7 +552,7 @@ async def request_handoff(
     conv = await conversation_for_buyer(uow, buyer, conversation_id)
     await uow.session.refresh(conv, with_for_update=True)
     if not await handoff(uow, conv, "button", now):
-        raise Conflict("The assistant is not holding this conversation.", code="not_with_bot")
+        raise Conflict(N_("The assistant is not holding this conversation."), code="not_with_bot")
 
 
 async def elder_mode_on(uow: UnitOfWork, shop_id: str, buyer_id: str, now: datetime) -> bool:
@@ -593,7 +590,7 @@ async def feedback(uow: UnitOfWork, buyer: BuyerIdentity, message_id: str, helpf
         .first()
     )
     if reply is None:
-        raise NotFound("No such answer.")
+        raise NotFound(N_("No such answer."))
     await conversation_for_buyer(uow, buyer, reply.conversation_id)  # theirs, or not found
     reply.helpful = helpful
     await uow.session.flush()

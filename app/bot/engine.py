@@ -33,6 +33,8 @@ class BotEngine:
         self.db = db
         self._settings: dict[str, tuple[BotSettingsFacts, float]] = {}
         self._indexes: dict[str, Index] = {}
+        # Each index's entries' answers (faq id -> (answer, product card)), same version.
+        self._answers: dict[str, dict[str, service.FaqAnswer]] = {}
         self._building: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.rebuilds = 0  # indexes built by this process (tests and /metrics read it)
@@ -84,12 +86,20 @@ class BotEngine:
             async with self.db.read() as s:
                 current = await service.settings_facts(s, shop_id)
                 entries = await service.match_entries(s, shop_id)
+                answers = await service.faq_answers(s, shop_id)
             # Segmenting thousands of phrasings is CPU work: off the event loop.
             index = await asyncio.to_thread(Index, entries, current.version)
             self._indexes[shop_id] = index
+            self._answers[shop_id] = answers
             self._settings[shop_id] = (current, time.monotonic())
             self.rebuilds += 1
             return index
+
+    def answers(self, shop_id: str, index: Index) -> dict[str, service.FaqAnswer]:
+        """The answers of the entries `index` (this process's current one) knows."""
+        if self._indexes.get(shop_id) is not index:
+            return {}  # replaced in between: the caller takes the full path
+        return self._answers.get(shop_id, {})
 
     def known_version(self, shop_id: str) -> int | None:
         index = self._indexes.get(shop_id)

@@ -195,6 +195,17 @@ def order_intent(text: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Question:
+    """A buyer's message, committed and acked, that the bot may answer."""
+
+    shop_id: str
+    conversation_id: str
+    message_id: str
+    buyer_id: str
+    body: str
+
+
+@dataclass(frozen=True)
 class OrderFacts:
     order_id: str
     status: str

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,9 +18,10 @@ from app.bot.rules import (
     DEFAULT_HANDOFF_WORDS,
     HUMAN_FIRST,
     BotSettingsFacts,
+    Question,
     is_resolved_by_bot,
 )
-from app.chat.models import Conversation, Rating
+from app.chat.models import Conversation, Message, Rating
 from app.routing import hours
 from app.routing.models import AgentQueue
 from app.shops.models import Agent
@@ -77,6 +79,50 @@ async def match_entries(session: AsyncSession, shop_id: str) -> list[Entry]:
         )
     )
     return [Entry(i, q, tuple(s or ())) for i, q, s in rows]
+
+
+@dataclass(frozen=True)
+class FaqAnswer:
+    answer: str
+    product: dict[str, Any] | None
+
+
+async def faq_answers(session: AsyncSession, shop_id: str) -> dict[str, FaqAnswer]:
+    """The answers of the shop's enabled entries, kept beside its index (`BotEngine`)."""
+    rows = await session.execute(
+        select(col(BotFaq.id), col(BotFaq.answer), col(BotFaq.product)).where(
+            col(BotFaq.shop_id) == shop_id, col(BotFaq.enabled)
+        )
+    )
+    return {i: FaqAnswer(a, p or None) for i, a, p in rows}
+
+
+async def pending_questions(
+    session: AsyncSession, *, since: datetime, before: datetime, limit: int
+) -> list[Question]:
+    """Buyer texts in conversations the bot holds that have no reply row: the bot has not
+    answered them (`jobs.answer_pending`), sent in [since, before), oldest first."""
+    rows = await session.execute(
+        select(
+            col(Message.shop_id),
+            col(Message.conversation_id),
+            col(Message.id),
+            col(Conversation.buyer_id),
+            col(Message.body),
+        )
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(
+            col(Conversation.status) == "bot",
+            col(Message.sender) == "buyer",
+            col(Message.kind) == "text",
+            col(Message.created_at) >= since,
+            col(Message.created_at) < before,
+            ~exists().where(col(BotReply.message_id) == col(Message.id)),
+        )
+        .order_by(col(Message.created_at), col(Message.id))
+        .limit(limit)
+    )
+    return [Question(*row) for row in rows]
 
 
 async def settings_if_bot_may_speak(

@@ -4,12 +4,14 @@ a buyer's message once it is committed and acked, and the frames `handoff.reques
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from app.bot import actions, service
-from app.bot.rules import bot_holds_new
+from app.bot import actions, fast, service
+from app.bot.rules import Question, bot_holds_new
 from app.chat.protocol import get_bool, get_str
 from app.context import AppContext
 from app.shops.identities import BuyerIdentity
@@ -45,7 +47,7 @@ def after_buyer_message(ctx: AppContext, buyer: BuyerIdentity, msg: dict[str, An
         return
     if msg.get("sender") != "buyer" or not msg.get("conversation_id") or msg.get("group_id"):
         return  # a fan-group message is not the bot's
-    question = actions.Question(
+    question = Question(
         shop_id=buyer.shop_id,
         conversation_id=msg["conversation_id"],
         message_id=msg["id"],
@@ -55,23 +57,45 @@ def after_buyer_message(ctx: AppContext, buyer: BuyerIdentity, msg: dict[str, An
     ctx.bot.spawn(answer(ctx, question))
 
 
-async def answer(ctx: AppContext, q: actions.Question) -> str | None:
+async def answer(ctx: AppContext, q: Question) -> str | None:
+    """Answer the buyer's message (the outcome, or None: the bot stays silent).
+
+    A sure, plain answer in a conversation the bot holds is decided from this process's
+    cache of the shop's bot and written in the chat's group commit (`fast`); the rest,
+    and everything on PostgreSQL, takes the full path (`actions.respond`)."""
     try:
         now = ctx.clock.now()
-        async with ctx.db.read() as s:
-            settings = await service.settings_if_bot_may_speak(s, q.shop_id, q.conversation_id)
-            if settings is None:
-                return None  # a person serves it (or the bot is off for its queue): no write
-            is_open = await service.shop_is_open(s, q.shop_id, now)
-        index = await ctx.bot.index(q.shop_id, settings.version)
-        matches = index.match(q.body)
-        outcome: str | None = await ctx.db.run(
-            actions.respond, q, matches, settings, now, is_open=is_open
-        )
-        return outcome
+        settings = await ctx.bot.settings(q.shop_id)
+        if not settings.ever_on:
+            return None
+        if ctx.db.is_sqlite:
+            index = await ctx.bot.index(q.shop_id, settings.version)
+            answers = ctx.bot.answers(q.shop_id, index)
+            p = fast.plan(q, settings, index.match_memo(q.body), answers, index.version)
+            if p is not None:
+                done = await ctx.appender.join(functools.partial(fast.write, p, now))
+                if done is not None:
+                    return cast("str | None", done.value)
+        return await respond(ctx, q, now)
     except Exception:
         log.exception("the bot could not answer message %s", q.message_id)
         return None
+
+
+async def respond(ctx: AppContext, q: Question, now: datetime) -> str | None:
+    """The full path: read whether the bot may speak, then decide and write in one
+    transaction (shared with other grouped writes)."""
+    async with ctx.db.read() as s:
+        settings = await service.settings_if_bot_may_speak(s, q.shop_id, q.conversation_id)
+        if settings is None:
+            return None  # a person serves it (or the bot is off for its queue): no write
+        is_open = await service.shop_is_open(s, q.shop_id, now)
+    index = await ctx.bot.index(q.shop_id, settings.version)
+    matches = index.match_memo(q.body)
+    outcome: str | None = await ctx.db.run_grouped(
+        actions.respond, q, matches, settings, now, is_open=is_open
+    )
+    return outcome
 
 
 async def on_handoff_request(session: Any, frame: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
+from app.bot import hold as bot_hold
 from app.chat import reports
 from app.chat.append_rules import may_write, stamps_buyer_time
 from app.chat.appender import Opening
@@ -439,6 +440,9 @@ async def transfer_conversation(
         if known.scalar() is None:
             raise NotFound(f"No queue named {to_queue!r}.")
         values = {"status": "queued", "agent_id": None, "queue": to_queue, "queued_at": now}
+    # Staff moving it ends the bot's hold (if it had one): people answer from now on.
+    values["handled_by"] = "human"
+    from_bot = conv.status == "bot"
     if from_agent_id and conv.status == "assigned":
         await routing.release_slot(uow, from_agent_id)
         for queue in await routing.queues_of_agent(uow, from_agent_id):
@@ -450,6 +454,15 @@ async def transfer_conversation(
         .execution_options(synchronize_session=False)
     )
     await uow.session.refresh(conv)
+    if from_bot:
+        await bot_hold.ended_by_staff(
+            uow,
+            shop_id=conv.shop_id,
+            buyer_id=conv.buyer_id,
+            conversation_id=conv.id,
+            queue=conv.queue,
+            now=now,
+        )
     frame = {
         "type": "conversation.transferred",
         "conversation_id": conv.id,

@@ -33,7 +33,7 @@ import asyncio
 import contextvars
 import logging
 import sqlite3
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,6 +99,27 @@ class Stored:
     signals: list[tuple[str, tuple[str, str]]] = field(default_factory=list)  # then these
 
 
+@dataclass
+class Done:
+    """What a `Job` wrote: its result for the caller, and the frames to publish after commit."""
+
+    value: Any
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+# SQLite: other writes that share a batch's transaction (`MessageAppender.join`). Runs in
+# the appender's thread on its connection, inside the open transaction, after the batch's
+# messages; returns what it wrote, or None when it wrote nothing and hands the work back
+# (the caller then takes its own, full path). It must not commit or roll back.
+JobWrite = Callable[[sqlite3.Connection], Done | None]
+
+
+@dataclass
+class Job:
+    write: JobWrite
+    future: asyncio.Future[Done | None] = field(init=False, repr=False)
+
+
 # Take the conversation's next seq (R1), if it is open (R5), the sender belongs to it (R6)
 # and this is not a resend (R2); a buyer's stamps their last word (R7). A resend, or any
 # refusal, is handed back to the full path.
@@ -152,6 +173,52 @@ _INSERT = (
 )
 
 Statement = tuple[str, tuple[Any, ...]]
+
+# A message by no socket (the bot's), into a conversation still in the status its writer
+# decided on (R1, R5: `append_message`'s counter with a status condition).
+_TAKE_SEQ_IF = (
+    "UPDATE conversations SET last_seq = last_seq + 1 "
+    "WHERE id = ? AND shop_id = ? AND status = ? RETURNING last_seq, agent_id, buyer_id"
+)
+
+
+def append_sqlite(
+    conn: sqlite3.Connection,
+    *,
+    shop_id: str,
+    conversation_id: str,
+    status: str,
+    sender: str,
+    kind: str,
+    body: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> Stored | None:
+    """For a `Job`: store a message with no sender id and no client id (the bot's) as the
+    conversation's next `seq`, if the conversation is still in `status`; None otherwise.
+    Both sides hear of it after commit, as of the full path's `append_message`."""
+    taken = conn.execute(_TAKE_SEQ_IF, (conversation_id, shop_id, status)).fetchone()
+    if taken is None:
+        return None
+    seq, agent_id, buyer_id = taken
+    item = Append(shop_id, conversation_id, sender, "", kind, body, payload, "", now)
+    message_id = new_id()
+    row = _row(item, message_id, seq, _sqlite_time(now))
+    conn.execute(_INSERT, (*row[:5], None, *row[6:9], None, row[10]))
+    message = message_wire(
+        id=message_id,
+        conversation_id=conversation_id,
+        seq=seq,
+        sender=sender,
+        sender_id=None,
+        kind=kind,
+        body=body,
+        payload=payload,
+        created_at=now,
+        client_msg_id=None,
+    )
+    frame = {"type": "message.new", "message": message}
+    return Stored(message, [(t, frame) for t in conversation_sides(shop_id, buyer_id, agent_id)])
 
 
 def _candidates(batch: list[Append], order: list[int]) -> list[int]:
@@ -281,6 +348,9 @@ def _sqlite_time(dt: datetime) -> str:
     return dt.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
+sqlite_time = _sqlite_time  # for `Job`s that write times
+
+
 def _wire(item: Append, message_id: str, seq: int) -> dict[str, Any]:
     return message_wire(
         id=message_id,
@@ -307,23 +377,42 @@ class MessageAppender:
         self.db = db
         self._batch_sizes = batch_sizes  # /metrics: a histogram of messages per batch
         self._waiting: list[Append] = []
+        self._jobs: list[Job] = []
         self._drainer: asyncio.Task[None] | None = None
         self._sqlite: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._pg: asyncpg.Connection | None = None
         self.batches = 0
         self.messages = 0
+        self.jobs = 0  # `join`ed writes done in a batch's transaction
 
     async def append(self, item: Append) -> dict[str, Any] | None:
         """Store the message and return its wire shape, or None: use the full path."""
         item.future = asyncio.get_running_loop().create_future()
         self._waiting.append(item)
+        self._start()
+        return await item.future
+
+    async def join(self, write: JobWrite) -> Done | None:
+        """Run `write` in the next batch's transaction (SQLite): many small writes of other
+        domains (the bot's answers) share the chat's group commit, one BEGIN and COMMIT and
+        one thread hop for all. Its frames are published with the batch's, after commit.
+        None: it wrote nothing (it handed the work back, or the batch failed and was
+        rolled back); on PostgreSQL always None (the caller takes its own path)."""
+        if not self.db.is_sqlite:
+            return None
+        job = Job(write)
+        job.future = asyncio.get_running_loop().create_future()
+        self._jobs.append(job)
+        self._start()
+        return await job.future
+
+    def _start(self) -> None:
         if self._drainer is None or self._drainer.done():
             # Its own context: the batches serve every socket, so their log lines name none.
             self._drainer = asyncio.create_task(
                 self._drain(), name="message-appender", context=contextvars.Context()
             )
-        return await item.future
 
     async def close(self) -> None:
         if self._drainer is not None:
@@ -337,22 +426,25 @@ class MessageAppender:
 
     # ---- the drain loop -------------------------------------------------------------
     async def _drain(self) -> None:
-        while self._waiting:
+        while self._waiting or self._jobs:
             if len(self._waiting) < MAX_BATCH and GATHER_S and self.db.is_sqlite:
                 await asyncio.sleep(GATHER_S)  # let the messages arriving right now join in
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            jobs, self._jobs = self._jobs[:MAX_BATCH], self._jobs[MAX_BATCH:]
             try:
-                stored = await self._write(batch)
+                stored, done = await self._write(batch, jobs)
             except Exception:
                 log.warning(
-                    "group commit of %d messages failed; each takes the full path",
+                    "group commit of %d messages and %d jobs failed; each takes the full path",
                     len(batch),
+                    len(jobs),
                     exc_info=True,
                 )
-                stored = [None] * len(batch)
-            self.batches += 1
-            if self._batch_sizes is not None:
-                self._batch_sizes.observe(len(batch))
+                stored, done = [None] * len(batch), [None] * len(jobs)
+            if batch:
+                self.batches += 1
+                if self._batch_sizes is not None:
+                    self._batch_sizes.observe(len(batch))
             events: list[tuple[str, dict[str, Any]]] = []
             signals: list[tuple[str, tuple[str, str]]] = []
             for result in stored:
@@ -360,6 +452,10 @@ class MessageAppender:
                     self.messages += 1
                     events.extend(result.events)
                     signals.extend(result.signals)
+            for finished in done:
+                if finished is not None:
+                    self.jobs += 1
+                    events.extend(finished.events)
             # Committed: publish, signal (routing), then answer (the handler acks after this).
             if events and self.db.publisher is not None:
                 try:
@@ -372,14 +468,19 @@ class MessageAppender:
             for item, result in zip(batch, stored, strict=True):
                 if not item.future.done():
                     item.future.set_result(result.message if result is not None else None)
+            for job, finished in zip(jobs, done, strict=True):
+                if not job.future.done():
+                    job.future.set_result(finished)
 
-    async def _write(self, batch: list[Append]) -> list[Stored | None]:
+    async def _write(
+        self, batch: list[Append], jobs: list[Job]
+    ) -> tuple[list[Stored | None], list[Done | None]]:
         if self.db.is_sqlite:
             lock = self.db.write_lock()
             async with lock:
                 loop = asyncio.get_running_loop()
-                return await loop.run_in_executor(self._executor(), self._write_sqlite, batch)
-        return await self._write_postgres(batch)
+                return await loop.run_in_executor(self._executor(), self._write_sqlite, batch, jobs)
+        return await self._write_postgres(batch), []
 
     # ---- SQLite: one thread, one connection, one hop per batch ----------------------
     def _executor(self) -> ThreadPoolExecutor:
@@ -394,24 +495,28 @@ class MessageAppender:
             self._sqlite = conn
         return self._sqlite
 
-    def _write_sqlite(self, batch: list[Append]) -> list[Stored | None]:
+    def _write_sqlite(
+        self, batch: list[Append], jobs: list[Job]
+    ) -> tuple[list[Stored | None], list[Done | None]]:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            plan = _plan(batch)
-            try:
-                sql, params = next(plan)
-                while True:
-                    sql, params = plan.send(conn.execute(sql, params).fetchone())
-            except StopIteration as done:
-                out: list[Stored | None]
-                out, rows = done.value
-            conn.executemany(_INSERT, rows)
+            out: list[Stored | None] = []
+            if batch:
+                plan = _plan(batch)
+                try:
+                    sql, params = next(plan)
+                    while True:
+                        sql, params = plan.send(conn.execute(sql, params).fetchone())
+                except StopIteration as done:
+                    out, rows = done.value
+                conn.executemany(_INSERT, rows)
+            finished = [job.write(conn) for job in jobs]
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        return out
+        return out, finished
 
     # ---- PostgreSQL: the whole batch in one statement, one round trip --------------
     async def _postgres(self) -> asyncpg.Connection:

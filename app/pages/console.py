@@ -110,7 +110,12 @@ def error_text(t: Translations, err: Exception) -> str:
     if isinstance(err, PageError):
         return t.gettext("Enter an amount above 0 with at most 2 decimals")
     if isinstance(err, DomainError):
-        return error_label(t, err.code) or err.message
+        found = error_label(t, err.code)
+        if found:
+            return found
+        # The message in the reader's language if the catalogs have it (`errors.N_`).
+        text = t.gettext(err.msgid)
+        return text % err.params if err.params else text
     if isinstance(err, ValidationError):
         first = err.errors()[0]
         error = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"

@@ -77,7 +77,10 @@ async def _run(request: Request, ctx: Ctx, me: Agent, work: Any, done: str) -> R
         result = await work(form)
         return t.gettext(done) % {"result": result}
 
-    return await answer(request, ctx, me, "bot", run)
+    try:
+        return await answer(request, ctx, me, "bot", run)
+    finally:
+        await form.close()  # an import's upload is spooled to a temporary file
 
 
 @router.post("/console/bot/settings")
@@ -89,7 +92,7 @@ async def set_mode(request: Request, ctx: Ctx, me: ModeSetter) -> Response:
             try:
                 changes["threshold"] = min(1.0, max(0.0, float(threshold)))
             except ValueError:
-                raise BadInput("The threshold is a number from 0 to 1.") from None
+                raise BadInput(N_("The threshold is a number from 0 to 1.")) from None
         await ctx.db.run(bot_actions.put_settings, me.shop_id, changes, ctx.clock.now())
         return str(changes["mode"])
 
@@ -100,7 +103,7 @@ def _entry(form: Any) -> bot_actions.FaqInput:
     question = form_text(form, "question").strip()
     answer_text = form_text(form, "answer").strip()
     if not question or not answer_text:
-        raise BadInput("An entry needs a question and an answer.")
+        raise BadInput(N_("An entry needs a question and an answer."))
     return bot_actions.FaqInput(
         question=question[:200],
         answer=answer_text[:4000],
@@ -149,14 +152,14 @@ async def import_entries(request: Request, ctx: Ctx, me: KbEditor) -> Response:
     async def work(form: Any) -> str:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise BadInput("Choose a CSV or JSON file to import.")
+            raise BadInput(N_("Choose a CSV or JSON file to import."))
         data = await upload.read(5 * 1024 * 1024 + 1)
         try:
             entries = bot_actions.parse_import(data)
         except (UnicodeDecodeError, ValueError) as exc:
             if isinstance(exc, BadInput):
                 raise
-            raise BadInput("Could not read the file as UTF-8 CSV or JSON.") from None
+            raise BadInput(N_("Could not read the file as UTF-8 CSV or JSON.")) from None
         added, updated = await ctx.db.run(
             bot_actions.import_faqs, me.shop_id, entries, ctx.clock.now()
         )

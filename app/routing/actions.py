@@ -261,7 +261,7 @@ async def _assign(uow: UnitOfWork, conv: Conversation, agent_id: str, now: datet
     result = await s.execute(
         update(Conversation)
         .where(col(Conversation.id) == conv.id, col(Conversation.status) == "queued")
-        .values(status="assigned", agent_id=agent_id, assigned_at=now)
+        .values(status="assigned", agent_id=agent_id, assigned_at=now, handled_by="human")
         .execution_options(synchronize_session=False)
     )
     if rowcount(result) != 1:
