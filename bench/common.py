@@ -171,6 +171,18 @@ class Proc:
         except OSError:
             return ""
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once (a crash), and reap it."""
+        _RUNNING.discard(self)
+        if not self.alive():
+            return
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.proc.wait()
+
     def stop(self) -> None:
         _RUNNING.discard(self)
         if not self.alive():
