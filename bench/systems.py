@@ -79,9 +79,9 @@ class System:
 
     # ---- dropping clients (the reconnect workload) ------------------------------------
     # A one-node system drops its clients by restarting its server process on the same
-    # port; a two-node one (`nodes == 2`) by killing node 1, whose clients then reconnect
+    # port; a two-node one (`n_nodes == 2`) by killing node 1, whose clients then reconnect
     # to node 0. `place` puts agents and buyers on chosen nodes before anyone connects.
-    nodes = 1
+    n_nodes = 1
 
     def place(self, *, agents: int | None = None, buyers: int | None = None) -> None:
         """Two-node systems: put every agent / buyer on that node (default: alternate)."""
@@ -198,7 +198,7 @@ class NodeSocketIO(SocketIORelay):
     def __init__(self, log_dir: Path, *, redis: bool = False, **kw: Any) -> None:
         super().__init__(log_dir, **kw)
         self.redis = redis
-        self.nodes = 2 if redis else 1
+        self.n_nodes = 2 if redis else 1
         self.name = self.REDIS_NAME if redis else "Node socket.io"
         self.channel = f"bench-node-sio-{secrets.token_hex(4)}"
         self.ports: list[int] = []
@@ -217,7 +217,7 @@ class NodeSocketIO(SocketIORelay):
     async def start(self) -> NodeSocketIO:
         node_sio_install(self.log_dir)
         if not self.ports:
-            self.ports = [free_port() for _ in range(self.nodes)]
+            self.ports = [free_port() for _ in range(self.n_nodes)]
         self.node_procs = []
         for port in self.ports:
             args = ["node", str(NODE_SIO / "server.js"), "--port", str(port)]
@@ -246,15 +246,14 @@ class NodeSocketIO(SocketIORelay):
         self.node_procs[node].kill()
 
     def _port(self, i: int, fixed: int | None) -> int:
-        k = (i % self.nodes) if fixed is None else fixed
+        k = (i % self.n_nodes) if fixed is None else fixed
         if k in self.dead:
             k = 1 - k
         return self.ports[k]
 
     async def agent_urls(self, n: int, *, max_concurrent: int = 50) -> list[str]:
         return [
-            self._url(f"role=agent&id=a{i}", self._port(i, self.placed["agents"]))
-            for i in range(n)
+            self._url(f"role=agent&id=a{i}", self._port(i, self.placed["agents"])) for i in range(n)
         ]
 
     def buyer_url(self, i: int, n_agents: int) -> str:
@@ -453,7 +452,7 @@ class HomingCluster(Homing):
     """
 
     title = "Homing (PostgreSQL + Redis, 2 nodes)"
-    nodes = 2
+    n_nodes = 2
 
     def __init__(self, log_dir: Path, **kw: Any) -> None:
         super().__init__(log_dir, **kw)
@@ -561,7 +560,16 @@ def make(key: str, log_dir: Path, fps: int) -> System:
     raise SystemExit(f"unknown system {key!r}; choose from {', '.join(SYSTEM_KEYS)}")
 
 
-SYSTEM_KEYS = ("homing", "homing-bot", "homing-pg", "ws", "sio", "sio-redis", "node-sio", "node-sio-redis")
+SYSTEM_KEYS = (
+    "homing",
+    "homing-bot",
+    "homing-pg",
+    "ws",
+    "sio",
+    "sio-redis",
+    "node-sio",
+    "node-sio-redis",
+)
 
 
 if __name__ == "__main__":
