@@ -209,8 +209,16 @@ async def storm_one(ctx: Any, key: str, n: int, n_agents: int) -> dict[str, Any]
             Client(system.proto, system.buyer_url(i, n_agents), st.on_buyer, tag=i)
             for i in range(n)
         ]
+        t_connect = time.perf_counter()
         ok, bad, secs = await connect_all(buyers, concurrency=a.rc_concurrency, timeout=120)
-        say(f"    {ok} buyers connected in {secs:.1f}s ({bad} failed)")
+        for _ in range(a.rc_retries):
+            if not bad:
+                break
+            again = [b for b in buyers if not b.alive]
+            ok2, bad, _s = await connect_all(again, concurrency=a.rc_concurrency, timeout=120)
+            ok += ok2
+        secs = time.perf_counter() - t_connect
+        say(f"    {ok} buyers connected in {secs:.1f}s ({bad} failed after retries)")
         out["first_connect_s"] = round(secs, 2)
         if bad:
             raise RuntimeError(f"{bad} buyers could not connect")
@@ -301,15 +309,21 @@ async def storm_one(ctx: Any, key: str, n: int, n_agents: int) -> dict[str, Any]
             await spy.start()
         sem = asyncio.Semaphore(a.rc_concurrency)
         failed: list[str] = []
+        retried: Counter[str] = Counter()
 
         async def one(c: Client) -> None:
             i = c.tag
-            async with sem:
-                try:
-                    await c.connect(timeout=a.rc_timeout_s)
-                except Exception as exc:  # noqa: BLE001
-                    failed.append(f"{type(exc).__name__}: {exc}")
-                    return
+            for attempt in range(a.rc_retries + 1):
+                async with sem:
+                    try:
+                        await c.connect(timeout=a.rc_timeout_s)
+                        break
+                    except Exception as exc:  # noqa: BLE001
+                        if attempt == a.rc_retries:
+                            failed.append(f"{type(exc).__name__}: {exc}")
+                            return
+                        retried[type(exc).__name__] += 1
+                await asyncio.sleep(0.5 * (attempt + 1))
             st.hello[i] = time.perf_counter()
             if homing:
                 cid = (c.hello or {}).get("conversation") or {}
@@ -342,6 +356,7 @@ async def storm_one(ctx: Any, key: str, n: int, n_agents: int) -> dict[str, Any]
                 "reconnected": len(st.hello),
                 "synced": len(st.done),
                 "failed": len(failed),
+                "retries": dict(retried),
                 "first_error": failed[0][:300] if failed else None,
                 "all_s": round(wall, 2) if len(st.done) == n else None,
                 "all_hello_s": round(max(hellos), 2) if len(hellos) == n else None,
@@ -361,7 +376,8 @@ async def storm_one(ctx: Any, key: str, n: int, n_agents: int) -> dict[str, Any]
             f"{len(st.done)}/{n} synced with every missed message; all in {out['all_s']}s; "
             f"{missing} missed messages undelivered; server CPU {cpu:.2f}s "
             f"({out['cpu_ms_per_reconnect']} ms/reconnect, run-queue wait {srv_wait:.1f}s); "
-            f"load generator CPU {gen_cpu / wall:.0%} of its core; errors {dict(st.errors)}"
+            f"load generator CPU {gen_cpu / wall:.0%} of its core; errors {dict(st.errors)}; "
+            f"retried connects {dict(retried)}"
             + (f"; first failure {failed[0][:200]}" if failed else "")
         )
     finally:
@@ -406,6 +422,8 @@ async def run(ctx: Any) -> list[Figure]:
         note = f"{res['reconnected']}/{n} hellos, {res['synced']}/{n} done"
         if res["failed"]:
             note += f", {res['failed']} failed ({res['first_error']})"
+        if res["retries"]:
+            note += f", connects retried {res['retries']}"
         if is_homing:
             note += (
                 f"; {res['missed_expected']} messages sent while down, "
