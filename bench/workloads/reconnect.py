@@ -57,7 +57,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="comma-separated from ws, sio, node-sio, node-sio-redis, homing, homing-pg "
         f"(default {DEFAULT_SYSTEMS})",
     )
-    g.add_argument("--rc-concurrency", type=int, default=500, help="reconnect handshakes in flight")
+    g.add_argument("--rc-concurrency", type=int, default=200, help="reconnect handshakes in flight")
+    g.add_argument(
+        "--rc-retries",
+        type=int,
+        default=5,
+        help="a failed (re)connect is tried again, as a client would, up to this many times",
+    )
     g.add_argument(
         "--rc-missed", type=int, default=1, help="agent messages per conversation while down"
     )
