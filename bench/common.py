@@ -216,7 +216,7 @@ async def wait_port(proc: Proc, port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{proc.name} did not open port {port}:\n{proc.tail()}")
 
 
-async def wait_http(proc: Proc, url: str, timeout: float = 60.0) -> None:
+async def wait_http(proc: Proc, url: str, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
