@@ -171,6 +171,18 @@ class Proc:
         except OSError:
             return ""
 
+    def kill(self) -> None:
+        """SIGKILL the process group at once (a crash), and reap it."""
+        _RUNNING.discard(self)
+        if not self.alive():
+            return
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.proc.wait()
+
     def stop(self) -> None:
         _RUNNING.discard(self)
         if not self.alive():
@@ -204,7 +216,7 @@ async def wait_port(proc: Proc, port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{proc.name} did not open port {port}:\n{proc.tail()}")
 
 
-async def wait_http(proc: Proc, url: str, timeout: float = 60.0) -> None:
+async def wait_http(proc: Proc, url: str, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():

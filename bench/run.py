@@ -94,6 +94,8 @@ def table(figures: list[Figure], *, markdown: bool = False) -> str:
 async def amain(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if (RESULTS / f"logs-{stamp}").exists():  # another run started in the same second
+        stamp += f"-{os.getpid()}"
     log_dir = RESULTS / f"logs-{stamp}"
     log_dir.mkdir(parents=True, exist_ok=True)
     ctx = RunContext(args=args, quick=args.quick, log_dir=log_dir, results_dir=RESULTS, stamp=stamp)

@@ -77,12 +77,33 @@ class System:
     async def agent_ready(self, client: Client) -> None:
         """Make a connected agent available for work (nothing to do for the relays)."""
 
+    # ---- dropping clients (the reconnect workload) ------------------------------------
+    # A one-node system drops its clients by restarting its server process on the same
+    # port; a two-node one (`n_nodes == 2`) by killing node 1, whose clients then reconnect
+    # to node 0. `place` puts agents and buyers on chosen nodes before anyone connects.
+    n_nodes = 1
+
+    def place(self, *, agents: int | None = None, buyers: int | None = None) -> None:
+        """Two-node systems: put every agent / buyer on that node (default: alternate)."""
+
+    async def restart(self) -> float:
+        """Stop the server process and start it again on the same port; seconds it took."""
+        t0 = time.perf_counter()
+        old = self.server
+        old.stop()
+        self.procs.remove(old)
+        await self.start()
+        return time.perf_counter() - t0
+
+    def kill_node(self, node: int) -> None:
+        raise NotImplementedError
+
 
 class WsRelay(System):
     name = "websockets relay"
 
     async def start(self) -> WsRelay:
-        self.port = free_port()
+        self.port = self.port or free_port()
         proc = Proc(
             f"ws-relay-{self.port}",
             [python(), "-m", "bench.peers.ws_relay", "--port", str(self.port)],
@@ -103,11 +124,12 @@ class SocketIORelay(System):
         self._redis: Redis | None = None
 
     async def start(self) -> SocketIORelay:
-        self.port = free_port()
+        self.port = self.port or free_port()
         args = [python(), "-m", "bench.peers.sio_relay", "--port", str(self.port)]
         if self.redis:
-            self._redis = await Redis(self.log_dir).start()
-            self.procs.append(self._redis.proc)
+            if self._redis is None:
+                self._redis = await Redis(self.log_dir).start()
+                self.procs.insert(0, self._redis.proc)
             args += ["--redis", self._redis.url, "--channel", f"bench-sio-{self.port}"]
         proc = Proc(f"sio-relay-{self.port}", args, log_dir=self.log_dir).start()
         self.procs.append(proc)
@@ -122,6 +144,126 @@ class SocketIORelay(System):
 
     def _url(self, query: str) -> str:
         return f"ws://{HOST}:{self.port}/socket.io/?EIO=4&transport=websocket&{query}"
+
+
+NODE_SIO = Path(__file__).resolve().parent / "peers" / "node_sio"
+SHARED_REDIS = os.environ.get("HOMING_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def node_sio_install(log_dir: Path | None = None) -> Path:
+    """`npm ci` the Node peer's pinned packages into its git-ignored node_modules, once.
+
+    Runs again only when package-lock.json changed (its hash is kept beside the modules).
+    Called when a Node system starts (never at import); `python -m bench.systems` does it
+    ahead of a run.
+    """
+    import hashlib
+    import shutil
+    import subprocess
+
+    lock = NODE_SIO / "package-lock.json"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = NODE_SIO / "node_modules" / ".bench-lock-sha256"
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return NODE_SIO
+    npm = shutil.which("npm")
+    if not npm or not shutil.which("node"):
+        raise RuntimeError("Node.js and npm are needed for the node-sio peer (Node >= 18)")
+    log = (log_dir / "npm-ci.log") if log_dir else None
+    with open(log or os.devnull, "ab") as out:
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--omit=dev"],
+            cwd=NODE_SIO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+            check=False,
+        )
+    if done.returncode:
+        raise RuntimeError(f"npm ci failed in {NODE_SIO} (exit {done.returncode}; log {log})")
+    stamp.write_text(digest)
+    return NODE_SIO
+
+
+class NodeSocketIO(SocketIORelay):
+    """socket.io 4 on Node.js (`bench/peers/node_sio/server.js`): the peer to beat.
+
+    Alone (one process), or with `@socket.io/redis-adapter` as two processes over the shared
+    Redis (a channel prefix unique to the run), agents and buyers alternating between them
+    as for `HomingCluster`.
+    """
+
+    REDIS_NAME = "Node socket.io + Redis (2 procs)"
+
+    def __init__(self, log_dir: Path, *, redis: bool = False, **kw: Any) -> None:
+        super().__init__(log_dir, **kw)
+        self.redis = redis
+        self.n_nodes = 2 if redis else 1
+        self.name = self.REDIS_NAME if redis else "Node socket.io"
+        self.channel = f"bench-node-sio-{secrets.token_hex(4)}"
+        self.ports: list[int] = []
+        self.node_procs: list[Proc] = []
+        self.placed: dict[str, int | None] = {"agents": None, "buyers": None}
+        self.dead: set[int] = set()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for k, p in enumerate(self.node_procs) if k not in self.dead]
+
+    @property
+    def pid(self) -> int:
+        return self.pids[0]
+
+    async def start(self) -> NodeSocketIO:
+        node_sio_install(self.log_dir)
+        if not self.ports:
+            self.ports = [free_port() for _ in range(self.n_nodes)]
+        self.node_procs = []
+        for port in self.ports:
+            args = ["node", str(NODE_SIO / "server.js"), "--port", str(port)]
+            if self.redis:
+                args += ["--redis", SHARED_REDIS, "--channel", self.channel]
+            proc = Proc(f"node-sio-{port}", args, log_dir=self.log_dir).start()
+            self.procs.append(proc)
+            self.node_procs.append(proc)
+            await wait_port(proc, port)
+        self.port = self.ports[0]
+        return self
+
+    async def restart(self) -> float:
+        t0 = time.perf_counter()
+        for p in self.node_procs:
+            p.stop()
+            self.procs.remove(p)
+        await self.start()
+        return time.perf_counter() - t0
+
+    def place(self, *, agents: int | None = None, buyers: int | None = None) -> None:
+        self.placed = {"agents": agents, "buyers": buyers}
+
+    def kill_node(self, node: int) -> None:
+        self.dead.add(node)
+        self.node_procs[node].kill()
+
+    def _port(self, i: int, fixed: int | None) -> int:
+        k = (i % self.n_nodes) if fixed is None else fixed
+        if k in self.dead:
+            k = 1 - k
+        return self.ports[k]
+
+    async def agent_urls(self, n: int, *, max_concurrent: int = 50) -> list[str]:
+        return [
+            self._url(f"role=agent&id=a{i}", self._port(i, self.placed["agents"])) for i in range(n)
+        ]
+
+    def buyer_url(self, i: int, n_agents: int) -> str:
+        return self._url(
+            f"role=buyer&id=b{i}&agent=a{i % max(1, n_agents)}",
+            self._port(i, self.placed["buyers"]),
+        )
+
+    def _url(self, query: str, port: int | None = None) -> str:
+        return f"ws://{HOST}:{port or self.port}/socket.io/?EIO=4&transport=websocket&{query}"
 
 
 class Homing(System):
@@ -151,7 +293,7 @@ class Homing(System):
         return env
 
     async def start(self) -> Homing:
-        self.port = free_port()
+        self.port = self.port or free_port()
         args = [
             python(),
             "-m",
@@ -225,7 +367,7 @@ class Homing(System):
         self.shop_slug, self.buyer_secret = slug, secret
         urls = []
         for i, u in enumerate(usernames):
-            port = self.node_port(i)
+            port = self.agent_port(i)
             status, body = await http_json(
                 "POST",
                 f"http://{HOST}:{port}/api/v1/auth/login",
@@ -237,7 +379,11 @@ class Homing(System):
         return urls
 
     def node_port(self, i: int) -> int:
-        """The node agent i and buyer i connect to (one node here)."""
+        """The node buyer i connects to (one node here)."""
+        return self.port
+
+    def agent_port(self, i: int) -> int:
+        """The node agent i connects to (one node here)."""
         return self.port
 
     def buyer_token(self, i: int) -> str:
@@ -306,6 +452,7 @@ class HomingCluster(Homing):
     """
 
     title = "Homing (PostgreSQL + Redis, 2 nodes)"
+    n_nodes = 2
 
     def __init__(self, log_dir: Path, **kw: Any) -> None:
         super().__init__(log_dir, **kw)
@@ -315,10 +462,29 @@ class HomingCluster(Homing):
         self.redis: Redis | None = None
         self.ports: list[int] = []
         self.nodes: list[Proc] = []
+        self.placed: dict[str, int | None] = {"agents": None, "buyers": None}
+        self.dead: set[int] = set()
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.nodes]
+        return [p.pid for k, p in enumerate(self.nodes) if k not in self.dead]
+
+    def place(self, *, agents: int | None = None, buyers: int | None = None) -> None:
+        self.placed = {"agents": agents, "buyers": buyers}
+
+    def kill_node(self, node: int) -> None:
+        """SIGKILL one node (a crash, not a shutdown); its clients go to the other one."""
+        self.dead.add(node)
+        self.nodes[node].kill()
+
+    def _port(self, i: int, fixed: int | None) -> int:
+        k = i % 2 if fixed is None else fixed
+        if k in self.dead:
+            k = 1 - k
+        return self.ports[k]
+
+    def agent_port(self, i: int) -> int:
+        return self._port(i, self.placed["agents"])
 
     @property
     def pid(self) -> int:
@@ -370,4 +536,41 @@ class HomingCluster(Homing):
         drop.join(30)
 
     def node_port(self, i: int) -> int:
-        return self.ports[i % 2]
+        return self._port(i, self.placed["buyers"])
+
+
+def make(key: str, log_dir: Path, fps: int) -> System:
+    """A system by its short name, as the workloads' `--*-systems` options take them."""
+    if key == "homing":
+        return Homing(log_dir, frames_per_second=fps)
+    if key == "homing-bot":
+        return HomingBot(log_dir, frames_per_second=fps)
+    if key == "homing-pg":
+        return HomingCluster(log_dir, frames_per_second=fps)
+    if key == "ws":
+        return WsRelay(log_dir, frames_per_second=fps)
+    if key == "sio":
+        return SocketIORelay(log_dir, redis=False, frames_per_second=fps)
+    if key == "sio-redis":
+        return SocketIORelay(log_dir, redis=True, frames_per_second=fps)
+    if key == "node-sio":
+        return NodeSocketIO(log_dir, redis=False, frames_per_second=fps)
+    if key == "node-sio-redis":
+        return NodeSocketIO(log_dir, redis=True, frames_per_second=fps)
+    raise SystemExit(f"unknown system {key!r}; choose from {', '.join(SYSTEM_KEYS)}")
+
+
+SYSTEM_KEYS = (
+    "homing",
+    "homing-bot",
+    "homing-pg",
+    "ws",
+    "sio",
+    "sio-redis",
+    "node-sio",
+    "node-sio-redis",
+)
+
+
+if __name__ == "__main__":
+    print(f"node-sio peer ready in {node_sio_install()}")

@@ -55,10 +55,18 @@ async def handler(ws: ServerConnection) -> None:
             del conns[ident]
 
 
-async def main(port: int) -> None:
-    # Same defaults a user gets (permessage-deflate offered; the client decides).
+async def main(port: int, backlog: int) -> None:
+    # Same defaults a user gets (permessage-deflate offered; the client decides), except the
+    # listen backlog: asyncio's default of 100 drops SYNs in a connection storm (the client
+    # retries after 1 s, 3 s, ...), so it takes uvicorn's default of 2048 as Homing has.
     async with serve(
-        handler, "127.0.0.1", port, ping_interval=20, ping_timeout=20, max_size=256 * 1024
+        handler,
+        "127.0.0.1",
+        port,
+        ping_interval=20,
+        ping_timeout=20,
+        max_size=256 * 1024,
+        backlog=backlog,
     ):
         await asyncio.Future()
 
@@ -66,10 +74,11 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--backlog", type=int, default=2048, help="listen backlog (uvicorn's default)")
     args = p.parse_args()
     try:
         import uvloop
 
-        uvloop.run(main(args.port))
+        uvloop.run(main(args.port, args.backlog))
     except ImportError:
-        asyncio.run(main(args.port))
+        asyncio.run(main(args.port, args.backlog))

@@ -40,32 +40,29 @@ from typing import Any
 
 from bench.clients import Client, close_all, connect_all
 from bench.common import Figure, cpu_seconds, percentile, run_delay_s
-from bench.systems import Homing, HomingBot, HomingCluster, SocketIORelay, System, WsRelay
+from bench.systems import HomingBot, HomingCluster, NodeSocketIO, System, make
 from bench.workloads.bot import DATA, answered_questions
 
 NAME = "message_path"
 TITLE = "message path rate search"
 
-SYSTEM_KEYS = ("homing", "homing-bot", "ws", "sio", "sio-redis", "homing-pg")
+SYSTEM_KEYS = (
+    "homing",
+    "homing-bot",
+    "ws",
+    "sio",
+    "node-sio",
+    "sio-redis",
+    "node-sio-redis",
+    "homing-pg",
+)
 WARM_WINDOW = 20
 NOISY_WAIT = 0.05
 NOISY_RETRIES = 2
 
 
 def make_system(key: str, log_dir: Path, fps: int) -> System:
-    if key == "homing":
-        return Homing(log_dir, frames_per_second=fps)
-    if key == "homing-bot":
-        return HomingBot(log_dir, frames_per_second=fps)
-    if key == "homing-pg":
-        return HomingCluster(log_dir, frames_per_second=fps)
-    if key == "ws":
-        return WsRelay(log_dir, frames_per_second=fps)
-    if key == "sio":
-        return SocketIORelay(log_dir, redis=False, frames_per_second=fps)
-    if key == "sio-redis":
-        return SocketIORelay(log_dir, redis=True, frames_per_second=fps)
-    raise SystemExit(f"unknown system {key!r}; choose from {', '.join(SYSTEM_KEYS)}")
+    return make(key, log_dir, fps)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -676,9 +673,11 @@ def cpu_cost_ms(steps: list[dict[str, Any]]) -> float | None:
 
 # (Homing system, peer, the issue's target for the rate ratio)
 TARGETS = (
-    ("Homing (SQLite)", "python-socketio", 1.0),
+    # issue 20: one node >= 1.5x python-socketio; two nodes >= 1.0x Node socket.io + Redis.
+    ("Homing (SQLite)", "python-socketio", 1.5),
     ("Homing (SQLite)", "websockets relay", 0.25),
     (HomingCluster.title, "python-socketio + Redis", 1.5),
+    (HomingCluster.title, NodeSocketIO.REDIS_NAME, 1.0),
     # issue 18: the message path with the bot answering (bot_first) keeps 0.8x the rate.
     (HomingBot.title, "Homing (SQLite)", 0.8),
 )
