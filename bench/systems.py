@@ -2,7 +2,7 @@
 
 A system starts its server process(es) pinned to the server core, gives the load
 generator URLs for agents and buyers, and stops everything it started. `HomingCluster`
-is two Homing nodes on one PostgreSQL database and a private Redis.
+is N Homing nodes (two by default) on one PostgreSQL database and a private Redis.
 """
 
 from __future__ import annotations
@@ -298,23 +298,35 @@ class HomingBot(Homing):
 
 
 class HomingCluster(Homing):
-    """Two `homing serve` nodes on a fresh PostgreSQL database and a private Redis.
+    """`nodes` `homing serve` processes (2 by default) on a fresh PostgreSQL database and a
+    private Redis.
 
-    No balancer: agents and buyers alternate between the nodes (agent i and buyer i on
-    node i % 2), so most round trips cross from one node to the other over Redis. Only
-    the first node runs the periodic jobs, as a deployment with `homing worker` would.
+    No balancer: agents and buyers are spread over the nodes (agent i and buyer i on node
+    i % nodes), so most round trips cross from one node to another over Redis. Only the
+    first node runs the periodic jobs, as a deployment with `homing worker` would. `bus`,
+    when given, is the nodes' `HOMING_BUS` (`channel`: every node hears every envelope;
+    `sharded`: a node hears the topics of its own sockets); None leaves the product default.
     """
 
     title = "Homing (PostgreSQL + Redis, 2 nodes)"
 
-    def __init__(self, log_dir: Path, **kw: Any) -> None:
+    def __init__(self, log_dir: Path, *, nodes: int = 2, bus: str | None = None, **kw: Any) -> None:
         super().__init__(log_dir, **kw)
-        self.name = self.title
+        if nodes < 1:
+            raise ValueError("a cluster has at least one node")
+        self.n_nodes = nodes
+        self.bus = bus
+        self.name = self.title_for(nodes, bus)
         self.db_name = f"homing_bench_{self.run_id}"
         self.database_url = pg_url(self.db_name)
         self.redis: Redis | None = None
         self.ports: list[int] = []
         self.nodes: list[Proc] = []
+
+    @classmethod
+    def title_for(cls, nodes: int, bus: str | None = None) -> str:
+        name = f"Homing (PostgreSQL + Redis, {nodes} node{'s' if nodes != 1 else ''}"
+        return name + (f", {bus} bus)" if bus else ")")
 
     @property
     def pids(self) -> list[int]:
@@ -328,13 +340,16 @@ class HomingCluster(Homing):
         env = super().env()
         assert self.redis is not None
         env["REDIS_URL"] = self.redis.url
+        env.pop("HOMING_BUS", None)
+        if self.bus:
+            env["HOMING_BUS"] = self.bus
         return env
 
     async def start(self) -> HomingCluster:
         await pg_admin(f'CREATE DATABASE "{self.db_name}"')
         self.redis = await Redis(self.log_dir).start()
         self.procs.append(self.redis.proc)
-        for node in range(2):
+        for node in range(self.n_nodes):
             port = free_port()
             args = [
                 python(),
@@ -370,4 +385,4 @@ class HomingCluster(Homing):
         drop.join(30)
 
     def node_port(self, i: int) -> int:
-        return self.ports[i % 2]
+        return self.ports[i % len(self.ports)]
