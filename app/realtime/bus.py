@@ -44,6 +44,14 @@ class Bus(ABC):
         # and times the breaker opened: read by /metrics.
         self.publish_failures = 0
         self.trips = 0
+        # Envelopes this node sent to Redis, and received from it (before any topic filter).
+        self.published = 0
+        self.received = 0
+
+    @property
+    def subscriptions(self) -> int:
+        """Redis channels this node subscribes to now."""
+        return 0
 
     @abstractmethod
     async def start(self) -> None: ...
@@ -129,6 +137,10 @@ class RedisBus(Bus):
         self._up = False  # the breaker is closed: subscribed, and Redis answers in time
         self._lost = asyncio.Event()  # the breaker opened: the listener drops its subscription
         self._dirty = False  # news went only to this node (or maybe nowhere): others must resync
+
+    @property
+    def subscriptions(self) -> int:
+        return 1 if self._up else 0
 
     async def start(self) -> None:
         self._client = aioredis.Redis.from_url(
@@ -229,12 +241,13 @@ class RedisBus(Bus):
         ):  # socket_timeout bounds each read; this, the whole
             if len(batch) == 1:
                 await self._client.publish(self.channel, batch[0])
-                return
-            # One round trip for everything waiting (a whole group commit's news), in order.
-            pipe = self._client.pipeline(transaction=False)
-            for data in batch:
-                pipe.publish(self.channel, data)
-            await pipe.execute()
+            else:
+                # One round trip for everything waiting (a whole group commit's news), in order.
+                pipe = self._client.pipeline(transaction=False)
+                for data in batch:
+                    pipe.publish(self.channel, data)
+                await pipe.execute()
+        self.published += len(batch)
 
     async def _listen_forever(self) -> None:
         assert self._client is not None
@@ -292,6 +305,7 @@ class RedisBus(Bus):
 
     def _handle(self, msg: dict[str, Any]) -> None:
         if msg.get("type") == "message":
+            self.received += 1
             try:
                 self.on_message(msg["data"])
             except Exception:
@@ -311,8 +325,17 @@ async def _quiet_close(pubsub: aioredis.client.PubSub) -> None:
 
 
 def make_bus(
-    redis_url: str | None, channel: str = CHANNEL, *, timeout_s: float = 0.5, probe_s: float = 1.0
+    redis_url: str | None,
+    channel: str = CHANNEL,
+    *,
+    mode: str = "sharded",
+    timeout_s: float = 0.5,
+    probe_s: float = 1.0,
 ) -> Bus:
+    """The bus for these settings: in-process without Redis; else `mode` (HOMING_BUS)."""
     if not redis_url:
         return MemoryBus()
+    if mode not in ("sharded", "channel"):
+        raise ValueError(f"unknown bus mode {mode!r}")
+    # The sharded bus lands in the next commit; until then both modes use one channel.
     return RedisBus(redis_url, channel=channel, timeout_s=timeout_s, probe_s=probe_s)
