@@ -306,19 +306,29 @@ class HomingCluster(Homing):
     first node runs the periodic jobs, as a deployment with `homing worker` would. `bus`,
     when given, is the nodes' `HOMING_BUS` (`channel`: every node hears every envelope;
     `sharded`: a node hears the topics of its own sockets); None leaves the product default.
+    `pg_admin_url` names another PostgreSQL server than the shared one (bench.common.Postgres).
     """
 
     title = "Homing (PostgreSQL + Redis, 2 nodes)"
 
-    def __init__(self, log_dir: Path, *, nodes: int = 2, bus: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        nodes: int = 2,
+        bus: str | None = None,
+        pg_admin_url: str | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(log_dir, **kw)
         if nodes < 1:
             raise ValueError("a cluster has at least one node")
         self.n_nodes = nodes
         self.bus = bus
         self.name = self.title_for(nodes, bus)
+        self.pg_admin_url = pg_admin_url  # None: the shared server (HOMING_TEST_PG)
         self.db_name = f"homing_bench_{self.run_id}"
-        self.database_url = pg_url(self.db_name)
+        self.database_url = pg_url(self.db_name, pg_admin_url)
         self.redis: Redis | None = None
         self.ports: list[int] = []
         self.nodes: list[Proc] = []
@@ -346,7 +356,7 @@ class HomingCluster(Homing):
         return env
 
     async def start(self) -> HomingCluster:
-        await pg_admin(f'CREATE DATABASE "{self.db_name}"')
+        await pg_admin(f'CREATE DATABASE "{self.db_name}"', self.pg_admin_url)
         self.redis = await Redis(self.log_dir).start()
         self.procs.append(self.redis.proc)
         for node in range(self.n_nodes):
@@ -378,7 +388,9 @@ class HomingCluster(Homing):
         # Called from inside the workload's event loop: drop the database from a thread.
         drop = threading.Thread(
             target=lambda: asyncio.run(
-                pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+                pg_admin(
+                    f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)', self.pg_admin_url
+                )
             )
         )
         drop.start()

@@ -29,6 +29,7 @@ what scale-out costs (and that nothing is lost), not capacity.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from typing import Any
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import HOST, ROOT, Figure, cpu_seconds, percentile, pg_url
+from bench.common import HOST, ROOT, Figure, Postgres, cpu_seconds, percentile, pg_url
 from bench.systems import HomingCluster, System
 from bench.workloads import message_path
 from bench.workloads.bot import load_questions
@@ -60,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bus-buyers", type=int, help="buyers (default 400; --quick 100)")
     g.add_argument("--bus-agents", type=int, help="agents (default 40; --quick 12)")
     g.add_argument(
-        "--bus-rate", type=float, default=150.0, help="buyer messages a second (default 150)"
+        "--bus-rate", type=float, default=200.0, help="buyer messages a second (default 200)"
     )
     g.add_argument("--bus-seconds", type=float, help="seconds of steady load (20; --quick 8)")
     g.add_argument(
@@ -74,6 +75,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="HOMING_BUS for the rate search (default: the product default)",
     )
     g.add_argument(
+        "--bus-pg",
+        choices=("private", "shared"),
+        default="private",
+        help="PostgreSQL: a private server on a free port (default; four nodes keep up to 124 "
+        "connections) or the shared one of HOMING_TEST_PG",
+    )
+    g.add_argument(
         "--bus-size-rows",
         type=int,
         help="message rows stored to measure bytes a row (default 200000; --quick 20000; 0: no)",
@@ -82,7 +90,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 # ---- reading a node ------------------------------------------------------------------
 async def http_text(url: str, timeout: float = 10.0) -> str:
-    import asyncio
     import urllib.request
 
     assert url.startswith(f"http://{HOST}:"), url
@@ -164,7 +171,8 @@ async def redis_info(system: HomingCluster) -> dict[str, float]:
 async def pg_info(system: HomingCluster) -> dict[str, float]:
     """The bench database's commits and inserted rows, and its backends' CPU seconds."""
     conn = await asyncpg.connect(
-        pg_url(system.db_name).replace("postgresql://", "postgres://"), timeout=5
+        pg_url(system.db_name, system.pg_admin_url).replace("postgresql://", "postgres://"),
+        timeout=5,
     )
     try:
         row = await conn.fetchrow(
@@ -180,6 +188,7 @@ async def pg_info(system: HomingCluster) -> dict[str, float]:
         ]
     finally:
         await conn.close()
+    assert row is not None
     cpu = 0.0
     for pid in pids:
         try:
@@ -203,7 +212,12 @@ class Window:
     node_cpu: list[float] = field(default_factory=list)
 
 
+# PostgreSQL's backends flush their statistics at most once a second (PG 15).
+PG_STATS_S = 1.2
+
+
 async def window(system: HomingCluster) -> Window:
+    await asyncio.sleep(PG_STATS_S)
     w = Window(time.perf_counter(), await scrape(system), await redis_info(system), {})
     w.pg = await pg_info(system)
     w.node_cpu = [cpu_seconds(pid) for pid in system.pids]
@@ -211,10 +225,16 @@ async def window(system: HomingCluster) -> Window:
 
 
 # ---- one mode --------------------------------------------------------------------------
-async def share_run(ctx: Any, mode: str, n_nodes: int, sizes: dict[str, Any]) -> dict[str, Any]:
+async def share_run(
+    ctx: Any, mode: str, n_nodes: int, sizes: dict[str, Any], admin: str | None
+) -> dict[str, Any]:
     a = ctx.args
     system = HomingCluster(
-        ctx.log_dir, nodes=n_nodes, bus=mode, frames_per_second=a.frames_per_second
+        ctx.log_dir,
+        nodes=n_nodes,
+        bus=mode,
+        pg_admin_url=admin,
+        frames_per_second=a.frames_per_second,
     )
     d = message_path.Driver(system, sizes["buyers"], sizes["agents"])
     ctx.say(
@@ -237,9 +257,7 @@ async def share_run(ctx: Any, mode: str, n_nodes: int, sizes: dict[str, Any]) ->
         system.stop()
 
 
-def measure(
-    mode: str, system: HomingCluster, st: Any, w0: Window, w1: Window
-) -> dict[str, Any]:
+def measure(mode: str, system: HomingCluster, st: Any, w0: Window, w1: Window) -> dict[str, Any]:
     secs = w1.t - w0.t
     published = [delta(a, b, "homing_bus_published_total") for a, b in zip(w0.nodes, w1.nodes)]
     received = [delta(a, b, "homing_bus_received_total") for a, b in zip(w0.nodes, w1.nodes)]
@@ -358,7 +376,11 @@ def share_figures(r: dict[str, Any], title: str) -> list[Figure]:
         Figure(NAME, title, "Redis CPU per (S)PUBLISH", r["redis_cpu_us_per_command"], "us"),
         Figure(NAME, title, "Redis CPU per stored message", r["redis_cpu_us_per_message"], "us"),
         Figure(
-            NAME, title, "node CPU per stored message (all nodes)", r["node_cpu_ms_per_message"], "ms"
+            NAME,
+            title,
+            "node CPU per stored message (all nodes)",
+            r["node_cpu_ms_per_message"],
+            "ms",
         ),
         Figure(
             NAME,
@@ -408,7 +430,7 @@ SELECT lpad(to_hex(floor(extract(epoch FROM t) * 1000)::bigint), 12, '0')
 """
 
 
-async def size_run(ctx: Any, rows: int) -> dict[str, Any]:
+async def size_run(ctx: Any, rows: int, admin: str | None) -> dict[str, Any]:
     """A fresh database at the current schema; `rows` messages in conversations of 20; bytes
     per row of the table, its TOAST and each index (pg_*_size / rows, after VACUUM)."""
     from app.migrate import upgrade
@@ -416,11 +438,9 @@ async def size_run(ctx: Any, rows: int) -> dict[str, Any]:
 
     system = HomingCluster(ctx.log_dir, nodes=1)
     db_name = system.db_name + "_size"
-    await pg_admin(f'CREATE DATABASE "{db_name}"')
-    url = pg_url(db_name)
+    await pg_admin(f'CREATE DATABASE "{db_name}"', admin)
+    url = pg_url(db_name, admin)
     try:
-        import asyncio
-
         await asyncio.to_thread(upgrade, url)
         questions, answers = sample_bodies()
         per = 20
@@ -451,6 +471,7 @@ async def size_run(ctx: Any, rows: int) -> dict[str, Any]:
                 "pg_table_size('messages') - pg_relation_size('messages') AS toast_fsm_vm, "
                 "pg_indexes_size('messages') AS indexes"
             )
+            assert sizes is not None
             indexes = {
                 r["name"]: int(r["size"])
                 for r in await conn.fetch(
@@ -462,7 +483,7 @@ async def size_run(ctx: Any, rows: int) -> dict[str, Any]:
         finally:
             await conn.close()
     finally:
-        await pg_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)', admin)
     per_row = {k: round(int(v) / n, 1) for k, v in dict(sizes).items()}
     return {
         "rows": int(n),
@@ -476,6 +497,19 @@ async def size_run(ctx: Any, rows: int) -> dict[str, Any]:
 # ---- the workload ----------------------------------------------------------------------
 async def run(ctx: Any) -> list[Figure]:
     a = ctx.args
+    if a.bus_pg == "shared":
+        return await run_on(ctx, None)
+    pg = Postgres(ctx.log_dir)
+    try:
+        await pg.start()
+        ctx.say(f"  private PostgreSQL on 127.0.0.1:{pg.port} (defaults; max_connections 400)")
+        return await run_on(ctx, pg.admin_url)
+    finally:
+        pg.stop()
+
+
+async def run_on(ctx: Any, admin: str | None) -> list[Figure]:
+    a = ctx.args
     sizes = {
         "buyers": a.bus_buyers or (100 if ctx.quick else 400),
         "agents": a.bus_agents or (12 if ctx.quick else 40),
@@ -488,7 +522,7 @@ async def run(ctx: Any) -> list[Figure]:
     for mode in [m.strip() for m in a.bus_modes.split(",") if m.strip()]:
         title = HomingCluster.title_for(a.bus_nodes, mode)
         try:
-            r = await share_run(ctx, mode, a.bus_nodes, sizes)
+            r = await share_run(ctx, mode, a.bus_nodes, sizes, admin)
         except Exception as exc:  # noqa: BLE001 - report and go on to the next mode
             ctx.say(f"    {title} failed: {type(exc).__name__}: {exc}")
             figures.append(Figure(NAME, title, "run", None, note=f"error: {exc}"))
@@ -507,13 +541,21 @@ async def run(ctx: Any) -> list[Figure]:
     for n in [int(x) for x in a.bus_rate_nodes.split(",") if x.strip()]:
 
         def make(n: int = n) -> System:
-            return HomingCluster(ctx.log_dir, nodes=n, bus=bus, frames_per_second=a.frames_per_second)
+            return HomingCluster(
+                ctx.log_dir,
+                nodes=n,
+                bus=bus,
+                pg_admin_url=admin,
+                frames_per_second=a.frames_per_second,
+            )
 
         async def inspect(system: System, d: message_path.Driver) -> dict[str, Any]:
             assert isinstance(system, HomingCluster)
-            return {"batches_over_search": batch_histogram(
-                [{} for _ in system.ports], await scrape(system)
-            )}
+            return {
+                "batches_over_search": batch_histogram(
+                    [{} for _ in system.ports], await scrape(system)
+                )
+            }
 
         name, res = await message_path.measure_system(
             ctx, make, n_buyers, n_agents, step_s, inspect=inspect
@@ -565,7 +607,7 @@ async def run(ctx: Any) -> list[Figure]:
     if rows > 0:
         ctx.say(f"  [messages table] {rows} rows at the current schema, bytes a row")
         try:
-            sz = await size_run(ctx, rows)
+            sz = await size_run(ctx, rows, admin)
         except Exception as exc:  # noqa: BLE001
             ctx.say(f"    size failed: {type(exc).__name__}: {exc}")
             figures.append(Figure(NAME, "PostgreSQL", "bytes per message row", None, note=str(exc)))
