@@ -377,7 +377,22 @@ class Postgres:
             core=None,
         ).start()
         await wait_port(self.proc, self.port)
-        return self
+        # The port opens before the server takes connections ("starting up").
+        import asyncpg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self.admin_url.replace("postgresql://", "postgres://"), timeout=2
+                )
+            except (OSError, asyncpg.PostgresError):
+                if time.monotonic() > deadline or not self.proc.alive():
+                    raise RuntimeError(f"private PostgreSQL not ready:\n{self.proc.tail()}")
+                await asyncio.sleep(0.1)
+            else:
+                await conn.close()
+                return self
 
     def stop(self) -> None:
         if self.proc is not None:

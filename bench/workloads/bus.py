@@ -65,6 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--bus-seconds", type=float, help="seconds of steady load (20; --quick 8)")
     g.add_argument(
+        "--bus-idle-s",
+        type=float,
+        default=5.0,
+        help="seconds the loaded cluster is first measured idle (its CPU is taken out; default 5)",
+    )
+    g.add_argument(
         "--bus-rate-nodes",
         default="2,4",
         help="node counts for the message-path rate search ('' for none; default 2,4)",
@@ -245,11 +251,15 @@ async def share_run(
     try:
         await system.start()
         await d.setup(ctx.say)
+        # What the idle cluster costs (heartbeats, jobs, the dispatcher), to take out below.
+        i0 = await window(system)
+        await asyncio.sleep(sizes["idle"])
         w0 = await window(system)
+        idle = idle_rates(i0, w0)
         st = await d.step(sizes["rate"], sizes["seconds"], a.mp_p99_ms, grace=5.0)
         await d.drain(5.0)
         w1 = await window(system)
-        res = measure(mode, system, st, w0, w1)
+        res = measure(mode, system, st, w0, w1, idle)
         res["subscriptions"] = [n.get("homing_bus_subscriptions") for n in w1.nodes]
         return res
     finally:
@@ -257,7 +267,25 @@ async def share_run(
         system.stop()
 
 
-def measure(mode: str, system: HomingCluster, st: Any, w0: Window, w1: Window) -> dict[str, Any]:
+def idle_rates(a: Window, b: Window) -> dict[str, float]:
+    """CPU seconds a second of the nodes, PostgreSQL's backends and Redis, with no load."""
+    secs = b.t - a.t
+    return {
+        "node_cpu": sum(y - x for x, y in zip(a.node_cpu, b.node_cpu, strict=True)) / secs,
+        "pg_cpu": (b.pg["backend_cpu_s"] - a.pg["backend_cpu_s"]) / secs,
+        "redis_cpu": (b.redis["cpu_s"] - a.redis["cpu_s"]) / secs,
+        "pg_commits": (b.pg["commits"] - a.pg["commits"]) / secs,
+    }
+
+
+def measure(
+    mode: str,
+    system: HomingCluster,
+    st: Any,
+    w0: Window,
+    w1: Window,
+    idle: dict[str, float] | None = None,
+) -> dict[str, Any]:
     secs = w1.t - w0.t
     published = [delta(a, b, "homing_bus_published_total") for a, b in zip(w0.nodes, w1.nodes)]
     received = [delta(a, b, "homing_bus_received_total") for a, b in zip(w0.nodes, w1.nodes)]
@@ -272,6 +300,9 @@ def measure(mode: str, system: HomingCluster, st: Any, w0: Window, w1: Window) -
     redis_cmds = pubs["publish"] + pubs["spublish"]
     redis_cpu = w1.redis["cpu_s"] - w0.redis["cpu_s"]
     node_cpu = sum(b - a for a, b in zip(w0.node_cpu, w1.node_cpu, strict=True))
+    idle = idle or {"node_cpu": 0.0, "pg_cpu": 0.0, "redis_cpu": 0.0, "pg_commits": 0.0}
+    pg_cpu = w1.pg["backend_cpu_s"] - w0.pg["backend_cpu_s"]
+    pg_commits = w1.pg["commits"] - w0.pg["commits"]
     p50, p99 = percentile(st.lat, 50), percentile(st.lat, 99)
     return {
         "mode": mode,
@@ -294,6 +325,14 @@ def measure(mode: str, system: HomingCluster, st: Any, w0: Window, w1: Window) -
         "redis_cpu_us_per_command": round(redis_cpu / redis_cmds * 1e6, 2) if redis_cmds else None,
         "redis_cpu_us_per_message": round(redis_cpu / stored * 1e6, 2),
         "node_cpu_ms_per_message": round(node_cpu / stored * 1000, 4),
+        "idle_per_s": {k: round(v, 4) for k, v in idle.items()},
+        "node_cpu_ms_per_message_net": round(
+            (node_cpu - idle["node_cpu"] * secs) / stored * 1000, 4
+        ),
+        "pg_backend_cpu_us_per_message_net": round(
+            (pg_cpu - idle["pg_cpu"] * secs) / stored * 1e6, 1
+        ),
+        "pg_commits_per_message_net": round((pg_commits - idle["pg_commits"] * secs) / stored, 3),
         "batches": batch_histogram(w0.nodes, w1.nodes),
         "pg_commits_per_message": round((w1.pg["commits"] - w0.pg["commits"]) / stored, 3),
         "pg_rows_per_message": round((w1.pg["inserted"] - w0.pg["inserted"]) / stored, 3),
@@ -399,6 +438,9 @@ def share_figures(r: dict[str, Any], title: str) -> list[Figure]:
             "PostgreSQL backend CPU per stored message",
             r["pg_backend_cpu_us_per_message"],
             "us",
+            note=f"net of the idle cluster's {r['idle_per_s']['pg_cpu']:.3f} CPU s/s: "
+            f"{r['pg_backend_cpu_us_per_message_net']} us; commits per message net of idle "
+            f"{r['pg_commits_per_message_net']}",
         ),
     ]
     return out
@@ -515,6 +557,7 @@ async def run_on(ctx: Any, admin: str | None) -> list[Figure]:
         "agents": a.bus_agents or (12 if ctx.quick else 40),
         "rate": a.bus_rate,
         "seconds": a.bus_seconds or (8.0 if ctx.quick else 20.0),
+        "idle": a.bus_idle_s,
     }
     ctx.say(f"  {CORES_NOTE}: the figures are the cost of scale-out, not capacity")
     figures: list[Figure] = []
