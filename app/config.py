@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     # Nodes of one deployment share a channel; separate deployments (or test runs)
     # on one Redis use separate channels.
     bus_channel: str = Field(default="homing:events", alias="HOMING_BUS_CHANNEL")
+    # `sharded`: a Redis channel per topic (SPUBLISH/SSUBSCRIBE), each node subscribing only
+    # to the topics it holds sockets or watchers for; runs on one Redis or a Redis Cluster.
+    # `channel`: every node subscribes to the one channel HOMING_BUS_CHANNEL (hears everything).
+    bus_mode: Literal["sharded", "channel"] = Field(default="sharded", alias="HOMING_BUS")
     # A Redis round trip (publish, PING, connect, subscribe) slower than this counts
     # Redis as out: the bus's breaker opens, news stays on the node until Redis answers,
     # then connections resync from the database. Acks never wait for Redis either way.

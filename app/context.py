@@ -55,6 +55,7 @@ async def start_core(settings: Settings, clock: Clock, *, sweep: bool) -> Core:
     bus = make_bus(
         settings.redis_url,
         settings.bus_channel,
+        mode=settings.bus_mode,
         timeout_s=settings.bus_publish_timeout_s,
         probe_s=settings.bus_probe_s,
     )

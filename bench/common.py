@@ -76,8 +76,9 @@ def pin_self(core: int = LOADGEN_CORE) -> bool:
         return False
 
 
-def pin_prefix(core: int = SERVER_CORE) -> list[str]:
-    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+def pin_prefix(core: int | None = SERVER_CORE) -> list[str]:
+    """`taskset` to one core; nothing for `core=None` (a process free to run on any core)."""
+    if core is not None and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
         return ["taskset", "-c", str(core)]
     return []
 
@@ -136,7 +137,7 @@ class Proc:
         *,
         env: dict[str, str] | None = None,
         log_dir: Path,
-        core: int = SERVER_CORE,
+        core: int | None = SERVER_CORE,
     ) -> None:
         self.name = name
         self.args = pin_prefix(core) + args
@@ -306,17 +307,106 @@ def python() -> str:
 PG_ADMIN = os.environ.get("HOMING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def pg_url(database: str) -> str:
+def pg_url(database: str, admin: str | None = None) -> str:
     """The admin URL with another database name (for a database a benchmark creates)."""
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + database
+    return (admin or PG_ADMIN).rsplit("/", 1)[0] + "/" + database
 
 
-async def pg_admin(sql: str) -> None:
+async def pg_admin(sql: str, admin: str | None = None) -> None:
     """One statement on the admin database (CREATE / DROP DATABASE)."""
     import asyncpg
 
-    conn = await asyncpg.connect(PG_ADMIN.replace("postgresql://", "postgres://"), timeout=5)
+    url = admin or PG_ADMIN
+    conn = await asyncpg.connect(url.replace("postgresql://", "postgres://"), timeout=5)
     try:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+class Postgres:
+    """A private PostgreSQL server (Debian's binaries, run as the `postgres` user) on a free
+    loopback port, in a temporary data directory removed at `stop`.
+
+    For runs that need more connections than the shared server on 5432 can spare (its
+    `max_connections` is shared by everyone on the machine): four Homing nodes keep up to
+    31 connections each. Settings are the server's defaults (fsync and synchronous_commit
+    on) but `max_connections`. Not pinned: like the shared server, it runs on either core.
+    """
+
+    def __init__(self, log_dir: Path, *, max_connections: int = 400) -> None:
+        import tempfile
+
+        self.port = free_port()
+        self.max_connections = max_connections
+        self.dir = Path(tempfile.mkdtemp(prefix="homing-bench-pg-"))
+        self.log_dir = log_dir
+        self.proc: Proc | None = None
+
+    @staticmethod
+    def bindir() -> Path:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+        if not found:
+            raise RuntimeError("PostgreSQL server binaries not installed (postgresql)")
+        return found[-1].parent
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@{HOST}:{self.port}/postgres"
+
+    async def start(self) -> Postgres:
+        bindir = self.bindir()
+        data = self.dir / "data"
+        as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        init = await asyncio.to_thread(
+            subprocess.run,
+            [*as_pg, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if init.returncode:
+            raise RuntimeError(f"initdb failed: {init.stderr[-2000:]}")
+        self.proc = Proc(
+            f"postgres-{self.port}",
+            [
+                *as_pg,
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.dir),
+                "-c",
+                f"listen_addresses={HOST}",
+                "-c",
+                f"max_connections={self.max_connections}",
+            ],
+            log_dir=self.log_dir,
+            core=None,
+        ).start()
+        await wait_port(self.proc, self.port)
+        # The port opens before the server takes connections ("starting up").
+        import asyncpg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = await asyncpg.connect(
+                    self.admin_url.replace("postgresql://", "postgres://"), timeout=2
+                )
+            except (OSError, asyncpg.PostgresError):
+                if time.monotonic() > deadline or not self.proc.alive():
+                    raise RuntimeError(f"private PostgreSQL not ready:\n{self.proc.tail()}")
+                await asyncio.sleep(0.1)
+            else:
+                await conn.close()
+                return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 A system starts its server process(es) pinned to the server core, gives the load
 generator URLs for agents and buyers, and stops everything it started. `HomingCluster`
-is two Homing nodes on one PostgreSQL database and a private Redis.
+is N Homing nodes (two by default) on one PostgreSQL database and a private Redis.
 """
 
 from __future__ import annotations
@@ -444,26 +444,48 @@ class HomingBot(Homing):
 
 
 class HomingCluster(Homing):
-    """Two `homing serve` nodes on a fresh PostgreSQL database and a private Redis.
+    """`nodes` `homing serve` processes (2 by default) on a fresh PostgreSQL database and a
+    private Redis.
 
-    No balancer: agents and buyers alternate between the nodes (agent i and buyer i on
-    node i % 2), so most round trips cross from one node to the other over Redis. Only
-    the first node runs the periodic jobs, as a deployment with `homing worker` would.
+    No balancer: agents and buyers are spread over the nodes (agent i and buyer i on node
+    i % nodes), so most round trips cross from one node to another over Redis. Only the
+    first node runs the periodic jobs, as a deployment with `homing worker` would. `bus`,
+    when given, is the nodes' `HOMING_BUS` (`channel`: every node hears every envelope;
+    `sharded`: a node hears the topics of its own sockets); None leaves the product default.
+    `pg_admin_url` names another PostgreSQL server than the shared one (bench.common.Postgres).
     """
 
     title = "Homing (PostgreSQL + Redis, 2 nodes)"
     n_nodes = 2
 
-    def __init__(self, log_dir: Path, **kw: Any) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        nodes: int = 2,
+        bus: str | None = None,
+        pg_admin_url: str | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(log_dir, **kw)
-        self.name = self.title
+        if nodes < 1:
+            raise ValueError("a cluster has at least one node")
+        self.n_nodes = nodes
+        self.bus = bus
+        self.name = self.title_for(nodes, bus)
+        self.pg_admin_url = pg_admin_url  # None: the shared server (HOMING_TEST_PG)
         self.db_name = f"homing_bench_{self.run_id}"
-        self.database_url = pg_url(self.db_name)
+        self.database_url = pg_url(self.db_name, pg_admin_url)
         self.redis: Redis | None = None
         self.ports: list[int] = []
         self.nodes: list[Proc] = []
         self.placed: dict[str, int | None] = {"agents": None, "buyers": None}
         self.dead: set[int] = set()
+
+    @classmethod
+    def title_for(cls, nodes: int, bus: str | None = None) -> str:
+        name = f"Homing (PostgreSQL + Redis, {nodes} node{'s' if nodes != 1 else ''}"
+        return name + (f", {bus} bus)" if bus else ")")
 
     @property
     def pids(self) -> list[int]:
@@ -478,9 +500,10 @@ class HomingCluster(Homing):
         self.nodes[node].kill()
 
     def _port(self, i: int, fixed: int | None) -> int:
-        k = i % 2 if fixed is None else fixed
-        if k in self.dead:
-            k = 1 - k
+        n = len(self.ports)
+        k = i % n if fixed is None else fixed
+        while k in self.dead and len(self.dead) < n:
+            k = (k + 1) % n  # the next live node takes a dead one's clients
         return self.ports[k]
 
     def agent_port(self, i: int) -> int:
@@ -494,13 +517,16 @@ class HomingCluster(Homing):
         env = super().env()
         assert self.redis is not None
         env["REDIS_URL"] = self.redis.url
+        env.pop("HOMING_BUS", None)
+        if self.bus:
+            env["HOMING_BUS"] = self.bus
         return env
 
     async def start(self) -> HomingCluster:
-        await pg_admin(f'CREATE DATABASE "{self.db_name}"')
+        await pg_admin(f'CREATE DATABASE "{self.db_name}"', self.pg_admin_url)
         self.redis = await Redis(self.log_dir).start()
         self.procs.append(self.redis.proc)
-        for node in range(2):
+        for node in range(self.n_nodes):
             port = free_port()
             args = [
                 python(),
@@ -529,7 +555,9 @@ class HomingCluster(Homing):
         # Called from inside the workload's event loop: drop the database from a thread.
         drop = threading.Thread(
             target=lambda: asyncio.run(
-                pg_admin(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+                pg_admin(
+                    f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)', self.pg_admin_url
+                )
             )
         )
         drop.start()
@@ -539,14 +567,14 @@ class HomingCluster(Homing):
         return self._port(i, self.placed["buyers"])
 
 
-def make(key: str, log_dir: Path, fps: int) -> System:
+def make(key: str, log_dir: Path, fps: int, *, nodes: int = 2) -> System:
     """A system by its short name, as the workloads' `--*-systems` options take them."""
     if key == "homing":
         return Homing(log_dir, frames_per_second=fps)
     if key == "homing-bot":
         return HomingBot(log_dir, frames_per_second=fps)
     if key == "homing-pg":
-        return HomingCluster(log_dir, frames_per_second=fps)
+        return HomingCluster(log_dir, frames_per_second=fps, nodes=nodes)
     if key == "ws":
         return WsRelay(log_dir, frames_per_second=fps)
     if key == "sio":

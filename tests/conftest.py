@@ -28,7 +28,7 @@ from app.config import Settings
 from app.migrate import upgrade
 from tests.support.client import WSClient
 from tests.support.factories import ShopKit, login, make_shop
-from tests.support.servers import InProcessServer, NodeProcess
+from tests.support.servers import InProcessServer, NodeProcess, RedisCluster
 
 PG_ADMIN = os.environ.get("HOMING_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("HOMING_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -105,6 +105,32 @@ async def redis_url() -> str:
     finally:
         await client.aclose()
     return REDIS
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A Redis Cluster of 3 masters and 3 replicas on free loopback ports, for the session
+    (HOMING_TEST_REDIS_CLUSTER names one already running instead). Tests that kill a
+    node start a cluster of their own."""
+    if os.environ.get("HOMING_TEST_REDIS_CLUSTER"):
+        cluster = RedisCluster(tmp_path_factory.mktemp("unused"))
+        cluster.ports = [
+            int(p.rpartition(":")[2])
+            for p in os.environ["HOMING_TEST_REDIS_CLUSTER"].partition("://")[2].split(",")
+        ]
+        yield cluster
+        return
+    cluster = RedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def bus_url(request: pytest.FixtureRequest, redis_url: str, redis_cluster: RedisCluster) -> str:
+    """The REDIS_URL of a cross-node test run on one Redis, then on a Redis Cluster."""
+    return redis_cluster.url if request.param == "cluster" else redis_url
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

@@ -147,6 +147,13 @@ async def test_metrics_show_the_bus_out_and_the_news_it_could_not_send(start_ser
         assert value(m, "homing_bus_publish_failures_total") == 0
         kit = await make_shop(srv.ctx.db)
         b = await buyer(srv, kit, connect)
+        await b.send({"type": "message.send", "client_msg_id": "m0", "body": "hi"})
+        await b.expect("message.ack")
+        await b.expect("conversation.opened")  # came back through Redis
+        m = await scrape(srv.http)
+        assert value(m, "homing_bus_published_total") >= 1
+        assert value(m, "homing_bus_received_total") >= 1
+        assert value(m, "homing_bus_subscriptions") >= 1
         redis.stop()
         await wait_for(lambda: not srv.ctx.bus.healthy, 10, "the bus to notice Redis is gone")
         await b.send({"type": "message.send", "client_msg_id": "m1", "body": "hello?"})

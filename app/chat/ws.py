@@ -509,6 +509,7 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
     conn = _connection(ctx, ws, "buyer", buyer, [buyer_topic(buyer.shop_id, buyer.buyer_id)])
     # Register before reading state, so nothing committed after the read is missed.
     ctx.hub.register(conn)
+    await ctx.hub.ready(conn)
     groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer)
     async with ctx.db.read() as s:
         conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
@@ -547,6 +548,7 @@ async def _open_agent(ctx: AppContext, ws: WebSocket) -> AgentSocket | None:
         topics.append(shop_staff_topic(agent.shop_id))  # approvals and other shop-wide news
     conn = _connection(ctx, ws, "agent", agent, topics, login)
     ctx.hub.register(conn)
+    await ctx.hub.ready(conn)
     # Registered, the socket hears any revocation from now on; one committed between the
     # login read and now is seen by reading the session again.
     async with ctx.db.read() as s:

@@ -24,6 +24,7 @@ async def subscribe_buyer_groups(
     for gid in ids:
         for topic in actions.member_topics(gid, buyer):
             ctx.hub.subscribe(conn, topic)
+    await ctx.hub.ready(conn)  # a sharded bus hears the new topics before we read them
     async with ctx.db.read() as s:
         return await service.groups_by_ids(s, ids, buyer.buyer_id)
 

@@ -139,6 +139,22 @@ class StateCollector(Collector):
             self.bus.publish_failures,
         )
         yield _counter(
+            "homing_bus_published",
+            "Envelopes this node published to Redis (0 for the in-process bus).",
+            self.bus.published,
+        )
+        yield _counter(
+            "homing_bus_received",
+            "Envelopes this node received from Redis, before filtering by topic "
+            "(0 for the in-process bus).",
+            self.bus.received,
+        )
+        yield GaugeMetricFamily(
+            "homing_bus_subscriptions",
+            "Redis channels this node subscribes to now.",
+            value=self.bus.subscriptions,
+        )
+        yield _counter(
             "homing_bus_breaker_trips",
             "Times the bus's circuit breaker opened (Redis out).",
             self.bus.trips,

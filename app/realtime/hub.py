@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable
+import secrets
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from app.realtime.bus import RESYNC, Bus
+from app.realtime.bus import ID_SEP, RESYNC, Bus
 from app.realtime.connection import Connection
 from app.realtime.sessions import CLOSE_UNAUTHORIZED, EXPIRED, REVOKE, revokes
 
 log = logging.getLogger(__name__)
 
 SEP = "\x1f"  # between topics in an envelope header; never in a topic (ids are printable)
+# Envelopes of several topics a node remembers having delivered (sharded bus: it may hear
+# one on each of its topics); a copy later than this many others is dropped by the
+# connections' own (conversation, seq) check, or delivered twice if it carries no seq.
+SEEN_MAX = 8192
 
 
-def encode(topics: list[str], frame: dict[str, Any]) -> bytes:
-    return SEP.join(topics).encode() + b"\n" + orjson.dumps(frame)
+def encode(topics: list[str], frame: dict[str, Any], envelope_id: bytes = b"") -> bytes:
+    head = SEP.join(topics).encode()
+    if envelope_id:
+        head += ID_SEP + envelope_id
+    return head + b"\n" + orjson.dumps(frame)
 
 
 class Hub:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
-        self.subs: dict[str, set[Connection]] = defaultdict(set)
+        self.subs: dict[str, set[Connection]] = {}
         self.connections: set[Connection] = set()
         self.expiring: set[Connection] = set()  # sockets of a session that expires (agents)
         # In-process listeners of a topic no socket hears (a cache told to reload, a shop's
@@ -34,43 +42,65 @@ class Hub:
         self.watchers: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
         bus.on_message = self.on_bus_message
         bus.on_reconnect = self.resync_all
+        # Sharded bus: envelope ids of this node, and the connections that already took
+        # each recent envelope of several topics.
+        self._id_prefix = secrets.token_hex(4).encode() + b":"
+        self._next_id = 0
+        self._seen: OrderedDict[bytes, set[Connection]] = OrderedDict()
 
     def register(self, conn: Connection) -> None:
+        """Add a connection; before reading the state it starts from, `await ready(conn)`."""
         self.connections.add(conn)
         if conn.expires_at is not None:
             self.expiring.add(conn)
         for t in conn.topics:
-            self.subs[t].add(conn)
+            self._listen(t, conn)
+
+    async def ready(self, conn: Connection) -> None:
+        """Return once news on the connection's topics reaches this node (a sharded bus
+        subscribes on demand); state read after this misses nothing committed after it."""
+        await self.bus.ready(conn.topics)
 
     def watch(self, topic: str, fn: Callable[[dict[str, Any]], None]) -> None:
         """Call `fn(frame)` for every frame on `topic`, from this node or another."""
+        if topic not in self.watchers and topic not in self.subs:
+            self.bus.want(topic)
         self.watchers[topic].append(fn)
 
     def unregister(self, conn: Connection) -> None:
         self.connections.discard(conn)
         self.expiring.discard(conn)
         for t in conn.topics:
-            subs = self.subs.get(t)
-            if subs is not None:
-                subs.discard(conn)
-                if not subs:
-                    del self.subs[t]
+            self._unlisten(t, conn)
 
     def subscribe(self, conn: Connection, topic: str) -> None:
         """Let a registered connection hear one more topic (e.g. a group it just joined)."""
         if conn not in self.connections or topic in conn.topics:
             return
         conn.topics.append(topic)
-        self.subs[topic].add(conn)
+        self._listen(topic, conn)
 
     def unsubscribe(self, conn: Connection, topic: str) -> None:
         if topic in conn.topics:
             conn.topics.remove(topic)
+        self._unlisten(topic, conn)
+
+    def _listen(self, topic: str, conn: Connection) -> None:
+        subs = self.subs.get(topic)
+        if subs is None:
+            subs = self.subs[topic] = set()
+            if topic not in self.watchers:
+                self.bus.want(topic)  # a sharded bus subscribes (batched, confirmed by ready)
+        subs.add(conn)
+
+    def _unlisten(self, topic: str, conn: Connection) -> None:
         subs = self.subs.get(topic)
         if subs is not None:
             subs.discard(conn)
             if not subs:
                 del self.subs[topic]
+                if topic not in self.watchers:
+                    self.bus.unwant(topic)
 
     def local_agent_ids(self) -> list[str]:
         return sorted({c.identity.id for c in self.connections if c.kind == "agent"})
@@ -91,30 +121,72 @@ class Hub:
                 self._fan_out(topics, frame, orjson.dumps(frame))
         elif grouped:
             await self.bus.publish_many(
-                [encode(topics, frame) for frame, topics in grouped.values()]
+                [
+                    encode(topics, frame, self._envelope_id(topics))
+                    for frame, topics in grouped.values()
+                ]
             )
 
-    def on_bus_message(self, data: bytes) -> None:
+    def _envelope_id(self, topics: list[str]) -> bytes:
+        """An id for an envelope a node may hear more than once (sharded bus, several topics)."""
+        if not self.bus.sharded or len(topics) < 2:
+            return b""
+        self._next_id += 1
+        return self._id_prefix + str(self._next_id).encode()
+
+    def on_bus_message(self, data: bytes, via: str | None = None) -> None:
+        """An envelope from the bus; `via`: the one topic whose channel it came on (sharded)."""
         header, _, body = data.partition(b"\n")
         if header == RESYNC:
             self._resync_local()
             return
-        topics = header.decode().split(SEP)
+        if via is not None:
+            self._on_shard_message(header, body, via)
+            return
+        topics = header.partition(ID_SEP)[0].decode().split(SEP)
         if any(t in self.subs or t in self.watchers for t in topics):  # else don't parse it
             self._fan_out(topics, orjson.loads(body), body)
 
-    def _fan_out(self, topics: list[str], frame: dict[str, Any], body: bytes) -> None:
+    def _on_shard_message(self, header: bytes, body: bytes, via: str) -> None:
+        """A copy of an envelope that came on `via`'s channel: for `via`'s watchers and for
+        its connections that have not taken the envelope from another of its topics."""
+        subs = self.subs.get(via)
+        if not subs and via not in self.watchers:
+            return  # unsubscribed since it was sent
+        targets: Iterable[Connection] = subs or ()
+        _, sep, envelope_id = header.partition(ID_SEP)
+        if sep and subs:
+            seen = self._seen.get(envelope_id)
+            if seen is None:
+                seen = self._seen[envelope_id] = set()
+                if len(self._seen) > SEEN_MAX:
+                    self._seen.popitem(last=False)
+            targets = subs - seen
+            seen |= targets
+        self._fan_out([via], orjson.loads(body), body, targets)
+
+    def _fan_out(
+        self,
+        topics: list[str],
+        frame: dict[str, Any],
+        body: bytes,
+        targets: Iterable[Connection] | None = None,
+    ) -> None:
         for topic in topics:
             for fn in self.watchers.get(topic, ()):
                 try:
                     fn(frame)
                 except Exception:
                     log.exception("watcher of %s failed", topic)
-        targets: set[Connection] = set()
-        for topic in topics:
-            subs = self.subs.get(topic)
-            if subs:
-                targets |= subs
+        if targets is None:
+            found: set[Connection] = set()
+            for topic in topics:
+                subs = self.subs.get(topic)
+                if subs:
+                    found |= subs
+            targets = found
+        else:
+            targets = list(targets)
         if not targets:
             return
         if frame.get("type") == REVOKE:

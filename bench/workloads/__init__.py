@@ -14,6 +14,7 @@ from types import ModuleType
 
 from bench.workloads import (
     bot,
+    bus,
     compliance,
     connections,
     export,
@@ -40,6 +41,7 @@ WORKLOADS: dict[str, ModuleType] = {
         export,
         compliance,
         bot,
+        bus,
     )
 }
 

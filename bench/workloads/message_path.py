@@ -61,8 +61,8 @@ NOISY_WAIT = 0.05
 NOISY_RETRIES = 2
 
 
-def make_system(key: str, log_dir: Path, fps: int) -> System:
-    return make(key, log_dir, fps)
+def make_system(key: str, log_dir: Path, fps: int, *, nodes: int = 2) -> System:
+    return make(key, log_dir, fps, nodes=nodes)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +73,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--mp-systems",
         default=",".join(SYSTEM_KEYS),
         help=f"comma-separated, from {', '.join(SYSTEM_KEYS)}",
+    )
+    g.add_argument(
+        "--mp-nodes",
+        type=int,
+        default=2,
+        help="Homing nodes of the homing-pg system (default 2; the bus workload runs 2 and 4)",
     )
     g.add_argument("--mp-step-s", type=float, help="seconds per rate step (default 5; --quick 2)")
     g.add_argument("--mp-start-rate", type=float, default=100.0, help="first rate, msg/s")
@@ -535,6 +541,140 @@ async def profile(d: Driver, ctx: Any, rate: float, seconds: float, key: str) ->
     return out
 
 
+async def measure_system(
+    ctx: Any,
+    make: Callable[[], System],
+    n_buyers: int,
+    n_agents: int,
+    step_s: float,
+    *,
+    questions: list[str] | None = None,
+    profile_key: str | None = None,
+    inspect: Callable[[System, Driver], Awaitable[dict[str, Any]]] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The rate search on one system made by `make` (again after a step that broke it).
+
+    `inspect`, if given, is called on the last system while it still runs (its result is
+    `res["inspect"]`): for figures read from the servers or the database after the search.
+    """
+    a = ctx.args
+    system = make()
+    name = system.name
+    ctx.say(f"  [{name}] {n_buyers} buyers, {n_agents} agents, {step_s:g}s steps")
+    d = Driver(system, n_buyers, n_agents, questions)
+
+    async def restart() -> Driver:
+        nonlocal d, system
+        await d.close()
+        system.stop()
+        system = make()
+        d = Driver(system, n_buyers, n_agents, questions)
+        await system.start()
+        await d.setup(ctx.say)
+        return d
+
+    try:
+        await system.start()
+        await d.setup(ctx.say)
+        res = await search(
+            d,
+            ctx,
+            step_s=step_s,
+            start=a.mp_start_rate,
+            factor=a.mp_factor,
+            max_rate=a.mp_max_rate,
+            p99_ms=a.mp_p99_ms,
+            refine=a.mp_refine,
+            retries=a.mp_retries,
+            restart=restart,
+        )
+        if profile_key is not None and a.profile and d.healthy():
+            best = res["best"]
+            rate = best.rate if best else a.mp_start_rate
+            ctx.say(
+                f"    profiling with py-spy at {rate:.0f}/s for {a.profile_s:g}s (x2: raw + svg)"
+            )
+            res["profile"] = await profile(d, ctx, rate, a.profile_s, profile_key)
+        if isinstance(system, HomingBot):
+            res["bot"] = system.tally()
+            ctx.say(f"    the bot's work, from the database: {res['bot']}")
+        if inspect is not None:
+            res["inspect"] = await inspect(system, d)
+    except Exception as exc:  # noqa: BLE001 - one system failing must not hide the others
+        ctx.say(f"    {name} failed: {type(exc).__name__}: {exc}")
+        res = {
+            "best": None,
+            "fail": None,
+            "stop": f"error: {exc}",
+            "steps": [],
+            "generator_limited": False,
+        }
+    finally:
+        await d.close()
+        system.stop()
+    res["cpu_ms"] = cpu_cost_ms(res["steps"])
+    return name, res
+
+
+def system_figures(
+    name: str,
+    res: dict[str, Any],
+    n_buyers: int,
+    n_agents: int,
+    step_s: float,
+    workload: str = NAME,
+) -> list[Figure]:
+    """The rate search's figures for one system (rate, latency, loss, CPU cost)."""
+    best = res["best"]
+    bs = best.summary() if best else {}
+    extra = {
+        "buyers": n_buyers,
+        "agents": n_agents,
+        "step_s": step_s,
+        "steps": res["steps"],
+        "profile": res.get("profile"),
+        "bot": res.get("bot"),
+    }
+    rate_val = round(best.rate) if best else 0
+    cost = res.get("cpu_ms")
+    return [
+        Figure(
+            workload,
+            name,
+            "max sustainable rate",
+            rate_val,
+            "msg/s",
+            note=f"stop {res['stop']}",
+            extra=extra,
+        ),
+        Figure(workload, name, "p50 at max rate", bs.get("p50_ms"), "ms"),
+        Figure(workload, name, "p99 at max rate", bs.get("p99_ms"), "ms"),
+        Figure(
+            workload,
+            name,
+            "loss at max rate",
+            (bs.get("lost", 0) + bs.get("errors", 0)) if bs else None,
+            "msgs",
+        ),
+        Figure(
+            workload,
+            name,
+            "server CPU per round trip",
+            round(cost, 3) if cost else None,
+            "ms",
+            note="CPU time is far less disturbed by other work on the machine than latency"
+            + ("; Redis's own CPU not counted" if "Redis" in name else ""),
+        ),
+        Figure(
+            workload,
+            name,
+            "CPU-bound ceiling (one core)",
+            round(1000 / cost) if cost else None,
+            "msg/s",
+        ),
+    ]
+
+
 async def run(ctx: Any) -> list[Figure]:
     a = ctx.args
     n_buyers = a.mp_buyers or (100 if ctx.quick else 1000)
@@ -551,111 +691,17 @@ async def run(ctx: Any) -> list[Figure]:
             "answers without a hand-off"
         )
     for key in keys:
-        system = make_system(key, ctx.log_dir, a.frames_per_second)
-        name = system.name
-        asks = questions if key == "homing-bot" else None
-        ctx.say(f"  [{name}] {n_buyers} buyers, {n_agents} agents, {step_s:g}s steps")
-        d = Driver(system, n_buyers, n_agents, asks)
-
-        async def restart(key: str = key, asks: list[str] | None = asks) -> Driver:
-            nonlocal d, system
-            await d.close()
-            system.stop()
-            system = make_system(key, ctx.log_dir, a.frames_per_second)
-            d = Driver(system, n_buyers, n_agents, asks)
-            await system.start()
-            await d.setup(ctx.say)
-            return d
-
-        try:
-            await system.start()
-            await d.setup(ctx.say)
-            res = await search(
-                d,
-                ctx,
-                step_s=step_s,
-                start=a.mp_start_rate,
-                factor=a.mp_factor,
-                max_rate=a.mp_max_rate,
-                p99_ms=a.mp_p99_ms,
-                refine=a.mp_refine,
-                retries=a.mp_retries,
-                restart=restart,
-            )
-            if a.profile and key.startswith("homing") and d.healthy():
-                best = res["best"]
-                rate = best.rate if best else a.mp_start_rate
-                ctx.say(
-                    f"    profiling with py-spy at {rate:.0f}/s for {a.profile_s:g}s (x2: raw + svg)"
-                )
-                res["profile"] = await profile(d, ctx, rate, a.profile_s, key)
-            if isinstance(system, HomingBot):
-                res["bot"] = system.tally()
-                ctx.say(f"    the bot's work, from the database: {res['bot']}")
-        except Exception as exc:  # noqa: BLE001 - one system failing must not hide the others
-            ctx.say(f"    {name} failed: {type(exc).__name__}: {exc}")
-            res = {
-                "best": None,
-                "fail": None,
-                "stop": f"error: {exc}",
-                "steps": [],
-                "generator_limited": False,
-            }
-        finally:
-            await d.close()
-            system.stop()
+        name, res = await measure_system(
+            ctx,
+            lambda key=key: make_system(key, ctx.log_dir, a.frames_per_second, nodes=a.mp_nodes),
+            n_buyers,
+            n_agents,
+            step_s,
+            questions=questions if key == "homing-bot" else None,
+            profile_key=key if key.startswith("homing") else None,
+        )
         results[name] = res
-        best = res["best"]
-        bs = best.summary() if best else {}
-        extra = {
-            "buyers": n_buyers,
-            "agents": n_agents,
-            "step_s": step_s,
-            "steps": res["steps"],
-            "profile": res.get("profile"),
-            "bot": res.get("bot"),
-        }
-        rate_val = round(best.rate) if best else 0
-        figures += [
-            Figure(
-                NAME,
-                name,
-                "max sustainable rate",
-                rate_val,
-                "msg/s",
-                note=f"stop {res['stop']}",
-                extra=extra,
-            ),
-            Figure(NAME, name, "p50 at max rate", bs.get("p50_ms"), "ms"),
-            Figure(NAME, name, "p99 at max rate", bs.get("p99_ms"), "ms"),
-            Figure(
-                NAME,
-                name,
-                "loss at max rate",
-                (bs.get("lost", 0) + bs.get("errors", 0)) if bs else None,
-                "msgs",
-            ),
-        ]
-        cost = cpu_cost_ms(res["steps"])
-        res["cpu_ms"] = cost
-        figures += [
-            Figure(
-                NAME,
-                name,
-                "server CPU per round trip",
-                round(cost, 3) if cost else None,
-                "ms",
-                note="CPU time is far less disturbed by other work on the machine than latency"
-                + ("; Redis's own CPU not counted" if "Redis" in name else ""),
-            ),
-            Figure(
-                NAME,
-                name,
-                "CPU-bound ceiling (one core)",
-                round(1000 / cost) if cost else None,
-                "msg/s",
-            ),
-        ]
+        figures += system_figures(name, res, n_buyers, n_agents, step_s)
     figures += ratios(results)
     return figures
 

@@ -127,7 +127,8 @@ class NodeProcess:
             self.proc = subprocess.Popen(  # noqa: ASYNC220 - a child that outlives this call
                 args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded machine importing the app alone can take half a minute.
+        deadline = time.monotonic() + 90
         async with httpx.AsyncClient() as c:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -192,3 +193,134 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+class RedisCluster:
+    """A private Redis Cluster of `masters` masters with a replica each, on free loopback ports.
+
+    Each node runs in a directory of its own (its nodes.conf); `cluster-node-timeout` is short
+    so a killed master's replica takes over in a couple of seconds.
+    """
+
+    def __init__(self, workdir: Path, *, masters: int = 3, node_timeout_ms: int = 1000) -> None:
+        self.workdir = workdir
+        self.count = masters * 2
+        self.node_timeout_ms = node_timeout_ms
+        self.ports: list[int] = []
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        """The REDIS_URL of this cluster (the seed nodes Homing starts from)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:3])
+
+    def start(self) -> RedisCluster:
+        while len(self.ports) < self.count:
+            port = free_port()
+            if port not in self.ports:
+                self.ports.append(port)
+        for port in self.ports:
+            self._spawn(port)
+        for port in self.ports:
+            _wait_for_redis(port)
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in self.ports),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all(self.info(p).get("cluster_state") == "ok" for p in self.ports):
+                return self
+            time.sleep(0.1)
+        raise RuntimeError("the Redis Cluster did not come up")
+
+    def _spawn(self, port: int) -> None:
+        node_dir = self.workdir / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        self.procs[port] = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--cluster-port",
+                str(free_port()),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                str(self.node_timeout_ms),
+                "--dir",
+                str(node_dir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def info(self, port: int) -> dict[str, str]:
+        """CLUSTER INFO of one node ({} if it does not answer)."""
+        try:
+            out = subprocess.run(
+                ["redis-cli", "-p", str(port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            ).stdout
+        except subprocess.TimeoutExpired:
+            return {}
+        return dict(line.strip().split(":", 1) for line in out.splitlines() if ":" in line)
+
+    def masters(self) -> list[int]:
+        """The ports of the live nodes that are masters now."""
+        found = []
+        for port, proc in self.procs.items():
+            if proc.poll() is not None:
+                continue
+            out = subprocess.run(
+                ["redis-cli", "-p", str(port), "role"], capture_output=True, text=True, timeout=5
+            ).stdout
+            if out.startswith("master"):
+                found.append(port)
+        return found
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node."""
+        proc = self.procs[port]
+        proc.kill()
+        proc.wait()
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for_redis(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"redis-server on {port} did not start")

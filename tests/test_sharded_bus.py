@@ -1,0 +1,117 @@
+"""The sharded bus (Homing issue 21): a Redis channel per topic, each node hearing only
+the topics it has sockets or watchers for, on one Redis and on a Redis Cluster.
+
+These tests drive two hubs (two nodes' worth of bus) in one process against real Redis
+servers; the cross-node chat and group tests run whole nodes on both (`bus_url`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+import pytest
+
+from app.realtime.bus import ShardedRedisBus, cluster_seeds, make_bus, shard_channel
+from app.realtime.hub import Hub
+from tests.test_multinode import wait_for
+
+
+class FakeConn:
+    """What the hub needs of a connection: its topics, and what it was pushed."""
+
+    def __init__(self, *topics: str) -> None:
+        self.kind = "buyer"
+        self.topics = list(topics)
+        self.expires_at = None
+        self.session_key = None
+        self.got: list[dict[str, Any]] = []
+
+    def push(self, frame: dict[str, Any], _body: bytes | None = None) -> None:
+        self.got.append(frame)
+
+    def push_resync(self) -> None:
+        self.got.append({"type": "resync"})
+
+
+@pytest.fixture(params=["redis", "cluster"])
+async def two_hubs(request, redis_url, redis_cluster):
+    url = redis_cluster.url if request.param == "cluster" else redis_url
+    channel = f"homing:test:{secrets.token_hex(4)}"
+    buses = [make_bus(url, channel) for _ in range(2)]
+    assert all(isinstance(b, ShardedRedisBus) for b in buses)
+    hubs = [Hub(b) for b in buses]
+    for b in buses:
+        await b.start()
+    yield hubs
+    for b in buses:
+        await b.stop()
+
+
+async def test_a_node_hears_only_the_topics_of_its_sockets(two_hubs):
+    a, b = two_hubs
+    mine = FakeConn("b:shop:mine")
+    b.register(mine)
+    await b.ready(mine)
+    subscribed = b.bus.subscriptions
+    assert subscribed == 2  # its socket's topic, and the resync channel every node hears
+    others = [(f"b:shop:other{i}", {"type": "t", "i": i}) for i in range(20)]
+    await a.publish([*others, ("b:shop:mine", {"type": "t", "i": "mine"})])
+    await wait_for(lambda: mine.got, 10, "the one envelope for this node")
+    await asyncio.sleep(0.3)  # anything else would have arrived by now
+    assert mine.got == [{"type": "t", "i": "mine"}]
+    assert a.bus.published == 21
+    assert b.bus.received == 1, "the node received only its own topic's envelope"
+
+    # The last socket of a topic gone, the node unsubscribes (batched, confirmed).
+    b.unregister(mine)
+    await wait_for(lambda: b.bus.subscriptions == 1, 10, "the topic unsubscribed")
+    await a.publish([("b:shop:mine", {"type": "t", "i": "late"})])
+    await asyncio.sleep(0.3)
+    assert b.bus.received == 1
+
+
+async def test_a_socket_holding_two_topics_of_an_envelope_gets_it_once(two_hubs):
+    a, b = two_hubs
+    both = FakeConn("a:agent1", "s:shop")  # a supervisor: its own topic and the shop's
+    staff = FakeConn("s:shop")
+    agent = FakeConn("a:agent1")
+    watched: list[dict[str, Any]] = []
+    for conn in (both, staff, agent):
+        b.register(conn)
+        await b.ready(conn)
+    b.watch("s:shop", watched.append)
+    await b.bus.ready(["s:shop"])
+    frames = [{"type": "t", "i": i} for i in range(50)]
+    await a.publish([(t, f) for f in frames for t in ("s:shop", "a:agent1", "b:shop:x")])
+    await wait_for(lambda: all(len(c.got) >= 50 for c in (both, staff, agent)), 10, "every frame")
+    await asyncio.sleep(0.3)  # a second copy would have arrived by now
+    assert b.bus.received == 100, "two copies of each envelope reached the node"
+    for conn in (both, staff, agent):
+        assert sorted(f["i"] for f in conn.got) == list(range(50)), "each frame once"
+    assert sorted(f["i"] for f in watched) == list(range(50)), "watchers hear it once"
+
+
+async def test_many_sockets_opening_at_once_share_their_subscriptions(two_hubs):
+    """A reconnect storm: a thousand sockets' topics go out in a few SSUBSCRIBEs, and every
+    socket is ready (confirmed) without waiting for the others one by one."""
+    _a, b = two_hubs
+    conns = [FakeConn(f"b:shop:storm{i}") for i in range(1000)]
+    for c in conns:
+        b.register(c)
+    await asyncio.wait_for(asyncio.gather(*(b.ready(c) for c in conns)), 30)
+    assert b.bus.subscriptions == 1001
+    assert b.bus.healthy
+
+
+def test_cluster_urls() -> None:
+    assert cluster_seeds("redis://127.0.0.1:6379/0") is None
+    assert cluster_seeds("redis+cluster://10.0.0.1:7000,10.0.0.2:7001") == [
+        ("10.0.0.1", 7000),
+        ("10.0.0.2", 7001),
+    ]
+    assert cluster_seeds("redis+cluster://:secret@h1:7000") == [("h1", 7000)]
+    assert shard_channel("homing:events", "b:s:1") == "homing:events:{b:s:1}"
+    with pytest.raises(ValueError, match="cluster"):
+        make_bus("redis+cluster://h1:7000", mode="channel")
