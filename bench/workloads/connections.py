@@ -12,12 +12,17 @@ import argparse
 import asyncio
 import gc
 import resource
+import shutil
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.clients import Client, close_all, connect_all
 from bench.common import Figure, rss_kb
-from bench.systems import Homing, SocketIORelay, System, WsRelay
+from bench.systems import Homing, HomingCluster, SocketIORelay, System, WsRelay
 
 NAME = "connections"
 TITLE = "idle buyer sockets on one node"
@@ -32,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--conn-systems",
         default="homing,homing:nodeflate,ws,ws:nodeflate,sio,sio:nodeflate",
-        help="comma-separated from homing, ws, sio; ':nodeflate' offers no compression",
+        help="comma-separated from homing, homing-pg, ws, sio; ':nodeflate' offers no compression",
     )
     g.add_argument("--conn-concurrency", type=int, default=200, help="handshakes in flight")
 
@@ -40,9 +45,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def make(key: str, log_dir: Any, fps: int) -> System:
     return {
         "homing": lambda: Homing(log_dir, frames_per_second=fps),
+        "homing-pg": lambda: HomingCluster(log_dir, frames_per_second=fps),
         "ws": lambda: WsRelay(log_dir, frames_per_second=fps),
         "sio": lambda: SocketIORelay(log_dir, frames_per_second=fps),
     }[key]()
+
+
+def start_profile(ctx: Any, system: System, label: str) -> tuple[Any, Path] | None:
+    """py-spy (raw) on the first server process while the sockets connect (`--profile`)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        ctx.say("    py-spy not installed; no profile")
+        return None
+    key = "conn-" + "".join(ch if ch.isalnum() else "-" for ch in label.lower())
+    path = ctx.results_dir / f"profile-{ctx.stamp}-{key}.txt.raw"
+    cmd = [spy, "record", "--pid", str(system.pid), "--rate", "250", "--nonblocking"]
+    cmd += ["--format", "raw", "-o", str(path)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
+
+
+async def end_profile(ctx: Any, spy: tuple[Any, Path]) -> None:
+    """Stop py-spy (SIGINT writes its file) and print the summary beside the raw file."""
+    proc, path = spy
+    proc.send_signal(signal.SIGINT)
+    try:
+        await asyncio.to_thread(proc.wait, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if path.exists():
+        from bench.profile_summary import summarize
+
+        text = summarize(path.read_text(), top=20)
+        path.with_suffix("").write_text(text)
+        ctx.say(text)
 
 
 async def run(ctx: Any) -> list[Figure]:
@@ -68,14 +105,28 @@ async def run(ctx: Any) -> list[Figure]:
             await connect_all(warm, deflate=deflate)
             gc.collect()
             await asyncio.sleep(1.5)
-            rss0 = rss_kb(system.pid)
+            pids = system.pids
+            rss0 = sum(rss_kb(pid) for pid in pids)
             clients = [Client(system.proto, system.buyer_url(i, 1), None) for i in range(n)]
-            ok, bad, secs = await connect_all(
-                clients, concurrency=a.conn_concurrency, deflate=deflate, timeout=60, deadline_s=600
+            spy = (
+                start_profile(ctx, system, label)
+                if a.profile and isinstance(system, Homing)
+                else None
             )
+            try:
+                ok, bad, secs = await connect_all(
+                    clients,
+                    concurrency=a.conn_concurrency,
+                    deflate=deflate,
+                    timeout=60,
+                    deadline_s=600,
+                )
+            finally:
+                if spy is not None:
+                    await end_profile(ctx, spy)
             await asyncio.sleep(3.0)
             alive = sum(1 for c in clients if c.alive)
-            rss1 = rss_kb(system.pid)
+            rss1 = sum(rss_kb(pid) for pid in pids)
             per = (rss1 - rss0) / max(1, alive)
             ctx.say(
                 f"    connected {ok} ({bad} failed) in {secs:.1f}s; {alive} alive after 3s; "
