@@ -120,6 +120,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from app.main import create_app
+    from app.realtime.asgi_ws import LightWebSocketsProtocol
 
     _configure_logging(args.log_level, settings.log_format)
     settings = settings.for_host(args.host)
@@ -137,6 +138,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         port=args.port,
         log_level=args.log_level,
         log_config=uvicorn_log_config(settings.log_format),
+        # uvicorn's own sans-I/O protocol, with lighter per-socket containers (app/realtime/asgi_ws.py).
+        ws=LightWebSocketsProtocol,
         ws_max_size=settings.max_frame_bytes * 4,
         ws_ping_interval=20,
         # Chat frames are small; per-socket deflate state costs ~38 KB of memory per socket.
