@@ -354,7 +354,7 @@ class HomingCluster(Homing):
             self.nodes.append(proc)
             self.ports.append(port)
             # One at a time: the first applies the migrations.
-            await wait_http(proc, f"http://{HOST}:{port}/healthz")
+            await wait_http(proc, f"http://{HOST}:{port}/healthz", timeout=180.0)
         self.port = self.ports[0]
         return self
 
