@@ -167,7 +167,7 @@ class Homing(System):
             args.append("--no-jobs")
         proc = Proc(f"homing-{self.port}", args, env=self.env(), log_dir=self.log_dir).start()
         self.procs.append(proc)
-        await wait_http(proc, f"http://{HOST}:{self.port}/healthz")
+        await wait_http(proc, f"http://{HOST}:{self.port}/healthz", timeout=180.0)
         return self
 
     def stop(self) -> None:
