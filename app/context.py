@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from app.bot.engine import BotEngine
 from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
+from app.chat.opening import BuyerOpenings
 from app.clock import Clock
 from app.compliance.cache import RulesCache
 from app.config import Settings
@@ -34,6 +35,7 @@ class AppContext:
     metrics: Metrics
     compliance: RulesCache  # each shop's compiled compliance rules (app/compliance/cache.py)
     bot: BotEngine
+    openings: BuyerOpenings  # buyer sockets opening at once share their reads (app/chat/opening.py)
 
 
 @dataclass

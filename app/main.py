@@ -25,6 +25,7 @@ from app.chat import api as chat_api
 from app.chat import ws as chat_ws
 from app.chat.appender import MessageAppender
 from app.chat.delivery import ChatLoader
+from app.chat.opening import BuyerOpenings
 from app.clock import Clock
 from app.compliance import api as compliance_api
 from app.compliance.cache import RulesCache
@@ -136,6 +137,7 @@ def create_app(
             metrics=metrics,
             compliance=RulesCache(db),
             bot=BotEngine(db),
+            openings=BuyerOpenings(db, clock),
         )
         hub.watch(compliance_topic(), app.state.ctx.compliance.on_news)
         hub.watch(BOT_TOPIC, app.state.ctx.bot.on_changed)

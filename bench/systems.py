@@ -309,7 +309,7 @@ class Homing(System):
             args.append("--no-jobs")
         proc = Proc(f"homing-{self.port}", args, env=self.env(), log_dir=self.log_dir).start()
         self.procs.append(proc)
-        await wait_http(proc, f"http://{HOST}:{self.port}/healthz")
+        await wait_http(proc, f"http://{HOST}:{self.port}/healthz", timeout=180.0)
         return self
 
     def stop(self) -> None:
@@ -546,7 +546,7 @@ class HomingCluster(Homing):
             self.nodes.append(proc)
             self.ports.append(port)
             # One at a time: the first applies the migrations.
-            await wait_http(proc, f"http://{HOST}:{port}/healthz")
+            await wait_http(proc, f"http://{HOST}:{port}/healthz", timeout=180.0)
         self.port = self.ports[0]
         return self
 

@@ -487,36 +487,20 @@ async def agent_socket(ws: WebSocket) -> None:
 
 async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
     await ws.accept()
-    now = ctx.clock.now()
+    # The token is checked and the buyer's record read (and written, if the token says
+    # something new) together with every other socket opening now (app/chat/opening.py).
     try:
-        async with ctx.db.read() as s:
-            buyer = await shop_service.buyer_for_token(s, ws.query_params.get("token"), now)
-            current = await shop_service.buyer_record_is_current(s, buyer, now)
+        buyer = await ctx.openings.buyer(ws.query_params.get("token"))
     except NotAuthenticated:
         await ws.close(CLOSE_UNAUTHORIZED)
         return None
-    if not current:
-        # Grouped: a crowd of new buyers connecting at once shares SQLite transactions.
-        await ctx.db.run_grouped(
-            shop_actions.touch_buyer,
-            shop_id=buyer.shop_id,
-            buyer_id=buyer.buyer_id,
-            name=buyer.name,
-            age=buyer.age,
-            vip=buyer.vip,
-            now=now,
-        )
     conn = _connection(ctx, ws, "buyer", buyer, [buyer_topic(buyer.shop_id, buyer.buyer_id)])
     # Register before reading state, so nothing committed after the read is missed.
     ctx.hub.register(conn)
     await ctx.hub.ready(conn)
-    groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer)
-    async with ctx.db.read() as s:
-        conv = await service.open_conversation_of_buyer(s, buyer.shop_id, buyer.buyer_id)
-        public = await service.public_conversation(s, conv, for_buyer=True) if conv else None
-        position = (
-            await service.queue_position(s, conv) if conv and conv.status == "queued" else None
-        )
+    opened = await ctx.openings.opened(buyer)
+    groups = await group_ws.subscribe_buyer_groups(ctx, conn, buyer, opened.group_ids)
+    conv = opened.conversation
     if conv is not None:
         conn.follow(conv.id, conv.last_seq, conv.status, conv.agent_id)
     conn.start(
@@ -524,8 +508,8 @@ async def _open_buyer(ctx: AppContext, ws: WebSocket) -> BuyerSocket | None:
             "type": "hello",
             "buyer_id": buyer.buyer_id,
             "elder_mode": buyer.elder_mode,
-            "conversation": public,
-            "position": position,
+            "conversation": opened.public,
+            "position": opened.position,
             "groups": groups,
         }
     )

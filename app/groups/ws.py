@@ -14,13 +14,17 @@ from app.shops.identities import BuyerIdentity
 
 
 async def subscribe_buyer_groups(
-    ctx: AppContext, conn: Connection, buyer: BuyerIdentity
+    ctx: AppContext, conn: Connection, buyer: BuyerIdentity, ids: list[str] | None = None
 ) -> list[dict[str, Any]]:
     """Listen to the buyer's groups (their offers too, unless a minor), then read them:
     anything after the `last_seq` read here arrives live, anything up to it the client
-    syncs (`group.sync`)."""
-    async with ctx.db.read() as s:
-        ids = await service.active_group_ids(s, buyer.shop_id, buyer.buyer_id)
+    syncs (`group.sync`). `ids`: the groups they are in, if read already (after `conn`
+    was registered); most buyers are in none, and then nothing more is read."""
+    if ids is None:
+        async with ctx.db.read() as s:
+            ids = await service.active_group_ids(s, buyer.shop_id, buyer.buyer_id)
+    if not ids:
+        return []
     for gid in ids:
         for topic in actions.member_topics(gid, buyer):
             ctx.hub.subscribe(conn, topic)

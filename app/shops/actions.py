@@ -12,13 +12,14 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from app.db import Database, UnitOfWork
+from app.db import Database, UnitOfWork, dialect_insert
 from app.errors import BadInput, Conflict, NotAuthenticated, NotFound
 from app.realtime import sessions as ended
 from app.routing import actions as routing
 from app.routing import queues as routing_queues
 from app.routing.models import DEFAULT_QUEUES, AgentQueue, Queue
 from app.shops import service as shop_service
+from app.shops.identities import BuyerIdentity
 from app.shops.models import Agent, AgentSession, Buyer, LoginFailure, Shop
 from app.shops.roles import ADMIN, ROLES, is_staff
 from app.shops.security import hash_password, new_token, token_hash, verify_password
@@ -549,6 +550,43 @@ async def touch_buyer(
     else:
         buyer.name, buyer.age, buyer.vip, buyer.last_seen_at = name, age, vip, now
     return buyer
+
+
+async def touch_buyers(uow: UnitOfWork, buyers: list[BuyerIdentity], now: datetime) -> None:
+    """Record many buyers as their signed identities describe them now, in one statement:
+    new ones are inserted, known ones get the token's name, age and VIP level and are
+    seen now (their elder mode and first sighting are the record's and stay). The last
+    word for a buyer named twice wins, as if written one after another."""
+    latest = {(b.shop_id, b.buyer_id): b for b in buyers}
+    if not latest:
+        return
+    insert = dialect_insert(uow.dialect, Buyer)
+    rows = [
+        {
+            "shop_id": b.shop_id,
+            "id": b.buyer_id,
+            "name": b.name,
+            "age": b.age,
+            "vip": b.vip,
+            "elder_mode": False,
+            "first_seen_at": now,
+            "last_seen_at": now,
+        }
+        for _key, b in sorted(latest.items())  # one lock order for every writer (PostgreSQL)
+    ]
+    for i in range(0, len(rows), 500):
+        stmt = insert.values(rows[i : i + 500])
+        await uow.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["shop_id", "id"],
+                set_={
+                    "name": stmt.excluded.name,
+                    "age": stmt.excluded.age,
+                    "vip": stmt.excluded.vip,
+                    "last_seen_at": stmt.excluded.last_seen_at,
+                },
+            )
+        )
 
 
 async def set_elder_mode(uow: UnitOfWork, *, shop_id: str, buyer_id: str, on: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -66,8 +66,9 @@ async def agent_for_token(session: AsyncSession, token: str | None, now: datetim
     return (await signed_in(session, token, now)).agent
 
 
-async def buyer_for_token(session: AsyncSession, token: str | None, now: datetime) -> BuyerIdentity:
-    """Verify a storefront-signed buyer JWT (HS256) with its shop's buyer secret."""
+def buyer_token_shop(token: str | None) -> str:
+    """The shop slug a buyer JWT names, read before its signature is checked (which needs
+    that shop's secret): shape only, nothing here is believed yet."""
     if not token:
         raise NotAuthenticated("A signed buyer token is required.")
     try:
@@ -80,7 +81,21 @@ async def buyer_for_token(session: AsyncSession, token: str | None, now: datetim
     slug = unverified.get("shop")
     if not isinstance(slug, str):
         raise NotAuthenticated("The buyer token names no shop.")
-    shop = (await session.execute(select(Shop).where(col(Shop.slug) == slug))).scalars().first()
+    return slug
+
+
+@dataclass(frozen=True)
+class BuyerKey:
+    """What verifying a buyer token needs of its shop (read once for many tokens)."""
+
+    id: str
+    slug: str
+    buyer_secret: str
+
+
+def verified_buyer(token: str, shop: BuyerKey | None, now: datetime) -> BuyerIdentity:
+    """The identity a buyer JWT (HS256) signed with its shop's buyer secret states, checked
+    against `now`; `elder_mode` is the record's, not the token's: the caller sets it."""
     if shop is None:
         raise NotAuthenticated("Unknown shop.")
     try:
@@ -94,17 +109,14 @@ async def buyer_for_token(session: AsyncSession, token: str | None, now: datetim
         )
     except jwt.PyJWTError as exc:
         raise NotAuthenticated(f"Invalid buyer token: {exc}") from exc
+    if claims.get("shop") != shop.slug:
+        raise NotAuthenticated("The buyer token names another shop.")
     if not isinstance(claims.get("exp"), (int, float)) or claims["exp"] <= now.timestamp():
         raise NotAuthenticated("The buyer token has expired.")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > MAX_BUYER_ID or not sub.isprintable():
         raise NotAuthenticated("The buyer id (sub) must be 1-128 printable characters.")
     age, vip = claims.get("age"), claims.get("vip")
-    elder_mode = (
-        await session.execute(
-            select(col(Buyer.elder_mode)).where(col(Buyer.shop_id) == shop.id, col(Buyer.id) == sub)
-        )
-    ).scalar()
     return BuyerIdentity(
         shop_id=shop.id,
         shop_slug=shop.slug,
@@ -112,8 +124,69 @@ async def buyer_for_token(session: AsyncSession, token: str | None, now: datetim
         name=str(claims.get("name") or ""),
         age=age if isinstance(age, int) else None,
         vip=vip if isinstance(vip, int) else None,
-        elder_mode=bool(elder_mode),
     )
+
+
+async def buyer_keys(session: AsyncSession, slugs: Iterable[str]) -> dict[str, BuyerKey]:
+    """The shops with these slugs, as token verification needs them (one query)."""
+    wanted = sorted(set(slugs))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(col(Shop.id), col(Shop.slug), col(Shop.buyer_secret)).where(
+            col(Shop.slug).in_(wanted)
+        )
+    )
+    return {slug: BuyerKey(id, slug, secret) for id, slug, secret in rows.all()}
+
+
+@dataclass(frozen=True)
+class BuyerRecord:
+    """What is stored of a buyer that a socket's opening compares or shows."""
+
+    name: str
+    age: int | None
+    vip: int | None
+    elder_mode: bool
+    last_seen_at: datetime
+
+
+async def buyer_records(
+    session: AsyncSession, shop_id: str, buyer_ids: Iterable[str]
+) -> dict[str, BuyerRecord]:
+    """The stored records of these buyers of one shop (one query per 500)."""
+    ids = sorted(set(buyer_ids))
+    found: dict[str, BuyerRecord] = {}
+    for i in range(0, len(ids), 500):
+        rows = await session.execute(
+            select(
+                col(Buyer.id),
+                col(Buyer.name),
+                col(Buyer.age),
+                col(Buyer.vip),
+                col(Buyer.elder_mode),
+                col(Buyer.last_seen_at),
+            ).where(col(Buyer.shop_id) == shop_id, col(Buyer.id).in_(ids[i : i + 500]))
+        )
+        for bid, name, age, vip, elder, seen in rows.all():
+            found[bid] = BuyerRecord(name, age, vip, bool(elder), seen)
+    return found
+
+
+async def buyer_for_token(session: AsyncSession, token: str | None, now: datetime) -> BuyerIdentity:
+    """Verify a storefront-signed buyer JWT (HS256) with its shop's buyer secret."""
+    slug = buyer_token_shop(token)
+    assert token is not None
+    shop = (await buyer_keys(session, [slug])).get(slug)
+    buyer = verified_buyer(token, shop, now)
+    elder_mode = (
+        await session.execute(
+            select(col(Buyer.elder_mode)).where(
+                col(Buyer.shop_id) == buyer.shop_id, col(Buyer.id) == buyer.buyer_id
+            )
+        )
+    ).scalar()
+    return replace(buyer, elder_mode=bool(elder_mode))
 
 
 async def shop_for_api_key(session: AsyncSession, key: str | None) -> Shop:
@@ -176,26 +249,16 @@ def shop_zone(shop: Shop) -> ZoneInfo:
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 
 
-async def buyer_record_is_current(
-    session: AsyncSession, buyer: BuyerIdentity, now: datetime
-) -> bool:
+def record_is_current(record: BuyerRecord | None, buyer: BuyerIdentity, now: datetime) -> bool:
     """True when the stored buyer already says what the token says, seen recently.
 
-    Then a reconnect needs no write (`touch_buyer`): during a promotion's reconnect storm
+    Then a reconnect needs no write (`touch_buyers`): during a promotion's reconnect storm
     thousands of sockets open at once, and each write waits for the one writer.
     """
-    row = (
-        await session.execute(
-            select(col(Buyer.name), col(Buyer.age), col(Buyer.vip), col(Buyer.last_seen_at)).where(
-                col(Buyer.shop_id) == buyer.shop_id, col(Buyer.id) == buyer.buyer_id
-            )
-        )
-    ).first()
-    if row is None:
+    if record is None:
         return False
-    name, age, vip, last_seen_at = row
-    return (name, age, vip) == (
+    return (record.name, record.age, record.vip) == (
         buyer.name,
         buyer.age,
         buyer.vip,
-    ) and now - last_seen_at < LAST_SEEN_RESOLUTION
+    ) and now - record.last_seen_at < LAST_SEEN_RESOLUTION

@@ -19,6 +19,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.context import AppContext
 from app.main import create_app
+from app.realtime.asgi_ws import LightWebSocketsProtocol
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +43,7 @@ class InProcessServer:
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
+            ws=LightWebSocketsProtocol,  # as `homing serve` runs it
             ws_max_size=settings.max_frame_bytes * 4,
             lifespan="on",
             **proxy_header_options(settings),
