@@ -330,8 +330,12 @@ class HomingCluster(Homing):
         env["REDIS_URL"] = self.redis.url
         return env
 
-    async def start(self) -> HomingCluster:
+    async def create_database(self) -> None:
+        """The cluster's database, empty (the first node applies the migrations)."""
         await pg_admin(f'CREATE DATABASE "{self.db_name}"')
+
+    async def start(self) -> HomingCluster:
+        await self.create_database()
         self.redis = await Redis(self.log_dir).start()
         self.procs.append(self.redis.proc)
         for node in range(2):

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench.workloads import (
+    bigdb,
     bot,
     compliance,
     connections,
@@ -36,6 +37,7 @@ WORKLOADS: dict[str, ModuleType] = {
         export,
         compliance,
         bot,
+        bigdb,
     )
 }
 

@@ -540,9 +540,7 @@ async def profile(d: Driver, ctx: Any, rate: float, seconds: float, key: str) ->
 
 async def run(ctx: Any) -> list[Figure]:
     a = ctx.args
-    n_buyers = a.mp_buyers or (100 if ctx.quick else 1000)
-    n_agents = a.mp_agents or (10 if ctx.quick else 50)
-    step_s = a.mp_step_s or (2.0 if ctx.quick else 5.0)
+    n_buyers, n_agents, step_s = sizes(ctx)
     keys = [k.strip() for k in a.mp_systems.split(",") if k.strip()]
     figures: list[Figure] = []
     results: dict[str, dict[str, Any]] = {}
@@ -554,113 +552,149 @@ async def run(ctx: Any) -> list[Figure]:
             "answers without a hand-off"
         )
     for key in keys:
-        system = make_system(key, ctx.log_dir, a.frames_per_second)
-        name = system.name
         asks = questions if key == "homing-bot" else None
-        ctx.say(f"  [{name}] {n_buyers} buyers, {n_agents} agents, {step_s:g}s steps")
-        d = Driver(system, n_buyers, n_agents, asks)
-
-        async def restart(key: str = key, asks: list[str] | None = asks) -> Driver:
-            nonlocal d, system
-            await d.close()
-            system.stop()
-            system = make_system(key, ctx.log_dir, a.frames_per_second)
-            d = Driver(system, n_buyers, n_agents, asks)
-            await system.start()
-            await d.setup(ctx.say)
-            return d
-
-        try:
-            await system.start()
-            await d.setup(ctx.say)
-            res = await search(
-                d,
-                ctx,
-                step_s=step_s,
-                start=a.mp_start_rate,
-                factor=a.mp_factor,
-                max_rate=a.mp_max_rate,
-                p99_ms=a.mp_p99_ms,
-                refine=a.mp_refine,
-                retries=a.mp_retries,
-                restart=restart,
-            )
-            if a.profile and key.startswith("homing") and d.healthy():
-                best = res["best"]
-                rate = best.rate if best else a.mp_start_rate
-                ctx.say(
-                    f"    profiling with py-spy at {rate:.0f}/s for {a.profile_s:g}s (x2: raw + svg)"
-                )
-                res["profile"] = await profile(d, ctx, rate, a.profile_s, key)
-            if isinstance(system, HomingBot):
-                res["bot"] = system.tally()
-                ctx.say(f"    the bot's work, from the database: {res['bot']}")
-        except Exception as exc:  # noqa: BLE001 - one system failing must not hide the others
-            ctx.say(f"    {name} failed: {type(exc).__name__}: {exc}")
-            res = {
-                "best": None,
-                "fail": None,
-                "stop": f"error: {exc}",
-                "steps": [],
-                "generator_limited": False,
-            }
-        finally:
-            await d.close()
-            system.stop()
-        results[name] = res
-        best = res["best"]
-        bs = best.summary() if best else {}
-        extra = {
-            "buyers": n_buyers,
-            "agents": n_agents,
-            "step_s": step_s,
-            "steps": res["steps"],
-            "profile": res.get("profile"),
-            "bot": res.get("bot"),
-        }
-        rate_val = round(best.rate) if best else 0
-        figures += [
-            Figure(
-                NAME,
-                name,
-                "max sustainable rate",
-                rate_val,
-                "msg/s",
-                note=f"stop {res['stop']}",
-                extra=extra,
-            ),
-            Figure(NAME, name, "p50 at max rate", bs.get("p50_ms"), "ms"),
-            Figure(NAME, name, "p99 at max rate", bs.get("p99_ms"), "ms"),
-            Figure(
-                NAME,
-                name,
-                "loss at max rate",
-                (bs.get("lost", 0) + bs.get("errors", 0)) if bs else None,
-                "msgs",
-            ),
-        ]
-        cost = cpu_cost_ms(res["steps"])
-        res["cpu_ms"] = cost
-        figures += [
-            Figure(
-                NAME,
-                name,
-                "server CPU per round trip",
-                round(cost, 3) if cost else None,
-                "ms",
-                note="CPU time is far less disturbed by other work on the machine than latency"
-                + ("; Redis's own CPU not counted" if "Redis" in name else ""),
-            ),
-            Figure(
-                NAME,
-                name,
-                "CPU-bound ceiling (one core)",
-                round(1000 / cost) if cost else None,
-                "msg/s",
-            ),
-        ]
+        res, figs = await measure(
+            ctx,
+            key,
+            lambda key=key: make_system(key, ctx.log_dir, a.frames_per_second),
+            n_buyers=n_buyers,
+            n_agents=n_agents,
+            step_s=step_s,
+            asks=asks,
+        )
+        results[figs[0].system] = res
+        figures += figs
     figures += ratios(results)
     return figures
+
+
+def sizes(ctx: Any) -> tuple[int, int, float]:
+    """(buyers, agents, seconds per step) from the options."""
+    a = ctx.args
+    n_buyers = a.mp_buyers or (100 if ctx.quick else 1000)
+    n_agents = a.mp_agents or (10 if ctx.quick else 50)
+    step_s = a.mp_step_s or (2.0 if ctx.quick else 5.0)
+    return n_buyers, n_agents, step_s
+
+
+async def measure(
+    ctx: Any,
+    key: str,
+    make: Callable[[], System],
+    *,
+    n_buyers: int,
+    n_agents: int,
+    step_s: float,
+    asks: list[str] | None = None,
+) -> tuple[dict[str, Any], list[Figure]]:
+    """One system's rate search (started by `make()`, afresh after a step that broke it):
+    its result (`best` step, `steps`, `cpu_ms`) and its figures. `key` names it for the
+    profile (only Homing systems are profiled)."""
+    a = ctx.args
+    system = make()
+    name = system.name
+    ctx.say(f"  [{name}] {n_buyers} buyers, {n_agents} agents, {step_s:g}s steps")
+    d = Driver(system, n_buyers, n_agents, asks)
+
+    async def restart() -> Driver:
+        nonlocal d, system
+        await d.close()
+        system.stop()
+        system = make()
+        d = Driver(system, n_buyers, n_agents, asks)
+        await system.start()
+        await d.setup(ctx.say)
+        return d
+
+    try:
+        await system.start()
+        await d.setup(ctx.say)
+        res = await search(
+            d,
+            ctx,
+            step_s=step_s,
+            start=a.mp_start_rate,
+            factor=a.mp_factor,
+            max_rate=a.mp_max_rate,
+            p99_ms=a.mp_p99_ms,
+            refine=a.mp_refine,
+            retries=a.mp_retries,
+            restart=restart,
+        )
+        if a.profile and key.startswith("homing") and d.healthy():
+            best = res["best"]
+            rate = best.rate if best else a.mp_start_rate
+            ctx.say(
+                f"    profiling with py-spy at {rate:.0f}/s for {a.profile_s:g}s (x2: raw + svg)"
+            )
+            res["profile"] = await profile(d, ctx, rate, a.profile_s, key)
+        if isinstance(system, HomingBot):
+            res["bot"] = system.tally()
+            ctx.say(f"    the bot's work, from the database: {res['bot']}")
+    except Exception as exc:  # noqa: BLE001 - one system failing must not hide the others
+        ctx.say(f"    {name} failed: {type(exc).__name__}: {exc}")
+        res = {
+            "best": None,
+            "fail": None,
+            "stop": f"error: {exc}",
+            "steps": [],
+            "generator_limited": False,
+        }
+    finally:
+        await d.close()
+        system.stop()
+    best = res["best"]
+    bs = best.summary() if best else {}
+    extra = {
+        "buyers": n_buyers,
+        "agents": n_agents,
+        "step_s": step_s,
+        "steps": res["steps"],
+        "profile": res.get("profile"),
+        "bot": res.get("bot"),
+    }
+    rate_val = round(best.rate) if best else 0
+    figures = [
+        Figure(
+            NAME,
+            name,
+            "max sustainable rate",
+            rate_val,
+            "msg/s",
+            note=f"stop {res['stop']}",
+            extra=extra,
+        ),
+        Figure(NAME, name, "p50 at max rate", bs.get("p50_ms"), "ms"),
+        Figure(NAME, name, "p99 at max rate", bs.get("p99_ms"), "ms"),
+        Figure(
+            NAME,
+            name,
+            "loss at max rate",
+            (bs.get("lost", 0) + bs.get("errors", 0)) if bs else None,
+            "msgs",
+        ),
+    ]
+    cost = cpu_cost_ms(res["steps"])
+    res["cpu_ms"] = cost
+    figures += [
+        Figure(
+            NAME,
+            name,
+            "server CPU per round trip",
+            round(cost, 3) if cost else None,
+            "ms",
+            note="CPU time is far less disturbed by other work on the machine than latency"
+            + ("; Redis's own CPU not counted" if "Redis" in name else ""),
+        ),
+        Figure(
+            NAME,
+            name,
+            "CPU-bound ceiling (one core)",
+            round(1000 / cost) if cost else None,
+            "msg/s",
+        ),
+    ]
+    return res, figures
 
 
 def cpu_cost_ms(steps: list[dict[str, Any]]) -> float | None:

@@ -146,13 +146,27 @@ async def db_check(system: Homing, capacity: int) -> dict[str, Any]:
 
 
 async def run(ctx: Any) -> list[Figure]:
+    system = Homing(ctx.log_dir, frames_per_second=ctx.args.frames_per_second)
+    figures, _numbers = await surge_on(ctx, system)
+    return figures
+
+
+async def surge_on(ctx: Any, system: Homing) -> tuple[list[Figure], dict[str, float | None]]:
+    """The surge against `system` (started here, stopped at the end): its figures, and the
+    numbers another workload compares (`all_answered_s`, `all_assigned_s`, `rate`,
+    `ack_p99_ms`; None where not reached)."""
     a = ctx.args
     n_buyers = a.surge_buyers or (200 if ctx.quick else 2000)
     n_agents = a.surge_agents or (10 if ctx.quick else 50)
     cap = a.surge_capacity
     window = a.surge_window_s
-    system = Homing(ctx.log_dir, frames_per_second=a.frames_per_second)
     sys_name = system.name
+    numbers: dict[str, float | None] = {
+        "all_answered_s": None,
+        "all_assigned_s": None,
+        "rate": None,
+        "ack_p99_ms": None,
+    }
     ctx.say(
         f"  [{sys_name}] {n_buyers} buyers open within {window:g}s; {n_agents} agents x {cap} slots"
     )
@@ -222,6 +236,13 @@ async def run(ctx: Any) -> list[Figure]:
             dup_agent_frames + multi_agent_convs + multi_agent_buyers + check["agents_over_limit"]
         )
         acks = [sg.ack[i] - sg.sent[i] for i in sg.ack]
+        ack_p99 = percentile(acks, 99)
+        numbers.update(
+            all_answered_s=all_answered,
+            all_assigned_s=all_assigned,
+            rate=rate,
+            ack_p99_ms=ack_p99 * 1000 if ack_p99 is not None else None,
+        )
         ctx.say(
             f"    sent in {send_done:.2f}s; answered {len(sg.answered)}/{n_buyers}; assigned {assigned}/"
             f"{expect_assigned}; record: {check}; errors {dict(sg.errors)}; agents got {dict(sg.agent_frames)}"
@@ -286,4 +307,4 @@ async def run(ctx: Any) -> list[Figure]:
     finally:
         await close_all(buyers + agents)
         system.stop()
-    return figures
+    return figures, numbers
