@@ -14,7 +14,9 @@ transaction: hold, insert the batch, index it with one `INSERT INTO messages_fts
 SELECT` over the new rowids, drop the hold, commit. The hold row is never committed (one
 writer at a time on SQLite), so every other append path (the full path, notes, the bot,
 bulk loads, plain SQL) is still indexed by the trigger without knowing of it, and search
-stays exact: a message is in the index in the transaction that stores it.
+stays exact: a message is in the index in the transaction that stores it. (A later
+migration that rebuilds `messages` on SQLite recreates this trigger, with its WHEN, as
+0012 says of its three.)
 
 PostgreSQL: nothing changes (the pg_trgm GIN index is kept as 0012 made it; see the
 README's performance section for what it costs per insert).
