@@ -128,6 +128,9 @@ class Homing(System):
     """`python -m app serve --demo` on a fresh SQLite file in a temporary directory."""
 
     routes = True
+    # Seconds a node may take to answer /healthz (migrations, the demo shop) before the
+    # start counts as failed.
+    start_timeout = 60.0
 
     def __init__(self, log_dir: Path, *, jobs: bool = True, **kw: Any) -> None:
         super().__init__(log_dir, **kw)
@@ -167,7 +170,7 @@ class Homing(System):
             args.append("--no-jobs")
         proc = Proc(f"homing-{self.port}", args, env=self.env(), log_dir=self.log_dir).start()
         self.procs.append(proc)
-        await wait_http(proc, f"http://{HOST}:{self.port}/healthz")
+        await wait_http(proc, f"http://{HOST}:{self.port}/healthz", self.start_timeout)
         return self
 
     def stop(self) -> None:
@@ -358,7 +361,7 @@ class HomingCluster(Homing):
             self.nodes.append(proc)
             self.ports.append(port)
             # One at a time: the first applies the migrations.
-            await wait_http(proc, f"http://{HOST}:{port}/healthz")
+            await wait_http(proc, f"http://{HOST}:{port}/healthz", self.start_timeout)
         self.port = self.ports[0]
         return self
 
