@@ -530,7 +530,7 @@ async def run(ctx: Any) -> list[Figure]:
                     "x",
                     target=f">= {TARGET:g}x",
                     met=r is not None and r >= TARGET,
-                    note=f"{rates['big']} vs {rates['empty']} msg/s (big vs empty)",
+                    note=f"{_num(rates['big'])} vs {_num(rates['empty'])} msg/s (big vs empty)",
                     extra=extra,
                 )
             )
