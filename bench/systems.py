@@ -270,6 +270,9 @@ class Homing(System):
     """`python -m app serve --demo` on a fresh SQLite file in a temporary directory."""
 
     routes = True
+    # Seconds a node may take to answer /healthz (migrations, the demo shop) before the
+    # start counts as failed.
+    start_timeout = 180.0
 
     def __init__(self, log_dir: Path, *, jobs: bool = True, **kw: Any) -> None:
         super().__init__(log_dir, **kw)
@@ -309,7 +312,7 @@ class Homing(System):
             args.append("--no-jobs")
         proc = Proc(f"homing-{self.port}", args, env=self.env(), log_dir=self.log_dir).start()
         self.procs.append(proc)
-        await wait_http(proc, f"http://{HOST}:{self.port}/healthz", timeout=180.0)
+        await wait_http(proc, f"http://{HOST}:{self.port}/healthz", self.start_timeout)
         return self
 
     def stop(self) -> None:
@@ -522,8 +525,12 @@ class HomingCluster(Homing):
             env["HOMING_BUS"] = self.bus
         return env
 
-    async def start(self) -> HomingCluster:
+    async def create_database(self) -> None:
+        """The cluster's database, empty (the first node applies the migrations)."""
         await pg_admin(f'CREATE DATABASE "{self.db_name}"', self.pg_admin_url)
+
+    async def start(self) -> HomingCluster:
+        await self.create_database()
         self.redis = await Redis(self.log_dir).start()
         self.procs.append(self.redis.proc)
         for node in range(self.n_nodes):
@@ -546,7 +553,7 @@ class HomingCluster(Homing):
             self.nodes.append(proc)
             self.ports.append(port)
             # One at a time: the first applies the migrations.
-            await wait_http(proc, f"http://{HOST}:{port}/healthz", timeout=180.0)
+            await wait_http(proc, f"http://{HOST}:{port}/healthz", self.start_timeout)
         self.port = self.ports[0]
         return self
 

@@ -5,9 +5,10 @@ buyer's first plain text (`Opening`: it opens the conversation, as
 `routing.open_conversation` would, in the queue `routing.rules.choose_queue` picked), to
 `MessageAppender.append`. One drain task takes whatever is waiting, writes it all in
 one transaction with three small statements per message (is it a resend? take the next
-`seq`; insert), commits, and only then answers each caller and publishes the messages.
-While a batch is being written the next one gathers, so a busy node writes fewer,
-larger transactions and an idle one still writes each message at once.
+`seq`; insert) and one per batch that indexes the text (SQLite), commits, and only then
+answers each caller and publishes the messages. While a batch is being written the next
+one gathers, so a busy node writes fewer, larger transactions and an idle one still
+writes each message at once.
 
 The rules are those of `app.chat.append_rules` (R1-R10), the same as the full path's
 (`actions`): the conversation row is updated first (`last_seq + 1 ... RETURNING`, which
@@ -219,6 +220,27 @@ def append_sqlite(
     )
     frame = {"type": "message.new", "message": message}
     return Stored(message, [(t, frame) for t in conversation_sides(shop_id, buyer_id, agent_id)])
+
+
+# SQLite's text index (migration 0021): the row trigger stands aside while the hold row
+# exists, and the batch is indexed with one statement (FTS5 writes a segment per
+# statement, so one per message was the path's largest cost). The hold row is deleted
+# before the commit: other writers (one at a time) never see it.
+_HOLD_FTS = "INSERT INTO messages_fts_hold (id) VALUES (1)"
+_LAST_ROWID = "SELECT coalesce(max(rowid), 0) FROM messages"
+_INDEX_FTS = (
+    "INSERT INTO messages_fts (rowid, body) SELECT rowid, body FROM messages WHERE rowid > ?"
+)
+_RELEASE_FTS = "DELETE FROM messages_fts_hold"
+
+
+def _insert_indexed(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """SQLite, inside the batch's transaction: insert `rows` into messages and index them."""
+    conn.execute(_HOLD_FTS)
+    (last,) = conn.execute(_LAST_ROWID).fetchone()
+    conn.executemany(_INSERT, rows)
+    conn.execute(_INDEX_FTS, (last,))
+    conn.execute(_RELEASE_FTS)
 
 
 def _candidates(batch: list[Append], order: list[int]) -> list[int]:
@@ -510,7 +532,9 @@ class MessageAppender:
                         sql, params = plan.send(conn.execute(sql, params).fetchone())
                 except StopIteration as done:
                     out, rows = done.value
-                conn.executemany(_INSERT, rows)
+                if rows:
+                    _insert_indexed(conn, rows)
+            # The bot's jobs after the batch's index: their rows are indexed by the trigger.
             finished = [job.write(conn) for job in jobs]
         except BaseException:
             conn.execute("ROLLBACK")

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bench.workloads import (
+    bigdb,
     bot,
     bus,
     compliance,
@@ -42,6 +43,7 @@ WORKLOADS: dict[str, ModuleType] = {
         compliance,
         bot,
         bus,
+        bigdb,
     )
 }
 

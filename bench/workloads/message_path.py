@@ -677,9 +677,7 @@ def system_figures(
 
 async def run(ctx: Any) -> list[Figure]:
     a = ctx.args
-    n_buyers = a.mp_buyers or (100 if ctx.quick else 1000)
-    n_agents = a.mp_agents or (10 if ctx.quick else 50)
-    step_s = a.mp_step_s or (2.0 if ctx.quick else 5.0)
+    n_buyers, n_agents, step_s = sizes(ctx)
     keys = [k.strip() for k in a.mp_systems.split(",") if k.strip()]
     figures: list[Figure] = []
     results: dict[str, dict[str, Any]] = {}
@@ -704,6 +702,40 @@ async def run(ctx: Any) -> list[Figure]:
         figures += system_figures(name, res, n_buyers, n_agents, step_s)
     figures += ratios(results)
     return figures
+
+
+def sizes(ctx: Any) -> tuple[int, int, float]:
+    """(buyers, agents, seconds per step) from the options."""
+    a = ctx.args
+    n_buyers = a.mp_buyers or (100 if ctx.quick else 1000)
+    n_agents = a.mp_agents or (10 if ctx.quick else 50)
+    step_s = a.mp_step_s or (2.0 if ctx.quick else 5.0)
+    return n_buyers, n_agents, step_s
+
+
+async def measure(
+    ctx: Any,
+    key: str,
+    make: Callable[[], System],
+    *,
+    n_buyers: int,
+    n_agents: int,
+    step_s: float,
+    asks: list[str] | None = None,
+) -> tuple[dict[str, Any], list[Figure]]:
+    """One system's rate search (started by `make()`, afresh after a step that broke it):
+    its result (`best` step, `steps`, `cpu_ms`) and its figures. `key` names it for the
+    profile (only Homing systems are profiled)."""
+    name, res = await measure_system(
+        ctx,
+        make,
+        n_buyers,
+        n_agents,
+        step_s,
+        questions=asks,
+        profile_key=key if key.startswith("homing") else None,
+    )
+    return res, system_figures(name, res, n_buyers, n_agents, step_s)
 
 
 def cpu_cost_ms(steps: list[dict[str, Any]]) -> float | None:

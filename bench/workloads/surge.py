@@ -194,6 +194,20 @@ async def run(ctx: Any) -> list[Figure]:
     return figures
 
 
+async def surge_on(ctx: Any, system: Homing) -> tuple[list[Figure], dict[str, float | None]]:
+    """The surge against `system` (started here, stopped at the end): its figures, and the
+    numbers another workload compares (`all_answered_s`, `all_assigned_s`, `rate`,
+    `ack_p99_ms`; None where not reached)."""
+    numbers: dict[str, float | None] = {
+        "all_answered_s": None,
+        "all_assigned_s": None,
+        "rate": None,
+        "ack_p99_ms": None,
+    }
+    figures = await surge_one(ctx, system, "homing", numbers)
+    return figures, numbers
+
+
 def _ms(values: list[float]) -> str | None:
     p50, p99 = percentile(values, 50), percentile(values, 99)
     if p50 is None or p99 is None:
@@ -201,7 +215,11 @@ def _ms(values: list[float]) -> str | None:
     return f"{p50 * 1000:.0f}/{p99 * 1000:.0f}"
 
 
-async def surge_one(ctx: Any, system: System, key: str) -> list[Figure]:
+async def surge_one(
+    ctx: Any, system: System, key: str, numbers: dict[str, float | None] | None = None
+) -> list[Figure]:
+    """The surge against one system; `numbers`, if given, gets the figures another
+    workload compares (see `surge_on`)."""
     a = ctx.args
     n_buyers = a.surge_buyers or (200 if ctx.quick else 2000)
     n_agents = a.surge_agents or (10 if ctx.quick else 50)
@@ -353,6 +371,14 @@ async def surge_one(ctx: Any, system: System, key: str) -> list[Figure]:
         doubles = (
             dup_agent_frames + multi_agent_convs + multi_agent_buyers + check["agents_over_limit"]
         )
+        ack_p99 = percentile(acks, 99)
+        if numbers is not None:
+            numbers.update(
+                all_answered_s=all_answered,
+                all_assigned_s=all_assigned,
+                rate=rate,
+                ack_p99_ms=ack_p99 * 1000 if ack_p99 is not None else None,
+            )
         ctx.say(
             f"    sent in {send_done:.2f}s; answered {len(sg.answered)}/{n_buyers}; assigned {assigned}/"
             f"{expect_assigned}; record: {check}; errors {dict(sg.errors)}; agents got {dict(sg.agent_frames)}"
