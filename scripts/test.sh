@@ -12,6 +12,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Chinese text in the screenshots the browser tests save.
 [ -d /usr/share/fonts/opentype/noto ] || missing+=(fonts-noto-cjk)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# The sharded-bus tests start their own Redis Cluster (3 masters, 3 replicas) from these
+# binaries on free loopback ports, and stop it at the end (tests/conftest.py).
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   say "apt-get install ${missing[*]}"

@@ -70,9 +70,9 @@ async def test_100_members_claim_10_coupons_at_once_on_two_nodes(
 
 
 async def test_group_messages_reach_every_online_member_once_across_nodes(
-    server, database_url, redis_url, nodes, connect
+    server, database_url, bus_url, nodes, connect
 ):
-    env = node_env(database_url, redis_url, f"homing:test:{secrets.token_hex(4)}")
+    env = node_env(database_url, bus_url, f"homing:test:{secrets.token_hex(4)}")
     node1, node2 = await nodes(env), await nodes(env)
     kit = await make_shop(server.ctx.db)
     admin_h = {"Authorization": f"Bearer {await login(node1.http, kit, 'admin')}"}

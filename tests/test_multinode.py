@@ -1,5 +1,8 @@
 """Several `homing serve` processes on one database and one Redis behave as one service.
 
+The cross-node chat tests run twice (`bus_url`): on one Redis and on a Redis Cluster of 3
+masters and 3 replicas, with the default sharded bus.
+
 In the PostgreSQL pass the nodes share the run's PostgreSQL database; in the SQLite pass
 they share the SQLite file (WAL). The bus is always a real Redis server.
 """
@@ -73,10 +76,10 @@ async def two_node_chat(server, database_url, redis_url, nodes, connect):
 
 
 async def test_buyer_and_agent_on_different_nodes_exchange_1000_messages(
-    server, database_url, redis_url, nodes, connect
+    server, database_url, bus_url, nodes, connect
 ):
     _node1, _node2, _kit, agent, b, conv_id = await two_node_chat(
-        server, database_url, redis_url, nodes, connect
+        server, database_url, bus_url, nodes, connect
     )
     stop = asyncio.Event()
     readers = [asyncio.create_task(pump(c, stop)) for c in (agent, b)]
@@ -263,10 +266,10 @@ async def test_two_nodes_never_assign_a_conversation_twice(
 
 
 async def test_a_sender_gets_its_ack_and_never_its_own_echo(
-    server, database_url, redis_url, nodes, connect
+    server, database_url, bus_url, nodes, connect
 ):
     _node1, node2, kit, _agent, b, conv_id = await two_node_chat(
-        server, database_url, redis_url, nodes, connect
+        server, database_url, bus_url, nodes, connect
     )
     other_tab = await connect(f"{node2.ws}/ws/buyer?token={kit.buyer_token('cross-node')}")
     await other_tab.expect("hello")

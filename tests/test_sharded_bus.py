@@ -15,7 +15,10 @@ import pytest
 
 from app.realtime.bus import ShardedRedisBus, cluster_seeds, make_bus, shard_channel
 from app.realtime.hub import Hub
-from tests.test_multinode import wait_for
+from tests.conftest import online_agent
+from tests.support.factories import make_shop
+from tests.support.servers import RedisCluster
+from tests.test_multinode import pump, seqs_from, wait_for
 
 
 class FakeConn:
@@ -115,3 +118,95 @@ def test_cluster_urls() -> None:
     assert shard_channel("homing:events", "b:s:1") == "homing:events:{b:s:1}"
     with pytest.raises(ValueError, match="cluster"):
         make_bus("redis+cluster://h1:7000", mode="channel")
+
+
+async def test_a_master_killed_mid_chat_loses_and_duplicates_nothing(
+    tmp_path, start_server, connect
+):
+    """SIGKILL the master that holds the buyer's channel while buyer (node 1) and agent
+    (node 2) chat: acks keep coming, live delivery comes back through the promoted
+    replica without the clients reconnecting, and each message arrives exactly once."""
+    cluster = RedisCluster(tmp_path).start()
+    try:
+        channel = f"homing:test:{secrets.token_hex(4)}"
+        node1, node2 = [
+            await start_server(
+                run_jobs=False,
+                REDIS_URL=cluster.url,
+                HOMING_BUS_CHANNEL=channel,
+                HOMING_GAP_FILL_S="0.5",
+                HOMING_FRAMES_PER_SECOND="2000",
+            )
+            for _ in range(2)
+        ]
+        kit = await make_shop(node1.ctx.db)
+        agent = await online_agent(node2, kit, "agent1", connect)
+        b = await connect(f"{node1.ws}/ws/buyer?token={kit.buyer_token('failover')}")
+        await b.expect("hello")
+        await b.send({"type": "message.send", "client_msg_id": "hello", "body": "在吗"})
+        conv_id = (await b.expect("message.ack"))["message"]["conversation_id"]
+        await agent.expect("conversation.assigned")
+        stop = asyncio.Event()
+        readers = [asyncio.create_task(pump(c, stop)) for c in (agent, b)]
+
+        async def exchange(tag: str, n: int) -> None:
+            for i in range(n):
+                await b.send(
+                    {"type": "message.send", "client_msg_id": f"b-{tag}-{i}", "body": f"买家 {i}"}
+                )
+                await agent.send(
+                    {
+                        "type": "message.send",
+                        "conversation_id": conv_id,
+                        "client_msg_id": f"a-{tag}-{i}",
+                        "body": f"客服 {i}",
+                    }
+                )
+
+        await exchange("before", 5)
+        await wait_for(lambda: len(seqs_from(b, conv_id, "agent")) == 5, 20, "before the kill")
+        bus = node1.ctx.bus
+        assert isinstance(bus, ShardedRedisBus) and bus._cluster is not None
+        topic = f"b:{kit.shop_id}:failover"
+        owner = bus._cluster.get_node_from_key(shard_channel(channel, topic))
+        assert owner is not None
+        cluster.kill(int(owner.port))
+        killed_at = asyncio.get_running_loop().time()
+        await exchange("during", 5)  # acked whatever the bus does
+        await wait_for(
+            lambda: len(b.of_type("message.ack")) == 11 and len(agent.of_type("message.ack")) == 10,
+            20,
+            "acks while the master is down",
+        )
+        # Live delivery comes back through the promoted replica, on both nodes.
+        await wait_for(
+            lambda: node1.ctx.bus.healthy and node2.ctx.bus.healthy,
+            10,
+            "both nodes' buses back on the promoted replica",
+        )
+        resumed = asyncio.get_running_loop().time() - killed_at
+        await exchange("after", 5)
+        await wait_for(
+            lambda: (
+                len(seqs_from(b, conv_id, "agent")) >= 15
+                and len(seqs_from(agent, conv_id, "buyer")) >= 16
+            ),
+            20,
+            "every message after the failover",
+        )
+        await asyncio.sleep(1.0)  # anything duplicated would have arrived by now
+        stop.set()
+        await asyncio.gather(*readers)
+        to_buyer = [m["client_msg_id"] for m in b.new_messages(conv_id) if m["sender"] == "agent"]
+        to_agent = [
+            m["client_msg_id"] for m in agent.new_messages(conv_id) if m["sender"] == "buyer"
+        ]
+        phases = ("before", "during", "after")
+        assert sorted(to_buyer) == sorted(f"a-{t}-{i}" for t in phases for i in range(5))
+        assert sorted(to_agent) == sorted(
+            ["hello", *(f"b-{t}-{i}" for t in phases for i in range(5))]
+        )
+        assert b.ws.close_code is None and agent.ws.close_code is None, "no client reconnected"
+        print(f"live delivery resumed {resumed:.1f}s after the master was killed")
+    finally:
+        cluster.stop()

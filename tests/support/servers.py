@@ -265,6 +265,13 @@ class RedisCluster:
                 "nodes.conf",
                 "--cluster-node-timeout",
                 str(self.node_timeout_ms),
+                # A replica takes over however long ago it last heard its master.
+                "--cluster-replica-validity-factor",
+                "0",
+                "--repl-diskless-sync-delay",
+                "0",
+                "--logfile",
+                str(node_dir / "redis.log"),
                 "--dir",
                 str(node_dir),
                 "--save",
@@ -281,6 +288,7 @@ class RedisCluster:
         try:
             out = subprocess.run(
                 ["redis-cli", "-p", str(port), "cluster", "info"],
+                check=False,
                 capture_output=True,
                 text=True,
                 timeout=5,
@@ -296,7 +304,11 @@ class RedisCluster:
             if proc.poll() is not None:
                 continue
             out = subprocess.run(
-                ["redis-cli", "-p", str(port), "role"], capture_output=True, text=True, timeout=5
+                ["redis-cli", "-p", str(port), "role"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=5,
             ).stdout
             if out.startswith("master"):
                 found.append(port)
