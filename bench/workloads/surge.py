@@ -178,7 +178,11 @@ async def db_check(system: Homing, capacity: int) -> dict[str, Any]:
 async def run(ctx: Any) -> list[Figure]:
     figures: list[Figure] = []
     for key in [k.strip() for k in ctx.args.surge_systems.split(",") if k.strip()]:
-        figures += await run_one(ctx, key)
+        try:
+            figures += await run_one(ctx, key)
+        except Exception as exc:  # noqa: BLE001 - one system failing keeps the other's figures
+            ctx.say(f"  [{key}] failed: {type(exc).__name__}: {exc}")
+            figures.append(Figure(NAME, key, "run", None, "", note=f"error: {exc}"))
     return figures
 
 
