@@ -24,6 +24,11 @@ def _short(frame: str) -> str:
             if marker == "/lib/python3":
                 path = "stdlib/" + path.split("/", 1)[-1]
             break
+    else:
+        # A checkout elsewhere (a worktree): the project's own files from app/ or bench/.
+        own = re.search(r"/((?:app|bench)/.*)$", path)
+        if own:
+            path = own.group(1)
     return f"{path}:{m.group('fn')}"
 
 

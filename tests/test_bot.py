@@ -487,3 +487,34 @@ async def test_a_message_is_answered_even_when_the_settings_cache_ages_before_th
     assert (await bot_reply(b))["body"] == "满99元包邮。"
     await say(b, "什么时候发货")
     assert (await bot_reply(b))["sender"] == "bot"
+
+
+async def test_a_surge_on_cold_settings_reads_them_once(server, shop, monkeypatch):
+    """200 first messages at once to a shop whose bot settings this node has not cached:
+    one read (one connection), shared; a change heard meanwhile is not kept stale."""
+    from app.bot import engine as engine_module
+    from app.bot.engine import BotEngine
+
+    reads = 0
+    real = engine_module.service.settings_facts
+
+    async def counted(s, shop_id):
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.05)  # a slow read: the others arrive while it is in flight
+        return await real(s, shop_id)
+
+    monkeypatch.setattr(engine_module.service, "settings_facts", counted)
+    engine = BotEngine(server.ctx.db)
+    facts = await asyncio.gather(*(engine.settings(shop.shop_id) for _ in range(200)))
+    assert reads == 1 and all(f == facts[0] for f in facts)
+    assert engine.cached(shop.shop_id) == facts[0]
+    # A change heard while a read is in flight: that read is not cached, the next one reads.
+    engine._settings.clear()
+    first = asyncio.ensure_future(engine.settings(shop.shop_id))
+    await asyncio.sleep(0.01)
+    engine.on_changed({"shop_id": shop.shop_id, "version": 99})
+    await first
+    assert engine.cached(shop.shop_id) is None
+    await engine.settings(shop.shop_id)
+    assert reads == 3

@@ -244,3 +244,33 @@ async def test_a_rules_change_on_one_node_reaches_the_other_nodes_cache(
                 break
             await asyncio.sleep(0.05)
         assert await decision_on_b() == "block"
+
+
+async def test_a_surge_on_a_cold_cache_reads_and_compiles_the_rules_once(server, shop, monkeypatch):
+    """200 first messages at once to a shop this node has not cached: one read of the rules
+    and one compiled matcher, which all of them use; a change heard meanwhile is not lost."""
+    from app.compliance import cache as cache_module
+    from app.compliance import service as compliance_service
+    from app.compliance.cache import RulesCache
+
+    reads = 0
+    real = compliance_service.versioned_rules
+
+    async def counted(s, shop_id):
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.05)  # a slow read: the others arrive while it is in flight
+        return await real(s, shop_id)
+
+    monkeypatch.setattr(cache_module.service, "versioned_rules", counted)
+    cache = RulesCache(server.ctx.db)
+    matchers = await asyncio.gather(*(cache.matcher(shop.shop_id) for _ in range(200)))
+    assert reads == 1
+    assert all(m is matchers[0] for m in matchers)
+    # News while a load is in flight: that load's result is not kept, the next caller reads.
+    first = asyncio.ensure_future(cache.matcher(shop.shop_id + "x"))
+    await asyncio.sleep(0.01)
+    cache.on_news({"shop_id": shop.shop_id + "x", "version": 99})
+    await first
+    await cache.matcher(shop.shop_id + "x")
+    assert reads == 3

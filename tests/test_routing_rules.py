@@ -13,6 +13,7 @@ from app.routing.rules import (
     inactive,
     overflow_due,
     overflow_sources,
+    plan_assignments,
     presence_lost,
     rank_agents,
 )
@@ -100,3 +101,54 @@ def test_waited_seconds_are_whole_and_never_negative():
     assert waited_s(None, now) == 0
     assert waited_s(now - timedelta(seconds=95.9), now) == 95
     assert waited_s(now + timedelta(seconds=3), now) == 0  # another node's clock a little ahead
+
+
+def _one_at_a_time(waiting, candidates, preferred, now):
+    """What dispatch did before batches: rank for each conversation, take the first, repeat."""
+    agents = {c.id: c for c in candidates}
+    plan = []
+    for conv in waiting:
+        ranked = rank_agents(list(agents.values()), preferred_agent_id=preferred.get(conv))
+        if not ranked:
+            break
+        a = ranked[0]
+        agents[a.id] = AgentCandidate(a.id, a.active_count + 1, a.max_concurrent, now)
+        plan.append((conv, a.id))
+    return plan
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_plan_assignments_is_one_at_a_time_in_one_pass(seed):
+    import random
+
+    rnd = random.Random(seed)
+    candidates = [
+        AgentCandidate(
+            f"a{i}",
+            rnd.randint(0, 4),
+            rnd.randint(1, 5),
+            None if rnd.random() < 0.3 else T0 - timedelta(seconds=rnd.randint(0, 600)),
+        )
+        for i in range(rnd.randint(0, 8))
+    ]
+    waiting = [f"c{i}" for i in range(rnd.randint(0, 30))]
+    preferred = {c: f"a{rnd.randint(0, 9)}" for c in waiting if rnd.random() < 0.3}
+    plan = plan_assignments(waiting, candidates, preferred=preferred, now=T0)
+    assert plan == _one_at_a_time(waiting, candidates, preferred, T0)
+    room = sum(max(0, c.max_concurrent - c.active_count) for c in candidates)
+    assert len(plan) == min(room, len(waiting)), "stops only when nobody has room"
+    taken = {c.id: 0 for c in candidates}
+    for _conv, agent in plan:
+        taken[agent] += 1
+    for c in candidates:
+        assert c.active_count + taken[c.id] <= max(c.max_concurrent, c.active_count)
+
+
+def test_plan_assignments_gives_a_regular_their_agent_while_they_have_room():
+    agents = [AgentCandidate("a1", 0, 1), AgentCandidate("a2", 0, 5)]
+    plan = plan_assignments(["c1", "c2", "c3"], agents, preferred={"c2": "a1", "c3": "a1"})
+    # c1 goes to the least loaded (a1, idle longest by id), so c2's regular agent is full.
+    assert plan == [("c1", "a1"), ("c2", "a2"), ("c3", "a2")]
+    plan = plan_assignments(["c1", "c2"], agents, preferred={"c1": "a2"})
+    assert plan == [("c1", "a2"), ("c2", "a1")]
+    assert plan_assignments(["c1"], [AgentCandidate("a1", 3, 3)]) == []

@@ -106,6 +106,29 @@ async def test_200_buyers_2_nodes_10_agents(server, database_url, redis_url, nod
         assert all(r.active_count == LIMIT for r in agent_rows), "nobody over (or under) the limit"
         assigned_ids = {c.id for c in convs if c.status == "assigned"}
         assert set(assigned_frames) == assigned_ids
+        # Each agent got the opening message of each conversation they took, once, right
+        # after its assignment (it comes in the same publish); nothing internal on the wire.
+        await wait_for(
+            lambda: sum(len(a.new_messages()) for a in agents) >= N_AGENTS * LIMIT,
+            30,
+            "every opening message at its agent",
+        )
+        for a in agents:
+            mine = [f["conversation"]["id"] for f in a.of_type("conversation.assigned")]
+            opening = [(m["conversation_id"], m["seq"], m["body"]) for m in a.new_messages()]
+            assert sorted(opening) == sorted((cid, 1, "抢购!") for cid in mine)
+            for cid in mine:
+                kinds = [
+                    (f["type"], (f.get("message") or f.get("conversation") or {}).get("seq"))
+                    for f in a.frames
+                    if cid
+                    in (
+                        (f.get("message") or {}).get("conversation_id"),
+                        (f.get("conversation") or {}).get("id"),
+                    )
+                ]
+                assert kinds[:2] == [("conversation.assigned", None), ("message.new", 1)], kinds
+            assert not any("_history" in f for f in a.frames)
         # Each buyer was told exactly one of: assigned, or queued with a position.
         waiting = waiting_in_order(convs)
         assert len(waiting) == N_BUYERS - N_AGENTS * LIMIT

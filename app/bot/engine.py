@@ -39,6 +39,8 @@ class BotEngine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.rebuilds = 0  # indexes built by this process (tests and /metrics read it)
         self._warming = False
+        self._settings_loading: dict[str, asyncio.Task[BotSettingsFacts]] = {}
+        self._settings_news: dict[str, int] = {}  # changes heard per shop
 
     # ---- settings ------------------------------------------------------------------
 
@@ -55,13 +57,39 @@ class BotEngine:
         return None if entry is None else entry[0]
 
     async def settings(self, shop_id: str, *, fresh: bool = False) -> BotSettingsFacts:
-        facts = None if fresh else self.cached(shop_id)
-        if facts is None:
-            async with self.db.read() as s:
-                facts = await service.settings_facts(s, shop_id)
+        """The shop's settings: cached, or read now (`fresh`: always read now).
+
+        One read per shop at a time: a surge of first messages to a shop whose settings
+        are not cached here (a node just started, or the TTL ran out) waits for that read
+        instead of each taking a connection of its own (2,000 at once ran SQLite's pool
+        dry: 836 messages failed after waiting 30 s for a connection).
+        """
+        if fresh:
+            return await self._read_settings(shop_id)
+        facts = self.cached(shop_id)
+        if facts is not None:
+            return facts
+        task = self._settings_loading.get(shop_id)
+        if task is None:
+            task = asyncio.create_task(self._read_settings(shop_id), name="bot-settings")
+            self._settings_loading[shop_id] = task
+            task.add_done_callback(lambda t: self._settings_read(shop_id, t))
+        return await asyncio.shield(task)
+
+    def _settings_read(self, shop_id: str, task: asyncio.Task[BotSettingsFacts]) -> None:
+        if self._settings_loading.get(shop_id) is task:
+            del self._settings_loading[shop_id]
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter got it raised
+
+    async def _read_settings(self, shop_id: str) -> BotSettingsFacts:
+        news = self._settings_news.get(shop_id, 0)
+        async with self.db.read() as s:
+            facts = await service.settings_facts(s, shop_id)
+        if self._settings_news.get(shop_id, 0) == news:  # else read before a change: not kept
             self._settings[shop_id] = (facts, time.monotonic())
-            if facts.ever_on:
-                self.warm_up()
+        if facts.ever_on:
+            self.warm_up()
         return facts
 
     def warm_up(self) -> None:
@@ -112,6 +140,8 @@ class BotEngine:
         if not isinstance(shop_id, str) or not isinstance(version, int):
             return
         self._settings.pop(shop_id, None)
+        self._settings_news[shop_id] = self._settings_news.get(shop_id, 0) + 1
+        self._settings_loading.pop(shop_id, None)  # a read in flight may predate the change
         known = self.known_version(shop_id)
         if known is not None and known < version:
             self.spawn(self._rebuild(shop_id, version))

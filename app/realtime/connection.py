@@ -20,6 +20,7 @@ import orjson
 from starlette.websockets import WebSocketDisconnect
 
 from app.realtime.sessions import CLOSE_UNAUTHORIZED
+from app.realtime.topics import HISTORY_KEY
 
 log = logging.getLogger(__name__)
 
@@ -302,13 +303,22 @@ class Connection:
                 self._backfill_due.add(conv_id)
                 asyncio.get_running_loop().call_later(self._gap_fill_s, self.push_backfill, conv_id)
             return
+        history = frame.get(HISTORY_KEY)
+        if history is not None:
+            # Messages that came with an assignment, for this connection only: not on the wire.
+            frame, raw = {k: v for k, v in frame.items() if k != HISTORY_KEY}, None
         if ftype and ftype.startswith("conversation."):
             self._note_state(frame)
         await self._write(frame, raw)
         if ftype == "conversation.assigned" and self.kind == "agent":
             conv = frame["conversation"]
-            self.tracks.setdefault(conv["id"], SeqTrack())
-            await self._backfill(conv["id"])
+            track = self.tracks.setdefault(conv["id"], SeqTrack())
+            for msg in history or ():
+                if track.is_live_new(msg["seq"]):
+                    await self._write({"type": "message.new", "message": msg})
+                    track.mark(msg["seq"])
+            if history is None or track.upto < conv.get("last_seq", 0) or track.has_gap:
+                await self._backfill(conv["id"])
 
     def _note_state(self, frame: dict[str, Any]) -> None:
         conv = frame.get("conversation")

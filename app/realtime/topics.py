@@ -37,3 +37,9 @@ def conversation_sides(shop_id: str, buyer_id: str, agent_id: str | None) -> lis
 def compliance_topic() -> str:
     """Every node's rules cache: a shop's compliance rules changed (no socket listens)."""
     return "x:compliance"
+
+
+# An agent's `conversation.assigned` may carry the conversation's messages so far under
+# this key (routing.actions.announce_assignments): the agent's connection writes them as
+# `message.new` frames right after the assignment and never puts the key on the wire.
+HISTORY_KEY = "_history"

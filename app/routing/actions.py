@@ -10,20 +10,22 @@ one queue also take a transaction-scoped advisory lock so the oldest waiter goes
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import case, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from app.chat.append_rules import new_conversation
-from app.chat.models import Conversation
-from app.chat.schemas import conversation_public, queued_frame
-from app.chat.service import public_conversation, queue_position
+from app.chat.models import Conversation, Message
+from app.chat.schemas import conversation_public, message_public, queued_frame
+from app.chat.service import public_conversation, public_conversations, queue_position
 from app.db import UnitOfWork, rowcount
-from app.realtime.topics import agent_topic, buyer_topic
+from app.realtime.topics import HISTORY_KEY, agent_topic, buyer_topic
 from app.routing.models import AgentQueue, CategoryQueue, Queue
 from app.routing.rules import (
     OVERFLOW_TO,
@@ -32,14 +34,16 @@ from app.routing.rules import (
     choose_queue,
     overflow_due,
     overflow_sources,
-    rank_agents,
+    plan_assignments,
 )
 from app.shops.models import Agent
 
 # How long a buyer's last agent stays their preferred agent (熟客优先).
 REGULAR_WINDOW = timedelta(hours=48)
-# Assignments made in one dispatch transaction, to keep transactions short.
-DISPATCH_BATCH = 25
+# Assignments made in one dispatch transaction (a fixed number of statements each).
+DISPATCH_BATCH = 200
+# An assignment carries the conversation's messages to the agent when it has at most this many.
+HISTORY_MAX = 20
 DEFAULT_OVERFLOW_S = 120
 
 
@@ -135,11 +139,24 @@ async def dispatch(uow: UnitOfWork, shop_id: str, queue: str, now: datetime) -> 
     Agents of `queue` also take conversations that have waited past their queue's
     overflow time in a queue that overflows into `queue` (elderly → general).
     Returns how many were assigned. Waiting buyers whose position changed are told.
+
+    A batch at a time, in a fixed number of statements however many it assigns: the
+    agents with room are read (and, on PostgreSQL, row-locked in id order, so their
+    counts hold until commit), then the oldest waiters they can take; the choices are
+    made in memory (`rules.plan_assignments`, the same as one at a time), then stuck
+    with two conditional updates — the conversations `WHERE status = 'queued'` (one
+    taken meanwhile, by a dispatcher of an overflow queue or its buyer closing it, is
+    left out) and the agents' counts `WHERE active_count + n <= max_concurrent`. No
+    conversation is assigned twice and no agent passes their limit, on any number of nodes.
     """
     s = uow.session
     if uow.is_postgres:
         key = zlib.crc32(f"{shop_id}:{queue}".encode()) - 2**31
         await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    agents = await _agents_with_room(uow, shop_id, queue)
+    room = sum(a.max_concurrent - a.active_count for a in agents)
+    if room <= 0:
+        return 0
     overflow: dict[str, int] = {}
     for src in overflow_sources(queue):
         after = await s.execute(
@@ -148,62 +165,96 @@ async def dispatch(uow: UnitOfWork, shop_id: str, queue: str, now: datetime) -> 
             )
         )
         overflow[src] = after.scalar() or DEFAULT_OVERFLOW_S
-    assigned = 0
-    touched: set[str] = set()
-    for _ in range(DISPATCH_BATCH):
-        conv = await _next_waiting(uow, shop_id, queue, overflow, now)
-        if conv is None:
-            break
-        agent_id = await _take_slot(uow, shop_id, queue, conv, now)
-        if agent_id is None:
-            break
-        if await _assign(uow, conv, agent_id, now):
-            assigned += 1
-            touched.add(conv.queue)
-    for q in sorted(touched):
+    waiting = await _oldest_waiting(uow, shop_id, queue, overflow, now, min(room, DISPATCH_BATCH))
+    if not waiting:
+        return 0
+    preferred = await _recent_agents(uow, shop_id, waiting, now)
+    plan = plan_assignments(
+        [w.id for w in waiting],
+        agents,
+        preferred={w.id: preferred[w.buyer_id] for w in waiting if w.buyer_id in preferred},
+        now=now,
+    )
+    if not plan:
+        return 0
+    chosen = dict(plan)
+    taken = (
+        await s.execute(
+            update(Conversation)
+            .where(col(Conversation.id).in_(chosen), col(Conversation.status) == "queued")
+            .values(
+                status="assigned",
+                agent_id=case(chosen, value=col(Conversation.id)),
+                assigned_at=now,
+                handled_by="human",  # an agent has it: the bot (if it held it) stops
+            )
+            .returning(col(Conversation.id), col(Conversation.agent_id))
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if len(taken) < len(plan):
+        # Some were taken (or closed) meanwhile: their slots stay free; go round again.
+        uow.signal("dispatch", (shop_id, queue))
+    if not taken:
+        return 0
+    slots = Counter(agent_id for _conv_id, agent_id in taken)
+    got = (
+        await s.execute(
+            update(Agent)
+            .where(
+                col(Agent.id).in_(slots),
+                col(Agent.status) == "online",
+                col(Agent.active),
+                col(Agent.active_count) + case(slots, value=col(Agent.id))
+                <= col(Agent.max_concurrent),
+            )
+            .values(
+                active_count=col(Agent.active_count) + case(slots, value=col(Agent.id)),
+                last_assigned_at=now,
+            )
+            .returning(col(Agent.id))
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if len(got) != len(slots):
+        # Cannot happen while the rows are locked (or SQLite's write lock held); if it
+        # does, nothing of this batch is kept: the transaction rolls back whole.
+        raise SlotsMoved(f"{len(slots) - len(got)} agents' slots changed during dispatch")
+    order = {conv_id: i for i, (conv_id, _agent) in enumerate(plan)}
+    convs = sorted(
+        (
+            await s.execute(
+                select(Conversation)
+                .where(col(Conversation.id).in_([conv_id for conv_id, _ in taken]))
+                .execution_options(populate_existing=True)
+            )
+        ).scalars(),
+        key=lambda c: order[c.id],
+    )
+    await announce_assignments(uow, convs)
+    for q in sorted({c.queue for c in convs}):
         # Everyone behind moved up: the dispatcher tells them, at most twice a second per
         # queue (in a surge every small dispatch would otherwise re-announce every waiter).
         uow.signal("positions", (shop_id, q))
-    return assigned
+    return len(taken)
 
 
-async def _next_waiting(
-    uow: UnitOfWork, shop_id: str, queue: str, overflow: dict[str, int], now: datetime
-) -> Conversation | None:
-    """The oldest waiter this queue's agents may take: its own, or another queue's overdue ones."""
-    s = uow.session
-    base = select(Conversation).where(
-        col(Conversation.shop_id) == shop_id, col(Conversation.status) == "queued"
-    )
-    order = (col(Conversation.queued_at), col(Conversation.id))
-    found = [
-        (await s.execute(base.where(col(Conversation.queue) == queue).order_by(*order).limit(1)))
-        .scalars()
-        .first()
-    ]
-    for src, after_s in overflow.items():
-        due_before = now - timedelta(seconds=after_s)
-        q = base.where(col(Conversation.queue) == src, col(Conversation.queued_at) <= due_before)
-        found.append((await s.execute(q.order_by(*order).limit(1))).scalars().first())
-    waiting = [
-        c
-        for c in found
-        if c is not None
-        and (
-            c.queue == queue
-            # queued_at is set whenever status is "queued"; the overflow query also asked for it
-            or (c.queued_at is not None and overflow_due(c.queued_at, now, overflow[c.queue]))
-        )
-    ]
-    return min(waiting, key=lambda c: (c.queued_at, c.id)) if waiting else None
+class SlotsMoved(RuntimeError):
+    """An agent's count changed under dispatch's lock (a broken invariant, never expected)."""
 
 
-async def _take_slot(
-    uow: UnitOfWork, shop_id: str, queue: str, conv: Conversation, now: datetime
-) -> str | None:
-    """Reserve a slot with the best agent for `conv`; None when nobody has room."""
-    s = uow.session
-    rows = await s.execute(
+@dataclass(frozen=True)
+class Waiting:
+    id: str
+    buyer_id: str
+    queue: str
+    queued_at: datetime
+
+
+async def _agents_with_room(uow: UnitOfWork, shop_id: str, queue: str) -> list[AgentCandidate]:
+    """The online agents of `queue` with a free slot; on PostgreSQL locked, in id order, so
+    their counts hold until commit and two dispatchers never lock them in opposite orders."""
+    q = (
         select(
             col(Agent.id),
             col(Agent.active_count),
@@ -218,73 +269,132 @@ async def _take_slot(
             col(Agent.active),
             col(Agent.active_count) < col(Agent.max_concurrent),
         )
+        .order_by(col(Agent.id))
     )
-    candidates = [AgentCandidate(*r) for r in rows]
-    if not candidates:
-        return None
-    preferred = await _recent_agent(uow, conv, now)
-    for cand in rank_agents(candidates, preferred_agent_id=preferred):
-        result = await s.execute(
-            update(Agent)
-            .where(
-                col(Agent.id) == cand.id,
-                col(Agent.status) == "online",
-                col(Agent.active),
-                col(Agent.active_count) < col(Agent.max_concurrent),
-            )
-            .values(active_count=col(Agent.active_count) + 1, last_assigned_at=now)
+    if uow.is_postgres:
+        q = q.with_for_update(of=Agent)
+    return [AgentCandidate(*r) for r in await uow.session.execute(q)]
+
+
+async def _oldest_waiting(
+    uow: UnitOfWork,
+    shop_id: str,
+    queue: str,
+    overflow: dict[str, int],
+    now: datetime,
+    limit: int,
+) -> list[Waiting]:
+    """The `limit` oldest waiters this queue's agents may take: its own, and other queues'
+    overdue ones, by (queued_at, id)."""
+    s = uow.session
+    columns = (
+        col(Conversation.id),
+        col(Conversation.buyer_id),
+        col(Conversation.queue),
+        col(Conversation.queued_at),
+    )
+    base = select(*columns).where(
+        col(Conversation.shop_id) == shop_id, col(Conversation.status) == "queued"
+    )
+    order = (col(Conversation.queued_at), col(Conversation.id))
+    found = _waiting(
+        await s.execute(base.where(col(Conversation.queue) == queue).order_by(*order).limit(limit))
+    )
+    for src, after_s in overflow.items():
+        due_before = now - timedelta(seconds=after_s)
+        q = base.where(col(Conversation.queue) == src, col(Conversation.queued_at) <= due_before)
+        found += [
+            w
+            for w in _waiting(await s.execute(q.order_by(*order).limit(limit)))
+            if overflow_due(w.queued_at, now, after_s)
+        ]
+    found.sort(key=lambda w: (w.queued_at, w.id))
+    return found[:limit]
+
+
+def _waiting(rows: Any) -> list[Waiting]:
+    # queued_at is set whenever status is "queued"
+    return [Waiting(cid, buyer, q, at) for cid, buyer, q, at in rows if at is not None]
+
+
+async def _recent_agents(
+    uow: UnitOfWork, shop_id: str, waiting: list[Waiting], now: datetime
+) -> dict[str, str]:
+    """buyer id → the agent who served them most recently within the regulars window."""
+    rows = await uow.session.execute(
+        select(
+            col(Conversation.buyer_id), col(Conversation.agent_id), col(Conversation.assigned_at)
         )
-        if rowcount(result) == 1:
-            return cand.id
-    return None
-
-
-async def _recent_agent(uow: UnitOfWork, conv: Conversation, now: datetime) -> str | None:
-    """The agent who served this buyer most recently within the regulars window."""
-    row = await uow.session.execute(
-        select(col(Conversation.agent_id))
         .where(
-            col(Conversation.shop_id) == conv.shop_id,
-            col(Conversation.buyer_id) == conv.buyer_id,
-            col(Conversation.id) != conv.id,
+            col(Conversation.shop_id) == shop_id,
+            col(Conversation.buyer_id).in_({w.buyer_id for w in waiting}),
+            col(Conversation.id).not_in([w.id for w in waiting]),
             col(Conversation.agent_id).is_not(None),
             col(Conversation.assigned_at) >= now - REGULAR_WINDOW,
         )
-        .order_by(col(Conversation.assigned_at).desc())
-        .limit(1)
+        .order_by(col(Conversation.assigned_at))
     )
-    return row.scalar()
-
-
-async def _assign(uow: UnitOfWork, conv: Conversation, agent_id: str, now: datetime) -> bool:
-    s = uow.session
-    result = await s.execute(
-        update(Conversation)
-        .where(col(Conversation.id) == conv.id, col(Conversation.status) == "queued")
-        .values(status="assigned", agent_id=agent_id, assigned_at=now, handled_by="human")
-        .execution_options(synchronize_session=False)
-    )
-    if rowcount(result) != 1:
-        # Someone else took it between our read and now; give the slot back.
-        await release_slot(uow, agent_id)
-        return False
-    await s.refresh(conv)
-    await announce_assignment(uow, conv)
-    return True
+    # Oldest first, so the latest wins.
+    return {buyer_id: agent_id for buyer_id, agent_id, _at in rows if agent_id is not None}
 
 
 async def announce_assignment(uow: UnitOfWork, conv: Conversation) -> None:
-    """The agent hears of the conversation (then gets its history); the buyer hears who serves them."""
-    public = await public_conversation(uow.session, conv)
-    uow.emit(
-        agent_topic(conv.agent_id or ""), {"type": "conversation.assigned", "conversation": public}
+    await announce_assignments(uow, [conv])
+
+
+async def announce_assignments(uow: UnitOfWork, convs: list[Conversation]) -> None:
+    """Each agent hears of their conversation with its history so far; each buyer hears who
+    serves them. A few reads for the whole list, however long.
+
+    The agent's frame carries the conversation's messages (when they are few) under
+    `HISTORY_KEY`, which the agent's connection writes as `message.new` frames right
+    after `conversation.assigned` and never puts on the wire itself: the opening message
+    reaches the agent in the same publish, not after a read of its own. A longer history
+    is left out, and the connection loads it as before.
+    """
+    if not convs:
+        return
+    publics = await public_conversations(uow.session, convs)
+    history = await _short_histories(uow, [c for c in convs if c.last_seq <= HISTORY_MAX])
+    for conv, public in zip(convs, publics, strict=True):
+        frame: dict[str, Any] = {"type": "conversation.assigned", "conversation": public}
+        if conv.id in history:
+            frame[HISTORY_KEY] = history[conv.id]
+        uow.emit(agent_topic(conv.agent_id or ""), frame)
+        # The buyer's copy leaves out the staff's tags.
+        uow.emit(
+            buyer_topic(conv.shop_id, conv.buyer_id),
+            {
+                "type": "conversation.assigned",
+                "conversation": {k: v for k, v in public.items() if k != "tags"},
+            },
+        )
+
+
+async def _short_histories(
+    uow: UnitOfWork, convs: list[Conversation]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every message of each of these conversations, as the agent sees them, when complete."""
+    if not convs:
+        return {}
+    rows = await uow.session.execute(
+        select(Message)
+        .where(
+            col(Message.conversation_id).in_([c.id for c in convs]),
+            col(Message.seq) <= HISTORY_MAX,
+        )
+        .order_by(col(Message.conversation_id), col(Message.seq))
     )
-    # The buyer's copy leaves out the staff's tags.
-    public = {k: v for k, v in public.items() if k != "tags"}
-    uow.emit(
-        buyer_topic(conv.shop_id, conv.buyer_id),
-        {"type": "conversation.assigned", "conversation": public},
-    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for m in rows.scalars():
+        found.setdefault(m.conversation_id, []).append(message_public(m))
+    last = {c.id: c.last_seq for c in convs}
+    # Only whole histories (1..last_seq, none missing): else the connection loads it.
+    return {
+        cid: msgs
+        for cid, msgs in found.items()
+        if [m["seq"] for m in msgs] == list(range(1, last[cid] + 1))
+    }
 
 
 async def take_slot_of(uow: UnitOfWork, agent_id: str, now: datetime) -> bool:

@@ -75,6 +75,39 @@ def rank_agents(
     return ranked
 
 
+def plan_assignments(
+    waiting: Sequence[str],
+    candidates: Sequence[AgentCandidate],
+    *,
+    preferred: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> list[tuple[str, str]]:
+    """Who takes each of `waiting` (conversation ids, oldest first): (conversation, agent) pairs.
+
+    The same choices as ranking the agents for each conversation in turn (`rank_agents`,
+    with `preferred[conversation]` its buyer's recent agent) and giving it to the first,
+    each choice counting against that agent before the next is made; stops at the first
+    conversation nobody has room for, so nobody is passed over for a later waiter.
+    """
+    agents = {c.id: c for c in candidates}
+    plan: list[tuple[str, str]] = []
+    for conv_id in waiting:
+        ranked = rank_agents(
+            list(agents.values()), preferred_agent_id=(preferred or {}).get(conv_id)
+        )
+        if not ranked:
+            break
+        best = ranked[0]
+        agents[best.id] = AgentCandidate(
+            best.id,
+            best.active_count + 1,
+            best.max_concurrent,
+            now if now is not None else best.last_assigned_at,
+        )
+        plan.append((conv_id, best.id))
+    return plan
+
+
 # Conversations waiting in the key queue may go to agents of the value queue once they
 # have waited the queue's overflow time (elder-care first, then any general agent).
 OVERFLOW_TO: dict[str, str] = {ELDERLY: GENERAL}
