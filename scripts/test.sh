@@ -63,7 +63,7 @@ say "ruff format --check, ruff check, mypy app"
 # test names its own bus channel. HOMING_TEST_SERIAL=1 runs them one after the other.
 run_pass() {  # $1: sqlite|postgres, then pytest's arguments
   local db=$1; shift
-  .venv/bin/python -m pytest --db "$db" --basetemp "$tmp_root/$db" "$@"
+  .venv/bin/python -m pytest --db "$db" --basetemp "$tmp_root/$db" --durations=20 "$@"
 }
 tmp_root=$(mktemp -d /tmp/homing-tests.XXXXXX)
 trap 'rm -rf "$tmp_root"' EXIT
