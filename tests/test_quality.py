@@ -244,3 +244,33 @@ async def test_scorecards_must_reviews_own_scores_only_csv_and_metrics(start_ser
         r = await c.get("/api/v1/metrics/agents", params={"from": day.isoformat()}, headers=sup_h)
         qa = {x["username"]: (x["qa_score"], x["qa_reviews"]) for x in r.json()}
         assert qa["a1"] == (0.75, 1) and qa["a2"] == (0.2, 1) and qa["sup"] == (None, 0)
+
+
+async def test_a_sampled_conversation_rated_low_later_is_reviewed_for_its_rating(start_server):
+    """Drawn yesterday as a mere sample, rated 1 by its buyer since: while it waits, the
+    reviewer sees it is up for its rating (a reviewed one keeps what it was scored for)."""
+    clock = FrozenClock(NOW)
+    srv = await start_server(clock=clock, run_jobs=False)
+    db = srv.ctx.db
+    kit = await make_shop(db, agents=(("a1", "agent", ("general",)),))
+    sampled, scored = await closed_conversations(db, kit, "a1", 2)
+    await db.run(quality_actions.draw_for_shop, kit.shop_id, NOW)
+    assert {r.reason for r in await reviews_of(db, kit.shop_id)} == {"sample"}
+
+    async def rate_both_and_score_one(uow):
+        for conv_id in (sampled, scored):
+            uow.session.add(
+                Rating(
+                    conversation_id=conv_id, shop_id=kit.shop_id, buyer_id="b",
+                    agent_id=kit.agents["a1"], score=1, created_at=NOW,
+                )
+            )  # fmt: skip
+        review = (
+            await uow.session.execute(select(QaReview).where(QaReview.conversation_id == scored))
+        ).scalar_one()
+        review.status = "scored"
+
+    await db.run(rate_both_and_score_one)
+    await db.run(quality_actions.draw_for_shop, kit.shop_id, NOW + timedelta(minutes=1))
+    reasons = {r.conversation_id: r.reason for r in await reviews_of(db, kit.shop_id)}
+    assert reasons == {sampled: "low_rating", scored: "sample"}

@@ -67,7 +67,21 @@ async def _enqueue(
     done = await uow.session.execute(
         insert_ignore(uow.dialect, QaReview, ["conversation_id"], values)
     )
-    return rowcount(done) == 1
+    if rowcount(done) == 1:
+        return True
+    if reason != "sample":
+        # Drawn earlier as a mere sample, then found telling (a late rating, a flag): the
+        # reviewer sees why it matters while it is still waiting.
+        await uow.session.execute(
+            update(QaReview)
+            .where(
+                col(QaReview.conversation_id) == conv_id,
+                col(QaReview.reason) == "sample",
+                col(QaReview.status) == "pending",
+            )
+            .values(reason=reason)
+        )
+    return False
 
 
 async def draw_for_shop(uow: UnitOfWork, shop_id: str, now: datetime) -> int:
@@ -84,16 +98,17 @@ async def draw_for_shop(uow: UnitOfWork, shop_id: str, now: datetime) -> int:
     daily_sample, _card = await service.settings_of(uow.session, shop_id)
     added = 0
     # Must-review conversations first (yesterday's and today's so far), so a conversation
-    # is reviewed for what made it telling, and the sample is drawn from the others.
-    recent = dict(
-        await service.closed_between(uow.session, shop_id, start, now + timedelta(seconds=1))
-    )
+    # is reviewed for what made it telling, and the sample is drawn from the others. One
+    # read serves both: a conversation committed between two reads would otherwise be
+    # missed by the first and drawn by the second as a mere sample.
+    closed = await service.closed_between(uow.session, shop_id, start, now + timedelta(seconds=1))
+    recent = {conv_id: agent_id for conv_id, agent_id, _at in closed}
     must = await service.must_review(uow.session, list(recent))
     for conv_id, reason in must.items():
         added += await _enqueue(uow, shop_id, conv_id, recent[conv_id], reason, day, now)
     by_agent: dict[str, list[str]] = {}
-    for conv_id, agent_id in await service.closed_between(uow.session, shop_id, start, end):
-        if conv_id not in must:
+    for conv_id, agent_id, at in closed:
+        if at < end and conv_id not in must:
             by_agent.setdefault(agent_id, []).append(conv_id)
     for agent_id in sorted(by_agent):  # a fixed order: concurrent drawers never deadlock
         won = await uow.session.execute(

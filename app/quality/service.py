@@ -35,10 +35,11 @@ async def settings_of(s: AsyncSession, shop_id: str) -> tuple[int, list[rules.It
 
 async def closed_between(
     s: AsyncSession, shop_id: str, start: datetime, end: datetime
-) -> list[tuple[str, str]]:
-    """(conversation id, agent id) of the shop's conversations an agent closed in [start, end)."""
+) -> list[tuple[str, str, datetime]]:
+    """(conversation id, agent id, closed at) of the shop's conversations an agent closed in
+    [start, end)."""
     rows = await s.execute(
-        select(col(Conversation.id), col(Conversation.agent_id)).where(
+        select(col(Conversation.id), col(Conversation.agent_id), col(Conversation.closed_at)).where(
             col(Conversation.shop_id) == shop_id,
             col(Conversation.status) == "closed",
             col(Conversation.agent_id).is_not(None),
@@ -46,7 +47,7 @@ async def closed_between(
             col(Conversation.closed_at) < end,
         )
     )
-    return [(c, a) for c, a in rows if a is not None]
+    return [(c, a, at) for c, a, at in rows if a is not None and at is not None]
 
 
 async def after_sales_conversations(s: AsyncSession, conversation_ids: list[str]) -> set[str]:
