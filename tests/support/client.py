@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -77,7 +78,14 @@ class WSClient:
         ]
 
     async def close(self) -> None:
-        await self.ws.close()
+        # Read what is still queued while the close handshake runs: a client that stopped
+        # reading (frames it never expected fill websockets' queue) pauses the socket, never
+        # sees the server's close reply, and would wait out the 10 s close timeout.
+        closing = asyncio.create_task(self.ws.close())
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self.ws:
+                self.frames.append(json.loads(raw))
+        await closing
 
     @property
     def close_code(self) -> int | None:
