@@ -325,3 +325,36 @@ async def test_mute_removal_and_sensitive_words(server, connect):
         ]
         await loud.send({"type": "group.sync", "group_id": gid, "after_seq": 0})
         assert (await loud.expect("error"))["code"] == "not_member"
+
+
+async def test_a_member_syncing_a_group_hears_it_live_though_the_join_news_was_lost(
+    server, start_server, connect
+):
+    """The join went through another node whose news never reached this one (two servers,
+    each with its own in-process bus): the buyer's socket here was not told to listen, and
+    its `group.sync` makes it listen before reading, so what is posted next arrives live."""
+    other = await start_server(run_jobs=False)
+    kit = await make_shop(server.ctx.db)
+    async with (
+        httpx.AsyncClient(base_url=server.http) as c,
+        httpx.AsyncClient(base_url=other.http) as there,
+    ):
+        admin_h = await staff_headers(server, kit)
+        g = await new_group(c, admin_h)
+        dave = await buyer(server, kit, connect, "dave")
+        r = await there.post(f"/api/v1/groups/{g['id']}/join", headers=bh(kit, "dave"))
+        assert r.status_code == 200, r.text
+        await dave.send({"type": "group.sync", "group_id": g["id"], "after_seq": 0})
+        await dave.drain(0.3)
+        r = await c.post(
+            f"/api/v1/groups/{g['id']}/messages",
+            json={"client_msg_id": "s1", "body": "欢迎"},
+            headers=admin_h,
+        )
+        assert r.status_code == 201, r.text
+        got = await dave.expect("group.message", timeout=5)
+        assert got["message"]["body"] == "欢迎"
+        # A buyer who is not a member is refused, and listens to nothing more.
+        eve = await buyer(server, kit, connect, "eve")
+        await eve.send({"type": "group.sync", "group_id": g["id"], "after_seq": 0})
+        assert (await eve.expect("error"))["code"] == "not_member"

@@ -48,6 +48,8 @@ async def on_group_sync(session: Any, caller: service.Caller, frame: dict[str, A
     """Resend every group message after `after_seq` as `group.message`, in order."""
     group_id = get_str(frame, "group_id")
     after_seq = get_int(frame, "after_seq")
+    if isinstance(caller, BuyerIdentity):
+        await _listen_before_reading(session, caller, group_id)
     while True:
         async with session.ctx.db.read() as s:
             batch = await service.history(s, caller, group_id, after_seq)
@@ -56,3 +58,17 @@ async def on_group_sync(session: Any, caller: service.Caller, frame: dict[str, A
         if len(batch) < service.PAGE:
             return
         after_seq = batch[-1]["seq"]
+
+
+async def _listen_before_reading(session: Any, buyer: BuyerIdentity, group_id: str) -> None:
+    """A member syncing a group hears it live from before the read: the join's
+    `group.joined` (which subscribes the buyer's sockets) may not have reached this node
+    yet, or was lost with the bus, and a sharded bus subscribes on demand."""
+    conn = session.conn
+    topics = actions.member_topics(group_id, buyer)
+    if any(t not in conn.topics for t in topics):
+        async with session.ctx.db.read() as s:
+            await service.readable_group(s, buyer, group_id)  # a non-member is refused here
+        for topic in topics:
+            session.ctx.hub.subscribe(conn, topic)
+    await session.ctx.hub.ready(conn)
