@@ -123,16 +123,16 @@ class Hub:
             for frame, topics in grouped.values():
                 self._fan_out(topics, frame, orjson.dumps(frame))
         elif self.bus.sharded:
-            # This node's sockets and watchers have each frame at once; Redis carries it to
-            # the other nodes, and the copy it sends back here (this node listens to the
-            # topics it holds) is dropped unread by its id (`_on_shard_message`).
-            envelopes = []
-            for frame, topics in grouped.values():
-                body = orjson.dumps(frame)
-                envelopes.append(encode(topics, body, self._envelope_id()))
+            # Redis carries each envelope to the other nodes, and this node's sockets and
+            # watchers have it at once; the copy Redis sends back here (this node listens to
+            # the topics it holds) is dropped unread by its id (`_on_shard_message`).
+            bodies = [(frame, topics, orjson.dumps(frame)) for frame, topics in grouped.values()]
+            if bodies:
+                await self.bus.publish_many(
+                    [encode(topics, body, self._envelope_id()) for _, topics, body in bodies]
+                )
+            for frame, topics, body in bodies:
                 self._fan_out(topics, frame, body)
-            if envelopes:
-                await self.bus.publish_many(envelopes)
         elif grouped:
             await self.bus.publish_many(
                 [encode(topics, orjson.dumps(frame)) for frame, topics in grouped.values()]
