@@ -12,14 +12,23 @@ from typing import Any
 from bench.workloads.bus import Window, batch_histogram, measure, parse_metrics, share_figures
 
 
-def exposition(published: int, received: int, batches: dict[str, int], n: int, total: int) -> str:
+def exposition(
+    published: int,
+    received: int,
+    batches: dict[str, int],
+    n: int,
+    total: int,
+    echoes: int | None = None,
+) -> str:
     lines = [
         "# TYPE homing_bus_published counter",
         f"homing_bus_published_total {published}",
         "# TYPE homing_bus_received counter",
         f"homing_bus_received_total {received}",
-        "# TYPE homing_group_commit_batch_size histogram",
     ]
+    if echoes is not None:
+        lines += ["# TYPE homing_bus_echoes counter", f"homing_bus_echoes_total {echoes}"]
+    lines.append("# TYPE homing_group_commit_batch_size histogram")
     for le, count in batches.items():
         lines.append(f'homing_group_commit_batch_size_bucket{{le="{le}"}} {count}')
     lines += [
@@ -54,8 +63,13 @@ def test_batch_histogram_sums_nodes_over_the_window() -> None:
     assert h["ranges"] == {"1-1": 2, "2-2": 2, "3-5": 1}
 
 
-def window(t: float, nodes: list[tuple[int, int]], publish: float) -> Window:
-    scraped = [parse_metrics(exposition(p, r, EMPTY, 0, 0)) for p, r in nodes]
+def window(
+    t: float, nodes: list[tuple[int, int]], publish: float, echoes: list[int] | None = None
+) -> Window:
+    scraped = [
+        parse_metrics(exposition(p, r, EMPTY, 0, 0, echoes[i] if echoes else None))
+        for i, (p, r) in enumerate(nodes)
+    ]
     return Window(
         t,
         scraped,
@@ -90,6 +104,34 @@ def test_share_is_received_over_everything_the_cluster_published() -> None:
         "sharded", system, step, w0, window(10.0, [(25, 41), (25, 10), (25, 10), (25, 10)], 100)
     )
     assert share_figures(busier, "s")[0].met is False
+
+
+def test_handled_share_takes_out_the_copies_a_node_dropped_as_its_own() -> None:
+    system: Any = SimpleNamespace(n_nodes=4)
+    step: Any = SimpleNamespace(sent=50, lat=[0.01], lost=0, errors=0)
+    w0 = window(0.0, [(0, 0)] * 4, 0, [0] * 4)
+    # 100 envelopes; each reaches its publisher back and one other node: 50 received a node,
+    # 25 of them the node's own copies.
+    w1 = window(10.0, [(25, 50), (25, 50), (25, 55), (25, 45)], 100, [25, 25, 25, 25])
+    sharded = measure("sharded", system, step, w0, w1)
+    assert sharded["shares"] == [0.5, 0.5, 0.55, 0.45]
+    assert sharded["echoes"] == [25, 25, 25, 25]
+    assert sharded["handled_shares"] == [0.25, 0.25, 0.3, 0.2]
+    figures = share_figures(sharded, "s")
+    assert figures[0].met is False, "what crossed the wire still misses the target"
+    handled = next(f for f in figures if "handled" in f.metric)
+    assert handled.value == 30.0 and handled.met is True
+    assert "still sent by Redis" in handled.note
+    # The channel bus drops nothing: handled = received, and the note says so.
+    channel = measure("channel", system, step, w0, window(10.0, [(25, 100)] * 4, 100, [0] * 4))
+    assert channel["handled_shares"] == [1.0] * 4
+    handled = next(f for f in share_figures(channel, "c") if "handled" in f.metric)
+    assert handled.met is None and "drops none" in handled.note and "75%" in handled.note
+    # A build without the echo counter dropped no copies: handled = received.
+    older = measure(
+        "sharded", system, step, window(0.0, [(0, 0)] * 4, 0), window(10.0, [(25, 50)] * 4, 100)
+    )
+    assert older["handled_shares"] == older["shares"] == [0.5] * 4
 
 
 def test_no_share_without_the_bus_counters() -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+import httpx
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.client import WSClient
 from tests.support.factories import login, make_shop
@@ -285,3 +287,53 @@ async def test_a_sender_gets_its_ack_and_never_its_own_echo(
     assert not [m for m in b.new_messages(conv_id) if m["sender"] == "buyer"], (
         "no echo of my own sends"
     )
+
+
+async def bus_counters(node) -> dict[str, float]:
+    """A node's `homing_bus_*` samples from its /metrics."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(node.http + "/metrics", timeout=5)).text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("homing_bus_")
+    }
+
+
+async def test_a_node_hears_its_own_news_once_and_drops_its_copy_from_redis(
+    server, database_url, bus_url, nodes, connect
+):
+    """The buyer's second tab is on the buyer's node: it gets each message once, from the
+    node itself, and the copy Redis sends back to the node is counted and dropped."""
+    node1, _node2, kit, agent, b, conv_id = await two_node_chat(
+        server, database_url, bus_url, nodes, connect
+    )
+    other_tab = await connect(f"{node1.ws}/ws/buyer?token={kit.buyer_token('cross-node')}")
+    await other_tab.expect("hello")
+    before = await bus_counters(node1)
+    for i in range(10):
+        await b.send({"type": "message.send", "client_msg_id": f"o{i}", "body": f"两个标签 {i}"})
+    for i in range(10):
+        await b.expect("message.ack", lambda f, i=i: f["client_msg_id"] == f"o{i}")
+        await other_tab.expect(
+            "message.new", lambda f, i=i: f["message"]["client_msg_id"] == f"o{i}"
+        )
+        await agent.expect("message.new", lambda f, i=i: f["message"]["client_msg_id"] == f"o{i}")
+
+    async def echoed() -> float:
+        after = await bus_counters(node1)
+        return after["homing_bus_echoes_total"] - before["homing_bus_echoes_total"]
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while await echoed() < 10:  # each message's copy on the buyer's topic
+        assert asyncio.get_running_loop().time() < deadline, "no echoes counted"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # anything delivered twice would have arrived by now
+    await other_tab.drain()
+    ids = [m["client_msg_id"] for m in other_tab.new_messages(conv_id)]
+    assert ids == [f"o{i}" for i in range(10)], "each message once, in order"
+    after = await bus_counters(node1)
+    received = after["homing_bus_received_total"] - before["homing_bus_received_total"]
+    echoes = after["homing_bus_echoes_total"] - before["homing_bus_echoes_total"]
+    assert received >= echoes >= 10, "the copies crossed the wire and were counted as echoes"

@@ -8,16 +8,19 @@ servers; the cross-node chat and group tests run whole nodes on both (`bus_url`)
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import secrets
+import signal
 from typing import Any
 
 import pytest
 
 from app.realtime.bus import ShardedRedisBus, cluster_seeds, make_bus, shard_channel
-from app.realtime.hub import Hub
+from app.realtime.hub import Hub, encode
 from tests.conftest import online_agent
 from tests.support.factories import make_shop
-from tests.support.servers import RedisCluster
+from tests.support.servers import RedisCluster, RedisServer
 from tests.test_multinode import pump, seqs_from, wait_for
 
 
@@ -94,6 +97,95 @@ async def test_a_socket_holding_two_topics_of_an_envelope_gets_it_once(two_hubs)
     for conn in (both, staff, agent):
         assert sorted(f["i"] for f in conn.got) == list(range(50)), "each frame once"
     assert sorted(f["i"] for f in watched) == list(range(50)), "watchers hear it once"
+
+
+async def test_a_node_delivers_its_own_news_at_once_and_drops_its_copy_from_redis(two_hubs, caplog):
+    """Redis sends a publisher's envelope back when the publisher holds one of its topics:
+    the node's sockets and watchers have it when it is published, and the copy back is
+    dropped unread (counted as an echo, and in what the node received)."""
+    a, b = two_hubs
+    mine = FakeConn("b:shop:echo")
+    both = FakeConn("s:shop", "a:agent9")  # a supervisor: its own topic and the shop's
+    theirs = FakeConn("b:shop:echo")
+    for hub, conn in ((a, mine), (a, both), (b, theirs)):
+        hub.register(conn)
+        await hub.ready(conn)
+    watched: list[dict[str, Any]] = []
+    a.watch("b:shop:echo", watched.append)
+    frames = [{"type": "t", "i": i} for i in range(20)]
+    joined = {"type": "group.joined", "subscribe": "g:new"}
+    await a.publish(
+        [("b:shop:echo", f) for f in frames] + [("s:shop", joined), ("a:agent9", joined)]
+    )
+    # Here already, before any round trip to Redis.
+    assert mine.got == frames
+    assert watched == frames
+    assert both.got == [joined]
+    assert both.topics == ["s:shop", "a:agent9", "g:new"]
+    await wait_for(lambda: len(theirs.got) == 20, 10, "the other node to hear every frame")
+    # 20 envelopes on the echo topic, and the joined one on each of its two topics.
+    await wait_for(lambda: a.bus.echoes == 22, 10, "the copies back from Redis")
+    await asyncio.sleep(0.3)  # anything delivered twice would have arrived by now
+    assert mine.got == frames and watched == frames, "each frame once"
+    assert both.got == [joined], "once, though the node heard it on both topics"
+    assert theirs.got == frames
+    assert a.bus.received == 22, "the copies did cross the wire"
+    assert b.bus.echoes == 0 and b.bus.received == 20
+
+    # A copy of its own is dropped before its body is read (a topic only this node holds).
+    with caplog.at_level(logging.ERROR):
+        await a.bus.publish(encode(["a:agent9"], b"{not json", a._id_prefix + b"x"))
+        await wait_for(lambda: a.bus.echoes == 23, 10, "the raw envelope back")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert both.got == [joined]
+
+
+async def test_own_news_reaches_local_sockets_once_while_redis_is_out():
+    """A Redis that goes silent, then answers again: news published meanwhile reaches the
+    node's own sockets once (at publish; not again when the breaker opens and hands back
+    what it could not send), and every node still resyncs once Redis is back."""
+    redis = RedisServer().start()
+    stopped = False
+    channel = f"homing:test:{secrets.token_hex(4)}"
+    buses = [
+        ShardedRedisBus(redis.url, channel=channel, timeout_s=0.3, probe_s=0.5) for _ in range(2)
+    ]
+    a, b = [Hub(bus) for bus in buses]
+    try:
+        for bus in buses:
+            await bus.start()
+        mine, theirs = FakeConn("b:shop:out"), FakeConn("b:shop:out")
+        for hub, conn in ((a, mine), (b, theirs)):
+            hub.register(conn)
+            await hub.ready(conn)
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        stopped = True
+        # The breaker still closed: the first batch goes to Redis (and waits there), the
+        # second waits in the outbox, which the breaker hands back here when it opens.
+        await a.publish([("b:shop:out", {"type": "t", "i": i}) for i in range(5)])
+        await asyncio.sleep(0.05)
+        await a.publish([("b:shop:out", {"type": "t", "i": i}) for i in range(5, 10)])
+        assert [f["i"] for f in mine.got] == list(range(10))
+        await wait_for(lambda: not a.bus.healthy and not a.bus._outbox, 10, "the breaker open")
+        assert a.bus.publish_failures >= 5
+        # The breaker open: publishing hands the envelopes straight back.
+        await a.publish([("b:shop:out", {"type": "t", "i": i}) for i in range(10, 15)])
+        assert [f["i"] for f in mine.got] == list(range(15))
+        os.kill(redis.proc.pid, signal.SIGCONT)
+        stopped = False
+        resync = {"type": "resync"}
+        await wait_for(
+            lambda: resync in mine.got and resync in theirs.got, 15, "every node to resync"
+        )
+        await asyncio.sleep(0.5)  # anything delivered twice would have arrived by now
+        got = [f["i"] for f in mine.got if f != resync]
+        assert got == list(range(15)), "each of its own frames once, in order"
+    finally:
+        if stopped and redis.proc is not None:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        for bus in buses:
+            await bus.stop()
+        redis.stop()
 
 
 async def test_many_sockets_opening_at_once_share_their_subscriptions(two_hubs):

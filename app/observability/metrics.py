@@ -149,6 +149,12 @@ class StateCollector(Collector):
             "(0 for the in-process bus).",
             self.bus.received,
         )
+        yield _counter(
+            "homing_bus_echoes",
+            "Envelopes this node received from Redis that it had published itself (sharded "
+            "bus: dropped unread, its own sockets had them at publish; counted in received).",
+            self.bus.echoes,
+        )
         yield GaugeMetricFamily(
             "homing_bus_subscriptions",
             "Redis channels this node subscribes to now.",

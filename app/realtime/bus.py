@@ -46,7 +46,8 @@ class Bus(ABC):
     name: str
     local = False  # True: every subscriber is in this process (no envelope needed)
     # True: the bus hears only the topics it is told to want, and a node may receive an
-    # envelope once per topic of it that it wants (the hub delivers it once).
+    # envelope once per topic of it that it wants (the hub delivers it once). The hub
+    # delivers its own envelopes here when it publishes them, and drops their copies.
     sharded = False
 
     def __init__(self) -> None:
@@ -56,9 +57,12 @@ class Bus(ABC):
         # and times the breaker opened: read by /metrics.
         self.publish_failures = 0
         self.trips = 0
-        # Envelopes this node sent to Redis, and received from it (before any topic filter).
+        # Envelopes this node sent to Redis, and received from it (before any topic filter);
+        # of those received, its own (sharded bus: dropped unread by the hub, which delivered
+        # them here when it published them).
         self.published = 0
         self.received = 0
+        self.echoes = 0
 
     @property
     def subscriptions(self) -> int:
@@ -220,7 +224,11 @@ class RedisBus(Bus):
         return True
 
     def _deliver_here(self, envelopes: list[bytes]) -> None:
-        """Redis is out: what is waiting, then `envelopes`, to this node's connections, in order."""
+        """Redis is out: what is waiting, then `envelopes`, to this node's connections, in order.
+
+        On a sharded bus the hub has delivered its own envelopes here already and drops them
+        (by their id); a RESYNC waiting in the outbox (it has no id) still resyncs this node.
+        """
         self._dirty = True
         pending = [*self._outbox, *envelopes]
         self._outbox.clear()
@@ -440,6 +448,11 @@ class ShardedRedisBus(RedisBus):
     when it wakes, in one command per hash slot per server, all written before any reply
     is read). `ready(topics)` waits until their SSUBSCRIBE is confirmed, so a socket reads
     its state only once news committed after the read is sure to reach this node.
+
+    A node that publishes on a topic it holds is subscribed to it, so Redis sends the
+    envelope back (Redis has no "not to the publisher"): the hub delivers its envelopes to
+    its own sockets when it publishes them and drops those copies by their id, unparsed
+    (counted in `echoes`; `received` still counts them, they did cross the wire).
 
     The breaker is the channel bus's (RedisBus): a failed publish, a subscriber connection
     that breaks or stays silent past its PING, a confirmation that does not come, or a

@@ -18,17 +18,19 @@ from app.realtime.sessions import CLOSE_UNAUTHORIZED, EXPIRED, REVOKE, revokes
 log = logging.getLogger(__name__)
 
 SEP = "\x1f"  # between topics in an envelope header; never in a topic (ids are printable)
+SEP_B = SEP.encode()
 # Envelopes of several topics a node remembers having delivered (sharded bus: it may hear
 # one on each of its topics); a copy later than this many others is dropped by the
 # connections' own (conversation, seq) check, or delivered twice if it carries no seq.
 SEEN_MAX = 8192
 
 
-def encode(topics: list[str], frame: dict[str, Any], envelope_id: bytes = b"") -> bytes:
+def encode(topics: list[str], body: bytes, envelope_id: bytes = b"") -> bytes:
+    """An envelope: its topics (and id) on the first line, then the frame's JSON `body`."""
     head = SEP.join(topics).encode()
     if envelope_id:
         head += ID_SEP + envelope_id
-    return head + b"\n" + orjson.dumps(frame)
+    return head + b"\n" + body
 
 
 class Hub:
@@ -42,8 +44,9 @@ class Hub:
         self.watchers: dict[str, list[Callable[[dict[str, Any]], None]]] = defaultdict(list)
         bus.on_message = self.on_bus_message
         bus.on_reconnect = self.resync_all
-        # Sharded bus: envelope ids of this node, and the connections that already took
-        # each recent envelope of several topics.
+        # Sharded bus: envelope ids of this node (its own copies, back from Redis, start with
+        # the prefix), and the connections that already took each recent envelope of
+        # several topics.
         self._id_prefix = secrets.token_hex(4).encode() + b":"
         self._next_id = 0
         self._seen: OrderedDict[bytes, set[Connection]] = OrderedDict()
@@ -119,20 +122,32 @@ class Hub:
             # One process: no envelope to write and parse again, same delivery.
             for frame, topics in grouped.values():
                 self._fan_out(topics, frame, orjson.dumps(frame))
+        elif self.bus.sharded:
+            # Redis carries each envelope to the other nodes, and this node's sockets and
+            # watchers have it at once; the copy Redis sends back here (this node listens to
+            # the topics it holds) is dropped unread by its id (`_on_shard_message`).
+            bodies = [(frame, topics, orjson.dumps(frame)) for frame, topics in grouped.values()]
+            if bodies:
+                await self.bus.publish_many(
+                    [encode(topics, body, self._envelope_id()) for _, topics, body in bodies]
+                )
+            for frame, topics, body in bodies:
+                self._fan_out(topics, frame, body)
         elif grouped:
             await self.bus.publish_many(
-                [
-                    encode(topics, frame, self._envelope_id(topics))
-                    for frame, topics in grouped.values()
-                ]
+                [encode(topics, orjson.dumps(frame)) for frame, topics in grouped.values()]
             )
 
-    def _envelope_id(self, topics: list[str]) -> bytes:
-        """An id for an envelope a node may hear more than once (sharded bus, several topics)."""
-        if not self.bus.sharded or len(topics) < 2:
-            return b""
+    def _envelope_id(self) -> bytes:
+        """A sharded bus's envelope id: its prefix tells this node its own envelopes; a node
+        that hears an envelope on several of its topics delivers it once by the whole id."""
         self._next_id += 1
         return self._id_prefix + str(self._next_id).encode()
+
+    def _own(self, header: bytes) -> bool:
+        """Whether this hub published the envelope of `header` (sharded bus; else no id)."""
+        _, sep, envelope_id = header.partition(ID_SEP)
+        return bool(sep) and envelope_id.startswith(self._id_prefix)
 
     def on_bus_message(self, data: bytes, via: str | None = None) -> None:
         """An envelope from the bus; `via`: the one topic whose channel it came on (sharded)."""
@@ -143,6 +158,10 @@ class Hub:
         if via is not None:
             self._on_shard_message(header, body, via)
             return
+        if self.bus.sharded and self._own(header):
+            # A sharded bus with Redis out hands back what it could not send: this node's
+            # sockets had these when they were published.
+            return
         topics = header.partition(ID_SEP)[0].decode().split(SEP)
         if any(t in self.subs or t in self.watchers for t in topics):  # else don't parse it
             self._fan_out(topics, orjson.loads(body), body)
@@ -150,12 +169,15 @@ class Hub:
     def _on_shard_message(self, header: bytes, body: bytes, via: str) -> None:
         """A copy of an envelope that came on `via`'s channel: for `via`'s watchers and for
         its connections that have not taken the envelope from another of its topics."""
+        topics, _, envelope_id = header.partition(ID_SEP)
+        if envelope_id.startswith(self._id_prefix):
+            self.bus.echoes += 1  # this node's own: delivered here when it was published
+            return
         subs = self.subs.get(via)
         if not subs and via not in self.watchers:
             return  # unsubscribed since it was sent
         targets: Iterable[Connection] = subs or ()
-        _, sep, envelope_id = header.partition(ID_SEP)
-        if sep and subs:
+        if subs and envelope_id and SEP_B in topics:
             seen = self._seen.get(envelope_id)
             if seen is None:
                 seen = self._seen[envelope_id] = set()

@@ -12,6 +12,12 @@ steady load of `--bus-rate` buyer messages a second, each answered by an agent, 
   topic filtering) / envelopes published by the whole cluster
   (sum of `homing_bus_published_total`); the single channel gives every node 100%, the
   issue's target for the sharded bus is <= 40% on every node with 4 nodes;
+- handled share = the same for the envelopes the node handled: received minus its own
+  copies back from Redis (`homing_bus_echoes_total`), which the sharded bus drops unread
+  (its sockets had them at publish). Redis still sends those copies, so the received
+  share keeps them: about 2/N with the sharded bus (the publisher's copy and the other
+  side's), handled about 1/N. The channel bus drops nothing (handled = received, 100%);
+  were it to drop its own copies too, a node would handle (N-1)/N;
 - envelopes published per stored message, (S)PUBLISH commands per message and Redis's
   CPU per command (the private redis-server's `INFO commandstats` and /proc);
 - the group commit's batch sizes (`homing_group_commit_batch_size`, summed over nodes),
@@ -289,12 +295,17 @@ def measure(
     secs = w1.t - w0.t
     published = [delta(a, b, "homing_bus_published_total") for a, b in zip(w0.nodes, w1.nodes)]
     received = [delta(a, b, "homing_bus_received_total") for a, b in zip(w0.nodes, w1.nodes)]
+    # A build without the counter drops no copies of its own: none to take out.
+    echoes = [delta(a, b, "homing_bus_echoes_total") or 0.0 for a, b in zip(w0.nodes, w1.nodes)]
+    handled = [r - e if r is not None else None for r, e in zip(received, echoes, strict=True)]
     total_pub = sum(p for p in published if p is not None) if None not in published else None
-    shares = (
-        [r / total_pub for r in received if r is not None]
-        if total_pub and None not in received
-        else None
-    )
+
+    def share_of(counts: list[float | None]) -> list[float] | None:
+        if not total_pub or None in counts:
+            return None
+        return [c / total_pub for c in counts if c is not None]
+
+    shares, handled_shares = share_of(received), share_of(handled)
     stored = 2 * st.sent  # each buyer message and its agent's reply
     pubs = {k: w1.redis[k] - w0.redis[k] for k in ("publish", "spublish")}
     redis_cmds = pubs["publish"] + pubs["spublish"]
@@ -319,6 +330,11 @@ def measure(
         "received_per_s": [round(r / secs, 1) if r is not None else None for r in received],
         "published_total": total_pub,
         "shares": [round(s, 4) for s in shares] if shares is not None else None,
+        "echoes": echoes,
+        "handled": handled,
+        "handled_shares": (
+            [round(s, 4) for s in handled_shares] if handled_shares is not None else None
+        ),
         "envelopes_per_message": round(total_pub / stored, 3) if total_pub else None,
         "redis_publish": pubs,
         "redis_commands_per_message": round(redis_cmds / stored, 3),
@@ -374,7 +390,12 @@ def share_figures(r: dict[str, Any], title: str) -> list[Figure]:
                 note="per node: "
                 + ", ".join(f"{s:.1%}" for s in shares)
                 + "; received/s per node: "
-                + ", ".join(str(x) for x in r["received_per_s"]),
+                + ", ".join(str(x) for x in r["received_per_s"])
+                + (
+                    "; includes the node's own copies back from Redis (see the handled share)"
+                    if mode == "sharded"
+                    else ""
+                ),
             )
         )
         out.append(
@@ -384,6 +405,30 @@ def share_figures(r: dict[str, Any], title: str) -> list[Figure]:
                 "mean share per node",
                 round(sum(shares) / len(shares) * 100, 1),
                 "%",
+            )
+        )
+        handled = r["handled_shares"]
+        busiest = max(handled)
+        out.append(
+            Figure(
+                NAME,
+                title,
+                f"bus envelopes handled by the busiest node / published ({n} nodes): received "
+                "minus its own copies back from Redis",
+                round(busiest * 100, 1),
+                "%",
+                target=f"<= {SHARE_TARGET:.0%}" if mode == "sharded" else "",
+                met=(busiest <= SHARE_TARGET) if mode == "sharded" else None,
+                note="per node: "
+                + ", ".join(f"{s:.1%}" for s in handled)
+                + "; "
+                + (
+                    "own copies dropped unread (homing_bus_echoes_total), still sent by Redis "
+                    "and counted in the received share"
+                    if mode == "sharded"
+                    else "the channel bus drops none of its own copies (handled = received); "
+                    f"dropping them would leave (N-1)/N = {(n - 1) / n:.0%} a node"
+                ),
             )
         )
     out += [
