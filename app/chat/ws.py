@@ -148,7 +148,7 @@ class SocketHandler(ABC):
         error case, takes the full path `fn(*args)`, as does all with `group_commit` False.
         Returns the stored message (MSG).
         """
-        self.conn.own_pending.add(out.client_msg_id)
+        self.conn.own_send_started(out.client_msg_id)
         try:
             msg = None
             followed = conversation_id if conversation_id in self.conn.tracks else None
@@ -178,7 +178,7 @@ class SocketHandler(ABC):
                     sent.conversation.id, 0, sent.conversation.status, sent.conversation.agent_id
                 )
         finally:
-            self.conn.own_pending.discard(out.client_msg_id)
+            self.conn.own_send_ended(out.client_msg_id)
         self.conn.mark_sent(msg)
         self.sent_into(msg["conversation_id"])
         self.ack(out.client_msg_id, msg)
