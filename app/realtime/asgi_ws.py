@@ -21,6 +21,7 @@ measures it per idle socket):
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import weakref
 from typing import Any
@@ -30,6 +31,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.http11 import Request
 from websockets.protocol import Protocol
 from websockets.streams import StreamReader
+
+log = logging.getLogger(__name__)
 
 
 class Inbox:
@@ -165,7 +168,10 @@ class PingWheel:
         now = max(self._timer_tick, math.floor(self._loop.time() / self.TICK))
         for tick in sorted(t for t in self._slots if t <= now):
             for proto in self._slots.pop(tick):
-                proto.ping_due()
+                try:
+                    proto.ping_due()
+                except Exception:  # one socket's failure is its own (as with a timer each)
+                    log.exception("keepalive ping failed")
         if self._slots:
             self._arm(min(self._slots))
 
