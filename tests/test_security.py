@@ -164,6 +164,32 @@ async def test_agent_socket_by_cookie_only_from_a_page_of_this_server(server):
 PAGES = ("/", "/login", "/workbench", "/console", "/demo/shop")
 
 
+async def test_an_open_socket_keeps_no_copy_of_its_credentials(server, connect):
+    """The token (query string) and cookie (headers) are read by the opening; the scope
+    uvicorn and the WebSocket keep for the socket's life lets them go."""
+    kit = await make_shop(server.ctx.db)
+    async with httpx.AsyncClient(base_url=server.http) as c:
+        session = (await cookie_login(c, kit, "agent1"))["token"]
+    token = kit.buyer_token()
+    b = await connect(f"{server.ws}/ws/buyer?token={token}")
+    await b.expect("hello")
+    async with websockets.connect(
+        f"{server.ws}/ws/agent",
+        additional_headers={"Cookie": f"homing_session={session}"},
+        origin=server.http,
+    ) as agent:
+        assert json.loads(await agent.recv())["type"] == "hello"
+        scopes = [
+            p.scope
+            for p in server.server.server_state.connections
+            if getattr(p, "scope", {}).get("path") in ("/ws/buyer", "/ws/agent")
+        ]
+        assert {s["path"] for s in scopes} == {"/ws/buyer", "/ws/agent"}
+        for scope in scopes:
+            assert not scope["headers"] and not scope["query_string"]
+        assert token.encode() not in repr(scopes).encode()
+
+
 async def test_every_page_has_csp_and_no_framing(server, start_server):
     kit = await make_shop(server.ctx.db)
     # Demo mode, so /demo/shop exists; htmx from its CDN, then from static/vendor.

@@ -133,9 +133,11 @@ class Connection:
         self.closed = False
         self.tracks: dict[str, SeqTrack] = {}
         self.known: dict[str, tuple[str, str | None]] = {}  # conv id -> (status, agent id)
-        # Sends in flight on this socket: their own echo must not overtake their ack.
-        self.own_pending: set[str] = set()
-        self._backfill_due: set[str] = set()  # conversations with a gap fill scheduled
+        # Sends in flight on this socket (their own echo must not overtake their ack), and
+        # conversations with a gap fill scheduled: sets made only while there is some (an
+        # idle socket holds none: two empty sets were ~430 bytes a socket).
+        self._own_pending: set[str] | None = None
+        self._backfill_due: set[str] | None = None
         # An agent socket belongs to a login: the session's token hash, and when it expires.
         self.session_key = session_key
         self.expires_at = expires_at
@@ -171,6 +173,19 @@ class Connection:
 
     def push_resync(self) -> None:
         self._put(("resync", None))
+
+    def own_send_started(self, client_msg_id: str) -> None:
+        """A send of this socket's is being stored: its echo is not written (its ack is)."""
+        if self._own_pending is None:
+            self._own_pending = set()
+        self._own_pending.add(client_msg_id)
+
+    def own_send_ended(self, client_msg_id: str) -> None:
+        pending = self._own_pending
+        if pending is not None:
+            pending.discard(client_msg_id)
+            if not pending:
+                self._own_pending = None
 
     def mark_sent(self, message: dict[str, Any]) -> None:
         """The handler acked this message itself; don't echo it back as message.new."""
@@ -292,16 +307,22 @@ class Connection:
             track = self.tracks.setdefault(conv_id, SeqTrack())
             if not track.is_live_new(seq):
                 return
-            if msg.get("sender") == self.kind and msg.get("client_msg_id") in self.own_pending:
+            pending = self._own_pending
+            if pending and msg.get("sender") == self.kind and msg.get("client_msg_id") in pending:
                 # Our own send, committed: its ack (queued once the handler resumes) carries
                 # it, so it counts as written and later messages see no gap.
                 track.mark(seq)
                 return
             await self._write(frame, raw)
             track.mark(seq)
-            if track.has_gap and conv_id not in self._backfill_due:
-                self._backfill_due.add(conv_id)
-                asyncio.get_running_loop().call_later(self._gap_fill_s, self.push_backfill, conv_id)
+            if track.has_gap:
+                due = self._backfill_due
+                if due is None:
+                    due = self._backfill_due = set()
+                if conv_id not in due:
+                    due.add(conv_id)
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(self._gap_fill_s, self.push_backfill, conv_id)
             return
         history = frame.get(HISTORY_KEY)
         if history is not None:
@@ -329,7 +350,11 @@ class Connection:
             self.known[cid] = ("closed", self.known.get(cid, ("", None))[1])
 
     async def _fill_gap(self, conversation_id: str) -> None:
-        self._backfill_due.discard(conversation_id)
+        due = self._backfill_due
+        if due is not None:
+            due.discard(conversation_id)
+            if not due:
+                self._backfill_due = None
         track = self.tracks.get(conversation_id)
         if track is not None and track.has_gap:  # else it filled live meanwhile
             await self._backfill(conversation_id)
