@@ -4,15 +4,30 @@ Every open socket holds uvicorn's inbox (an `asyncio.Queue`: three deques and an
 with a fourth) and a `writable` Event (a fifth deque): about 4 KB of an idle socket's
 memory, for an inbox that holds a frame or two (uvicorn stops reading while it is not
 empty) and one reader. This class keeps them as a list and a future made only while
-someone waits. Behaviour is uvicorn's own: only the containers change.
+someone waits. Keepalive pings go out from one timer per server (`KeepaliveWheel`)
+instead of two timers per socket. Behaviour is otherwise uvicorn's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.frames import Frame
+from websockets.protocol import State
+
+from app.realtime.keepalive import KeepaliveWheel
+
+# Each server's wheel (tests run several servers in one process).
+_WHEELS: weakref.WeakKeyDictionary[ServerState, KeepaliveWheel] = weakref.WeakKeyDictionary()
+
+
+def wheel_of(server_state: ServerState) -> KeepaliveWheel | None:
+    """The wheel pinging a server's sockets (None before its first socket opened)."""
+    return _WHEELS.get(server_state)
 
 
 class Inbox:
@@ -88,10 +103,45 @@ class Flag:
 
 
 class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol with `Inbox` and `Flag` for its queue and event."""
+    """uvicorn's sans-I/O WebSocket protocol with `Inbox` and `Flag` for its queue and event,
+    pinged by its server's `KeepaliveWheel`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: Any, server_state: ServerState, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, server_state, *args, **kwargs)
         self.queue = Inbox()  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
+        self.server_state = server_state
+
+    # ---- keepalive: the server's wheel in place of uvicorn's two timers a socket ----------
+    def _wheel(self) -> KeepaliveWheel:
+        wheel = _WHEELS.get(self.server_state)
+        if wheel is None:
+            assert self.ping_interval is not None
+            wheel = _WHEELS[self.server_state] = KeepaliveWheel(
+                self.ping_interval, self.ping_timeout, loop=self.loop
+            )
+        return wheel
+
+    def start_keepalive(self) -> None:
+        if self.ping_interval is not None and self.ping_interval > 0:
+            self._wheel().add(self)
+
+    def stop_keepalive(self) -> None:
+        super().stop_keepalive()  # no timers of its own; clears the pending ping
+        wheel = _WHEELS.get(self.server_state)
+        if wheel is not None:
+            wheel.discard(self)
+
+    def send_wheel_ping(self, payload: bytes) -> bool:
+        if self.close_sent or self.transport.is_closing() or self.conn.state is not State.OPEN:
+            return False
+        self.pending_ping_payload = payload
+        self.conn.send_ping(payload)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
+    def handle_pong(self, event: Frame) -> None:
+        # A pong answering the ping in flight; others (unsolicited, stale) are ignored.
+        if self.pending_ping_payload is not None and bytes(event.data) == self.pending_ping_payload:
+            self.pending_ping_payload = None
