@@ -12,9 +12,11 @@ from typing import Any
 import uvicorn
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from app.realtime.asgi_ws import LightWebSocketsProtocol, wheel_of
+from app.realtime.asgi_ws import LightWebSocketsProtocol, _ping_frame, wheel_of
 from app.realtime.keepalive import KeepaliveWheel
 from tests.support.servers import free_port
 
@@ -100,6 +102,14 @@ async def test_a_timeout_longer_than_the_interval_pings_once_until_answered():
     assert len(silent.pinged_at) == 1
     assert silent.failed_at is not None
     assert 0.35 - 0.02 <= silent.failed_at - silent.pinged_at[0] <= 0.4 + 0.08
+
+
+def test_the_ping_a_slice_shares_is_the_frame_websockets_would_write():
+    conn = ServerProtocol()
+    conn.state = State.OPEN
+    for payload in (b"\x00\x00\x00\x01", b"\xff\xff\xff\xff"):
+        conn.send_ping(payload)
+        assert _ping_frame(payload) == b"".join(conn.data_to_send())
 
 
 # ---- through a real server ------------------------------------------------------------------

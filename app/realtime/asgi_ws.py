@@ -11,18 +11,26 @@ instead of two timers per socket. Behaviour is otherwise uvicorn's own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
-from websockets.frames import Frame
+from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from app.realtime.keepalive import KeepaliveWheel
 
 # Each server's wheel (tests run several servers in one process).
 _WHEELS: weakref.WeakKeyDictionary[ServerState, KeepaliveWheel] = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=4)
+def _ping_frame(payload: bytes) -> bytes:
+    """A server's ping frame: unmasked, and untouched by extensions (permessage-deflate
+    leaves control frames alone), so every socket of a tick gets the same bytes."""
+    return Frame(Opcode.PING, payload).serialize(mask=False, extensions=[])
 
 
 def wheel_of(server_state: ServerState) -> KeepaliveWheel | None:
@@ -134,11 +142,11 @@ class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
             wheel.discard(self)
 
     def send_wheel_ping(self, payload: bytes) -> bool:
-        if self.close_sent or self.transport.is_closing() or self.conn.state is not State.OPEN:
+        if self.close_sent or self.conn.state is not State.OPEN or self.transport.is_closing():
             return False
         self.pending_ping_payload = payload
-        self.conn.send_ping(payload)
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        # The frame `conn.send_ping(payload)` would write, made once for the whole slice.
+        self.transport.write(_ping_frame(payload))
         return True
 
     def handle_pong(self, event: Frame) -> None:
