@@ -141,9 +141,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         # uvicorn's own sans-I/O protocol, with lighter per-socket containers (app/realtime/asgi_ws.py).
         ws=LightWebSocketsProtocol,
         ws_max_size=settings.max_frame_bytes * 4,
-        # A ping every 25 s (socket.io's default): an idle node's CPU is mostly these
-        # pings (10,000 idle sockets: 5.8% of a core at 20 s), and a dead peer is still
-        # found within 45 s.
+        # A ping every 25 s (socket.io's default), sent by one timer for all the sockets
+        # (app/realtime/keepalive.py): an idle node's CPU is mostly these pings, and a
+        # dead peer is still found within 45 s.
         ws_ping_interval=25,
         # Chat frames are small; per-socket deflate state costs ~38 KB of memory per socket.
         ws_per_message_deflate=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from app.chat.models import Conversation, Message
 from app.routing.actions import touch_agents, waiting_queues
@@ -14,6 +14,7 @@ from app.routing.models import AgentQueue, CategoryQueue, Queue
 from app.shops.models import Agent
 from tests.conftest import buyer, online_agent
 from tests.support.factories import make_shop
+from tests.test_payouts_late_shipment import own_database  # noqa: F401 - a fixture
 
 TEAM = (
     ("gen1", "agent", ("general",)),
@@ -480,3 +481,43 @@ async def test_the_heartbeat_never_waits_in_a_deadlock(srv, kit):
             ).scalars()
         )
     assert seen[first] == now and names == {"held"}
+
+
+async def test_a_requeue_run_with_nobody_absent_takes_no_writers_turn(
+    start_server,
+    own_database,  # noqa: F811 - the fixture imported above
+    connect,
+):
+    """The job runs every 5 s on every jobs process and almost always finds nobody absent:
+    it then only reads (nothing committed: no writer's turn on SQLite). Someone absent is
+    still requeued. A database of its own: other tests' agents would be absent here."""
+    srv = await start_server(
+        run_jobs=False, database_url=own_database, HOMING_PRESENCE_INTERVAL_S="3600"
+    )
+    kit = await make_shop(srv.ctx.db, agents=TEAM)
+    gen1 = await online_agent(srv, kit, "gen1", connect)
+    await srv.ctx.presence.beat()
+    commits: list[object] = []
+
+    def count(conn):
+        commits.append(conn)
+
+    engines = {srv.ctx.db.engine.sync_engine, srv.ctx.db.write_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "commit", count)
+    try:
+        assert await srv.ctx.jobs.run_once(REQUEUE_ABSENT_JOB) == []
+        assert commits == []
+        await gen1.close()
+        for _ in range(100):  # the server notices the socket is gone
+            if kit.agents["gen1"] not in srv.ctx.hub.local_agent_ids():
+                break
+            await asyncio.sleep(0.05)
+        srv.clock.advance(seconds=120)
+        await srv.ctx.jobs.run_once(REQUEUE_ABSENT_JOB)
+        assert commits  # the absent agent was written off
+    finally:
+        for engine in engines:
+            event.remove(engine, "commit", count)
+    async with srv.ctx.db.read() as s:
+        assert (await s.get(Agent, kit.agents["gen1"])).status == "offline"

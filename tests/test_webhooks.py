@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from app.clock import Clock
+from app.clock import Clock, FrozenClock
 from app.db import Database
 from app.webhooks import outbox, rules
 from app.webhooks.sender import Sender, sender_for
@@ -473,6 +473,41 @@ async def test_two_dispatchers_never_send_one_delivery_twice_at_once(
     made = (a.tallies.attempts["delivered"], b.tallies.attempts["delivered"])
     assert sum(made) == 60 and min(made) > 0, made  # both really took part
     assert all(d.status == "delivered" for d in await shop_deliveries(db, kit.shop_id))
+
+
+async def test_a_poll_with_nothing_due_takes_no_writers_turn(server, desk, receiver):
+    """Every dispatcher polls each second, and almost always nothing is due: such a poll is
+    one read, with no write transaction (SQLite's one writer's turn) and no row locks. A
+    due delivery is still found and sent."""
+    db = server.ctx.db
+    await add_endpoint(db, desk.kit.shop_id, receiver.url, ["payout.paid"])
+    await desk.order("o-quiet", 10000)
+    assert (await desk.pay(700, order_id="o-quiet")).status_code == 201
+    settings = dispatch_settings(server.settings)
+    sender = Sender()
+    seen: list[tuple[object, str]] = []
+
+    def record(conn, _cursor, statement, *_args):
+        if "webhook" in statement.lower():
+            seen.append((conn.engine, statement))
+
+    engines = {db.engine.sync_engine, db.write_engine.sync_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        # Long before anything was due (the delivery's first attempt is due now).
+        assert (
+            await sender.dispatch(db, FrozenClock(datetime(2000, 1, 1, tzinfo=UTC)), settings) == 0
+        )
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+    assert len(seen) == 1, seen
+    engine, statement = seen[0]
+    assert engine is db.engine.sync_engine  # the readers' engine (SQLite: no BEGIN IMMEDIATE)
+    assert statement.lstrip().upper().startswith("SELECT") and "FOR UPDATE" not in statement.upper()
+    assert receiver.received == []
+    await pump(db, settings, lambda: len(receiver.delivered()) == 1, sender=sender)
 
 
 async def test_a_hanging_receiver_times_out_while_the_chat_goes_on(server, desk, receiver):

@@ -11,28 +11,46 @@ measures it per idle socket):
 - the handshake is let go once it is answered: uvicorn keeps the parsed request and the
   response (their header objects and strings, ~3.5 KB) for the socket's life, and the
   websockets parser keeps the request too, in its generator's frame;
-- the keepalive pings of all sockets of a loop run on one timer (`PingWheel`), not a
-  `loop.call_later` handle per socket (~0.6 KB each): each socket is still pinged
-  `ping_interval` after its last pong (at most `PingWheel.TICK` later), and closed if
-  the pong takes longer than `ping_timeout`;
+- the keepalive pings of a server's sockets go out from one timer (`KeepaliveWheel`,
+  app/realtime/keepalive.py), a slice of the sockets a tick, in place of uvicorn's two
+  timers a socket (the next ping, the pong's deadline: a `call_later` handle each, ~0.6 KB,
+  and ~800 wake-ups a second at 10,000 sockets); the ping frame is built once a tick;
 - `receive` waits on the inbox itself, one coroutine fewer in every socket's chain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import math
 import weakref
 from typing import Any
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import Protocol
+from websockets.protocol import Protocol, State
 from websockets.streams import StreamReader
 
+from app.realtime.keepalive import KeepaliveWheel
+
 log = logging.getLogger(__name__)
+# Each server's wheel (tests run several servers in one process).
+_WHEELS: weakref.WeakKeyDictionary[ServerState, KeepaliveWheel] = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=4)
+def _ping_frame(payload: bytes) -> bytes:
+    """A server's ping frame: unmasked, and untouched by extensions (permessage-deflate
+    leaves control frames alone), so every socket of a tick gets the same bytes."""
+    return Frame(Opcode.PING, payload).serialize(mask=False, extensions=[])
+
+
+def wheel_of(server_state: ServerState) -> KeepaliveWheel | None:
+    """The wheel pinging a server's sockets (None before its first socket opened)."""
+    return _WHEELS.get(server_state)
 
 
 class Inbox:
@@ -117,77 +135,6 @@ class Flag:
         return True
 
 
-class PingWheel:
-    """The keepalive pings of every socket of one event loop, on one timer.
-
-    A socket due at time t is put in the slot of tick `ceil(t / TICK)`; the timer is set
-    for the earliest slot and pings all its sockets, so a ping goes out at most `TICK`
-    after it is due. `add` returns the tick, which `discard` needs.
-    """
-
-    TICK = 0.25
-
-    __slots__ = ("_loop", "_slots", "_timer", "_timer_tick")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._slots: dict[int, set[LightWebSocketsProtocol]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_tick = 0
-
-    def add(self, proto: LightWebSocketsProtocol, delay: float) -> int:
-        tick = math.ceil((self._loop.time() + delay) / self.TICK)
-        slot = self._slots.get(tick)
-        if slot is None:
-            slot = self._slots[tick] = set()
-        slot.add(proto)
-        if self._timer is None or tick < self._timer_tick:
-            self._arm(tick)
-        return tick
-
-    def discard(self, proto: LightWebSocketsProtocol, tick: int) -> None:
-        slot = self._slots.get(tick)
-        if slot is not None:
-            slot.discard(proto)
-            if not slot:
-                del self._slots[tick]  # the timer, if set for it, finds nothing and moves on
-
-    def __len__(self) -> int:
-        return sum(len(s) for s in self._slots.values())
-
-    def _arm(self, tick: int) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_tick = tick
-        self._timer = self._loop.call_at(tick * self.TICK, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        # A timer may fire a little early (the loop's clock resolution): what it was set
-        # for is due, and so is anything whose time has come since.
-        now = max(self._timer_tick, math.floor(self._loop.time() / self.TICK))
-        for tick in sorted(t for t in self._slots if t <= now):
-            for proto in self._slots.pop(tick):
-                try:
-                    proto.ping_due()
-                except Exception:  # one socket's failure is its own (as with a timer each)
-                    log.exception("keepalive ping failed")
-        if self._slots:
-            self._arm(min(self._slots))
-
-
-_wheels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PingWheel] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def ping_wheel(loop: asyncio.AbstractEventLoop) -> PingWheel:
-    wheel = _wheels.get(loop)
-    if wheel is None:
-        wheel = _wheels[loop] = PingWheel(loop)
-    return wheel
-
-
 def _between_frames(parser: Any) -> bool:
     """Whether a websockets parser waits at the start of a frame (nothing of the next
     frame read yet): the innermost generator it delegates to is `StreamReader.at_eof`."""
@@ -201,7 +148,7 @@ class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sans-I/O WebSocket protocol, keeping less per open socket (see above)."""
 
     # Every attribute uvicorn's class sets (an attribute a later uvicorn adds lands in
-    # an instance dict, as before), and `ping_tick`, the tick of the socket's next ping.
+    # an instance dict, as before), and `server_state`, whose wheel pings the socket.
     __slots__ = (
         "app",
         "app_state",
@@ -226,7 +173,6 @@ class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
         "pending_ping_payload",
         "ping_interval",
         "ping_sent_at",
-        "ping_tick",
         "ping_timeout",
         "ping_timer",
         "pong_timer",
@@ -238,6 +184,7 @@ class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
         "scheme",
         "scope",
         "server",
+        "server_state",
         "tasks",
         "transport",
         "writable",
@@ -246,12 +193,12 @@ class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
     queue: Inbox  # type: ignore[assignment]
     writable: Flag  # type: ignore[assignment]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: Any, server_state: ServerState, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, server_state, *args, **kwargs)
         self.queue = Inbox()
         self.writable = Flag()
         self.writable.set()
-        self.ping_tick: int | None = None
+        self.server_state = server_state
 
     # ---- the handshake, let go once answered -------------------------------------------
     def handle_connect(self, event: Request) -> None:
@@ -286,19 +233,35 @@ class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
             self.transport.resume_reading()
         return message
 
-    # ---- keepalive on the loop's wheel --------------------------------------------------
-    def schedule_ping(self) -> None:
-        assert self.ping_interval is not None
-        delay = max(0.0, self.ping_interval - self.last_ping_rtt)
-        self.ping_tick = ping_wheel(self.loop).add(self, delay)
+    # ---- keepalive: the server's wheel in place of uvicorn's two timers a socket ----------
+    def _wheel(self) -> KeepaliveWheel:
+        wheel = _WHEELS.get(self.server_state)
+        if wheel is None:
+            assert self.ping_interval is not None
+            wheel = _WHEELS[self.server_state] = KeepaliveWheel(
+                self.ping_interval, self.ping_timeout, loop=self.loop
+            )
+        return wheel
 
-    def ping_due(self) -> None:
-        """The wheel's call: this socket's ping is due."""
-        self.ping_tick = None
-        self.send_keepalive_ping()
+    def start_keepalive(self) -> None:
+        if self.ping_interval is not None and self.ping_interval > 0:
+            self._wheel().add(self)
 
     def stop_keepalive(self) -> None:
-        if self.ping_tick is not None:
-            ping_wheel(self.loop).discard(self, self.ping_tick)
-            self.ping_tick = None
-        super().stop_keepalive()
+        super().stop_keepalive()  # no timers of its own; clears the pending ping
+        wheel = _WHEELS.get(self.server_state)
+        if wheel is not None:
+            wheel.discard(self)
+
+    def send_wheel_ping(self, payload: bytes) -> bool:
+        if self.close_sent or self.conn.state is not State.OPEN or self.transport.is_closing():
+            return False
+        self.pending_ping_payload = payload
+        # The frame `conn.send_ping(payload)` would write, made once for the whole slice.
+        self.transport.write(_ping_frame(payload))
+        return True
+
+    def handle_pong(self, event: Frame) -> None:
+        # A pong answering the ping in flight; others (unsolicited, stale) are ignored.
+        if self.pending_ping_payload is not None and bytes(event.data) == self.pending_ping_payload:
+            self.pending_ping_payload = None

@@ -38,6 +38,9 @@ class Hub:
         self.bus = bus
         self.subs: dict[str, set[Connection]] = {}
         self.connections: set[Connection] = set()
+        # Agents' sockets, a few among thousands of buyers': presence and the requeue job
+        # ask for them every few seconds, and walking every socket for them cost O(sockets).
+        self.agents: set[Connection] = set()
         self.expiring: set[Connection] = set()  # sockets of a session that expires (agents)
         # In-process listeners of a topic no socket hears (a cache told to reload, a shop's
         # bot changed).
@@ -54,6 +57,8 @@ class Hub:
     def register(self, conn: Connection) -> None:
         """Add a connection; before reading the state it starts from, `await ready(conn)`."""
         self.connections.add(conn)
+        if conn.kind == "agent":
+            self.agents.add(conn)
         if conn.expires_at is not None:
             self.expiring.add(conn)
         for t in conn.topics:
@@ -72,6 +77,7 @@ class Hub:
 
     def unregister(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        self.agents.discard(conn)
         self.expiring.discard(conn)
         for t in conn.topics:
             self._unlisten(t, conn)
@@ -106,7 +112,7 @@ class Hub:
                     self.bus.unwant(topic)
 
     def local_agent_ids(self) -> list[str]:
-        return sorted({c.identity.id for c in self.connections if c.kind == "agent"})
+        return sorted({c.identity.id for c in self.agents})
 
     def local(self, topic: str) -> set[Connection]:
         return self.subs.get(topic, set())

@@ -577,6 +577,27 @@ async def requeue_agent(
     return [c.id for c in convs]
 
 
+async def absent_agents(
+    uow: UnitOfWork,
+    now: datetime,
+    grace_s: float,
+    *,
+    present: set[str] | frozenset[str] = frozenset(),
+) -> list[str]:
+    """Agents counted available or holding conversations whom no node has seen for longer
+    than the grace period, but for those in `present` (a read; at most 200 looked at)."""
+    cutoff = now - timedelta(seconds=grace_s)
+    rows = await uow.session.execute(
+        select(col(Agent.id))
+        .where(
+            or_(col(Agent.status) != "offline", col(Agent.active_count) > 0),
+            or_(col(Agent.last_seen_at).is_(None), col(Agent.last_seen_at) < cutoff),
+        )
+        .limit(200)
+    )
+    return [agent_id for (agent_id,) in rows.all() if agent_id not in present]
+
+
 async def requeue_absent_agents(
     uow: UnitOfWork,
     now: datetime,
@@ -589,16 +610,7 @@ async def requeue_absent_agents(
     `present`: agents the caller knows are connected now, spared whatever their stamp says.
     """
     cutoff = now - timedelta(seconds=grace_s)
-    rows = await uow.session.execute(
-        select(col(Agent.id))
-        .where(
-            or_(col(Agent.status) != "offline", col(Agent.active_count) > 0),
-            or_(col(Agent.last_seen_at).is_(None), col(Agent.last_seen_at) < cutoff),
-        )
-        .limit(200)
-    )
     requeued: list[str] = []
-    for (agent_id,) in rows.all():
-        if agent_id not in present:
-            requeued += await requeue_agent(uow, agent_id, now, absent_since=cutoff)
+    for agent_id in await absent_agents(uow, now, grace_s, present=present):
+        requeued += await requeue_agent(uow, agent_id, now, absent_since=cutoff)
     return requeued

@@ -21,7 +21,7 @@ from app.clock import Clock
 from app.config import Settings
 from app.db import Database
 from app.errors import DomainError
-from app.webhooks import actions, addresses, rules
+from app.webhooks import actions, addresses, rules, service
 from app.webhooks.actions import Claimed, Outcome
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ class Sender:
 
     async def dispatch(self, db: Database, clock: Clock, settings: Settings) -> int:
         """Send what is due, batch by batch; returns how many attempts were made."""
+        async with db.read() as s:
+            if not await service.any_due(s, clock.now()):
+                return 0  # an idle poll reads one index entry and writes nothing
         made = 0
         # The client (and its TLS context, costly to build) only once there is work: most
         # polls of an idle node find nothing.
