@@ -10,7 +10,6 @@ import contextlib
 import gc
 import itertools
 import weakref
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import pytest
@@ -22,7 +21,7 @@ from websockets.uri import parse_uri
 
 from app.realtime.asgi_ws import Flag, Inbox, LightWebSocketsProtocol, wheel_of
 from app.realtime.keepalive import KeepaliveWheel
-from tests.support.servers import free_port
+from tests.support.servers import asgi_server
 
 
 async def test_inbox_hands_items_in_order_and_wakes_its_reader():
@@ -93,28 +92,8 @@ async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "websocket.send", "text": "echo:" + msg["text"]})
 
 
-@contextlib.asynccontextmanager
-async def echo_server(**config: Any) -> AsyncIterator[uvicorn.Server]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            echo_app,
-            port=free_port(),
-            log_level="warning",
-            ws=Recording,
-            lifespan="off",
-            ws_per_message_deflate=False,
-            **config,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield server
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+def echo_server(**config: Any) -> contextlib.AbstractAsyncContextManager[uvicorn.Server]:
+    return asgi_server(echo_app, ws=Recording, ws_per_message_deflate=False, **config)
 
 
 class RawClient:

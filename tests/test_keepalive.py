@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -18,7 +17,7 @@ from websockets.uri import parse_uri
 
 from app.realtime.asgi_ws import LightWebSocketsProtocol, _ping_frame, wheel_of
 from app.realtime.keepalive import KeepaliveWheel
-from tests.support.servers import free_port
+from tests.support.servers import asgi_server
 
 
 class FakeSocket:
@@ -124,30 +123,12 @@ async def _hold(scope: dict[str, Any], receive: Any, send: Any) -> None:
         pass
 
 
-@contextlib.asynccontextmanager
-async def _server(interval_s: float, timeout_s: float) -> AsyncIterator[uvicorn.Server]:
-    port = free_port()
-    config = uvicorn.Config(
-        _hold,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        ws=LightWebSocketsProtocol,
-        ws_ping_interval=interval_s,
-        ws_ping_timeout=timeout_s,
+def _server(
+    interval_s: float, timeout_s: float
+) -> contextlib.AbstractAsyncContextManager[uvicorn.Server]:
+    return asgi_server(
+        _hold, ws=LightWebSocketsProtocol, ws_ping_interval=interval_s, ws_ping_timeout=timeout_s
     )
-    server = uvicorn.Server(config)
-    server.port = port  # type: ignore[attr-defined]
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done()
-        await asyncio.sleep(0.01)
-    try:
-        yield server
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 async def _watch(port: int, seconds: float, *, answer: bool) -> tuple[list[float], Frame | None]:
@@ -184,7 +165,7 @@ async def _watch(port: int, seconds: float, *, answer: bool) -> tuple[list[float
 
 async def test_a_live_socket_is_pinged_every_interval_and_stays_open():
     async with _server(0.3, 0.3) as server:
-        watching = asyncio.create_task(_watch(server.port, 1.5, answer=True))
+        watching = asyncio.create_task(_watch(server.config.port, 1.5, answer=True))
         await asyncio.sleep(0.5)
         # No timer of the socket's own: the server's wheel pings it.
         (proto,) = server.server_state.connections
@@ -200,7 +181,7 @@ async def test_a_live_socket_is_pinged_every_interval_and_stays_open():
 
 async def test_a_socket_that_never_answers_is_closed_1011_after_the_timeout():
     async with _server(0.3, 0.3) as server:
-        pings, close = await _watch(server.port, 3.0, answer=False)
+        pings, close = await _watch(server.config.port, 3.0, answer=False)
     assert close is not None, "the server kept a dead peer's socket open"
     assert len(pings) == 1
     assert close.data[:2] == (1011).to_bytes(2, "big")
