@@ -294,7 +294,11 @@ async def conversation_for_agent(
 async def conversation_for_buyer(
     uow: UnitOfWork, buyer: BuyerIdentity, conversation_id: str
 ) -> Conversation:
-    conv = await uow.session.get(Conversation, conversation_id)
+    return buyers_own(buyer, await uow.session.get(Conversation, conversation_id))
+
+
+def buyers_own(buyer: BuyerIdentity, conv: Conversation | None) -> Conversation:
+    """The conversation read for a buyer's request, if it is theirs (else NotFound)."""
     if conv is None or not buyer_may_see(buyer.shop_id, buyer.buyer_id, conv):
         raise NotFound("No such conversation.")
     return conv

@@ -9,6 +9,7 @@ from sqlmodel import col
 
 from app.chat import service
 from app.chat.models import Conversation
+from app.chat.opening import Coalescer
 from app.chat.schemas import message_public
 from app.chat.visibility import for_buyer
 from app.clock import Clock
@@ -22,13 +23,19 @@ class ChatLoader:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        # The sockets of a reconnect storm each sync (and fill gaps) at once: one read
+        # answers all that ask while the one before it runs (as buyer openings do).
+        self._after = Coalescer(self._messages_after_each, name="messages-after")
 
     async def messages_after(self, conversation_id: str, after_seq: int) -> list[dict[str, Any]]:
+        return await self._after.ask((conversation_id, after_seq))
+
+    async def _messages_after_each(
+        self, asks: list[tuple[str, int]]
+    ) -> list[list[dict[str, Any]] | BaseException]:
         async with self.db.read() as session:
-            return [
-                message_public(m)
-                for m in await service.messages_after(session, conversation_id, after_seq)
-            ]
+            pages = await service.messages_after_each(session, asks)
+        return [[message_public(m) for m in page] for page in pages]
 
     async def current_conversations(self, conn: Connection) -> list[dict[str, Any]]:
         """The connection's tracked conversations plus the open ones it should know of."""

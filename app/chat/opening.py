@@ -29,10 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from app.chat import service
+from app.chat.actions import buyers_own
 from app.chat.models import Conversation
 from app.clock import Clock
 from app.db import Database
-from app.errors import NotAuthenticated
+from app.errors import NotAuthenticated, NotFound
 from app.groups.models import MEMBER_ACTIVE, GroupMember
 from app.shops import actions as shop_actions
 from app.shops import service as shop_service
@@ -119,6 +120,7 @@ class BuyerOpenings:
         self.identify = Coalescer(self._identify, name="buyer-identify")
         self.touch = Coalescer(self._touch, name="buyer-touch")
         self.state = Coalescer(self._state, name="buyer-opened")
+        self.conversations = Coalescer(self._conversations, name="buyer-conversation")
 
     async def buyer(self, token: str | None) -> BuyerIdentity:
         """The buyer this token signs in, their record written first if it says something
@@ -132,7 +134,30 @@ class BuyerOpenings:
         """The buyer's open conversation (its position if queued) and their groups, read now."""
         return await self.state.ask(buyer)
 
+    async def conversation(self, buyer: BuyerIdentity, conversation_id: str) -> Conversation:
+        """The conversation a buyer's frame names, if it is theirs (else NotFound): what
+        each socket's `sync` after a reconnect asks first, read for all at once."""
+        return await self.conversations.ask((buyer, conversation_id))
+
     # ---- the batches -------------------------------------------------------------
+    async def _conversations(
+        self, asks: list[tuple[BuyerIdentity, str]]
+    ) -> list[Conversation | BaseException]:
+        async with self.db.read() as s:
+            rows = await s.execute(
+                select(Conversation).where(
+                    col(Conversation.id).in_(sorted({cid for _b, cid in asks}))
+                )
+            )
+            found = {c.id: c for c in rows.scalars()}
+        out: list[Conversation | BaseException] = []
+        for buyer, cid in asks:
+            try:
+                out.append(buyers_own(buyer, found.get(cid)))
+            except NotFound as exc:
+                out.append(exc)
+        return out
+
     async def _identify(
         self, tokens: list[str | None]
     ) -> list[tuple[BuyerIdentity, bool] | BaseException]:
@@ -192,9 +217,7 @@ class BuyerOpenings:
                     strict=True,
                 )
             )
-            positions = {
-                c.id: await service.queue_position(s, c) for c in found if c.status == "queued"
-            }
+            positions = await service.queue_positions(s, [c for c in found if c.status == "queued"])
         out: list[Opened | BaseException] = []
         for b in buyers:
             key = (b.shop_id, b.buyer_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from app.chat.models import Conversation, Message
@@ -35,6 +37,56 @@ async def messages_after(
         q = q.where(buyer_visible())
     rows = await session.execute(q.order_by(col(Message.seq)).limit(limit))
     return list(rows.scalars())
+
+
+async def messages_after_each(
+    session: AsyncSession, asks: list[tuple[str, int]], limit: int = SYNC_PAGE
+) -> list[list[Message]]:
+    """`messages_after(conversation, after_seq)` for each ask, in one read.
+
+    For the sockets syncing at once after a reconnect storm: each conversation's page is
+    cut at `limit` by its own row number, so every answer is the page a lone read gives.
+    A conversation asked about twice with different marks (its buyer and its agent) is
+    read once per mark, each in its own round.
+    """
+    rounds: list[dict[str, int]] = []
+    for cid, after in asks:
+        for r in rounds:
+            if cid not in r:
+                r[cid] = after
+                break
+            if r[cid] == after:
+                break
+        else:
+            rounds.append({cid: after})
+    pages: dict[tuple[str, int], list[Message]] = {}
+    for r in rounds:
+        rn = (
+            func.row_number()
+            .over(partition_by=col(Message.conversation_id), order_by=col(Message.seq))
+            .label("rn")
+        )
+        inner = (
+            select(Message, rn)
+            .where(
+                or_(
+                    *(
+                        (col(Message.conversation_id) == cid) & (col(Message.seq) > after)
+                        for cid, after in r.items()
+                    )
+                )
+            )
+            .subquery()
+        )
+        found = aliased(Message, inner)
+        rows = await session.execute(
+            select(found).where(inner.c.rn <= limit).order_by(inner.c.conversation_id, inner.c.seq)
+        )
+        for cid, after in r.items():
+            pages[(cid, after)] = []
+        for m in rows.scalars():
+            pages[(m.conversation_id, r[m.conversation_id])].append(m)
+    return [pages[(cid, after)] for cid, after in asks]
 
 
 async def get_conversation(session: AsyncSession, conversation_id: str) -> Conversation | None:
@@ -166,6 +218,42 @@ async def may_now(session: AsyncSession, agent_id: str, permission: Permission) 
 
 def buyer_may_see(shop_id: str, buyer_id: str, conv: Conversation) -> bool:
     return conv.shop_id == shop_id and conv.buyer_id == buyer_id
+
+
+async def queue_positions(
+    session: AsyncSession, conversations: list[Conversation]
+) -> dict[str, int]:
+    """`queue_position` of each waiting conversation, one read per queue they wait in.
+
+    For the many sockets opening at once (`app.chat.opening`): a count per conversation
+    scans the queue ahead of each, so 7,500 waiting buyers reconnecting cost 28 million
+    index entries; here each queue is read once, up to the last one asked about.
+    """
+    by_queue: dict[tuple[str, str], list[Conversation]] = {}
+    for conv in conversations:
+        if conv.queued_at is None:  # not waiting: the single count says what it always did
+            continue
+        by_queue.setdefault((conv.shop_id, conv.queue), []).append(conv)
+    out: dict[str, int] = {}
+    for (shop_id, queue), convs in by_queue.items():
+        last = max(c.queued_at for c in convs if c.queued_at is not None)
+        rows = await session.execute(
+            select(col(Conversation.queued_at), col(Conversation.id))
+            .where(
+                col(Conversation.shop_id) == shop_id,
+                col(Conversation.queue) == queue,
+                col(Conversation.status) == "queued",
+                col(Conversation.queued_at) <= last,
+            )
+            .order_by(col(Conversation.queued_at), col(Conversation.id))
+        )
+        ahead = [(at, cid) for at, cid in rows.all()]
+        for conv in convs:
+            out[conv.id] = bisect.bisect_left(ahead, (conv.queued_at, conv.id)) + 1
+    for conv in conversations:
+        if conv.id not in out:
+            out[conv.id] = await queue_position(session, conv)
+    return out
 
 
 async def queue_position(session: AsyncSession, conv: Conversation) -> int:

@@ -290,9 +290,7 @@ class BuyerSocket(SocketHandler):
         return self.buyer.buyer_id
 
     async def _conv(self, frame: dict[str, Any]) -> Any:
-        return await self.ctx.db.query(
-            actions.conversation_for_buyer, self.buyer, get_str(frame, "conversation_id")
-        )
+        return await self.ctx.openings.conversation(self.buyer, get_str(frame, "conversation_id"))
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         conv = await self._conv(frame)
