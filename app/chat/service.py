@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -237,19 +236,22 @@ async def queue_positions(
     out: dict[str, int] = {}
     for (shop_id, queue), convs in by_queue.items():
         last = max(c.queued_at for c in convs if c.queued_at is not None)
-        rows = await session.execute(
-            select(col(Conversation.queued_at), col(Conversation.id))
+        pos = func.row_number().over(order_by=(col(Conversation.queued_at), col(Conversation.id)))
+        ranked = (
+            select(col(Conversation.id).label("id"), pos.label("pos"))
             .where(
                 col(Conversation.shop_id) == shop_id,
                 col(Conversation.queue) == queue,
                 col(Conversation.status) == "queued",
                 col(Conversation.queued_at) <= last,
             )
-            .order_by(col(Conversation.queued_at), col(Conversation.id))
+            .subquery()
         )
-        ahead = [(at, cid) for at, cid in rows.all()]
-        for conv in convs:
-            out[conv.id] = bisect.bisect_left(ahead, (conv.queued_at, conv.id)) + 1
+        rows = await session.execute(
+            select(ranked.c.id, ranked.c.pos).where(ranked.c.id.in_([c.id for c in convs]))
+        )
+        out.update((cid, int(p)) for cid, p in rows.all())
+    # One that no longer waits (read committed: assigned since it was read) is counted alone.
     for conv in conversations:
         if conv.id not in out:
             out[conv.id] = await queue_position(session, conv)
