@@ -15,8 +15,9 @@ The workloads then run on that shop, and their buyers are the preloaded ones (`b
 each opening buyer has a history of closed conversations, each agent thousands of
 served ones. They are `message_path.measure` and `surge.surge_on`, called here with a
 system whose database starts as a copy of the built one; ratios big / empty are printed
-against the issue's >= 0.9x (rate for the message path; time until every opener was
-assigned or queued, and the first-message ack p99, for the surge: empty / big).
+against the issue's >= 0.9x (rate for the message path; for the surge, empty / big of the
+p99 time from each opening's first message until it was assigned or queued, and of the
+first-message ack p99).
 
 The built database is cached, keyed by the schema revision and the sizes: SQLite, a
 template file under `--bigdb-cache` (bench/cache/, git-ignored) copied for each run;
@@ -557,8 +558,10 @@ async def run(ctx: Any) -> list[Figure]:
                     figs, numbers = [], {}
                 figures += figs
                 out[which] = numbers
+            # Each opening from its own first message (the surge's own target), not the
+            # time from the start, which the 5 s opening window bounds from below.
             for metric, field in (
-                ("surge: all assigned or queued", "all_answered_s"),
+                ("surge: opening assigned or queued p99", "wait_p99_ms"),
                 ("surge: first-message ack p99", "ack_p99_ms"),
             ):
                 r = _ratio(out["empty"].get(field), out["big"].get(field))

@@ -197,7 +197,8 @@ async def run(ctx: Any) -> list[Figure]:
 async def surge_on(ctx: Any, system: Homing) -> tuple[list[Figure], dict[str, float | None]]:
     """The surge against `system` (started here, stopped at the end): its figures, and the
     numbers another workload compares (`all_answered_s`, `all_assigned_s`, `rate`,
-    `ack_p99_ms`; None where not reached)."""
+    `ack_p99_ms`, `slowest_answer_s`, `wait_p99_ms`: each opening assigned or queued,
+    from its own first message; None where not reached)."""
     numbers: dict[str, float | None] = {
         "all_answered_s": None,
         "all_assigned_s": None,
@@ -402,7 +403,10 @@ async def surge_one(
         slowest = max(waits) if len(sg.answered) == n_buyers and waits else None
         met_time = slowest is not None and slowest <= TARGET_S and doubles == 0
         if numbers is not None:
-            numbers.update(slowest_answer_s=slowest)
+            p99 = percentile(waits, 99) if len(sg.answered) == n_buyers else None
+            numbers.update(
+                slowest_answer_s=slowest, wait_p99_ms=p99 * 1000 if p99 is not None else None
+            )
         figures += [
             Figure(
                 NAME,
