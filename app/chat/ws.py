@@ -41,6 +41,7 @@ from app.errors import DomainError, NotAuthenticated, RateLimited, TooLarge
 from app.groups import ws as group_ws
 from app.notes import actions as note_actions
 from app.observability.logs import connection_id, new_log_id
+from app.realtime.asgi_ws import immediate_sender
 from app.realtime.connection import Connection
 from app.realtime.ratelimit import SlidingWindowLimiter
 from app.realtime.sessions import CLOSE_UNAUTHORIZED, ENDED, ROLE_CHANGED
@@ -447,6 +448,7 @@ def _connection(
         session_key=login.token_hash if login else None,
         expires_at=login.expires_at if login else None,
         frames_sent=ctx.metrics.frames_sent[kind],
+        send_now=immediate_sender(ws),
     )
 
 

@@ -15,7 +15,9 @@ measures it per idle socket):
   app/realtime/keepalive.py), a slice of the sockets a tick, in place of uvicorn's two
   timers a socket (the next ping, the pong's deadline: a `call_later` handle each, ~0.6 KB,
   and ~800 wake-ups a second at 10,000 sockets); the ping frame is built once a tick;
-- `receive` waits on the inbox itself, one coroutine fewer in every socket's chain.
+- `receive` waits on the inbox itself, one coroutine fewer in every socket's chain;
+- a text frame can be written at once (`immediate_sender`), without the six coroutines
+  of Starlette's, uvicorn's and websockets' `send` chain, when nothing holds it back.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ import asyncio
 import functools
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any
 
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
+from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import Protocol, State
@@ -253,6 +259,28 @@ class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
         if wheel is not None:
             wheel.discard(self)
 
+    # ---- a text frame written at once ----------------------------------------------------
+    def send_text_now(self, data: bytes) -> bool:
+        """Write the text frame `data` (UTF-8) as `send` writes a `websocket.send`, without
+        awaiting: True once it is handed to the transport; False, having done nothing,
+        when `send` must (the transport is paused for the client to drain it, or the
+        socket is not plainly open: its rules and errors are `send`'s)."""
+        if (
+            not self.writable.is_set()
+            or not self.handshake_complete
+            or self.close_sent
+            or self.initial_response is not None
+        ):
+            return False
+        if self.disconnected:
+            raise ClientDisconnected()
+        try:
+            self.conn.send_text(data)
+        except InvalidState:
+            raise ClientDisconnected() from None
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
     def send_wheel_ping(self, payload: bytes) -> bool:
         if self.close_sent or self.conn.state is not State.OPEN or self.transport.is_closing():
             return False
@@ -265,3 +293,24 @@ class LightWebSocketsProtocol(WebSocketsSansIOProtocol):
         # A pong answering the ping in flight; others (unsolicited, stale) are ignored.
         if self.pending_ping_payload is not None and bytes(event.data) == self.pending_ping_payload:
             self.pending_ping_payload = None
+
+
+def immediate_sender(ws: WebSocket) -> Callable[[bytes], bool] | None:
+    """`send(data) -> bool` writing a text frame on `ws` at once when it can (False: use
+    `ws.send_text`, which waits), with Starlette's state rules; None if the server's
+    protocol is not this module's (another server, a test client)."""
+    protocol = getattr(ws._send, "__self__", None)
+    if not isinstance(protocol, LightWebSocketsProtocol):
+        return None
+    send_now = protocol.send_text_now
+
+    def send(data: bytes) -> bool:
+        if ws.application_state is not WebSocketState.CONNECTED:
+            return False
+        try:
+            return send_now(data)
+        except OSError:  # as `WebSocket.send`: the client is gone
+            ws.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(code=1006) from None
+
+    return send

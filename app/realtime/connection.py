@@ -25,6 +25,9 @@ from app.realtime.topics import HISTORY_KEY
 log = logging.getLogger(__name__)
 
 MAX_BACKLOG = 5000
+# Frames that `push` may write at once when nothing is queued (besides `message.new`,
+# which is checked against its track first): they need no read and change no state.
+IMMEDIATE = frozenset({"message.ack", "error", "typing", "read"})
 # How long an ended socket may take to receive what was queued before it ended.
 END_FLUSH_S = 0.5
 # A socket whose reader or writer failed unexpectedly is closed with this code and
@@ -113,6 +116,7 @@ class Connection:
         session_key: str | None = None,
         expires_at: datetime | None = None,
         frames_sent: Count | None = None,
+        send_now: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.kind = kind  # "buyer" or "agent"
         self._frames_sent = frames_sent or _Uncounted()
@@ -122,6 +126,8 @@ class Connection:
         self.identity = identity
         self.topics = topics
         self._send_text = send_text
+        # Writes a frame at once when the socket can take it (False: await `send_text`).
+        self._send_now = send_now
         self._close = close
         self._loader = loader
         self._gap_fill_s = gap_fill_s
@@ -163,6 +169,15 @@ class Connection:
         self.known.setdefault(conversation_id, (status, agent_id))
 
     def push(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
+        # Nothing queued ahead of it: written here, with no writer task, if it can be.
+        if (
+            self._items is None
+            and self._writer is None
+            and self._started
+            and not (self.closed or self.ended)
+            and self._deliver_now(frame, raw)
+        ):
+            return
         self._put(("frame", (frame, raw)) if raw is not None else ("frame", frame))
 
     def push_sync(self, conversation_id: str, after_seq: int) -> None:
@@ -287,42 +302,94 @@ class Connection:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # The socket is gone or broken; the client reconnects and syncs.
-            if _is_disconnect(exc):
-                log.debug("%s connection closed while writing", self.kind)
-                self.closed = True
-            else:
+            if not self._gone(exc):
                 log.warning("%s connection writer stopped", self.kind, exc_info=True)
                 await self.fail()
 
+    def _gone(self, exc: Exception) -> bool:
+        """Whether a write raised `exc` because the client went away (a normal end of a
+        socket: now closed; the client reconnects and syncs), not because it broke."""
+        if not _is_disconnect(exc):
+            return False
+        log.debug("%s connection closed while writing", self.kind)
+        self.closed = True
+        return True
+
     async def _write(self, frame: dict[str, Any], raw: bytes | None = None) -> None:
-        await self._send_text((raw or orjson.dumps(frame)).decode())
+        data = raw or orjson.dumps(frame)
+        send_now = self._send_now
+        if send_now is None or not send_now(data):
+            await self._send_text(data.decode())
         self._frames_sent.n += 1
+
+    def _deliver_now(self, frame: dict[str, Any], raw: bytes | None) -> bool:
+        """`_deliver` without awaiting, for a frame that needs no read: True if it is done
+        (written, or not to be written), False if nothing was done and the writer must."""
+        ftype = frame.get("type")
+        if ftype == "message.new":
+            track = self._live_track(frame["message"])
+            if track is None:
+                return True
+            if not self._write_now(frame, raw):
+                return False
+            self._written(frame["message"], track)
+            return True
+        if ftype in IMMEDIATE:
+            return self._write_now(frame, raw)
+        return False
+
+    def _write_now(self, frame: dict[str, Any], raw: bytes | None) -> bool:
+        """`_write` at once if the socket takes it now (else False: nothing was done)."""
+        send_now = self._send_now
+        if send_now is None:
+            return False
+        try:
+            if not send_now(raw or orjson.dumps(frame)):
+                return False
+        except Exception as exc:
+            if not self._gone(exc):  # broken: closed, from a task (nothing awaits here)
+                log.warning("%s connection write failed", self.kind, exc_info=True)
+                self.closed = True
+                asyncio.create_task(self.fail(), context=self._context)
+            return True
+        self._frames_sent.n += 1
+        return True
+
+    def _live_track(self, msg: dict[str, Any]) -> SeqTrack | None:
+        """The track of a `message.new`'s conversation if the message is to be written
+        here; None if not (written before, or our own send, whose ack carries it)."""
+        seq = msg["seq"]
+        track = self.tracks.setdefault(msg["conversation_id"], SeqTrack())
+        if not track.is_live_new(seq):
+            return None
+        pending = self._own_pending
+        if pending and msg.get("sender") == self.kind and msg.get("client_msg_id") in pending:
+            # Our own send, committed: its ack (queued once the handler resumes) carries
+            # it, so it counts as written and later messages see no gap.
+            track.mark(seq)
+            return None
+        return track
+
+    def _written(self, msg: dict[str, Any], track: SeqTrack) -> None:
+        """A live `message.new` was written: mark it, and fill a gap below it if one stays."""
+        track.mark(msg["seq"])
+        if track.has_gap:
+            conv_id = msg["conversation_id"]
+            due = self._backfill_due
+            if due is None:
+                due = self._backfill_due = set()
+            if conv_id not in due:
+                due.add(conv_id)
+                loop = asyncio.get_running_loop()
+                loop.call_later(self._gap_fill_s, self.push_backfill, conv_id)
 
     async def _deliver(self, frame: dict[str, Any], raw: bytes | None) -> None:
         ftype = frame.get("type")
         if ftype == "message.new":
-            msg = frame["message"]
-            conv_id, seq = msg["conversation_id"], msg["seq"]
-            track = self.tracks.setdefault(conv_id, SeqTrack())
-            if not track.is_live_new(seq):
-                return
-            pending = self._own_pending
-            if pending and msg.get("sender") == self.kind and msg.get("client_msg_id") in pending:
-                # Our own send, committed: its ack (queued once the handler resumes) carries
-                # it, so it counts as written and later messages see no gap.
-                track.mark(seq)
-                return
-            await self._write(frame, raw)
-            track.mark(seq)
-            if track.has_gap:
-                due = self._backfill_due
-                if due is None:
-                    due = self._backfill_due = set()
-                if conv_id not in due:
-                    due.add(conv_id)
-                    loop = asyncio.get_running_loop()
-                    loop.call_later(self._gap_fill_s, self.push_backfill, conv_id)
+            track = self._live_track(frame["message"])
+            if track is not None:
+                await self._write(frame, raw)
+                self._written(frame["message"], track)
             return
         history = frame.get(HISTORY_KEY)
         if history is not None:
