@@ -458,7 +458,6 @@ class WalCheckpointer:
     def __init__(self, path: str, every_s: float = 0.5) -> None:
         self.path = path
         self.every_s = every_s
-        self.checkpoints = 0  # checkpoints run (tests read it)
         self.last: tuple[int, int, int] | None = None  # (busy, log pages, checkpointed)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -488,7 +487,6 @@ class WalCheckpointer:
                         sqlite_pragmas(conn, None)
                     row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     self.last = (int(row[0]), int(row[1]), int(row[2]))
-                    self.checkpoints += 1
                 except sqlite3.Error:  # a file not made yet, or locked: the next tick tries
                     log.debug("WAL checkpoint of %s skipped", self.path, exc_info=True)
         finally:
