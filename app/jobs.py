@@ -10,6 +10,7 @@ from app.quality import jobs as quality_jobs
 from app.recall import jobs as recall_jobs
 from app.routing import jobs as routing_jobs
 from app.scheduler import Job
+from app.search import jobs as search_jobs
 from app.webhooks import jobs as webhook_jobs
 
 
@@ -30,4 +31,9 @@ def registered_jobs() -> list[Job]:
         Job(care_jobs.CARE_JOB, care_jobs.CARE_EVERY_S, care_jobs.run_care_rules),
         Job(quality_jobs.QA_JOB, quality_jobs.QA_EVERY_S, quality_jobs.draw_samples),
         Job(bot_jobs.BOT_PENDING_JOB, bot_jobs.BOT_PENDING_EVERY_S, bot_jobs.answer_pending),
+        Job(
+            search_jobs.TEXT_INDEX_JOB,
+            search_jobs.TEXT_INDEX_EVERY_S,
+            search_jobs.empty_text_index_pending,
+        ),
     ]

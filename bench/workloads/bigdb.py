@@ -299,6 +299,9 @@ def _load_sqlite(path: str, s: Sizes, shop_id: str) -> None:
         for sql in _sqlite_sql(s):
             conn.execute(sql, {k: v for k, v in params.items() if f":{k}" in sql})
         conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+        # As migration 0022 leaves a rebuilt index: merged, so the run's writes don't merge
+        # into the rebuild's large segments (0022's docstring).
+        conn.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
         conn.execute("DELETE FROM messages_fts_hold")
         conn.execute("DROP TABLE temp.big_agents")
         conn.execute("COMMIT")
