@@ -291,10 +291,9 @@ TEXT_INDEX = "ix_messages_body_trgm"
 
 
 async def empty_text_index_pending(uow: UnitOfWork) -> int:
-    """PostgreSQL: merge the text index's pending entries into it; the list's pages merged.
-    A second caller waits for the first, then finds the list empty."""
-    if uow.dialect != "postgresql":
-        return 0
+    """PostgreSQL only (the job asks for it there): merge the text index's pending entries
+    into it; the list's pages merged. A second caller waits for the first, then finds the
+    list empty."""
     merged = await uow.session.scalar(
         text("SELECT gin_clean_pending_list(CAST(:index AS regclass))"), {"index": TEXT_INDEX}
     )

@@ -17,8 +17,8 @@ Create Date: 2026-12-02
 
 A later migration that makes SQLite rebuild `messages` (batch "move and copy") must
 recreate the three triggers and `INSERT INTO messages_fts(messages_fts) VALUES('rebuild')`,
-then `VALUES('optimize')` (0022 says why): the rebuilt table has new rowids. (`tests/test_search.py` finds freshly sent messages, so
-a lost trigger fails it.)
+then `VALUES('optimize')` (0022 says why): the rebuilt table has new rowids.
+(`tests/test_search.py` finds freshly sent messages, so a lost trigger fails it.)
 """
 
 from __future__ import annotations
