@@ -42,6 +42,21 @@ async def screenshot(page: Page, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
+async def reload_until_count(
+    page: Page, url: str, css: str, count: int, within_s: float = 20
+) -> None:
+    """Open url again until css matches count elements: for a page rendered once on the
+    server, showing what a background job (a dispatcher, a worker) writes a moment later."""
+    deadline = time.monotonic() + within_s
+    while True:
+        await page.goto(url)
+        found = await page.locator(css).count()
+        if found == count or time.monotonic() > deadline:
+            break
+        await page.wait_for_timeout(200)
+    await expect(page.locator(css)).to_have_count(count)
+
+
 async def log_in(page: Page, base: str, shop: str, username: str, password: str) -> None:
     await page.goto(f"{base}/login")
     await page.fill("input[name=shop]", shop)
