@@ -51,6 +51,26 @@ def _system(args: argparse.Namespace, log_dir: Path) -> System:
     return bigdb._patient(system)
 
 
+def redis_calls(system: System) -> dict[str, tuple[int, float]]:
+    """Command -> (calls, microseconds) so far, from the system's own Redis (if it has one)."""
+    redis = getattr(system, "redis", None)
+    if redis is None:
+        return {}
+    out = subprocess.run(
+        ["redis-cli", "-p", str(redis.port), "info", "commandstats"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    calls: dict[str, tuple[int, float]] = {}
+    for line in out.splitlines():
+        if line.startswith("cmdstat_"):
+            name, rest = line.strip().split(":", 1)
+            kv = dict(x.split("=", 1) for x in rest.split(","))
+            calls[name.removeprefix("cmdstat_")] = (int(kv["calls"]), float(kv["usec"]))
+    return calls
+
+
 def slow_windows(trace: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """(seconds into the step, slowest ms) of each window whose slowest took over SLOW_S."""
     if not trace:
@@ -94,14 +114,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             spy = subprocess.Popen(  # noqa: ASYNC220 - it runs beside the step
                 [exe, "record", "--pid", str(system.pid), "--duration", str(int(args.seconds))]
-                + ["--rate", "250", "--nonblocking", "--format", "raw", "-o", str(raw)],
+                + ["--rate", "250", "--nonblocking", "--format", "raw", "-o", str(raw)]
+                + (["--native"] if args.native else []),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             await asyncio.sleep(0.5)
         trace.clear()
         started = time.time()
+        before = redis_calls(system)
         st = await d.step(args.rate, args.seconds, 1e9)
+        after = redis_calls(system)
         if spy is not None:
             await asyncio.to_thread(spy.wait, args.seconds + 30)
         await d.drain(10.0)
@@ -118,6 +141,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "lost": st.lost,
         "server_cpu_ms_per_round_trip": round(st.srv_cpu / args.rate * 1000, 3),
         "slow_windows": [(round(s, 1), round(ms)) for s, ms in slow_windows(trace)],
+    }
+    sent = max(1, st.sent)
+    result["redis_calls_per_round_trip"] = {
+        name: round((n - before.get(name, (0, 0.0))[0]) / sent, 2)
+        for name, (n, _us) in sorted(after.items(), key=lambda kv: -kv[1][0])
+        if n > before.get(name, (0, 0.0))[0]
     }
     for k, v in result.items():
         print(f"{k}: {v}")
@@ -136,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="the measured step")
     p.add_argument("--warm", type=int, default=2, help="five-second steps before it")
     p.add_argument("--spy", action="store_true", help="py-spy the measured step")
+    p.add_argument("--native", action="store_true", help="with --spy: C frames too")
     p.add_argument("--buyers", type=int, default=1000)
     p.add_argument("--agents", type=int, default=50)
     p.add_argument("--frames-per-second", type=int, default=10000)
