@@ -556,12 +556,13 @@ class WalCheckpointer:
                 conn.close()
 
     def _ask_restart(self) -> None:
-        try:
-            if self.on_long_log is None:
-                raise RuntimeError("no event loop")
-            self.on_long_log()
-        except RuntimeError:  # none, or closed: the Database is going
-            self.restart()
+        if self.on_long_log is not None:
+            try:
+                self.on_long_log()
+                return
+            except RuntimeError:  # its loop is closed: the Database is going
+                pass
+        self.restart()
 
     def restart(self) -> None:
         """A RESTART checkpoint (see the class): one caller at a time, on its own connection."""

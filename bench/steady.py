@@ -42,33 +42,29 @@ WINDOW_S = 0.1
 def _system(args: argparse.Namespace, log_dir: Path) -> System:
     if not args.big:
         return make(args.system, log_dir, args.frames_per_second)
-    templates = sorted(bigdb.CACHE.glob("bigdb-*.db"))
-    if args.system != "homing" or not templates:
+    # The template `--only bigdb` builds at its default sizes for this schema revision.
+    key = bigdb.cache_key(bigdb.Sizes(5_000_000, 200_000, 100_000, 50))
+    template = bigdb.CACHE / f"bigdb-{key}.db"
+    if args.system != "homing" or not template.exists():
         raise SystemExit("--big: Homing on SQLite, after `python -m bench --only bigdb` built it")
-    template = templates[-1]
     shop = json.loads(template.with_suffix(".json").read_text())
     system = bigdb.BigHoming(log_dir, template, shop, frames_per_second=args.frames_per_second)
     return bigdb._patient(system)
 
 
-def redis_calls(system: System) -> dict[str, tuple[int, float]]:
-    """Command -> (calls, microseconds) so far, from the system's own Redis (if it has one)."""
+async def redis_calls(system: System) -> dict[str, int]:
+    """Command -> calls so far, from the system's own Redis (if it has one)."""
     redis = getattr(system, "redis", None)
     if redis is None:
         return {}
-    out = subprocess.run(
-        ["redis-cli", "-p", str(redis.port), "info", "commandstats"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    calls: dict[str, tuple[int, float]] = {}
-    for line in out.splitlines():
-        if line.startswith("cmdstat_"):
-            name, rest = line.strip().split(":", 1)
-            kv = dict(x.split("=", 1) for x in rest.split(","))
-            calls[name.removeprefix("cmdstat_")] = (int(kv["calls"]), float(kv["usec"]))
-    return calls
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis.url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
 def slow_windows(trace: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -122,9 +118,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.5)
         trace.clear()
         started = time.time()
-        before = redis_calls(system)
+        before = await redis_calls(system)
         st = await d.step(args.rate, args.seconds, 1e9)
-        after = redis_calls(system)
+        after = await redis_calls(system)
         if spy is not None:
             await asyncio.to_thread(spy.wait, args.seconds + 30)
         await d.drain(10.0)
@@ -144,9 +140,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     sent = max(1, st.sent)
     result["redis_calls_per_round_trip"] = {
-        name: round((n - before.get(name, (0, 0.0))[0]) / sent, 2)
-        for name, (n, _us) in sorted(after.items(), key=lambda kv: -kv[1][0])
-        if n > before.get(name, (0, 0.0))[0]
+        name: round((n - before.get(name, 0)) / sent, 2)
+        for name, n in sorted(after.items(), key=lambda kv: -kv[1])
+        if n > before.get(name, 0)
     }
     for k, v in result.items():
         print(f"{k}: {v}")
