@@ -1,7 +1,7 @@
 """One system held at one rate on the message path: where its time goes, not how far it goes.
 
     .venv/bin/python -m bench.steady [--system homing] [--big] [--rate 1000] [--seconds 20]
-        [--warm 2] [--spy] [--buyers 1000] [--agents 50]
+        [--warm 2] [--spy] [--perf] [--buyers 1000] [--agents 50]
 
 The rate search (`--only message_path`) says how fast a system goes; this says why a
 rate costs what it costs. It starts the system as the message path workload does (the
@@ -12,7 +12,10 @@ servers' CPU per round trip, and every 100 ms window of sends whose slowest roun
 took over 30 ms, with the wall-clock time of the step's start, so that stalls can be laid
 beside a server log. Stalls that come back at a steady period point to a timer (a job, a
 checkpoint, the file system's journal), scattered ones to load. `--spy` records the
-measured step with py-spy (raw, summarised as `--profile` does).
+measured step with py-spy (raw, summarised as `--profile` does); `--perf` with Linux
+`perf` (`bench/cpusplit.py`): the server core's time by process, and each server thread's
+by where its instructions ran. py-spy tells which Python lines; only perf tells what a
+thread waiting for the core did not spend there.
 
 Found with it: SQLite's write-ahead log never started over under steady writes (`app/db.py`
 `WalCheckpointer`); stalls every ~5 s were ext4's journal commits of a file growing by
@@ -31,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile, pin_self, raise_nofile
+from bench.common import SERVER_CORE, percentile, pin_self, raise_nofile
+from bench.cpusplit import split, thread_names
 from bench.systems import System, make
 from bench.workloads import bigdb, message_path
 
@@ -54,12 +58,15 @@ def _system(args: argparse.Namespace, log_dir: Path) -> System:
 
 async def redis_calls(system: System) -> dict[str, int]:
     """Command -> calls so far, from the system's own Redis (if it has one)."""
-    redis = getattr(system, "redis", None)
-    if redis is None:
+    # Homing's cluster has `redis`, python-socketio's `_redis` (a Redis of its own); Node
+    # socket.io's is the shared one, whose counts are not only its own.
+    server = getattr(system, "_redis", None) or getattr(system, "redis", None)
+    url = getattr(server, "url", None)
+    if url is None:
         return {}
     import redis.asyncio as aioredis
 
-    client = aioredis.Redis.from_url(redis.url)
+    client = aioredis.Redis.from_url(url)
     try:
         stats = await client.info("commandstats")
     finally:
@@ -79,7 +86,39 @@ def slow_windows(trace: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [(w * WINDOW_S, v * 1000) for w, v in sorted(worst.items()) if v > SLOW_S]
 
 
+def _tool(name: str) -> str:
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+
+
+def _names(pids: list[int]) -> dict[int, dict[int, str]]:
+    """Each server's thread names, by tid (`py-spy dump`)."""
+    out: dict[int, dict[int, str]] = {}
+    for pid in pids:
+        dump = subprocess.run(
+            [_tool("py-spy"), "dump", "--pid", str(pid), "--nonblocking"],
+            check=False,  # not a Python process (Node): no names
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        out[pid] = thread_names(dump.stdout)
+    return out
+
+
+def _core_split(perf_data: Path, names: dict[int, dict[int, str]]) -> list[str]:
+    script = subprocess.run(
+        ["perf", "script", "-i", str(perf_data), "-F", "comm,pid,tid,ip,dso"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    servers = {pid: f"server {k}" if len(names) > 1 else "server" for k, pid in enumerate(names, 1)}
+    return split(script, servers, names).lines()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.perf and shutil.which("perf") is None:
+        raise SystemExit("--perf needs Linux perf (Debian: apt-get install linux-perf)")
     pin_self()
     raise_nofile()
     log_dir = Path(args.log_dir)
@@ -104,18 +143,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             s = st.summary()
             print(f"  warm-up step: p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms")
             await d.drain(10.0)
-        spy = None
+        spy = perf = None
         raw = log_dir / f"steady-{int(time.time())}.txt.raw"
+        perf_data = raw.with_suffix(".perf")
         if args.spy:
-            exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             spy = subprocess.Popen(  # noqa: ASYNC220 - it runs beside the step
-                [exe, "record", "--pid", str(system.pid), "--duration", str(int(args.seconds))]
+                [_tool("py-spy"), "record", "--pid", str(system.pid)]
+                + ["--duration", str(int(args.seconds))]
                 + ["--rate", "250", "--nonblocking", "--format", "raw", "-o", str(raw)]
                 + (["--native"] if args.native else []),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
             await asyncio.sleep(0.5)
+        if args.perf:
+            perf = subprocess.Popen(  # noqa: ASYNC220 - it runs beside the step
+                ["perf", "record", "-e", "cpu-clock", "-F", "999", "-a", "-C", str(SERVER_CORE)]
+                + ["-o", str(perf_data), "--", "sleep", str(args.seconds)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         trace.clear()
         started = time.time()
         before = await redis_calls(system)
@@ -123,6 +170,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         after = await redis_calls(system)
         if spy is not None:
             await asyncio.to_thread(spy.wait, args.seconds + 30)
+        names: dict[int, dict[int, str]] = {}
+        if perf is not None:
+            await asyncio.to_thread(perf.wait, args.seconds + 30)
+            names = await asyncio.to_thread(_names, system.pids)
         await d.drain(10.0)
     finally:
         await d.close()
@@ -150,6 +201,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         from bench.profile_summary import summarize
 
         print(summarize(raw.read_text(), top=25))
+    if args.perf and perf_data.exists():
+        result["core_split"] = await asyncio.to_thread(_core_split, perf_data, names)
+        print("\n".join(result["core_split"]))
     return result
 
 
@@ -162,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warm", type=int, default=2, help="five-second steps before it")
     p.add_argument("--spy", action="store_true", help="py-spy the measured step")
     p.add_argument("--native", action="store_true", help="with --spy: C frames too")
+    p.add_argument("--perf", action="store_true", help="perf: the server core's time, by process")
     p.add_argument("--buyers", type=int, default=1000)
     p.add_argument("--agents", type=int, default=50)
     p.add_argument("--frames-per-second", type=int, default=10000)
