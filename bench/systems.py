@@ -147,7 +147,6 @@ class SocketIORelay(System):
 
 
 NODE_SIO = Path(__file__).resolve().parent / "peers" / "node_sio"
-SHARED_REDIS = os.environ.get("HOMING_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 
 
 def node_sio_install(log_dir: Path | None = None) -> Path:
@@ -188,9 +187,11 @@ def node_sio_install(log_dir: Path | None = None) -> Path:
 class NodeSocketIO(SocketIORelay):
     """socket.io 4 on Node.js (`bench/peers/node_sio/server.js`): the peer to beat.
 
-    Alone (one process), or with `@socket.io/redis-adapter` as two processes over the shared
-    Redis (a channel prefix unique to the run), agents and buyers alternating between them
-    as for `HomingCluster`.
+    Alone (one process), or with `@socket.io/redis-adapter` as two processes over a Redis of
+    their own on the server core, as Homing's cluster and python-socketio's have (it was
+    the machine's shared Redis, free to run on the load generator's core: Node's Redis work
+    was not counted against it), agents and buyers alternating between them as for
+    `HomingCluster`.
     """
 
     REDIS_NAME = "Node socket.io + Redis (2 procs)"
@@ -205,6 +206,7 @@ class NodeSocketIO(SocketIORelay):
         self.node_procs: list[Proc] = []
         self.placed: dict[str, int | None] = {"agents": None, "buyers": None}
         self.dead: set[int] = set()
+        self._redis: Redis | None = None
 
     @property
     def pids(self) -> list[int]:
@@ -219,10 +221,13 @@ class NodeSocketIO(SocketIORelay):
         if not self.ports:
             self.ports = [free_port() for _ in range(self.n_nodes)]
         self.node_procs = []
+        if self.redis and self._redis is None:
+            self._redis = await Redis(self.log_dir).start()
+            self.procs.insert(0, self._redis.proc)
         for port in self.ports:
             args = ["node", str(NODE_SIO / "server.js"), "--port", str(port)]
-            if self.redis:
-                args += ["--redis", SHARED_REDIS, "--channel", self.channel]
+            if self._redis is not None:
+                args += ["--redis", self._redis.url, "--channel", self.channel]
             proc = Proc(f"node-sio-{port}", args, log_dir=self.log_dir).start()
             self.procs.append(proc)
             self.node_procs.append(proc)
