@@ -3,8 +3,7 @@
 py-spy samples a thread whenever it is not asleep, so a thread that is ready to run but
 waits for the core (behind the other node, PostgreSQL or Redis, all on core 0) is counted
 in whatever Python line it stopped at: after a write that woke Redis, `writelines` looks
-like a fifth of a node's time. And in Homing's event loop it sees little of the
-coroutines uvloop's callbacks run. `perf` counts only the time a thread is on the core,
+like a fifth of a node's time. `perf` counts only the time a thread is on the core,
 whoever it is: every process on the server core, each server thread split by where its
 instructions were (the interpreter, the kernel, SQLite, libc, uvloop, other C).
 
@@ -28,7 +27,7 @@ _SAMPLE = re.compile(
     r"^\s*(?P<comm>.+?)\s+(?P<pid>\d+)/(?P<tid>\d+)\s+[0-9a-f]+\s+\((?P<dso>.*)\)\s*$"
 )
 # `py-spy dump`: 'Thread 988 (idle): "appender_0"'
-_THREAD = re.compile(r'^Thread (?:0x)?(?P<tid>[0-9A-Fa-f]+) \([^)]*\): "(?P<name>[^"]*)"')
+_THREAD = re.compile(r'^Thread (?P<tid>\d+) \([^)]*\): "(?P<name>[^"]*)"')
 
 DSO_CLASSES = (
     ("interpreter", ("libpython",)),
@@ -42,7 +41,7 @@ DSO_CLASSES = (
 def dso_class(dso: str) -> str:
     name = dso.rsplit("/", 1)[-1]
     for label, marks in DSO_CLASSES:
-        if any(name.startswith(m) or m in name for m in marks):
+        if any(m in name for m in marks):
             return label
     return "other C" if name and name != "[unknown]" else "unknown"
 
@@ -52,7 +51,7 @@ def thread_names(dump: str) -> dict[int, str]:
     names: dict[int, str] = {}
     for line in dump.splitlines():
         m = _THREAD.match(line.strip())
-        if m and m["tid"].isdigit():
+        if m:
             names[int(m["tid"])] = m["name"]
     return names
 

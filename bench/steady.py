@@ -58,8 +58,8 @@ def _system(args: argparse.Namespace, log_dir: Path) -> System:
 
 async def redis_calls(system: System) -> dict[str, int]:
     """Command -> calls so far, from the system's own Redis (if it has one)."""
-    # Homing's cluster has `redis`, python-socketio's `_redis` (a Redis of its own); Node
-    # socket.io's is the shared one, whose counts are not only its own.
+    # Homing's cluster keeps its Redis in `redis`; python-socketio's and Node socket.io's
+    # keep theirs in `_redis` (their `redis` is a flag).
     server = getattr(system, "_redis", None) or getattr(system, "redis", None)
     url = getattr(server, "url", None)
     if url is None:
