@@ -232,6 +232,49 @@ async def test_the_text_index_serves_chinese_queries(desk, server, backend):
             assert found.scalar() >= 1  # the module's desk wrote it through the group commit
 
 
+async def test_the_conversations_an_agent_wrote_in_come_from_agents_messages_only(
+    desk, server, backend
+):
+    """Search's reach (`_served`) reads the partial index that holds agents' messages only
+    (migration 0024; a buyer's message costs it nothing), and the whole-table index it
+    replaced is gone. Sequential scans are off on PostgreSQL so the plan shows whether
+    the index applies at all."""
+    from sqlalchemy import select, text
+
+    from app.search.service import _served
+    from app.shops.models import Agent
+
+    async with server.ctx.db.engine.connect() as conn:
+        agent = (
+            await conn.execute(
+                select(Agent).where(
+                    Agent.shop_id == desk["kit"].shop_id, Agent.username == "agent1"
+                )
+            )
+        ).one()
+        # As the app runs it: the agent's ids as parameters.
+        compiled = _served(agent).compile(dialect=conn.dialect)
+        params = tuple(compiled.params[k] for k in compiled.positiontup or ())
+        if backend == "postgres":
+            # The generic plan of a prepared statement, which knows no parameter's value.
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+            await conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+            await conn.exec_driver_sql("PREPARE served AS " + str(compiled))
+            values = ", ".join("'" + str(v).replace("'", "''") + "'" for v in params)
+            rows = await conn.exec_driver_sql(f"EXPLAIN EXECUTE served({values})")
+            plan = "\n".join(r[0] for r in rows)
+            await conn.exec_driver_sql("DEALLOCATE served")
+            names = "SELECT indexname FROM pg_indexes WHERE tablename = 'messages'"
+        else:
+            rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params)
+            plan = "\n".join(str(r[-1]) for r in rows)
+            names = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'"
+        assert "ix_messages_agent_wrote" in plan, plan
+        indexes = {r[0] for r in await conn.execute(text(names))}
+        assert "ix_messages_agent_wrote" in indexes and "ix_messages_shop_sender" not in indexes
+        await conn.rollback()
+
+
 async def test_every_stored_message_is_in_the_text_index(desk, server, backend):
     """Each append path indexes what it stores in the same transaction (SQLite: the group
     commit indexes its batch in one statement while the row trigger stands aside, the

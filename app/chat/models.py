@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime, new_id, unique_where
@@ -21,6 +21,7 @@ MESSAGE_KINDS = (
     "note",  # an internal note: staff only (app.chat.visibility)
 )
 CLIENT_KINDS = ("text", "image", "product_card", "order_card")
+AGENT_WROTE = "sender = 'agent'"  # the rows of `ix_messages_agent_wrote`
 
 
 class Conversation(SQLModel, table=True):
@@ -106,6 +107,17 @@ class Message(MessageBase, table=True):
         # A shop's messages of a period, newest or oldest first, page by page (search's walk,
         # exports); created by migration 0012.
         Index("ix_messages_shop_created", "shop_id", "created_at", "id", "conversation_id"),
+        # The conversations an agent wrote in (search's reach); agents' messages only, so a
+        # buyer's message costs it nothing (migration 0024). A query must name the value
+        # in its text (`AGENT_WROTE`) for either database to use it.
+        Index(
+            "ix_messages_agent_wrote",
+            "shop_id",
+            "sender_id",
+            "conversation_id",
+            sqlite_where=text(AGENT_WROTE),
+            postgresql_where=text(AGENT_WROTE),
+        ),
     )
 
     conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
