@@ -21,7 +21,7 @@ from app.bot.rules import (
     Question,
     is_resolved_by_bot,
 )
-from app.chat.models import Conversation, Message, Rating
+from app.chat.models import Conversation, Message, Rating, sent_by
 from app.routing import hours
 from app.routing.models import AgentQueue
 from app.shops.models import Agent
@@ -113,7 +113,7 @@ async def pending_questions(
         .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
         .where(
             col(Conversation.status) == "bot",
-            col(Message.sender) == "buyer",
+            sent_by("buyer"),
             col(Message.kind) == "text",
             col(Message.created_at) >= since,
             col(Message.created_at) < before,

@@ -22,7 +22,7 @@ from app.bot import hold as bot_hold
 from app.chat import reports
 from app.chat.append_rules import may_write, stamps_buyer_time
 from app.chat.appender import Opening
-from app.chat.models import Conversation, Message, Rating
+from app.chat.models import Conversation, Message, Rating, sent_by
 from app.chat.schemas import message_public
 from app.chat.service import buyer_may_see, may_now
 from app.chat.uploads import image_payload
@@ -74,7 +74,7 @@ async def find_sent(
     row = await uow.session.execute(
         select(Message).where(
             col(Message.shop_id) == shop_id,
-            col(Message.sender) == sender,
+            sent_by(sender),
             col(Message.sender_id) == sender_id,
             col(Message.client_msg_id) == client_msg_id,
         )

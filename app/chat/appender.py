@@ -132,24 +132,33 @@ class Job:
 # Take the conversation's next seq (R1), if it is open (R5), the sender belongs to it (R6)
 # and this is not a resend (R2); a buyer's stamps their last word (R7). A resend, or any
 # refusal, is handed back to the full path.
-_NOT_SENT = (
-    "NOT EXISTS (SELECT 1 FROM messages m WHERE m.shop_id = ? AND m.sender = ? AND m.sender_id = ? "
-    "AND m.client_msg_id = ?)"
-)
+# The sender is written into each statement, not bound (`models.sent_by` says why).
+def _not_sent(sender: str) -> str:
+    return (
+        f"NOT EXISTS (SELECT 1 FROM messages m WHERE m.shop_id = ? AND m.sender = '{sender}' "
+        "AND m.sender_id = ? AND m.client_msg_id = ?)"
+    )
+
+
 _TAKE_SEQ_BUYER = (
     "UPDATE conversations SET last_seq = last_seq + 1, last_buyer_message_at = ? "
-    "WHERE id = ? AND shop_id = ? AND buyer_id = ? AND status <> 'closed' AND " + _NOT_SENT + " "
-    "RETURNING last_seq, agent_id, buyer_id"
+    "WHERE id = ? AND shop_id = ? AND buyer_id = ? AND status <> 'closed' AND "
+    + _not_sent("buyer")
+    + " RETURNING last_seq, agent_id, buyer_id"
 )
 _TAKE_SEQ_AGENT = (
     "UPDATE conversations SET last_seq = last_seq + 1 "
-    "WHERE id = ? AND shop_id = ? AND agent_id = ? AND status <> 'closed' AND " + _NOT_SENT + " "
-    "RETURNING last_seq, agent_id, buyer_id"
+    "WHERE id = ? AND shop_id = ? AND agent_id = ? AND status <> 'closed' AND "
+    + _not_sent("agent")
+    + " RETURNING last_seq, agent_id, buyer_id"
 )
 # A first message (R3): not a resend (R2), and the buyer has no open conversation (R4: the
 # partial unique index ignores the row otherwise); then where it waits in its queue. The
 # row is `append_rules.new_conversation` with its first message numbered (R1, R7).
-_SENT = "SELECT 1 FROM messages WHERE shop_id = ? AND sender = ? AND sender_id = ? AND client_msg_id = ?"
+_SENT = (
+    "SELECT 1 FROM messages WHERE shop_id = ? AND sender = 'buyer' AND sender_id = ? "
+    "AND client_msg_id = ?"
+)
 _OPEN_COLUMNS = (
     "id",
     "shop_id",
@@ -325,9 +334,12 @@ def _plan(
     rows: list[tuple[Any, ...]] = []
     for i in _candidates(batch, list(range(len(batch)))):
         item = batch[i]
-        key = _key(item)
+        # Who sent it is in the statement (`_not_sent`): the rest of its key is bound.
+        shop_id, sender, sender_id, client_msg_id = _key(item)
+        key = (shop_id, sender_id, client_msg_id)
         now = _sqlite_time(item.now)
         if item.opens is not None:
+            assert sender == "buyer", "only a buyer's message opens a conversation"
             if (yield _SENT, key) is not None:
                 continue  # a resend: the full path returns the original
             conv = _new_conversation(item, item.opens)
@@ -338,12 +350,13 @@ def _plan(
             rows.append(_row(item, message_id, 1, now))
             out[i] = _opened(item, item.opens, message_id, int(ahead[0]) + 1, conv)
             continue
-        if stamps_buyer_time(item.sender):  # R7; R6: the buyer's own conversation
+        if stamps_buyer_time(sender):  # R7; R6: the buyer's own conversation
             taken = yield (
                 _TAKE_SEQ_BUYER,
                 (now, item.conversation_id, item.shop_id, item.sender_id, *key),
             )
         else:
+            assert sender == "agent", "the group commit takes buyers' and agents' messages"
             taken = yield (
                 _TAKE_SEQ_AGENT,
                 (item.conversation_id, item.shop_id, item.sender_id, *key),

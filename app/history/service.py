@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from app.chat.models import Conversation, Message, Rating
+from app.chat.models import Conversation, Message, Rating, sent_by
 from app.errors import NotFound
 from app.history import rules
 from app.shops.models import Agent
@@ -129,7 +129,7 @@ async def buyer_conversations(
     # The first thing the buyer said in each (the line that names the matter).
     firsts = (
         select(col(Message.conversation_id), func.min(col(Message.seq)).label("seq"))
-        .where(col(Message.conversation_id).in_(ids), col(Message.sender) == "buyer")
+        .where(col(Message.conversation_id).in_(ids), sent_by("buyer"))
         .group_by(col(Message.conversation_id))
         .subquery()
     )

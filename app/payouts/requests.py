@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from app.chat.models import Conversation, Message
+from app.chat.models import Conversation, Message, sent_by
 from app.chat.service import agent_may_see
 from app.db import Database, UnitOfWork
 from app.errors import BadInput, Conflict, Forbidden, NotFound
@@ -237,7 +237,7 @@ async def has_photo(uow: UnitOfWork, conv: Conversation) -> bool:
         .where(
             col(Message.conversation_id) == conv.id,
             col(Message.kind) == "image",
-            col(Message.sender) == "buyer",
+            sent_by("buyer"),
         )
         .limit(1)
     )

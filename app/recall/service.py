@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.chat.models import Conversation, Message
+from app.chat.models import Conversation, Message, sent_by
 from app.db import UTCDateTime
 from app.orders.models import Order
 from app.recall import rules
@@ -126,9 +126,7 @@ def signals_sql(
             )
         )
         .join(Message, col(Message.conversation_id) == col(Conversation.id))
-        .where(
-            *in_window, col(Message.sender) == "buyer", col(Message.kind).in_(("text", *CARD_KINDS))
-        ),
+        .where(*in_window, sent_by("buyer"), col(Message.kind).in_(("text", *CARD_KINDS))),
         select(
             *row(
                 col(RecallEvent.buyer_id),
