@@ -119,7 +119,10 @@ async def test_a_failed_group_commit_falls_back_to_the_full_path(
 
 
 async def test_sequence_numbers_have_no_gaps_under_concurrent_senders(start_server, connect):
-    srv = await start_server(HOMING_FRAMES_PER_SECOND="1000")
+    # These private servers (for their frame rate) run no jobs, as the shared server runs
+    # none: the jobs sweep the whole shared database, and the test after one of them twice
+    # waited 30 s for SQLite's write lock in a full run ("database is locked").
+    srv = await start_server(run_jobs=False, HOMING_FRAMES_PER_SECOND="1000")
     kit = await make_shop(srv.ctx.db)
     agent, tab1, conv_id = await open_chat(srv, kit, connect, sub="busy-buyer")
     tab2 = await buyer(srv, kit, connect, "busy-buyer")  # a second tab of the same buyer
@@ -180,7 +183,7 @@ async def test_resend_with_same_client_msg_id_returns_the_original(server, shop,
 
 
 async def test_concurrent_resends_store_one_message(start_server, connect):
-    srv = await start_server(HOMING_FRAMES_PER_SECOND="1000")
+    srv = await start_server(run_jobs=False, HOMING_FRAMES_PER_SECOND="1000")
     kit = await make_shop(srv.ctx.db)
     _agent, b, conv_id = await open_chat(srv, kit, connect, sub="flaky")
     tabs = [b] + [await buyer(srv, kit, connect, "flaky") for _ in range(4)]
@@ -233,7 +236,7 @@ async def test_reconnect_and_sync_delivers_exactly_the_missed_messages(server, s
 
 
 async def test_sync_racing_live_messages_sends_each_once(start_server, connect):
-    srv = await start_server(HOMING_FRAMES_PER_SECOND="1000")
+    srv = await start_server(run_jobs=False, HOMING_FRAMES_PER_SECOND="1000")
     kit = await make_shop(srv.ctx.db)
     agent, b, conv_id = await open_chat(srv, kit, connect, sub="racer")
     await b.close()
