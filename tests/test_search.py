@@ -253,7 +253,9 @@ async def test_the_conversations_an_agent_wrote_in_come_from_agents_messages_onl
             )
         ).one()
         # As the app runs it: the agent's ids as parameters.
-        compiled = _served(agent).compile(dialect=conn.dialect)
+        compiled = _served(agent).compile(
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
+        )
         params = tuple(compiled.params[k] for k in compiled.positiontup or ())
         if backend == "postgres":
             # The generic plan of a prepared statement, which knows no parameter's value.

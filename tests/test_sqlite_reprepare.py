@@ -64,7 +64,9 @@ def _lib() -> ctypes.CDLL:
 
 
 @pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ctypes.CDLL, int]]:
+def database(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ctypes.CDLL, ctypes.c_void_p]]:
     path = tmp_path_factory.mktemp("reprepare") / "homing.db"
     upgrade(f"sqlite:///{path}")
     lib = _lib()

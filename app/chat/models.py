@@ -120,7 +120,7 @@ class Message(MessageBase, table=True):
         Index("ix_messages_shop_created", "shop_id", "created_at", "id", "conversation_id"),
         # The conversations an agent wrote in (search's reach); agents' messages only, so a
         # buyer's message costs it nothing (migration 0024). A query must name the value
-        # in its text (`AGENT_WROTE`) for either database to use it.
+        # in its text (`sent_by("agent")`) for either database to use it.
         Index(
             "ix_messages_agent_wrote",
             "shop_id",

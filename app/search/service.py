@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.chat.models import AGENT_WROTE, Conversation, Message
+from app.chat.models import Conversation, Message, sent_by
 from app.db import UnitOfWork
 from app.search import rules
 from app.shops.models import Agent
@@ -62,7 +62,7 @@ def _served(agent: Agent) -> Any:
     )
     wrote = select(col(Message.conversation_id)).where(
         col(Message.shop_id) == agent.shop_id,
-        text(AGENT_WROTE),  # written out: the partial index of agents' messages serves it
+        sent_by("agent"),  # written out: the partial index of agents' messages serves it
         col(Message.sender_id) == agent.id,
     )
     return union(assigned, wrote)
